@@ -1,0 +1,58 @@
+/** The public shapes of the predictor: options, statistics and the predictor itself. */
+
+export type Alphabet = "page" | "delta" | "hybrid";
+export type EscapeMethod = "A" | "B" | "C" | "D";
+
+export interface PredictorOptions {
+  /** Pages in the guest (the bitmap's size); every page argument must be below it. Required. */
+  pageCount: number;
+  /** Highest context order K (1..8). */
+  order?: number;
+  alphabet?: Alphabet;
+  escape?: EscapeMethod;
+  /** Most pages returned by one predictNext call (0..256). */
+  depth?: number;
+  /** Stop extending a prediction when its probability falls below this (0..1). */
+  threshold?: number;
+  /** Number of independent context histories (vCPUs), 1..4096. */
+  streams?: number;
+  /** Capacity of the context arena in entries; memory is fixed at creation. */
+  maxContexts?: number;
+  /** Alternative to maxContexts: a byte budget for the whole model. */
+  memoryBytes?: number;
+}
+
+export interface PredictorStats {
+  /** predictNext calls. */
+  faults: number;
+  /** Pages returned by predictNext in total. */
+  predictions: number;
+  /** observe calls. */
+  observed: number;
+  /** Events learned by train. */
+  trained: number;
+  /** Live context entries in the arena. */
+  contexts: number;
+  /** Arena capacity in entries. */
+  capacity: number;
+  /** Bytes of linear memory the engine holds. */
+  memoryBytes: number;
+  /** Times the arena was full and counts were halved and dead entries dropped. */
+  prunes: number;
+  /** Pages marked present or sent. */
+  presentPages: number;
+}
+
+export interface Predictor {
+  readonly options: Readonly<Required<Omit<PredictorOptions, "memoryBytes">>>;
+  train(pages: Uint32Array | readonly number[], stream?: number): void;
+  predictNext(fault: number, stream?: number): Uint32Array;
+  observe(page: number, stream?: number): void;
+  markPresent(page: number): void;
+  markPresentRange(start: number, count: number): void;
+  isPresent(page: number): boolean;
+  stats(): PredictorStats;
+  snapshot(): Uint8Array;
+  reset(): void;
+  dispose(): void;
+}

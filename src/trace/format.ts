@@ -1,0 +1,238 @@
+/**
+ * The text trace format: one access per line, `page [gap [stream]]`.
+ *   page   decimal or 0x-hex u32 page index
+ *   gap    guest instructions executed since the previous line (default 1)
+ *   stream the vCPU that made the access (default 0)
+ * `#` comment lines and blank lines are ignored; `.gz` files are gunzipped on the fly.
+ *
+ * The parser works on bytes, not on strings per line: real traces have tens of millions of lines and
+ * a string per line would dominate the run time. It is incremental (chunks may split a line anywhere),
+ * so a trace is read as a stream and never needs one object per access.
+ */
+import { createReadStream } from "node:fs";
+import { createGunzip } from "node:zlib";
+import { Readable } from "node:stream";
+
+/** A trace held in memory as three parallel typed arrays (structure of arrays, no per-access object). */
+export interface Trace {
+  readonly name: string;
+  readonly length: number;
+  readonly pages: Uint32Array;
+  readonly gaps: Uint32Array;
+  readonly streams: Uint16Array;
+}
+
+/** A block of accesses as they come off a stream. The arrays are owned by the receiver. */
+export interface TraceChunk {
+  readonly pages: Uint32Array;
+  readonly gaps: Uint32Array;
+  readonly streams: Uint16Array;
+  readonly length: number;
+}
+
+export const MAX_STREAM = 0xffff;
+
+/** Thrown for a malformed line; names the file, the 1-based line number and the offending text. */
+export class TraceFormatError extends Error {
+  constructor(readonly file: string, readonly line: number, readonly text: string, reason: string) {
+    super(`${file}:${line}: ${reason}: ${JSON.stringify(text.length > 80 ? text.slice(0, 80) + "..." : text)}`);
+    this.name = "TraceFormatError";
+  }
+}
+
+const CHUNK = 1 << 16;
+
+/**
+ * Incremental byte parser for the text format. Feed it buffers with `push`, call `end` once; every
+ * completed block of accesses goes to `emit`. Nothing is emitted for a line that fails to parse:
+ * the error is thrown and the caller discards everything (no half-read trace is used).
+ */
+export class TextTraceParser {
+  private pages = new Uint32Array(CHUNK);
+  private gaps = new Uint32Array(CHUNK);
+  private streams = new Uint16Array(CHUNK);
+  private n = 0;
+  private carry: Uint8Array = new Uint8Array(0);
+  private lineNo = 0;
+
+  constructor(private readonly file: string, private readonly emit: (chunk: TraceChunk) => void) {}
+
+  push(buf: Uint8Array): void {
+    let start = 0;
+    if (this.carry.length > 0) {
+      const nl = buf.indexOf(10);
+      if (nl < 0) { this.carry = concat(this.carry, buf); return; }
+      const line = concat(this.carry, buf.subarray(0, nl));
+      this.carry = new Uint8Array(0);
+      this.parseLine(line, 0, line.length);
+      start = nl + 1;
+    }
+    for (;;) {
+      const nl = buf.indexOf(10, start);
+      if (nl < 0) break;
+      this.parseLine(buf, start, nl);
+      start = nl + 1;
+    }
+    if (start < buf.length) this.carry = buf.slice(start);
+  }
+
+  end(): void {
+    if (this.carry.length > 0) { const c = this.carry; this.carry = new Uint8Array(0); this.parseLine(c, 0, c.length); }
+    this.flush();
+  }
+
+  private flush(): void {
+    if (this.n === 0) return;
+    this.emit({ pages: this.pages.slice(0, this.n), gaps: this.gaps.slice(0, this.n), streams: this.streams.slice(0, this.n), length: this.n });
+    this.n = 0;
+  }
+
+  private parseLine(b: Uint8Array, s: number, e: number): void {
+    this.lineNo++;
+    if (e > s && b[e - 1] === 13) e--; // CRLF
+    let i = skipSpace(b, s, e);
+    if (i === e || b[i] === 35 /* # */) return;
+    const fields: number[] = [0, 1, 0];
+    let f = 0;
+    while (i < e) {
+      if (f === 3) this.fail(b, s, e, "too many fields (expected `page [gap [stream]]`)");
+      let v = 0;
+      let digits = 0;
+      if (b[i] === 48 && i + 1 < e && (b[i + 1] === 120 || b[i + 1] === 88) && f === 0) {
+        i += 2;
+        for (; i < e; i++, digits++) {
+          const c = b[i];
+          const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+          if (d < 0) break;
+          v = v * 16 + d;
+          if (v > 0xffffffff) this.fail(b, s, e, "page does not fit in 32 bits");
+        }
+      } else {
+        for (; i < e; i++, digits++) {
+          const c = b[i];
+          if (c < 48 || c > 57) break;
+          v = v * 10 + (c - 48);
+          if (v > 0xffffffff) this.fail(b, s, e, `${FIELD[f]} does not fit in 32 bits`);
+        }
+      }
+      if (digits === 0 || (i < e && b[i] !== 32 && b[i] !== 9 && b[i] !== 35)) this.fail(b, s, e, `${FIELD[f]} is not a non-negative integer`);
+      if (f === 2 && v > MAX_STREAM) this.fail(b, s, e, `stream exceeds ${MAX_STREAM}`);
+      fields[f++] = v;
+      i = skipSpace(b, i, e);
+      if (i < e && b[i] === 35) break; // trailing comment
+    }
+    const n = this.n;
+    this.pages[n] = fields[0];
+    this.gaps[n] = fields[1];
+    this.streams[n] = fields[2];
+    if (++this.n === CHUNK) this.flush();
+  }
+
+  private fail(b: Uint8Array, s: number, e: number, reason: string): never {
+    throw new TraceFormatError(this.file, this.lineNo, Buffer.from(b.subarray(s, e)).toString("latin1"), reason);
+  }
+}
+
+const FIELD = ["page", "gap", "stream"];
+
+function skipSpace(b: Uint8Array, i: number, e: number): number {
+  while (i < e && (b[i] === 32 || b[i] === 9)) i++;
+  return i;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const r = new Uint8Array(a.length + b.length);
+  r.set(a, 0);
+  r.set(b, a.length);
+  return r;
+}
+
+/** A readable of the file's bytes, gunzipped when the name ends in `.gz`. */
+export function openTraceBytes(path: string): Readable {
+  const raw = createReadStream(path);
+  return path.endsWith(".gz") ? raw.pipe(createGunzip()) : raw;
+}
+
+/** Stream the accesses of a text trace in chunks; a malformed line rejects with a TraceFormatError. */
+export async function* readTraceChunks(path: string): AsyncGenerator<TraceChunk> {
+  const pending: TraceChunk[] = [];
+  const parser = new TextTraceParser(path, (c) => pending.push(c));
+  for await (const buf of openTraceBytes(path)) {
+    parser.push(buf as Buffer);
+    while (pending.length) yield pending.shift()!;
+  }
+  parser.end();
+  while (pending.length) yield pending.shift()!;
+}
+
+/** Collects chunks into one growable structure-of-arrays trace. */
+export class TraceBuilder {
+  private pages = new Uint32Array(CHUNK);
+  private gaps = new Uint32Array(CHUNK);
+  private streams = new Uint16Array(CHUNK);
+  private n = 0;
+
+  add(c: TraceChunk, limit = Infinity): void {
+    const take = Math.min(c.length, limit - this.n);
+    if (take <= 0) return;
+    this.reserve(this.n + take);
+    this.pages.set(c.pages.subarray(0, take), this.n);
+    this.gaps.set(c.gaps.subarray(0, take), this.n);
+    this.streams.set(c.streams.subarray(0, take), this.n);
+    this.n += take;
+  }
+
+  get length(): number { return this.n; }
+
+  build(name: string): Trace {
+    return { name, length: this.n, pages: this.pages.slice(0, this.n), gaps: this.gaps.slice(0, this.n), streams: this.streams.slice(0, this.n) };
+  }
+
+  private reserve(cap: number): void {
+    if (cap <= this.pages.length) return;
+    let c = this.pages.length;
+    while (c < cap) c *= 2;
+    const p = new Uint32Array(c); p.set(this.pages.subarray(0, this.n)); this.pages = p;
+    const g = new Uint32Array(c); g.set(this.gaps.subarray(0, this.n)); this.gaps = g;
+    const s = new Uint16Array(c); s.set(this.streams.subarray(0, this.n)); this.streams = s;
+  }
+}
+
+export interface ReadTraceOptions {
+  /** Read at most this many accesses (the rest of the file is not parsed). */
+  limit?: number;
+}
+
+/** Read a whole text trace (optionally gzipped) into memory. */
+export async function readTextTrace(path: string, opts: ReadTraceOptions = {}): Promise<Trace> {
+  const limit = opts.limit ?? Infinity;
+  const b = new TraceBuilder();
+  for await (const c of readTraceChunks(path)) {
+    b.add(c, limit);
+    if (b.length >= limit) break;
+  }
+  return b.build(baseName(path));
+}
+
+/** Parse text already in memory (tests, small fixtures). */
+export function parseTraceText(text: string | Uint8Array, name = "<text>"): Trace {
+  const b = new TraceBuilder();
+  const p = new TextTraceParser(name, (c) => b.add(c));
+  p.push(typeof text === "string" ? Buffer.from(text, "utf8") : text);
+  p.end();
+  return b.build(name);
+}
+
+/** Serialize accesses back to text lines (`page gap stream`, stream omitted when 0). */
+export function formatTraceLines(t: TraceChunk, from = 0, to = t.length): string {
+  let s = "";
+  for (let i = from; i < to; i++) {
+    s += t.streams[i] === 0 ? `${t.pages[i]} ${t.gaps[i]}\n` : `${t.pages[i]} ${t.gaps[i]} ${t.streams[i]}\n`;
+  }
+  return s;
+}
+
+export function baseName(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return path.slice(slash + 1).replace(/\.gz$/, "").replace(/\.(txt|trace|ppmt)$/, "");
+}
