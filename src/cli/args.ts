@@ -1,0 +1,36 @@
+/**
+ * Shared CLI plumbing: a usage error that main turns into a message and exit code 2, and typed
+ * option readers that name the option and the value they refuse.
+ */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export function intOption(name: string, raw: string | undefined, def: number, min: number, max: number): number {
+  if (raw === undefined) return def;
+  const v = Number(raw);
+  if (raw.trim() === "" || !Number.isInteger(v) || v < min || v > max) {
+    throw new UsageError(`--${name} must be an integer in ${min}..${max}, got ${JSON.stringify(raw)}`);
+  }
+  return v;
+}
+
+export function numberOption(name: string, raw: string | undefined, def: number, min: number, max: number): number {
+  if (raw === undefined) return def;
+  const v = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(v) || v < min || v > max) {
+    throw new UsageError(`--${name} must be a number in ${min}..${max}, got ${JSON.stringify(raw)}`);
+  }
+  return v;
+}
+
+export function choiceOption<T extends string>(name: string, raw: string | undefined, def: T, choices: readonly T[]): T {
+  if (raw === undefined) return def;
+  if (!(choices as readonly string[]).includes(raw)) {
+    throw new UsageError(`--${name} must be one of ${choices.join(", ")}, got ${JSON.stringify(raw)}`);
+  }
+  return raw as T;
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+/**
+ * `ppm-prefetch COMMAND [options]`: dispatch to one module per command. Each command module exports
+ * `run(args: string[]): Promise<number>` and returns the exit code; a UsageError becomes a message
+ * on stderr and exit code 2.
+ */
+import { UsageError } from "./args.js";
+
+const COMMANDS: Record<string, { describe: string; load: () => Promise<{ run(args: string[]): Promise<number> }> }> = {
+  quality: { describe: "engine quality table on real traces (train 30%, replay the rest)", load: () => import("./quality.js") },
+  compare: { describe: "simulate post-copy with every strategy side by side", load: () => import("./compare.js") },
+  simulate: { describe: "simulate one strategy in full detail", load: () => import("./simulate.js") },
+  convert: { describe: "convert traces between the text and binary formats", load: () => import("./convert.js") },
+  serve: { describe: "source page server for a real post-copy transfer over TCP", load: () => import("./serve.js") },
+  migrate: { describe: "destination: replay a trace against a page server", load: () => import("./migrate.js") },
+  record: { describe: "record a page-access trace of a program under valgrind lackey", load: () => import("./record.js") },
+  "trace-stats": { describe: "how predictable a trace is, at a glance", load: () => import("./trace-stats.js") },
+  "qemu-proxy": { describe: "return-path proxy that injects predicted page requests into QEMU post-copy", load: () => import("./qemu-proxy.js") },
+};
+
+function usage(): string {
+  const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  return (
+    "usage: ppm-prefetch COMMAND [options]   (COMMAND --help for its options)\n\ncommands:\n" +
+    Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(w)}  ${v.describe}`).join("\n") + "\n"
+  );
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === "--help" || cmd === "-h" || cmd === "help") {
+    process.stdout.write(usage());
+    return cmd === undefined ? 2 : 0;
+  }
+  const entry = COMMANDS[cmd];
+  if (!entry) {
+    process.stderr.write(`ppm-prefetch: unknown command ${JSON.stringify(cmd)}\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    const mod = await entry.load();
+    return await mod.run(rest);
+  } catch (e) {
+    if (e instanceof UsageError || (e as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ||
+        (e as { code?: string }).code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" ||
+        (e as { code?: string }).code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
+      process.stderr.write(`ppm-prefetch ${cmd}: ${(e as Error).message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/^.*\/(?=(src|dist)\/)/, "/"));
+if (isMain) {
+  main(process.argv.slice(2)).then(
+    (code) => { process.exitCode = code; },
+    (e) => { process.stderr.write(`ppm-prefetch: ${(e as Error).stack ?? e}\n`); process.exitCode = 1; },
+  );
+}
