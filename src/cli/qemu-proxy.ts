@@ -1,0 +1,120 @@
+/**
+ * `ppm-prefetch qemu-proxy --listen HOST:PORT --target HOST:PORT [options]`: a return-path proxy between
+ * a source QEMU and a destination QEMU that appends predicted page requests to the destination's.
+ */
+import { parseArgs } from "node:util";
+import type { Alphabet, EscapeMethod } from "../engine/types.js";
+import { QemuProxy, type MigrationReport } from "../qemu/proxy.js";
+import type { RamBlockInfo } from "../qemu/injector.js";
+import { loadEngine, strategyFactory, type PredictKind } from "../qemu/strategies.js";
+import { choiceOption, intOption, numberOption, UsageError } from "./args.js";
+
+const HELP = `usage: ppm-prefetch qemu-proxy --listen HOST:PORT --target HOST:PORT [options]
+
+Point the source QEMU's migrate at --listen and the proxy at the destination's -incoming address.
+Forward bytes pass untouched; after each page request on the return path, the proxy appends
+REQ_PAGES messages for predicted pages of the same RAMBlock.
+
+  --listen HOST:PORT     where the source QEMU connects (PORT 0: any free port, printed)
+  --target HOST:PORT     the destination QEMU's -incoming tcp address
+  --delay-ms N           one-way delay added to each direction (round trip 2N), default 0
+  --rate-mbps N          rate limit per direction in Mbit/s, default unlimited
+  --predict KIND         ppm | next8 | none (default ppm)
+  --depth N              most pages predicted per request (default 16)
+  --order K              PPM context order (engine default if unset)
+  --alphabet A           page | delta | hybrid
+  --escape M             A | B | C | D
+  --threshold P          stop extending a prediction below this probability
+  --memory-bytes N       engine memory budget
+  --block NAME=BYTES     RAMBlock size (repeatable); default: learnt from the migration stream
+  --once                 exit after the first migration (exit 1 if it failed)
+  --json                 one JSON report per migration on stdout
+  --quiet                no log lines on stderr
+`;
+
+function hostPort(name: string, raw: string | undefined): { host: string; port: number } {
+  if (!raw) throw new UsageError(`--${name} HOST:PORT is required`);
+  const m = /^(.*):(\d+)$/.exec(raw);
+  if (!m) throw new UsageError(`--${name} must be HOST:PORT, got ${JSON.stringify(raw)}`);
+  const port = Number(m[2]);
+  if (port > 65535) throw new UsageError(`--${name}: port out of range`);
+  return { host: m[1].replace(/^\[(.*)\]$/, "$1") || "127.0.0.1", port };
+}
+
+function parseBlocks(raw: string[] | undefined): RamBlockInfo[] | undefined {
+  if (!raw || raw.length === 0) return undefined;
+  return raw.map((s) => {
+    const m = /^(.+)=(\d+)([KMG]?)$/i.exec(s);
+    if (!m) throw new UsageError(`--block must be NAME=BYTES, got ${JSON.stringify(s)}`);
+    const mult = { "": 1, K: 1024, M: 1 << 20, G: 1 << 30 }[m[3].toUpperCase() as "" | "K" | "M" | "G"];
+    const size = Number(m[2]) * mult;
+    if (size <= 0 || size % 4096 !== 0) throw new UsageError(`--block ${m[1]}: size must be a positive multiple of 4096`);
+    return { name: m[1], size };
+  });
+}
+
+export function formatReport(r: MigrationReport): string {
+  const s = r.stats;
+  return [
+    `migration ${r.id}: ${r.error ? `FAILED (${r.error})` : "closed"} after ${r.durationMs} ms, ${r.connections} connection(s)`,
+    `  layout: ${r.layout ? r.layout.map((b) => `${b.name}=${b.size}`).join(" ") : "unknown"} (${r.layoutSource}${r.layoutNote ? `: ${r.layoutNote}` : ""})`,
+    `  requests ${s.requests} (${s.requestedPages} pages, ${s.requestsForInjected} for injected pages, ${s.unknownBlockRequests} in unknown blocks)`,
+    `  injected ${s.injectedPages} pages in ${s.injectedMessages} messages, ${s.droppedPredictions} predictions dropped`,
+    `  predictor per request: median ${s.predictUs.median} us, p99 ${s.predictUs.p99} us, max ${s.predictUs.max} us over ${s.predictUs.count}`,
+    `  bytes forward ${r.bytesForward}, return ${r.bytesReturn} (+${r.bytesInjected} injected); messages ${JSON.stringify(r.messages)}`,
+  ].join("\n");
+}
+
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      listen: { type: "string" }, target: { type: "string" },
+      "delay-ms": { type: "string" }, "rate-mbps": { type: "string" },
+      predict: { type: "string" }, depth: { type: "string" }, order: { type: "string" },
+      alphabet: { type: "string" }, escape: { type: "string" }, threshold: { type: "string" },
+      "memory-bytes": { type: "string" }, block: { type: "string", multiple: true },
+      once: { type: "boolean" }, json: { type: "boolean" }, quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const listen = hostPort("listen", values.listen);
+  const target = hostPort("target", values.target);
+  const delayMs = numberOption("delay-ms", values["delay-ms"], 0, 0, 10000);
+  const rateMbps = numberOption("rate-mbps", values["rate-mbps"], 0, 0, 1e6);
+  const predict = choiceOption<PredictKind>("predict", values.predict, "ppm", ["ppm", "next8", "none"]);
+  const depth = intOption("depth", values.depth, 16, 0, 256);
+  const engineOpts: Record<string, unknown> = { depth };
+  if (values.order !== undefined) engineOpts.order = intOption("order", values.order, 4, 1, 8);
+  if (values.alphabet !== undefined) engineOpts.alphabet = choiceOption<Alphabet>("alphabet", values.alphabet, "page", ["page", "delta", "hybrid"]);
+  if (values.escape !== undefined) engineOpts.escape = choiceOption<EscapeMethod>("escape", values.escape, "C", ["A", "B", "C", "D"]);
+  if (values.threshold !== undefined) engineOpts.threshold = numberOption("threshold", values.threshold, 0, 0, 1);
+  if (values["memory-bytes"] !== undefined) engineOpts.memoryBytes = intOption("memory-bytes", values["memory-bytes"], 0, 1, 2 ** 40);
+  const blocks = parseBlocks(values.block);
+  const log = values.quiet ? () => {} : (l: string) => process.stderr.write(l + "\n");
+
+  if (predict === "ppm") await loadEngine();
+  const proxy = new QemuProxy({
+    listenHost: listen.host, listenPort: listen.port, targetHost: target.host, targetPort: target.port,
+    delayMs, rateMbps: rateMbps || undefined, blocks, makeStrategy: strategyFactory(predict, engineOpts), log,
+  });
+  const addr = await proxy.listen();
+  log(`qemu-proxy: listening on ${addr.address}:${addr.port} -> ${target.host}:${target.port}, predict ${predict}` +
+      (delayMs ? `, delay ${delayMs} ms each way` : "") + (rateMbps ? `, rate ${rateMbps} Mbit/s` : ""));
+
+  return await new Promise<number>((resolve) => {
+    proxy.on("migration", (r: MigrationReport) => {
+      if (values.json) process.stdout.write(JSON.stringify(r) + "\n");
+      log(formatReport(r));
+      if (values.once) void proxy.close().then(() => resolve(r.error ? 1 : 0));
+    });
+    const stop = () => void proxy.close().then(() => resolve(0));
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+}

@@ -1,0 +1,182 @@
+/**
+ * Turns the destination's page requests into predictor faults and the predictor's answers into extra
+ * requests, safely: only inside the RAMBlock of the request (bounded by its used_length), never for a
+ * page already requested by anyone, coalesced into runs of consecutive pages.
+ *
+ * The predictor sees one global page space: the RAMBlocks laid end to end in the order the source
+ * announced them (RAM_SAVE_FLAG_MEM_SIZE header) or the order given by the user.
+ */
+import type { Strategy } from "../strategies/types.js";
+import { TARGET_PAGE_SIZE, type InjectRange, type PageRequest } from "./returnpath.js";
+
+export interface RamBlockInfo {
+  name: string;
+  /** used_length in bytes. */
+  size: number;
+}
+
+export interface RamLayout {
+  blocks: RamBlockInfo[];
+}
+
+interface BlockState {
+  name: string;
+  size: number;
+  pages: number;
+  /** First global page of the block. */
+  base: number;
+  /** Pages requested (by the destination or injected). */
+  requested: Uint8Array;
+}
+
+export interface InjectorStats {
+  /** Page-request messages from the destination (network faults). */
+  requests: number;
+  /** Pages those requests covered. */
+  requestedPages: number;
+  /** Requests for pages the proxy had already requested on the destination's behalf. */
+  requestsForInjected: number;
+  /** Pages requested by the proxy. */
+  injectedPages: number;
+  /** REQ_PAGES messages the proxy added. */
+  injectedMessages: number;
+  /** Predicted pages dropped: outside the block, already requested, or out of the layout. */
+  droppedPredictions: number;
+  /** Requests for blocks of unknown size (no prediction for them). */
+  unknownBlockRequests: number;
+  /** Predictor time per request, microseconds. */
+  predictUs: { count: number; total: number; max: number; median: number; p99: number };
+  /** Requests per block name. */
+  perBlock: Record<string, number>;
+}
+
+export class RequestInjector {
+  private blocks = new Map<string, BlockState>();
+  private strategy: Strategy | null = null;
+  private pageCount = 0;
+  private samples: number[] = [];
+  private injectedSet = new Map<string, Uint8Array>();
+  readonly st = {
+    requests: 0, requestedPages: 0, requestsForInjected: 0, injectedPages: 0, injectedMessages: 0,
+    droppedPredictions: 0, unknownBlockRequests: 0, perBlock: {} as Record<string, number>,
+  };
+
+  /**
+   * @param makeStrategy called once when the layout is known, with the global page count; returns
+   *   null for no prediction.
+   */
+  constructor(private readonly makeStrategy: (pageCount: number, layout: RamLayout) => Strategy | null,
+              private readonly maxInjectPerRequest = 256) {}
+
+  get layoutKnown(): boolean {
+    return this.blocks.size > 0;
+  }
+
+  get totalPages(): number {
+    return this.pageCount;
+  }
+
+  /** Set the RAM layout (once; later calls are ignored). */
+  setLayout(layout: RamLayout): void {
+    if (this.blocks.size > 0) return;
+    let base = 0;
+    for (const b of layout.blocks) {
+      if (!(b.size > 0) || b.size % TARGET_PAGE_SIZE !== 0) throw new RangeError(`RAMBlock ${b.name}: bad size ${b.size}`);
+      const pages = b.size / TARGET_PAGE_SIZE;
+      this.blocks.set(b.name, { name: b.name, size: b.size, pages, base, requested: new Uint8Array(pages) });
+      this.injectedSet.set(b.name, new Uint8Array(pages));
+      base += pages;
+    }
+    this.pageCount = base;
+    if (base > 0) this.strategy = this.makeStrategy(base, layout);
+  }
+
+  blockSize(name: string): number | undefined {
+    return this.blocks.get(name)?.size;
+  }
+
+  /** Handle one destination request; returns the ranges to inject (same block). */
+  onRequest(req: PageRequest): InjectRange[] {
+    this.st.requests++;
+    this.st.perBlock[req.block] = (this.st.perBlock[req.block] ?? 0) + 1;
+    const firstPage = Math.floor(req.offset / TARGET_PAGE_SIZE);
+    const npages = Math.max(1, Math.ceil(req.length / TARGET_PAGE_SIZE));
+    this.st.requestedPages += npages;
+    const b = this.blocks.get(req.block);
+    if (!b) {
+      this.st.unknownBlockRequests++;
+      return [];
+    }
+    const inj = this.injectedSet.get(req.block)!;
+    let hitInjected = false;
+    for (let p = firstPage; p < firstPage + npages && p < b.pages; p++) {
+      if (inj[p]) hitInjected = true;
+      if (!b.requested[p]) {
+        b.requested[p] = 1;
+        this.strategy?.onPresent?.(b.base + p);
+      }
+    }
+    if (hitInjected) this.st.requestsForInjected++;
+    if (!this.strategy || firstPage >= b.pages) return [];
+
+    const t0 = process.hrtime.bigint();
+    const predicted = this.strategy.onFault(b.base + firstPage, 0);
+    const us = Number(process.hrtime.bigint() - t0) / 1000;
+    this.samples.push(us);
+
+    const pages: number[] = [];
+    const n = Math.min(predicted.length, this.maxInjectPerRequest);
+    this.st.droppedPredictions += predicted.length - n;
+    for (let k = 0; k < n; k++) {
+      const g = predicted[k];
+      const p = g - b.base;
+      if (!Number.isInteger(p) || p < 0 || p >= b.pages || b.requested[p]) {
+        this.st.droppedPredictions++;
+        continue;
+      }
+      b.requested[p] = 1;
+      inj[p] = 1;
+      pages.push(p);
+      this.strategy.onPresent?.(g);
+    }
+    // Coalesce consecutive pages, keeping the predicted order of runs.
+    const ranges: InjectRange[] = [];
+    for (let k = 0; k < pages.length;) {
+      let j = k + 1;
+      while (j < pages.length && pages[j] === pages[j - 1] + 1) j++;
+      const off = pages[k] * TARGET_PAGE_SIZE;
+      const len = (j - k) * TARGET_PAGE_SIZE;
+      if (off + len > b.size) throw new Error("internal: injection outside the RAMBlock"); // cannot happen
+      ranges.push({ offset: off, length: len });
+      k = j;
+    }
+    this.st.injectedPages += pages.length;
+    this.st.injectedMessages += ranges.length;
+    return ranges;
+  }
+
+  stats(): InjectorStats {
+    const s = [...this.samples].sort((a, b) => a - b);
+    const total = s.reduce((a, b) => a + b, 0);
+    return {
+      ...this.st,
+      perBlock: { ...this.st.perBlock },
+      predictUs: {
+        count: s.length,
+        total: round(total),
+        max: round(s.length ? s[s.length - 1] : 0),
+        median: round(s.length ? s[Math.floor(s.length / 2)] : 0),
+        p99: round(s.length ? s[Math.min(s.length - 1, Math.floor(s.length * 0.99))] : 0),
+      },
+    };
+  }
+
+  dispose(): void {
+    this.strategy?.dispose?.();
+    this.strategy = null;
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

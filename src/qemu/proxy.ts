@@ -1,0 +1,287 @@
+/**
+ * A transparent TCP proxy between a source QEMU (`migrate tcp:PROXY`) and a destination QEMU
+ * (`-incoming tcp:TARGET`). Forward bytes (source -> destination) pass untouched; the return path
+ * (destination -> source) is parsed and predicted page requests are appended after each request.
+ *
+ * Connections: every accepted connection gets its own outbound connection to the target, opened in
+ * acceptance order (QEMU 7.2 tells its channels apart by the order they arrive). A connection whose
+ * forward stream starts with the QEVM magic is a main channel and starts a new migration; any other
+ * connection (the postcopy-preempt channel, multifd) joins the latest migration and is forwarded raw
+ * in both directions. A migration ends when all of its connections have closed.
+ */
+import { EventEmitter } from "node:events";
+import net from "node:net";
+import type { Strategy } from "../strategies/types.js";
+import { DelayLine } from "./delayline.js";
+import { RequestInjector, type InjectorStats, type RamBlockInfo, type RamLayout } from "./injector.js";
+import { QEMU_VM_FILE_MAGIC, RamHeaderScanner } from "./ramheader.js";
+import { RP_TYPE_NAMES, ReturnPathError, ReturnPathFilter } from "./returnpath.js";
+
+export interface QemuProxyOptions {
+  listenHost?: string;
+  listenPort: number;
+  targetHost: string;
+  targetPort: number;
+  /** One-way delay added to each direction (round trip = 2 x delayMs). */
+  delayMs?: number;
+  /** Optional rate limit per direction, megabits per second. */
+  rateMbps?: number;
+  /** Builds the strategy when the RAM layout is known; null/undefined: no prediction. */
+  makeStrategy?: (pageCount: number, layout: RamLayout) => Strategy | null;
+  /** RAM layout given up front (otherwise learnt from the stream). */
+  blocks?: RamBlockInfo[];
+  /** Most pages injected per request. */
+  maxInjectPerRequest?: number;
+  log?: (line: string) => void;
+}
+
+export interface MigrationReport {
+  id: number;
+  connections: number;
+  startedAt: number;
+  durationMs: number;
+  layout: RamBlockInfo[] | null;
+  layoutSource: "stream" | "option" | "none";
+  layoutNote?: string;
+  bytesForward: number;
+  bytesReturn: number;
+  bytesInjected: number;
+  messages: Record<string, number>;
+  stats: InjectorStats;
+  error?: string;
+}
+
+class Migration {
+  readonly injector: RequestInjector;
+  readonly conns = new Set<Conn>();
+  open = 0;
+  connections = 0;
+  bytesForward = 0;
+  bytesReturn = 0;
+  bytesInjected = 0;
+  readonly messages = new Map<number, number>();
+  readonly scanner = new RamHeaderScanner();
+  layoutSource: "stream" | "option" | "none" = "none";
+  error?: string;
+  readonly startedAt = Date.now();
+  ended = false;
+
+  constructor(readonly id: number, opts: QemuProxyOptions) {
+    this.injector = new RequestInjector(opts.makeStrategy ?? (() => null), opts.maxInjectPerRequest ?? 256);
+    if (opts.blocks && opts.blocks.length > 0) {
+      this.injector.setLayout({ blocks: opts.blocks });
+      this.layoutSource = "option";
+    }
+  }
+}
+
+class Conn {
+  role: "unknown" | "main" | "secondary" = "unknown";
+  mig: Migration | null = null;
+  filter: ReturnPathFilter | null = null;
+  up!: net.Socket;
+  fwd!: DelayLine;
+  ret!: DelayLine;
+  closedSides = 0;
+  constructor(readonly client: net.Socket) {}
+}
+
+export class QemuProxy extends EventEmitter {
+  private server: net.Server | null = null;
+  private connectChain: Promise<void> = Promise.resolve();
+  private migrations: Migration[] = [];
+  private nextId = 1;
+  readonly reports: MigrationReport[] = [];
+  private readonly log: (line: string) => void;
+
+  constructor(readonly opts: QemuProxyOptions) {
+    super();
+    this.log = opts.log ?? (() => {});
+  }
+
+  listen(): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.accept(s));
+      server.once("error", reject);
+      server.listen(this.opts.listenPort, this.opts.listenHost ?? "127.0.0.1", () => {
+        server.off("error", reject);
+        this.server = server;
+        resolve(server.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const m of this.migrations) for (const c of m.conns) { c.client.destroy(); c.up?.destroy(); }
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    this.server = null;
+  }
+
+  /** The migration in progress (the latest one), for live statistics. */
+  current(): MigrationReport | null {
+    const m = this.migrations[this.migrations.length - 1];
+    return m ? this.report(m) : null;
+  }
+
+  private accept(client: net.Socket): void {
+    client.setNoDelay(true);
+    client.pause();
+    const c = new Conn(client);
+    let upReady = false;
+    client.on("error", () => {});
+    // Open the outbound connection in acceptance order.
+    this.connectChain = this.connectChain.then(() => new Promise<void>((resolve) => {
+      const up = net.connect({ host: this.opts.targetHost, port: this.opts.targetPort, allowHalfOpen: true, noDelay: true });
+      c.up = up;
+      up.on("error", (e) => {
+        this.log(`proxy: target connection error: ${e.message}`);
+        if (!upReady) resolve();
+        client.destroy();
+      });
+      up.once("connect", () => {
+        upReady = true;
+        resolve();
+        this.wire(c);
+        client.resume();
+      });
+    }));
+  }
+
+  private wire(c: Conn): void {
+    const { client, up } = c;
+    const delayMs = this.opts.delayMs ?? 0;
+    c.fwd = new DelayLine(client, up, { delayMs, rateMbps: this.opts.rateMbps });
+    c.ret = new DelayLine(up, client, { delayMs, rateMbps: this.opts.rateMbps });
+    let head = Buffer.alloc(0);
+
+    client.on("data", (chunk: Buffer) => {
+      if (c.role === "unknown") {
+        head = Buffer.concat([head, chunk]);
+        if (head.length < 4) return;
+        this.classify(c, head.readUInt32BE(0) === QEMU_VM_FILE_MAGIC);
+        chunk = head;
+      }
+      const m = c.mig!;
+      m.bytesForward += chunk.length;
+      if (c.role === "main" && !m.scanner.done) {
+        const blocks = m.scanner.push(chunk);
+        if (blocks && m.layoutSource === "none") {
+          m.injector.setLayout({ blocks });
+          m.layoutSource = "stream";
+          this.log(`proxy: migration ${m.id}: RAM layout ${blocks.map((b) => `${b.name}=${b.size}`).join(", ")}`);
+        }
+      }
+      c.fwd.write(chunk);
+    });
+    client.on("end", () => {
+      if (c.role === "unknown" && head.length > 0) { this.classify(c, false); c.fwd.write(head); }
+      c.fwd.end();
+    });
+
+    up.on("data", (chunk: Buffer) => {
+      const m = c.mig;
+      if (!m || !c.filter) {
+        if (m) m.bytesReturn += chunk.length;
+        c.ret.write(chunk);
+        return;
+      }
+      m.bytesReturn += chunk.length;
+      let out: Buffer;
+      try {
+        out = c.filter.push(chunk);
+      } catch (e) {
+        if (e instanceof ReturnPathError) {
+          this.fail(m, e.message);
+          return;
+        }
+        throw e;
+      }
+      m.bytesInjected += out.length - chunk.length;
+      c.ret.write(out);
+    });
+    up.on("end", () => c.ret.end());
+
+    const onClose = () => {
+      if (++c.closedSides === 2) this.connClosed(c);
+      else {
+        // If one side is gone for good (not a half-close), tear the other down once its queue flushes.
+        setTimeout(() => { if (c.closedSides === 1) { client.destroy(); up.destroy(); } }, 2000 + 2 * (this.opts.delayMs ?? 0)).unref();
+      }
+    };
+    client.on("close", onClose);
+    up.on("close", onClose);
+  }
+
+  private classify(c: Conn, isMain: boolean): void {
+    let m: Migration | undefined;
+    if (isMain) {
+      m = new Migration(this.nextId++, this.opts);
+      this.migrations.push(m);
+      c.role = "main";
+      c.filter = new ReturnPathFilter({
+        onRequest: (req) => m!.injector.onRequest(req),
+        onMessage: (msg) => m!.messages.set(msg.type, (m!.messages.get(msg.type) ?? 0) + 1),
+      });
+      this.log(`proxy: migration ${m.id}: main channel`);
+    } else {
+      m = [...this.migrations].reverse().find((x) => !x.ended);
+      if (!m) {
+        m = new Migration(this.nextId++, this.opts);
+        this.migrations.push(m);
+      }
+      c.role = "secondary";
+      this.log(`proxy: migration ${m.id}: secondary channel`);
+    }
+    c.mig = m;
+    m.conns.add(c);
+    m.open++;
+    m.connections++;
+  }
+
+  private fail(m: Migration, message: string): void {
+    if (m.error) return;
+    m.error = message;
+    this.log(`proxy: migration ${m.id}: ${message}; closing the migration`);
+    for (const c of m.conns) {
+      c.fwd.close();
+      c.ret.close();
+      c.client.destroy();
+      c.up.destroy();
+    }
+  }
+
+  private connClosed(c: Conn): void {
+    c.fwd?.close();
+    c.ret?.close();
+    const m = c.mig;
+    if (!m) return;
+    if (--m.open === 0 && !m.ended) {
+      m.ended = true;
+      const r = this.report(m);
+      m.injector.dispose();
+      this.reports.push(r);
+      this.migrations = this.migrations.filter((x) => x !== m);
+      this.emit("migration", r);
+    }
+  }
+
+  private report(m: Migration): MigrationReport {
+    const messages: Record<string, number> = {};
+    for (const [t, n] of m.messages) messages[RP_TYPE_NAMES[t] ?? `type${t}`] = n;
+    return {
+      id: m.id,
+      connections: m.connections,
+      startedAt: m.startedAt,
+      durationMs: Date.now() - m.startedAt,
+      layout: m.injector.layoutKnown ? (m.scanner.result ?? this.opts.blocks ?? null) : null,
+      layoutSource: m.layoutSource,
+      layoutNote: m.layoutSource === "none" ? m.scanner.reason || "layout not seen" : undefined,
+      bytesForward: m.bytesForward,
+      bytesReturn: m.bytesReturn,
+      bytesInjected: m.bytesInjected,
+      messages,
+      stats: m.injector.stats(),
+      error: m.error,
+    };
+  }
+}
