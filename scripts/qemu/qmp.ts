@@ -1,0 +1,59 @@
+/** A minimal QMP client over a unix socket: connect, negotiate capabilities, execute commands. */
+import net from "node:net";
+
+export class Qmp {
+  private buf = "";
+  private waiters: { resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
+  readonly events: { event: string; data?: unknown }[] = [];
+  private constructor(private readonly sock: net.Socket) {
+    sock.setEncoding("utf8");
+    sock.on("data", (d: string) => {
+      this.buf += d;
+      let i;
+      while ((i = this.buf.indexOf("\n")) >= 0) {
+        const line = this.buf.slice(0, i).trim();
+        this.buf = this.buf.slice(i + 1);
+        if (!line) continue;
+        const msg = JSON.parse(line);
+        if (msg.QMP) continue;
+        if (msg.event) { this.events.push(msg); continue; }
+        const w = this.waiters.shift();
+        if (!w) continue;
+        if (msg.error) w.reject(new Error(`QMP: ${msg.error.class}: ${msg.error.desc}`));
+        else w.resolve(msg.return);
+      }
+    });
+    sock.on("close", () => { for (const w of this.waiters.splice(0)) w.reject(new Error("QMP connection closed")); });
+    sock.on("error", () => {});
+  }
+
+  static async connect(path: string, timeoutMs = 20000): Promise<Qmp> {
+    const t0 = Date.now();
+    for (;;) {
+      try {
+        const sock = await new Promise<net.Socket>((res, rej) => {
+          const s = net.connect(path);
+          s.once("connect", () => res(s));
+          s.once("error", rej);
+        });
+        const q = new Qmp(sock);
+        await q.cmd("qmp_capabilities");
+        return q;
+      } catch (e) {
+        if (Date.now() - t0 > timeoutMs) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  cmd<T = any>(execute: string, args?: Record<string, unknown>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.waiters.push({ resolve: resolve as (v: unknown) => void, reject });
+      this.sock.write(JSON.stringify(args ? { execute, arguments: args } : { execute }) + "\n");
+    });
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
