@@ -1,0 +1,349 @@
+/**
+ * The post-copy simulator: discrete-event, deterministic, one strategy per run.
+ *
+ * Guest. After switch-over every vCPU stream replays its accesses; an access's `gap` takes
+ * gap / ips seconds of guest time (gaps count per stream). An access to a page that is not present
+ * stalls its stream until the page arrives; the other streams run on. Streams are interleaved in
+ * time order (ties: lower stream first), so the run is a pure function of its inputs.
+ *
+ * Destination. An access to an absent page the destination has not requested yet is a network
+ * fault: a request leaves at once and reaches the source one latency later. The destination does not
+ * know what the source is sending, so touching a predicted or pushed page still in flight is also a
+ * fault (counted apart as in-flight). A second stream touching a page already requested waits for it
+ * without a new request. Feedback (which prefetched pages the guest touched) rides on the next request.
+ *
+ * Source and link. Requests reach the source in the order they were sent (one fixed latency). The
+ * link sends one message at a time with three priorities: the faulted page (after the message in
+ * progress), then predicted pages (first come, first served), then the background push. The link is
+ * advanced lazily: before a request at source time r, everything that would have started sending
+ * before r is scheduled; before a presence check at guest time t, everything starting before t - latency.
+ * Neither decision can be changed by a later event, because requests arrive in order. Each footprint
+ * page is committed exactly once (a page sent twice throws), so a prediction changes the order of
+ * transfer, never the volume. With push `none` whatever is left is flushed when the guest finishes.
+ *
+ * Strategy calls (all at the source): train(history) once; at each request: onTouch for the
+ * piggybacked feedback, then onFault; onPresent for every page the source commits to send (faulted,
+ * predicted or pushed) at the moment it commits.
+ */
+import type { SimStrategy } from "../strategies/context.js";
+import { createPush, type PushMode } from "./push.js";
+import { summarizeStalls, type SimResult } from "./metrics.js";
+import type { LinkConfig } from "./link.js";
+
+export interface SimTrace {
+  name: string;
+  /** Guest-physical pages (after layout), the whole trace. */
+  pages: Uint32Array;
+  gaps: Uint32Array;
+  streams: Uint16Array;
+  pageCount: number;
+}
+
+export interface SimParams {
+  /** Fraction of the trace before switch-over (history). */
+  switchAt: number;
+  /** Guest instructions per second. */
+  ips: number;
+  /** Most predicted pages taken per fault. */
+  depth: number;
+  push: PushMode;
+  feedback: boolean;
+}
+
+/**
+ * Defaults. The push defaults to QEMU's scanner: every predicting strategy runs on top of QEMU's
+ * postcopy as shipped (which is what the qemu-proxy does), so the link is never idle while pages are
+ * missing and a prediction only changes the order of transfer. `demand`, `qemu` and `hines` carry
+ * their own push (none, qemu, hines).
+ */
+export const DEFAULT_PARAMS: SimParams = { switchAt: 0.3, ips: 1e9, depth: 8, push: "qemu", feedback: true };
+export const DEFAULT_LATENCY_US = 50;
+export const DEFAULT_PAGE_SIZE = 4096;
+export const DEFAULT_HEADER_BYTES = 16;
+
+/** Everything about a trace that does not depend on the strategy, computed once per (trace, layout). */
+export interface Prepared {
+  trace: SimTrace;
+  switchIndex: number;
+  /** Footprint (distinct pages of the whole trace), ascending. */
+  footprint: Uint32Array;
+  inFootprint: Uint8Array;
+  /** Post-switch access indices grouped by stream: streamOrder[streamStart[k] .. streamStart[k+1]). */
+  streamOrder: Uint32Array;
+  streamStart: Uint32Array;
+  streamIds: number[];
+  /** Largest stream id + 1. */
+  streamCount: number;
+  /** Distinct pages touched after switch-over. */
+  demandFaults: number;
+  /** Run time after switch-over without migration (slowest stream), at the given ips. */
+  baselineS: number;
+  ips: number;
+}
+
+export function prepare(trace: SimTrace, switchAt: number, ips: number): Prepared {
+  const n = trace.pages.length;
+  const switchIndex = Math.min(n, Math.max(0, Math.floor(n * switchAt)));
+  const inFootprint = new Uint8Array(trace.pageCount);
+  let fp = 0;
+  for (let i = 0; i < n; i++) { const p = trace.pages[i]; if (!inFootprint[p]) { inFootprint[p] = 1; fp++; } }
+  const footprint = new Uint32Array(fp);
+  for (let p = 0, k = 0; k < fp; p++) if (inFootprint[p]) footprint[k++] = p;
+  // streams
+  let maxS = 0;
+  for (let i = 0; i < n; i++) if (trace.streams[i] > maxS) maxS = trace.streams[i];
+  const counts = new Uint32Array(maxS + 1);
+  for (let i = switchIndex; i < n; i++) counts[trace.streams[i]]++;
+  const streamIds: number[] = [];
+  for (let s = 0; s <= maxS; s++) if (counts[s] > 0) streamIds.push(s);
+  const streamStart = new Uint32Array(streamIds.length + 1);
+  const slot = new Int32Array(maxS + 1).fill(-1);
+  streamIds.forEach((s, k) => { slot[s] = k; streamStart[k + 1] = streamStart[k] + counts[s]; });
+  const fillAt = streamStart.slice(0, streamIds.length);
+  const streamOrder = new Uint32Array(n - switchIndex);
+  const busy = new Float64Array(streamIds.length);
+  const seen = new Uint8Array(trace.pageCount);
+  let demandFaults = 0;
+  for (let i = switchIndex; i < n; i++) {
+    const k = slot[trace.streams[i]];
+    streamOrder[fillAt[k]++] = i;
+    busy[k] += trace.gaps[i];
+    const p = trace.pages[i];
+    if (!seen[p]) { seen[p] = 1; demandFaults++; }
+  }
+  let baselineS = 0;
+  for (let k = 0; k < busy.length; k++) baselineS = Math.max(baselineS, busy[k] / ips);
+  return { trace, switchIndex, footprint, inFootprint, streamOrder, streamStart, streamIds, streamCount: maxS + 1, demandFaults, baselineS, ips };
+}
+
+/** The pre-switch-over history, as strategies receive it. */
+export function history(p: Prepared): { pages: Uint32Array; streams: Uint16Array } {
+  return { pages: p.trace.pages.subarray(0, p.switchIndex), streams: p.trace.streams.subarray(0, p.switchIndex) };
+}
+
+/** The post-switch-over future (for the oracle only). */
+export function future(p: Prepared): { pages: Uint32Array; streams: Uint16Array } {
+  return { pages: p.trace.pages.subarray(p.switchIndex), streams: p.trace.streams.subarray(p.switchIndex) };
+}
+
+const ABSENT = 0, QUEUED = 1, SENT = 2;
+const BY_DEMAND = 1, BY_PREDICTION = 2, BY_PUSH = 3;
+
+/** Run one strategy (already trained) over a prepared trace. */
+export function simulate(prep: Prepared, strategy: SimStrategy, link: LinkConfig, params: SimParams): SimResult {
+  const wall0 = performance.now();
+  const { trace, footprint, inFootprint, streamOrder, streamStart } = prep;
+  const { pages, gaps } = trace;
+  const pageCount = trace.pageCount;
+  const ips = params.ips;
+  const L = link.latencyS;
+  const txPage = ((link.pageSize + link.headerBytes) * 8) / link.bitsPerSecond;
+  const txZero = (link.headerBytes * 8) / link.bitsPerSecond;
+  const pushMode: PushMode = strategy.push ?? params.push;
+  let push = createPush(pushMode, footprint);
+  let pushing = pushMode !== "none";
+
+  const state = new Uint8Array(pageCount);
+  const arrival = new Float64Array(pageCount);
+  const origin = new Uint8Array(pageCount);
+  const requested = new Uint8Array(pageCount);
+  const touched = new Uint8Array(pageCount);
+  let queue = new Uint32Array(1024);
+  let qHead = 0, qTail = 0;
+  let linkFree = 0;
+  let lastArrival = 0;
+
+  let faults = 0, inflightFaults = 0, demandPages = 0, predictedPages = 0, pushedPages = 0, zeroPages = 0;
+  let footprintSent = 0, bytes = 0, prefetchedTouched = 0, stallSum = 0;
+  let stalls = new Float64Array(1024);
+  let nStalls = 0;
+  const feedback: number[] = []; // page, stream pairs
+  const onPresent = strategy.onPresent?.bind(strategy);
+  const onTouch = strategy.onTouch?.bind(strategy);
+
+  const send = (p: number, kind: number) => {
+    if (state[p] === SENT) throw new Error(`simulator invariant: page ${p} sent twice`);
+    const foot = inFootprint[p] === 1;
+    const end = linkFree + (foot ? txPage : txZero);
+    linkFree = end;
+    arrival[p] = end + L;
+    state[p] = SENT;
+    origin[p] = kind;
+    if (foot) {
+      footprintSent++;
+      bytes += link.pageSize + link.headerBytes;
+      if (end + L > lastArrival) lastArrival = end + L;
+    } else {
+      zeroPages++;
+      bytes += link.headerBytes;
+    }
+  };
+
+  /** Schedule everything that starts sending before source time s. */
+  const advance = (s: number) => {
+    while (linkFree < s) {
+      let p = -1;
+      while (qHead < qTail) { const c = queue[qHead++]; if (state[c] === QUEUED) { p = c; break; } }
+      if (p >= 0) { send(p, BY_PREDICTION); predictedPages++; continue; }
+      if (!pushing) return;
+      p = push.next(state);
+      if (p < 0) { pushing = false; return; }
+      state[p] = QUEUED;
+      onPresent?.(p);
+      send(p, BY_PUSH);
+      pushedPages++;
+    }
+  };
+
+  const recordStall = (d: number) => {
+    if (nStalls === stalls.length) { const s = new Float64Array(stalls.length * 2); s.set(stalls); stalls = s; }
+    stalls[nStalls++] = d;
+    stallSum += d;
+  };
+
+  /** A network fault on page p by stream s at guest time t; returns the page's arrival time. */
+  const fault = (p: number, s: number, t: number): number => {
+    faults++;
+    requested[p] = 1;
+    if (state[p] === SENT) inflightFaults++;
+    const r = t + L;
+    advance(r);
+    if (linkFree < r) linkFree = r;
+    if (onTouch) for (let i = 0; i < feedback.length; i += 2) onTouch(feedback[i], feedback[i + 1]);
+    feedback.length = 0;
+    if (state[p] !== SENT) {
+      if (state[p] === ABSENT) onPresent?.(p);
+      send(p, BY_DEMAND);
+      demandPages++;
+    }
+    push.onFault(p);
+    const preds = strategy.onFault(p, s);
+    const n = preds.length;
+    for (let i = 0, taken = 0; i < n && taken < params.depth; i++) {
+      const q = preds[i];
+      if (!(q >= 0 && q < pageCount) || q !== Math.floor(q) || state[q] !== ABSENT) continue;
+      state[q] = QUEUED;
+      onPresent?.(q);
+      if (qTail === queue.length) {
+        const nq = new Uint32Array(Math.max(1024, (qTail - qHead) * 2));
+        nq.set(queue.subarray(qHead, qTail)); qTail -= qHead; qHead = 0; queue = nq;
+      }
+      queue[qTail++] = q;
+      taken++;
+    }
+    return arrival[p];
+  };
+
+  // Per-stream cursors and clocks (time of the stream's next access); a small binary heap by time.
+  const K = prep.streamIds.length;
+  const pos = new Uint32Array(K);
+  const clock = new Float64Array(K);
+  const finish = new Float64Array(K);
+  const heap: number[] = [];
+  for (let k = 0; k < K; k++) {
+    pos[k] = streamStart[k];
+    clock[k] = gaps[streamOrder[pos[k]]] / ips;
+    heapPush(heap, clock, k);
+  }
+  const feedbackOn = params.feedback;
+  while (heap.length > 0) {
+    const k = heapPop(heap, clock);
+    const s = prep.streamIds[k];
+    const end = streamStart[k + 1];
+    const topK = heap.length > 0 ? heap[0] : -1;
+    const limit = topK >= 0 ? clock[topK] : Infinity;
+    let t = clock[k];
+    let i = pos[k];
+    for (;;) {
+      const p = pages[streamOrder[i]];
+      if (state[p] !== SENT) advance(t - L);
+      if (state[p] !== SENT || arrival[p] > t) {
+        const at = requested[p] ? arrival[p] : fault(p, s, t);
+        recordStall(at - t);
+        t = at;
+      }
+      if (!touched[p]) {
+        touched[p] = 1;
+        if (origin[p] === BY_PREDICTION) {
+          prefetchedTouched++;
+          if (feedbackOn) feedback.push(p, s);
+        }
+      }
+      i++;
+      if (i === end) { finish[k] = t; break; }
+      t += gaps[streamOrder[i]] / ips;
+      if (t > limit || (t === limit && k > topK)) { pos[k] = i; clock[k] = t; heapPush(heap, clock, k); break; }
+    }
+  }
+  let completionS = 0;
+  for (let k = 0; k < K; k++) completionS = Math.max(completionS, finish[k]);
+
+  // The guest is done: send what is queued, then push whatever is left (linear order when there was
+  // no push; the source starts that flush when the guest finishes).
+  advance(completionS);
+  if (pushMode === "none" && linkFree < completionS) linkFree = completionS;
+  if (!pushing || pushMode === "none") { push = createPush("linear", footprint); pushing = true; }
+  advance(Infinity);
+  if (footprintSent !== footprint.length) throw new Error(`simulator invariant: ${footprintSent} of ${footprint.length} footprint pages sent`);
+
+  return {
+    strategy: strategy.name,
+    trace: trace.name,
+    faults,
+    inflightFaults,
+    demandFaults: prep.demandFaults,
+    stallS: stallSum,
+    completionS,
+    baselineS: prep.baselineS,
+    migrationS: lastArrival,
+    faultPathPages: demandPages + predictedPages,
+    demandPages,
+    predictedPages,
+    pushedPages,
+    zeroPages,
+    footprintPagesSent: footprintSent,
+    footprintPages: footprint.length,
+    bytesOnWire: bytes,
+    prefetchedTouched,
+    accuracy: predictedPages > 0 ? prefetchedTouched / predictedPages : null,
+    coverage: prep.demandFaults > 0 ? (prep.demandFaults - faults) / prep.demandFaults : 0,
+    stall: summarizeStalls(stalls, nStalls),
+    bitsPerSecond: link.bitsPerSecond,
+    accesses: trace.pages.length - prep.switchIndex,
+    wallMs: performance.now() - wall0,
+  };
+}
+
+function less(clock: Float64Array, a: number, b: number): boolean {
+  return clock[a] < clock[b] || (clock[a] === clock[b] && a < b);
+}
+
+function heapPush(h: number[], clock: Float64Array, k: number): void {
+  h.push(k);
+  let i = h.length - 1;
+  while (i > 0) {
+    const up = (i - 1) >> 1;
+    if (!less(clock, h[i], h[up])) break;
+    [h[i], h[up]] = [h[up], h[i]];
+    i = up;
+  }
+}
+
+function heapPop(h: number[], clock: Float64Array): number {
+  const top = h[0];
+  const last = h.pop()!;
+  if (h.length > 0) {
+    h[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let m = i;
+      if (l < h.length && less(clock, h[l], h[m])) m = l;
+      if (r < h.length && less(clock, h[r], h[m])) m = r;
+      if (m === i) break;
+      [h[i], h[m]] = [h[m], h[i]];
+      i = m;
+    }
+  }
+  return top;
+}

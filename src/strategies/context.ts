@@ -1,0 +1,21 @@
+/**
+ * What the simulator gives a strategy beyond StrategyContext: the number of vCPU streams (for
+ * per-stream models) and, for the oracle only, the true future (guest-physical pages after
+ * switch-over, in trace order, with their streams). No other strategy may look at `future`.
+ */
+import type { Strategy, StrategyContext } from "./types.js";
+import type { PushMode } from "../sim/push.js";
+
+export interface FutureTrace {
+  readonly pages: Uint32Array;
+  readonly streams: Uint16Array;
+}
+
+export interface SimStrategyContext extends StrategyContext {
+  /** Distinct stream ids are below this. */
+  streams?: number;
+  future?: FutureTrace;
+}
+
+/** A strategy that is defined by a background push order (qemu, hines) says so here. */
+export type SimStrategy = Strategy & { readonly push?: PushMode };

@@ -1,0 +1,38 @@
+/**
+ * The strategy registry: name -> factory, loaded lazily so that one missing or broken module does
+ * not take the others down. Every factory takes a SimStrategyContext (pageCount, depth, streams; the
+ * oracle alone also reads `future`).
+ */
+import type { Strategy } from "./types.js";
+import type { SimStrategy, SimStrategyContext } from "./context.js";
+
+type Factory = (ctx: SimStrategyContext) => SimStrategy;
+
+export const STRATEGIES: Record<string, { describe: string; load: () => Promise<Factory> }> = {
+  demand: { describe: "plain post-copy: only the faulted page", load: async () => (await import("./demand.js")).createDemand },
+  qemu: { describe: "QEMU: no prediction, background scanner jumps after each fault", load: async () => (await import("./qemu.js")).createQemu },
+  readahead: { describe: "Linux-style window, grows on sequential faults/hits, shrinks on misses", load: async () => (await import("./readahead.js")).createReadahead },
+  hines: { describe: "Hines & Gopalan pre-paging: push bubbles outward from the latest fault", load: async () => (await import("./hines.js")).createHines },
+  leap: { describe: "Leap: majority trend over recent fault deltas, else readahead", load: async () => (await import("./leap.js")).createLeap },
+  next8: { describe: "the next `depth` absent pages after the fault", load: async () => (await import("./next-pages.js")).createNextPages },
+  markov1: { describe: "first-order Markov successors", load: async () => (await import("./markov1.js")).createMarkov1 },
+  blend: { describe: "windowed-offset and miss-stream co-touch signals, ranked together", load: async () => (await import("./blend.js")).createBlend },
+  "ppm-page": { describe: "PPM engine, absolute-page alphabet", load: async () => (await import("./ppm.js")).createPpmPage },
+  "ppm-delta": { describe: "PPM engine, delta alphabet", load: async () => (await import("./ppm.js")).createPpmDelta },
+  "ppm-hybrid": { describe: "PPM engine, hybrid page/delta alphabet", load: async () => (await import("./ppm.js")).createPpmHybrid },
+  oracle: { describe: "the next pages in true future order (upper bound)", load: async () => (await import("./oracle.js")).createOracle },
+};
+
+export const STRATEGY_NAMES = Object.keys(STRATEGIES);
+
+export function isStrategyName(s: string): boolean {
+  return Object.prototype.hasOwnProperty.call(STRATEGIES, s);
+}
+
+/** Build a strategy by name (rejects an unknown name with the list of known ones). */
+export async function createStrategy(name: string, ctx: SimStrategyContext): Promise<SimStrategy> {
+  const entry = STRATEGIES[name];
+  if (!entry || !isStrategyName(name)) throw new RangeError(`unknown strategy ${JSON.stringify(name)}; one of ${STRATEGY_NAMES.join(", ")}`);
+  const factory = await entry.load();
+  return factory(ctx) as Strategy as SimStrategy;
+}

@@ -1,0 +1,47 @@
+/**
+ * `oracle`: the next pages in the true future order. At a fault of stream s it finds the faulting
+ * access in s's future and returns the next `depth` pages s will touch that are not present yet. It is
+ * the bound no predictor can beat at the same depth (faults >= distinct pages / (depth + 1) on a
+ * single stream). It needs the future, which only the simulator's context provides.
+ */
+import type { Strategy } from "./types.js";
+import type { SimStrategyContext } from "./context.js";
+
+export function createOracle(ctx: SimStrategyContext): Strategy {
+  if (!ctx.future) throw new Error("oracle needs the future trace in its context");
+  const { pageCount, depth } = ctx;
+  const { pages, streams } = ctx.future;
+  const present = new Uint8Array(pageCount);
+  // Per stream: its accesses, and the positions (in those) of its first touches of each page.
+  const byStream = new Map<number, { seq: Uint32Array; first: Uint32Array; cur: number; head: number }>();
+  {
+    const counts = new Map<number, number>();
+    for (let i = 0; i < streams.length; i++) counts.set(streams[i], (counts.get(streams[i]) ?? 0) + 1);
+    const fill = new Map<number, number>();
+    const seqs = new Map<number, Uint32Array>();
+    for (const [s, c] of counts) { seqs.set(s, new Uint32Array(c)); fill.set(s, 0); }
+    for (let i = 0; i < pages.length; i++) { const s = streams[i]; const k = fill.get(s)!; seqs.get(s)![k] = pages[i]; fill.set(s, k + 1); }
+    for (const [s, seq] of seqs) {
+      const seen = new Set<number>();
+      const first: number[] = [];
+      for (let i = 0; i < seq.length; i++) if (!seen.has(seq[i])) { seen.add(seq[i]); first.push(i); }
+      byStream.set(s, { seq, first: Uint32Array.from(first), cur: 0, head: 0 });
+    }
+  }
+  return {
+    name: "oracle",
+    onPresent(p) { if (p < pageCount) present[p] = 1; },
+    onFault(p, s) {
+      const st = byStream.get(s);
+      if (!st) return [];
+      while (st.cur < st.seq.length && st.seq[st.cur] !== p) st.cur++;
+      const out: number[] = [];
+      while (st.head < st.first.length && (st.first[st.head] <= st.cur || present[st.seq[st.first[st.head]]])) st.head++;
+      for (let j = st.head; j < st.first.length && out.length < depth; j++) {
+        const q = st.seq[st.first[j]];
+        if (!present[q] && q !== p) out.push(q);
+      }
+      return out;
+    },
+  };
+}
