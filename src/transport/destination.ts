@@ -1,0 +1,480 @@
+/**
+ * The destination side of post-copy: guest memory, a present bitmap, and a replay of the trace's
+ * accesses after switch-over against a page server.
+ *
+ * Each vCPU (trace stream) runs on its own guest clock: access i is due `gap`s worth of instructions
+ * (at `ips` instructions per second) after the previous one, plus the time that stream has spent
+ * stalled. An access to an absent page blocks its stream and sends one fault request (a page already
+ * requested on this connection is not asked again); the stream resumes when the page arrives. Pages
+ * that arrived by prediction or push and are touched for the first time are reported back to the
+ * source, piggybacked on the next fault request.
+ *
+ * When the connection drops, the destination reconnects to the same session, sends its present bitmap
+ * and asks again for the pages its blocked streams wait for; the source resends only what is missing.
+ * At the end the image's SHA-256 must equal the digest the source announced.
+ */
+import { connect, type Socket } from "node:net";
+import { createHash, randomBytes } from "node:crypto";
+import { placePages, type LayoutName } from "../trace/layout.js";
+import { createLink, nowNs, type ByteLink, type LinkOptions } from "./link-emulator.js";
+import { FrameWriter } from "./writer.js";
+import {
+  BITMAP_CHUNK, Bitmap, ErrorCode, FAULT_DONE_BODY, FrameReader, FrameType, HELLO_BODY, LEN_BYTES, MAX_FEEDBACK,
+  PAGE_HEADER, PAGE_SIZE, PROTOCOL_VERSION, PageKind, ProtocolError, RemoteError, WELCOME_PUSH, checksum, decodeError,
+  decodeWelcome, encodeBitmap, encodeEmpty, encodeFault, encodeHello, expectSize, faultFrameSize, type Welcome,
+} from "./protocol.js";
+
+export interface ReplayTrace {
+  readonly pages: Uint32Array;
+  readonly gaps?: Uint32Array;
+  readonly streams?: Uint16Array;
+  readonly length?: number;
+}
+
+export interface MigrationOptions {
+  host?: string;
+  port: number;
+  /** The whole trace; the accesses before `switchAt` are the source's history and are not replayed. */
+  trace: ReplayTrace;
+  /** Fraction of the trace before switch-over (0..1), default 0.3. */
+  switchAt?: number;
+  /** Guest-physical placement of the trace's pages (same layout and seed as the source's history). */
+  layout?: LayoutName;
+  seed?: number;
+  /** Guest instructions per second for `gap`; 0 replays as fast as possible. Default 1e9. */
+  ips?: number;
+  /** Emulated link on the destination's sending direction. */
+  link?: LinkOptions;
+  /** Reconnection attempts after a link failure (default 50). */
+  maxReconnects?: number;
+  reconnectDelayMs?: number;
+  /** Give up after this long (0 = never). */
+  timeoutMs?: number;
+  /** Test hook: every connected socket (attempt 0 is the first). */
+  onSocket?: (socket: Socket, attempt: number) => void;
+}
+
+export interface StallDistribution {
+  count: number;
+  meanUs: number;
+  p50Us: number;
+  p90Us: number;
+  p99Us: number;
+  maxUs: number;
+}
+
+export interface MigrationResult {
+  verified: boolean;
+  digest: string;
+  expectedDigest: string;
+  pageCount: number;
+  accesses: number;
+  /** Accesses that found their page absent and blocked their stream. */
+  faults: number;
+  /** Fault requests sent. */
+  requests: number;
+  stallMs: number;
+  stall: StallDistribution;
+  /** Replay time, switch-over to the last access. */
+  completionMs: number;
+  /** Switch-over to the last page received. */
+  migrationMs: number;
+  /** The trace's own duration at `ips` (0 when ips = 0). */
+  guestMs: number;
+  pagesReceived: number;
+  duplicatePages: number;
+  reconnects: number;
+  /** Strategy time on the fault path as reported by the source, summed over faults. */
+  predictorUs: number;
+  received: { fault: number; predicted: number; push: number };
+  /** Prefetched pages the guest touched before the replay ended (counted once per page). */
+  used: { predicted: number; push: number };
+  /** predicted pages touched / predicted pages received. */
+  accuracy: number;
+  bytesReceived: number;
+}
+
+const K_TOUCHED = 0x80;
+const K_FAULTED = 0x40;
+const K_MASK = 0x0f; // 1 + PageKind
+
+export function runMigration(opts: MigrationOptions): Promise<MigrationResult> {
+  return new Migration(opts).run();
+}
+
+class Migration {
+  private readonly host: string;
+  private readonly sessionId = randomBytes(16);
+  private welcome: Welcome | null = null;
+  private pageCount = 0;
+  private memory!: Buffer;
+  private present!: Bitmap;
+  private requested!: Bitmap;
+  private kind!: Uint8Array;
+  // replay state
+  private pages!: Uint32Array;
+  private order!: Uint32Array; // access indices grouped by stream
+  private cursor!: Uint32Array;
+  private end!: Uint32Array;
+  private cum!: Float64Array; // guest ns at each access
+  private blockedOn!: Int32Array;
+  private stallStart!: Float64Array;
+  private stallNs!: Float64Array;
+  private waiters = new Map<number, number[]>();
+  private stalls: number[] = [];
+  private t0 = 0;
+  private replayEnd = -1;
+  private lastPage = -1;
+  private scheduled = false;
+  private timer: NodeJS.Timeout | null = null;
+  // feedback not yet sent
+  private fbPages = new Uint32Array(1024);
+  private fbStreams = new Uint16Array(1024);
+  private fbLen = 0;
+  // connection
+  private socket: Socket | null = null;
+  private link: ByteLink | null = null;
+  private writer: FrameWriter | null = null;
+  private serving = false;
+  private attempt = 0;
+  private finished = false;
+  private resolve!: (r: MigrationResult) => void;
+  private reject!: (e: Error) => void;
+  private overall: NodeJS.Timeout | null = null;
+  // counters
+  private faults = 0;
+  private requests = 0;
+  private received = [0, 0, 0];
+  private used = [0, 0, 0];
+  private duplicates = 0;
+  private predictorNs = 0;
+  private bytes = 0;
+  private accesses = 0;
+  private guestMs = 0;
+
+  constructor(private readonly o: MigrationOptions) {
+    this.host = o.host ?? "127.0.0.1";
+  }
+
+  run(): Promise<MigrationResult> {
+    return new Promise<MigrationResult>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+      if (this.o.timeoutMs) {
+        this.overall = setTimeout(() => this.fail(new Error(`migration did not finish within ${this.o.timeoutMs} ms`)), this.o.timeoutMs);
+      }
+      this.connect();
+    });
+  }
+
+  private connect(): void {
+    const sock = connect({ host: this.host, port: this.o.port, noDelay: true });
+    const attempt = this.attempt;
+    this.socket = sock;
+    this.serving = false;
+    const link = createLink(sock, this.o.link);
+    this.link = link;
+    this.writer = new FrameWriter(link);
+    const reader = new FrameReader((t, b, s, e) => this.onFrame(t, b, s, e));
+    sock.on("connect", () => {
+      if (this.socket !== sock) return;
+      this.o.onSocket?.(sock, attempt);
+      const w = this.welcome;
+      const { buf, off } = this.writer!.reserve(LEN_BYTES + 1 + HELLO_BODY);
+      this.writer!.commit(encodeHello(buf, off, {
+        version: PROTOCOL_VERSION, flags: 0, pageSize: PAGE_SIZE, sessionId: this.sessionId,
+        pageCount: w ? w.pageCount : 0, digest: w ? w.digest : Buffer.alloc(32),
+      }));
+      this.writer!.flush();
+    });
+    sock.on("data", (chunk: Buffer) => {
+      if (this.socket !== sock || this.finished) return;
+      this.bytes += chunk.length;
+      try { reader.push(chunk); } catch (e) { this.onConnError(sock, e as Error); }
+    });
+    sock.on("error", (e) => this.onConnError(sock, e));
+    sock.on("close", () => this.onConnError(sock, new Error("connection closed")));
+  }
+
+  /** The connection is gone: reconnect unless the error is fatal. */
+  private onConnError(sock: Socket, e: Error): void {
+    if (this.socket !== sock || this.finished) return;
+    this.socket = null;
+    this.serving = false;
+    this.link?.close();
+    sock.destroy();
+    const fatal = e instanceof RemoteError || (e instanceof ProtocolError && e.code !== ErrorCode.Checksum && e.code !== ErrorCode.Truncated);
+    if (fatal) return this.fail(e);
+    if (this.welcome === null && (e as NodeJS.ErrnoException).code === "ECONNREFUSED") return this.fail(e);
+    if (this.attempt >= (this.o.maxReconnects ?? 50)) return this.fail(new Error(`gave up after ${this.attempt} reconnections: ${e.message}`));
+    this.attempt++;
+    setTimeout(() => { if (!this.finished) this.connect(); }, this.o.reconnectDelayMs ?? 5);
+  }
+
+  private onFrame(type: number, b: Buffer, s: number, e: number): void {
+    switch (type) {
+      case FrameType.Page: return this.onPage(b, s, e);
+      case FrameType.FaultDone:
+        expectSize("FAULT_DONE", s, e, FAULT_DONE_BODY);
+        this.predictorNs += b.readUInt32LE(s + 8);
+        return;
+      case FrameType.Welcome: return this.onWelcome(decodeWelcome(b, s, e));
+      case FrameType.Error: throw decodeError(b, s, e);
+      default: throw new ProtocolError(ErrorCode.Malformed, `unknown frame type ${type} from the source`);
+    }
+  }
+
+  private onWelcome(w: Welcome): void {
+    if (this.serving) throw new ProtocolError(ErrorCode.Unexpected, "a second WELCOME");
+    if (w.version !== PROTOCOL_VERSION) throw new ProtocolError(ErrorCode.Version, `source speaks version ${w.version}, this destination ${PROTOCOL_VERSION}`);
+    if (w.pageSize !== PAGE_SIZE) throw new ProtocolError(ErrorCode.PageSize, `source uses ${w.pageSize}-byte pages`);
+    if (this.welcome) {
+      if (w.pageCount !== this.pageCount || !w.digest.equals(this.welcome.digest)) {
+        throw new ProtocolError(ErrorCode.Digest, "the source's image changed across a reconnection");
+      }
+    } else {
+      this.welcome = w;
+      this.setup(w);
+    }
+    this.serving = true;
+    this.requested.clear();
+    const wr = this.writer!;
+    if (this.present.count > 0) {
+      const bits = this.present.bits;
+      for (let at = 0; at < bits.length; at += BITMAP_CHUNK) {
+        const chunk = bits.subarray(at, Math.min(bits.length, at + BITMAP_CHUNK));
+        if (isAllZero(chunk)) continue;
+        const { buf, off } = wr.reserve(LEN_BYTES + 1 + 4 + chunk.length);
+        wr.commit(encodeBitmap(buf, off, at, chunk));
+      }
+    }
+    const { buf, off } = wr.reserve(LEN_BYTES + 1);
+    wr.commit(encodeEmpty(buf, off, FrameType.Start));
+    // ask again for every page a stream waits for
+    for (const [p, streams] of this.waiters) this.sendFault(p, streams[0]);
+    if (this.replayEnd >= 0) this.sendEmpty(FrameType.ReplayDone);
+    wr.flush();
+    if (this.t0 === 0) { this.t0 = nowNs(); this.schedule(); }
+  }
+
+  private setup(w: Welcome): void {
+    const pc = w.pageCount;
+    this.pageCount = pc;
+    // guest memory is allocated and faulted in before switch-over, as a real destination does
+    this.memory = Buffer.allocUnsafeSlow(pc * PAGE_SIZE).fill(0);
+    this.present = new Bitmap(pc);
+    this.requested = new Bitmap(pc);
+    this.kind = new Uint8Array(pc);
+    const t = this.o.trace;
+    const len = t.length ?? t.pages.length;
+    const placed = placePages(t.pages.subarray(0, len), { layout: this.o.layout ?? "virtual", vmPages: pc, seed: this.o.seed ?? 1 });
+    if (placed.pageCount > pc) throw new ProtocolError(ErrorCode.OutOfRange, `the trace spans ${placed.pageCount} pages, the source's image has ${pc}`);
+    const from = Math.min(len, Math.floor(len * (this.o.switchAt ?? 0.3)));
+    const n = len - from;
+    this.accesses = n;
+    this.pages = placed.pages.subarray(from, len);
+    const streams = t.streams ? t.streams.subarray(from, len) : new Uint16Array(n);
+    let ns = 1;
+    for (let i = 0; i < n; i++) if (streams[i] + 1 > ns) ns = streams[i] + 1;
+    // counting sort of the access indices by stream
+    const cnt = new Uint32Array(ns + 1);
+    for (let i = 0; i < n; i++) cnt[streams[i] + 1]++;
+    for (let s = 0; s < ns; s++) cnt[s + 1] += cnt[s];
+    this.cursor = cnt.slice(0, ns);
+    this.end = cnt.slice(1, ns + 1);
+    this.order = new Uint32Array(n);
+    const fill = cnt.slice(0, ns);
+    for (let i = 0; i < n; i++) this.order[fill[streams[i]]++] = i;
+    const ips = this.o.ips ?? 1e9;
+    this.cum = new Float64Array(n);
+    if (ips > 0 && t.gaps) {
+      const g = t.gaps.subarray(from, len);
+      const nsPer = 1e9 / ips;
+      let c = 0;
+      for (let i = 0; i < n; i++) { c += g[i]; this.cum[i] = c * nsPer; }
+      this.guestMs = n ? this.cum[n - 1] / 1e6 : 0;
+    }
+    this.blockedOn = new Int32Array(ns).fill(-1);
+    this.stallStart = new Float64Array(ns);
+    this.stallNs = new Float64Array(ns);
+  }
+
+  private onPage(b: Buffer, s: number, e: number): void {
+    if (!this.serving) throw new ProtocolError(ErrorCode.Unexpected, "PAGE before WELCOME");
+    expectSize("PAGE", s, e, PAGE_HEADER + PAGE_SIZE);
+    const p = b.readUInt32LE(s);
+    const k = b[s + 4];
+    if (p >= this.pageCount) throw new ProtocolError(ErrorCode.OutOfRange, `page ${p} of an image of ${this.pageCount} pages`);
+    if (k > PageKind.Push) throw new ProtocolError(ErrorCode.Malformed, `page kind ${k}`);
+    const data = b.subarray(s + PAGE_HEADER, e);
+    if (checksum(data) !== b.readUInt32LE(s + 8)) throw new ProtocolError(ErrorCode.Checksum, `page ${p} does not match its checksum`);
+    if (this.present.has(p)) { this.duplicates++; return; }
+    data.copy(this.memory, p * PAGE_SIZE);
+    this.present.add(p);
+    this.kind[p] = (this.kind[p] & ~K_MASK) | (1 + k);
+    this.received[k]++;
+    const now = nowNs();
+    const ws = this.waiters.get(p);
+    if (ws) {
+      this.waiters.delete(p);
+      for (const st of ws) {
+        const d = now - this.stallStart[st];
+        this.stallNs[st] += d;
+        this.stalls.push(d);
+        this.blockedOn[st] = -1;
+      }
+      this.schedule();
+    }
+    if (this.present.count === this.pageCount) {
+      this.lastPage = now;
+      this.maybeFinish();
+    }
+  }
+
+  private sendFault(p: number, stream: number): void {
+    const wr = this.writer!;
+    const n = Math.min(this.fbLen, MAX_FEEDBACK);
+    const { buf, off } = wr.reserve(faultFrameSize(n));
+    wr.commit(encodeFault(buf, off, p, stream, this.fbPages, this.fbStreams, 0, n));
+    if (n < this.fbLen) { this.fbPages.copyWithin(0, n, this.fbLen); this.fbStreams.copyWithin(0, n, this.fbLen); }
+    this.fbLen -= n;
+    this.requested.add(p);
+    this.requests++;
+  }
+
+  private sendEmpty(t: FrameType): void {
+    const { buf, off } = this.writer!.reserve(LEN_BYTES + 1);
+    this.writer!.commit(encodeEmpty(buf, off, t));
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.finished || this.replayEnd >= 0) return;
+    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    this.scheduled = true;
+    setImmediate(this.step);
+  }
+
+  private step = (): void => {
+    this.scheduled = false;
+    if (this.finished || this.replayEnd >= 0) return;
+    const now = nowNs();
+    let budget = 50_000;
+    let remaining = false;
+    let next = Infinity;
+    const pages = this.pages, order = this.order, cum = this.cum, present = this.present, kind = this.kind;
+    for (let st = 0; st < this.cursor.length; st++) {
+      let c = this.cursor[st];
+      const end = this.end[st];
+      if (c >= end) continue;
+      if (this.blockedOn[st] >= 0) { remaining = true; continue; }
+      const base = this.t0 + this.stallNs[st];
+      while (c < end && budget > 0) {
+        const i = order[c];
+        const due = base + cum[i];
+        if (due > now) { if (due < next) next = due; break; }
+        const p = pages[i];
+        if (!present.has(p)) { this.fault(st, p, now); break; }
+        const k = kind[p];
+        if ((k & K_TOUCHED) === 0) this.firstTouch(p, st, k);
+        c++; budget--;
+      }
+      this.cursor[st] = c;
+      if (c < end) remaining = true;
+      if (c < end && budget <= 0 && this.blockedOn[st] < 0) next = now;
+    }
+    if (this.writer && this.writer.unflushed > 0) this.writer.flush();
+    if (!remaining) return this.replayFinished(now);
+    if (next === Infinity) return; // every stream waits for a page
+    const wait = next - nowNs();
+    if (wait > 2e6) {
+      this.timer = setTimeout(() => { this.timer = null; this.schedule(); }, Math.floor(wait / 1e6) - 1);
+    } else {
+      this.scheduled = true;
+      setImmediate(this.step);
+    }
+  };
+
+  private firstTouch(p: number, st: number, k: number): void {
+    this.kind[p] = k | K_TOUCHED;
+    if (k & K_FAULTED) return;
+    const kk = (k & K_MASK) - 1;
+    if (kk === PageKind.Predicted || kk === PageKind.Push) {
+      this.used[kk]++;
+      if (this.fbLen === this.fbPages.length) {
+        const np = new Uint32Array(this.fbLen * 2); np.set(this.fbPages); this.fbPages = np;
+        const ns = new Uint16Array(this.fbLen * 2); ns.set(this.fbStreams); this.fbStreams = ns;
+      }
+      this.fbPages[this.fbLen] = p;
+      this.fbStreams[this.fbLen++] = st;
+    }
+  }
+
+  private fault(st: number, p: number, now: number): void {
+    this.faults++;
+    this.kind[p] |= K_FAULTED;
+    this.blockedOn[st] = p;
+    this.stallStart[st] = now;
+    const ws = this.waiters.get(p);
+    if (ws) ws.push(st); else this.waiters.set(p, [st]);
+    if (this.serving && !this.requested.has(p)) this.sendFault(p, st);
+  }
+
+  private replayFinished(now: number): void {
+    this.replayEnd = now;
+    if (this.serving) { this.sendEmpty(FrameType.ReplayDone); this.writer!.flush(); }
+    this.maybeFinish();
+  }
+
+  private maybeFinish(): void {
+    if (this.finished || this.replayEnd < 0 || this.lastPage < 0) return;
+    const digest = createHash("sha256").update(this.memory).digest();
+    const expected = this.welcome!.digest;
+    if (this.serving && this.socket) {
+      this.sendEmpty(FrameType.Done);
+      this.writer!.flush();
+      const sock = this.socket;
+      setTimeout(() => sock.end(), 5).unref();
+    }
+    this.finished = true;
+    if (this.overall) clearTimeout(this.overall);
+    this.resolve(this.result(digest, expected));
+  }
+
+  private result(digest: Buffer, expected: Buffer): MigrationResult {
+    const s = Float64Array.from(this.stalls).sort();
+    const q = (f: number) => (s.length ? s[Math.min(s.length - 1, Math.floor(f * s.length))] / 1e3 : 0);
+    let total = 0;
+    for (let i = 0; i < s.length; i++) total += s[i];
+    const pagesReceived = this.received[0] + this.received[1] + this.received[2];
+    return {
+      verified: digest.equals(expected) && this.present.count === this.pageCount,
+      digest: digest.toString("hex"), expectedDigest: expected.toString("hex"), pageCount: this.pageCount,
+      accesses: this.accesses, faults: this.faults, requests: this.requests,
+      stallMs: total / 1e6,
+      stall: { count: s.length, meanUs: s.length ? total / s.length / 1e3 : 0, p50Us: q(0.5), p90Us: q(0.9), p99Us: q(0.99), maxUs: s.length ? s[s.length - 1] / 1e3 : 0 },
+      completionMs: (this.replayEnd - this.t0) / 1e6, migrationMs: (this.lastPage - this.t0) / 1e6, guestMs: this.guestMs,
+      pagesReceived, duplicatePages: this.duplicates, reconnects: this.attempt,
+      predictorUs: this.predictorNs / 1e3,
+      received: { fault: this.received[0], predicted: this.received[1], push: this.received[2] },
+      used: { predicted: this.used[1], push: this.used[2] },
+      accuracy: this.received[1] ? this.used[1] / this.received[1] : 0,
+      bytesReceived: this.bytes,
+    };
+  }
+
+  private fail(e: Error): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.overall) clearTimeout(this.overall);
+    if (this.timer) clearTimeout(this.timer);
+    this.link?.close();
+    this.socket?.destroy();
+    this.socket = null;
+    this.reject(e);
+  }
+}
+
+function isAllZero(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}

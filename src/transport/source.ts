@@ -1,0 +1,402 @@
+/**
+ * The source side of post-copy: a TCP page server that holds the VM's memory image.
+ *
+ * Every migration is a session with its own strategy (predictor) and state, named by the 16-byte id
+ * the destination picks, so a destination whose connection dropped reconnects to the same session.
+ * Per connection the server keeps the set of pages it has sent: a page goes out at most once per
+ * connection. On (re)connection the destination's present bitmap replaces that set, so after a link
+ * failure only the missing pages are sent again.
+ *
+ * On a fault request it sends the faulted page at once (unless already in flight), then asks the
+ * strategy and sends the predicted pages, then a FAULT_DONE frame carrying the strategy's time. The
+ * background push (`push: "linear"`, lowest page first) only fills the link when it has room, so
+ * fault answers overtake it; with `push: "none"` the rest is pushed after the destination's replay.
+ *
+ * A malformed, truncated, oversized or out-of-range frame, a wrong version, page size or image digest
+ * closes that connection with an ERROR frame naming the problem; the server keeps serving the others.
+ */
+import { createServer, type Server, type Socket } from "node:net";
+import { randomBytes } from "node:crypto";
+import type { Strategy } from "../strategies/types.js";
+import { createLink, nowNs, type ByteLink, type LinkOptions } from "./link-emulator.js";
+import { FrameWriter } from "./writer.js";
+import { imageDigest } from "./image.js";
+import {
+  BITMAP_CHUNK, Bitmap, ErrorCode, FAULT_HEADER, FEEDBACK_ENTRY, FrameReader, FrameType, PAGE_SIZE, PROTOCOL_VERSION,
+  PageKind, ProtocolError, WELCOME_BODY, WELCOME_PUSH, decodeError, decodeHello, encodeError, encodeFaultDone,
+  encodePage, encodeWelcome, expectSize, isZero, pageFrameSize, FAULT_DONE_BODY, LEN_BYTES,
+} from "./protocol.js";
+
+export type PushMode = "none" | "linear";
+
+export interface StrategyFactoryContext {
+  pageCount: number;
+  sessionId: string;
+}
+
+export interface PageServerOptions {
+  /** The memory image: a whole number of pages. */
+  image: Buffer;
+  host?: string;
+  /** 0 (default) picks a free port. */
+  port?: number;
+  push?: PushMode;
+  /** Builds (and trains) the strategy of one migration; default: demand paging (no prediction). */
+  strategy?: (ctx: StrategyFactoryContext) => Strategy;
+  /** Most predicted pages sent per fault. */
+  depth?: number;
+  /** Emulated link on the server's sending direction. */
+  link?: LinkOptions;
+  /** How long a session whose connection dropped waits for its destination to come back. */
+  sessionTtlMs?: number;
+  /** Pages per background-push write. */
+  pushBatch?: number;
+  /** Called for every connection closed because of an error (protocol errors and strategy failures). */
+  onError?: (err: Error, sessionId: string | null) => void;
+  /** Test hook: every accepted socket. */
+  onConnection?: (socket: Socket) => void;
+}
+
+export interface PageServerStats {
+  connections: number;
+  sessionsStarted: number;
+  sessionsCompleted: number;
+  activeSessions: number;
+  resumes: number;
+  protocolErrors: number;
+  pagesSent: number;
+  faultPages: number;
+  predictedPages: number;
+  pushedPages: number;
+}
+
+export interface PageServer {
+  readonly host: string;
+  readonly port: number;
+  readonly pageCount: number;
+  readonly digest: Buffer;
+  /** Errors that closed connections (most recent last, at most 100 kept). */
+  readonly errors: Error[];
+  stats(): PageServerStats;
+  close(): Promise<void>;
+}
+
+export const demandStrategy = (): Strategy => ({ name: "demand", onFault: () => EMPTY });
+const EMPTY = new Uint32Array(0);
+
+class Session {
+  conn: Conn | null = null;
+  ttl: NodeJS.Timeout | null = null;
+  readonly sent: Bitmap;
+  readonly presented: Bitmap;
+  cursor = 0;
+  replayDone = false;
+  constructor(readonly id: string, readonly strategy: Strategy, pageCount: number) {
+    this.sent = new Bitmap(pageCount);
+    this.presented = new Bitmap(pageCount);
+  }
+}
+
+export async function startPageServer(opts: PageServerOptions): Promise<PageServer> {
+  const image = opts.image;
+  if (image.length === 0 || image.length % PAGE_SIZE !== 0) throw new RangeError(`the image must be a non-empty multiple of ${PAGE_SIZE} bytes`);
+  const pageCount = image.length / PAGE_SIZE;
+  if (pageCount > 0xffffffff) throw new RangeError("too many pages");
+  const digest = imageDigest(image);
+  const push: PushMode = opts.push ?? "linear";
+  const depth = opts.depth ?? 256;
+  const ttlMs = opts.sessionTtlMs ?? 60_000;
+  const pushBatch = opts.pushBatch ?? 8;
+  const factory = opts.strategy ?? demandStrategy;
+  const sessions = new Map<string, Session>();
+  const sockets = new Set<Socket>();
+  const errors: Error[] = [];
+  const st: PageServerStats = {
+    connections: 0, sessionsStarted: 0, sessionsCompleted: 0, activeSessions: 0, resumes: 0, protocolErrors: 0,
+    pagesSent: 0, faultPages: 0, predictedPages: 0, pushedPages: 0,
+  };
+
+  function recordError(e: Error, sid: string | null): void {
+    errors.push(e);
+    if (errors.length > 100) errors.shift();
+    if (e instanceof ProtocolError) st.protocolErrors++;
+    opts.onError?.(e, sid);
+  }
+
+  function endSession(s: Session): void {
+    if (s.ttl) clearTimeout(s.ttl);
+    if (sessions.get(s.id) === s) sessions.delete(s.id);
+    st.activeSessions = sessions.size;
+    try { s.strategy.dispose?.(); } catch { /* ignore */ }
+  }
+
+  const ctx: ServerContext = { image, pageCount, digest, push, depth, pushBatch, link: opts.link, sessions, st, recordError, endSession, factory, ttlMs };
+
+  const server: Server = createServer({ noDelay: true }, (socket) => {
+    st.connections++;
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    opts.onConnection?.(socket);
+    new Conn(ctx, socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => { server.off("error", reject); resolve(); });
+  });
+  const addr = server.address();
+  if (addr === null || typeof addr === "string") throw new Error("the server has no TCP address");
+
+  return {
+    host: addr.address, port: addr.port, pageCount, digest, errors,
+    stats: () => ({ ...st, activeSessions: sessions.size }),
+    close: () => new Promise<void>((resolve) => {
+      for (const s of [...sessions.values()]) endSession(s);
+      for (const so of sockets) so.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+interface ServerContext {
+  image: Buffer; pageCount: number; digest: Buffer; push: PushMode; depth: number; pushBatch: number;
+  link: LinkOptions | undefined; sessions: Map<string, Session>; st: PageServerStats; ttlMs: number;
+  recordError(e: Error, sid: string | null): void;
+  endSession(s: Session): void;
+  factory: (ctx: StrategyFactoryContext) => Strategy;
+}
+
+type ConnState = "hello" | "bitmap" | "serving" | "closed";
+
+class Conn {
+  private state: ConnState = "hello";
+  private session: Session | null = null;
+  private readonly reader: FrameReader;
+  private readonly link: ByteLink;
+  private readonly writer: FrameWriter;
+  private clientBits: Uint8Array | null = null;
+  private waitingDrain = false;
+  private readonly frameSize: number;
+
+  constructor(private readonly c: ServerContext, private readonly socket: Socket) {
+    this.link = createLink(socket, c.link);
+    this.writer = new FrameWriter(this.link);
+    this.frameSize = pageFrameSize(PAGE_SIZE);
+    this.reader = new FrameReader((t, b, s, e) => this.onFrame(t, b, s, e));
+    socket.on("data", (chunk: Buffer) => {
+      if (this.state === "closed") return;
+      try { this.reader.push(chunk); } catch (e) { this.fail(e as Error); }
+    });
+    socket.on("end", () => {
+      if (this.state === "closed") return;
+      try { this.reader.end(); } catch (e) { this.fail(e as Error); return; }
+      this.close();
+    });
+    socket.on("error", () => { /* a dropped link: the session waits for a reconnection */ });
+    socket.on("close", () => this.close());
+  }
+
+  private get sid(): string | null { return this.session?.id ?? null; }
+
+  private onFrame(type: number, b: Buffer, s: number, e: number): void {
+    if (this.state === "closed") return;
+    switch (type) {
+      case FrameType.Hello: return this.onHello(b, s, e);
+      case FrameType.Bitmap: return this.onBitmap(b, s, e);
+      case FrameType.Start: expectSize("START", s, e, 0); return this.onStart();
+      case FrameType.Fault: return this.onFault(b, s, e);
+      case FrameType.ReplayDone:
+        expectSize("REPLAY_DONE", s, e, 0);
+        this.expectState("serving", "REPLAY_DONE");
+        this.session!.replayDone = true;
+        return this.pump();
+      case FrameType.Done: {
+        expectSize("DONE", s, e, 0);
+        this.expectState("serving", "DONE");
+        const sess = this.session!;
+        this.c.st.sessionsCompleted++;
+        this.c.endSession(sess);
+        this.close();
+        this.socket.end();
+        return;
+      }
+      case FrameType.Error: {
+        const err = decodeError(b, s, e);
+        this.c.recordError(err, this.sid);
+        this.close();
+        this.socket.destroy();
+        return;
+      }
+      default:
+        throw new ProtocolError(ErrorCode.Malformed, `unknown frame type ${type}`);
+    }
+  }
+
+  private expectState(want: ConnState, what: string): void {
+    if (this.state !== want) throw new ProtocolError(ErrorCode.Unexpected, `${what} in state ${this.state}`);
+  }
+
+  private onHello(b: Buffer, s: number, e: number): void {
+    this.expectState("hello", "HELLO");
+    const h = decodeHello(b, s, e);
+    const c = this.c;
+    if (h.version !== PROTOCOL_VERSION) throw new ProtocolError(ErrorCode.Version, `client speaks version ${h.version}, this server speaks ${PROTOCOL_VERSION}`);
+    if (h.pageSize !== PAGE_SIZE) throw new ProtocolError(ErrorCode.PageSize, `client uses ${h.pageSize}-byte pages, the image has ${PAGE_SIZE}-byte pages`);
+    if (h.pageCount !== 0 && h.pageCount !== c.pageCount) throw new ProtocolError(ErrorCode.Digest, `client expects ${h.pageCount} pages, the image has ${c.pageCount}`);
+    if (!isZero(h.digest) && !h.digest.equals(c.digest)) throw new ProtocolError(ErrorCode.Digest, `client expects image ${h.digest.toString("hex").slice(0, 16)}..., this server holds ${c.digest.toString("hex").slice(0, 16)}...`);
+    const id = isZero(h.sessionId) ? randomBytes(16).toString("hex") : h.sessionId.toString("hex");
+    let sess = c.sessions.get(id);
+    if (sess) {
+      c.st.resumes++;
+      if (sess.ttl) { clearTimeout(sess.ttl); sess.ttl = null; }
+      const old = sess.conn;
+      if (old && old !== this) { old.detach(); }
+    } else {
+      const strategy = c.factory({ pageCount: c.pageCount, sessionId: id });
+      sess = new Session(id, strategy, c.pageCount);
+      c.sessions.set(id, sess);
+      c.st.sessionsStarted++;
+      c.st.activeSessions = c.sessions.size;
+    }
+    sess.conn = this;
+    this.session = sess;
+    this.state = "bitmap";
+    this.clientBits = new Uint8Array((c.pageCount + 7) >>> 3);
+    const { buf, off } = this.writer.reserve(LEN_BYTES + 1 + WELCOME_BODY);
+    this.writer.commit(encodeWelcome(buf, off, {
+      version: PROTOCOL_VERSION, flags: c.push === "linear" ? WELCOME_PUSH : 0, pageSize: PAGE_SIZE, pageCount: c.pageCount, digest: c.digest,
+    }));
+    this.writer.flush();
+  }
+
+  private onBitmap(b: Buffer, s: number, e: number): void {
+    this.expectState("bitmap", "BITMAP");
+    if (e - s < 5 || e - s > 4 + BITMAP_CHUNK) throw new ProtocolError(ErrorCode.Malformed, `BITMAP body of ${e - s} bytes`);
+    const at = b.readUInt32LE(s);
+    const n = e - s - 4;
+    const bits = this.clientBits!;
+    if (at + n > bits.length) throw new ProtocolError(ErrorCode.OutOfRange, `BITMAP bytes ${at}..${at + n} beyond the image's ${bits.length}-byte bitmap`);
+    bits.set(b.subarray(s + 4, e), at);
+  }
+
+  private onStart(): void {
+    this.expectState("bitmap", "START");
+    const sess = this.session!;
+    sess.sent.load(this.clientBits!);
+    this.clientBits = null;
+    // pages the destination holds that this session never sent (a session created on reconnection)
+    for (let p = 0; p < sess.sent.size; p++) {
+      if (sess.sent.has(p) && sess.presented.add(p)) sess.strategy.onPresent?.(p);
+    }
+    sess.cursor = 0;
+    this.state = "serving";
+    this.pump();
+  }
+
+  private sendPage(p: number, kind: PageKind): void {
+    const sess = this.session!;
+    sess.sent.add(p);
+    const { buf, off } = this.writer.reserve(this.frameSize);
+    this.writer.commit(encodePage(buf, off, p, kind, this.c.image, PAGE_SIZE));
+    const st = this.c.st;
+    st.pagesSent++;
+    if (kind === PageKind.Fault) st.faultPages++; else if (kind === PageKind.Predicted) st.predictedPages++; else st.pushedPages++;
+    if (sess.presented.add(p)) sess.strategy.onPresent?.(p);
+  }
+
+  private onFault(b: Buffer, s: number, e: number): void {
+    this.expectState("serving", "FAULT");
+    if (e - s < FAULT_HEADER) throw new ProtocolError(ErrorCode.Malformed, `FAULT body of ${e - s} bytes`);
+    const stream = b.readUInt16LE(s);
+    const count = b.readUInt16LE(s + 2);
+    const page = b.readUInt32LE(s + 4);
+    if (e - s !== FAULT_HEADER + count * FEEDBACK_ENTRY) {
+      throw new ProtocolError(ErrorCode.Truncated, `FAULT announces ${count} feedback entries but carries ${e - s - FAULT_HEADER} bytes of them`);
+    }
+    const pc = this.c.pageCount;
+    if (page >= pc) throw new ProtocolError(ErrorCode.OutOfRange, `fault on page ${page}, the image has ${pc} pages`);
+    for (let i = 0, q = s + FAULT_HEADER; i < count; i++, q += FEEDBACK_ENTRY) {
+      const p = b.readUInt32LE(q);
+      if (p >= pc) throw new ProtocolError(ErrorCode.OutOfRange, `feedback on page ${p}, the image has ${pc} pages`);
+    }
+    const sess = this.session!;
+    const strat = sess.strategy;
+    let t0 = nowNs();
+    if (strat.onTouch) {
+      for (let i = 0, q = s + FAULT_HEADER; i < count; i++, q += FEEDBACK_ENTRY) strat.onTouch(b.readUInt32LE(q), b.readUInt16LE(q + 4));
+    }
+    let spent = nowNs() - t0;
+    // the faulted page first, on its own write so that it leaves at once
+    if (!sess.sent.has(page)) { this.sendPage(page, PageKind.Fault); this.writer.flush(); }
+    t0 = nowNs();
+    let preds: ArrayLike<number>;
+    try { preds = strat.onFault(page, stream); } catch (err) {
+      throw new ProtocolError(ErrorCode.Internal, `strategy ${strat.name} failed: ${(err as Error).message}`);
+    }
+    spent += nowNs() - t0;
+    let sent = 0;
+    for (let i = 0; i < preds.length && sent < this.c.depth; i++) {
+      const q = preds[i];
+      if (!(q >= 0 && q < pc) || sess.sent.has(q)) continue;
+      this.sendPage(q, PageKind.Predicted);
+      sent++;
+    }
+    const { buf, off } = this.writer.reserve(LEN_BYTES + 1 + FAULT_DONE_BODY);
+    this.writer.commit(encodeFaultDone(buf, off, page, sent, spent));
+    this.writer.flush();
+    this.pump();
+  }
+
+  /** Background push: fill the link while it has room. */
+  private pump(): void {
+    if (this.state !== "serving" || this.waitingDrain) return;
+    const sess = this.session!;
+    if (this.c.push === "none" && !sess.replayDone) return;
+    let writable = true;
+    let batch = 0;
+    while (writable) {
+      const p = sess.sent.nextClear(sess.cursor);
+      if (p < 0) break;
+      sess.cursor = p;
+      this.sendPage(p, PageKind.Push);
+      if (++batch >= this.c.pushBatch) { writable = this.writer.flush(); batch = 0; }
+    }
+    if (batch) writable = this.writer.flush();
+    if (!writable) {
+      this.waitingDrain = true;
+      this.link.onDrain(() => { this.waitingDrain = false; this.pump(); });
+    }
+  }
+
+  /** Another connection took over this session. */
+  detach(): void {
+    this.session = null;
+    this.close();
+    this.socket.destroy();
+  }
+
+  private fail(e: Error): void {
+    if (this.state === "closed") return;
+    const err = e instanceof ProtocolError ? e : new ProtocolError(ErrorCode.Internal, e.message);
+    this.c.recordError(err, this.sid);
+    const sock = this.socket;
+    this.close();
+    if (!sock.destroyed) {
+      sock.end(encodeError(err.code, err.message));
+      setTimeout(() => sock.destroy(), 1000).unref();
+    }
+  }
+
+  private close(): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.link.close();
+    const sess = this.session;
+    if (sess && sess.conn === this) {
+      sess.conn = null;
+      if (this.c.sessions.get(sess.id) === sess) {
+        sess.ttl = setTimeout(() => this.c.endSession(sess), this.c.ttlMs);
+        sess.ttl.unref();
+      }
+    }
+  }
+}

@@ -1,0 +1,53 @@
+/** Test helpers for the transport: a next-N strategy, images, synthetic traces, socket killers. */
+import type { Socket } from "node:net";
+import type { Strategy } from "../../src/strategies/types.js";
+import { generateImage } from "../../src/transport/image.js";
+import { Rng } from "../../src/util/random.js";
+
+/** Predicts the N pages after the faulted one that it has not yet seen sent. */
+export function nextN(pageCount: number, n = 8): Strategy & { faults: number; touches: number } {
+  const present = new Uint8Array(pageCount);
+  const s = {
+    name: `next-${n}`,
+    faults: 0,
+    touches: 0,
+    onFault(page: number): ArrayLike<number> {
+      s.faults++;
+      const out: number[] = [];
+      for (let p = page + 1; p < pageCount && out.length < n; p++) if (!present[p]) out.push(p);
+      return out;
+    },
+    onTouch(): void { s.touches++; },
+    onPresent(page: number): void { present[page] = 1; },
+  };
+  return s;
+}
+
+export function image(pages: number, seed = 7): Buffer {
+  return generateImage(pages * 4096, seed);
+}
+
+/** A synthetic trace over `span` pages: runs of sequential pages with random jumps. */
+export function syntheticTrace(length: number, span: number, seed = 3, streams = 1): { pages: Uint32Array; gaps: Uint32Array; streams: Uint16Array; length: number } {
+  const rng = new Rng(seed);
+  const pages = new Uint32Array(length);
+  const gaps = new Uint32Array(length);
+  const st = new Uint16Array(length);
+  let p = 0;
+  for (let i = 0; i < length; i++) {
+    if (rng.next() < 0.1) p = rng.below(span); else p = (p + 1) % span;
+    pages[i] = p;
+    gaps[i] = 50 + rng.below(200);
+    st[i] = streams > 1 ? rng.below(streams) : 0;
+  }
+  return { pages, gaps, streams: st, length };
+}
+
+/** Destroy the socket once it has received `afterBytes` bytes (mid-frame, usually). */
+export function killAfter(sock: Socket, afterBytes: number): void {
+  let n = 0;
+  sock.on("data", (c: Buffer) => {
+    n += c.length;
+    if (n >= afterBytes && !sock.destroyed) sock.destroy();
+  });
+}
