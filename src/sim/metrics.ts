@@ -13,9 +13,9 @@ export interface StallSummary {
 export interface SimResult {
   strategy: string;
   trace: string;
-  /** Network faults: accesses to a page that was not present and not yet requested by the destination. */
+  /** Network faults: requests whose page had not left the source when they arrived (== faulted pages sent). */
   faults: number;
-  /** Faults whose page was already on its way (sent by prediction or push, not yet arrived). */
+  /** Requests for pages already on the wire (predicted or pushed, late): the guest waits, no page is sent. */
   inflightFaults: number;
   /** Faults of plain demand paging without push: distinct pages touched after switch-over. */
   demandFaults: number;

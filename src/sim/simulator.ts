@@ -6,11 +6,14 @@
  * stalls its stream until the page arrives; the other streams run on. Streams are interleaved in
  * time order (ties: lower stream first), so the run is a pure function of its inputs.
  *
- * Destination. An access to an absent page the destination has not requested yet is a network
- * fault: a request leaves at once and reaches the source one latency later. The destination does not
- * know what the source is sending, so touching a predicted or pushed page still in flight is also a
- * fault (counted apart as in-flight). A second stream touching a page already requested waits for it
- * without a new request. Feedback (which prefetched pages the guest touched) rides on the next request.
+ * Destination. An access to an absent page the destination has not requested yet sends a request,
+ * which reaches the source one latency later. The destination does not know what the source is
+ * sending, so it also asks for pages already on the wire. At the source a request is a network fault
+ * when the page has not left yet (the request is what sends it: faults == faulted pages sent); when
+ * the page already left (predicted or pushed, just not early enough) it is an in-flight wait: the
+ * guest stalls until the page lands, but the request was redundant. The strategy hears of both (it
+ * is where the guest is). A second stream touching a page already requested waits for it without a
+ * new request. Feedback (which prefetched pages the guest touched) rides on the next request.
  *
  * Source and link. Requests reach the source in the order they were sent (one fixed latency). The
  * link sends one message at a time with three priorities: the faulted page (after the message in
@@ -201,13 +204,13 @@ export function simulate(prep: Prepared, strategy: SimStrategy, link: LinkConfig
     stallSum += d;
   };
 
-  /** A network fault on page p by stream s at guest time t; returns the page's arrival time. */
+  /** A request for page p by stream s at guest time t; returns the page's arrival time. */
   const fault = (p: number, s: number, t: number): number => {
-    faults++;
     requested[p] = 1;
-    if (state[p] === SENT) inflightFaults++;
     const r = t + L;
-    advance(r);
+    advance(r); // everything that leaves before r is scheduled now, so SENT means "already left"
+    if (state[p] === SENT) inflightFaults++;
+    else faults++;
     if (linkFree < r) linkFree = r;
     if (onTouch) for (let i = 0; i < feedback.length; i += 2) onTouch(feedback[i], feedback[i + 1]);
     feedback.length = 0;

@@ -1,0 +1,160 @@
+/**
+ * `ppm-prefetch compare`: the same trace, the same link, every strategy side by side, in every layout.
+ * Without --trace or --workload it runs on the bundled real trace traces/sqlite.txt.gz.
+ */
+import { parseArgs } from "node:util";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { UsageError, intOption, numberOption, choiceOption } from "./args.js";
+import { readTrace } from "../trace/read.js";
+import { synthesize, isWorkloadName, WORKLOADS } from "../trace/synth.js";
+import { LAYOUTS, type LayoutName } from "../trace/layout.js";
+import type { Trace } from "../trace/format.js";
+import { PUSH_MODES, type PushMode } from "../sim/push.js";
+import { STRATEGY_NAMES, isStrategyName } from "../strategies/index.js";
+import { compareStrategies, type Comparison, type RunOptions } from "../sim/run.js";
+import { describeComparison, formatTable, renderSvg, toJson, writeAtomic } from "./report.js";
+
+export const DEFAULT_TRACE = fileURLToPath(new URL("../../traces/sqlite.txt.gz", import.meta.url));
+
+const USAGE = `usage: ppm-prefetch compare [--trace FILE | --workload NAME] [options]
+
+  --trace FILE          text or binary trace (.gz ok); default: the bundled traces/sqlite.txt.gz
+  --workload NAME       synthetic workload: ${WORKLOADS.join(", ")}
+  --accesses N          workload length (default 200000)      --pages N   workload footprint (default 4096)
+  --limit N             read only the first N accesses of --trace
+  --switch-at F         switch-over as a fraction of the trace (default 0.3)
+  --bandwidth-gbps B    nominal link bandwidth, or a comma list for a sweep (default 10)
+  --raw-bandwidth       use the bandwidth literally instead of scaling it to the trace's footprint
+  --latency-us U        one-way latency (default 50)
+  --depth D             predicted pages per fault (default 8)
+  --push MODE           background push: ${PUSH_MODES.join(", ")} (default qemu)
+  --layout L            ${LAYOUTS.join(", ")} or all (default all)
+  --vm-pages N          guest size in 4 KiB pages for 2m/4k (default 262144 = 1 GiB)
+  --seed S              layout and workload seed (default 1)
+  --strategies a,b      subset of: ${STRATEGY_NAMES.join(", ")}
+  --feedback on|off     piggybacked feedback of touched prefetched pages (default on)
+  --adaptive            adaptive depth from feedback (1..4 x depth)
+  --ips N               guest instructions per second (default 1e9)
+  --page-size N         bytes per page (default 4096)
+  --json                print only JSON on stdout
+  --svg FILE            write a chart (faults, stall, stall distribution)
+`;
+
+export interface CompareSetup {
+  trace: Trace;
+  names: string[];
+  layouts: LayoutName[];
+  bandwidths: number[];
+  run: RunOptions;
+  json: boolean;
+  svg?: string;
+}
+
+export async function parseCompareArgs(args: string[], single = false): Promise<CompareSetup | undefined> {
+  const { values: v } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      trace: { type: "string" }, workload: { type: "string" }, accesses: { type: "string" }, pages: { type: "string" },
+      limit: { type: "string" }, "switch-at": { type: "string" }, "bandwidth-gbps": { type: "string" },
+      "raw-bandwidth": { type: "boolean" }, "latency-us": { type: "string" }, depth: { type: "string" },
+      push: { type: "string" }, layout: { type: "string" }, "vm-pages": { type: "string" }, seed: { type: "string" },
+      strategies: { type: "string" }, strategy: { type: "string" }, feedback: { type: "string" }, adaptive: { type: "boolean" },
+      ips: { type: "string" }, "page-size": { type: "string" }, json: { type: "boolean" }, svg: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (v.help) return undefined;
+  if (v.trace !== undefined && v.workload !== undefined) throw new UsageError("give either --trace or --workload, not both");
+  const seed = intOption("seed", v.seed, 1, 0, 0xffffffff);
+  const switchAt = numberOption("switch-at", v["switch-at"], 0.3, 0, 0.99);
+  const latencyUs = numberOption("latency-us", v["latency-us"], 50, 0, 1e7);
+  const depth = intOption("depth", v.depth, 8, 0, 256);
+  const push = choiceOption<PushMode>("push", v.push, "qemu", PUSH_MODES);
+  const vmPages = v["vm-pages"] === undefined ? undefined : intOption("vm-pages", v["vm-pages"], 0, 512, 1 << 28);
+  const ips = numberOption("ips", v.ips, 1e9, 1e3, 1e13);
+  const pageSize = intOption("page-size", v["page-size"], 4096, 64, 1 << 21);
+  const feedback = choiceOption("feedback", v.feedback, "on", ["on", "off"] as const) === "on";
+  const layoutArg = choiceOption("layout", v.layout, single ? "virtual" : "all", [...LAYOUTS, "all"] as const);
+  const layouts: LayoutName[] = layoutArg === "all" ? [...LAYOUTS] : [layoutArg];
+  const bwRaw = v["bandwidth-gbps"] ?? "10";
+  const bandwidths = bwRaw.split(",").map((x) => numberOption("bandwidth-gbps", x, 10, 1e-6, 1e6));
+  if (single && bandwidths.length > 1) throw new UsageError("--bandwidth-gbps takes one value here");
+  let names: string[];
+  if (single) {
+    const s = v.strategy ?? v.strategies ?? "ppm-hybrid";
+    if (!isStrategyName(s)) throw new UsageError(`--strategy must be one of ${STRATEGY_NAMES.join(", ")}, got ${JSON.stringify(s)}`);
+    names = [s];
+  } else {
+    if (v.strategy !== undefined) throw new UsageError("--strategy is for `simulate`; use --strategies a,b here");
+    names = v.strategies === undefined ? [...STRATEGY_NAMES] : v.strategies.split(",").map((x) => x.trim()).filter(Boolean);
+    if (names.length === 0) throw new UsageError("--strategies is empty");
+    for (const n of names) if (!isStrategyName(n)) throw new UsageError(`unknown strategy ${JSON.stringify(n)} in --strategies; known: ${STRATEGY_NAMES.join(", ")}`);
+  }
+  let trace: Trace;
+  if (v.workload !== undefined) {
+    if (!isWorkloadName(v.workload)) throw new UsageError(`--workload must be one of ${WORKLOADS.join(", ")}, got ${JSON.stringify(v.workload)}`);
+    const accesses = intOption("accesses", v.accesses, 200_000, 100, 1e9);
+    const pages = intOption("pages", v.pages, 4096, 16, 1 << 26);
+    trace = synthesize(v.workload, { accesses, pages, seed });
+  } else {
+    if (v.accesses !== undefined || v.pages !== undefined) throw new UsageError("--accesses and --pages go with --workload");
+    const path = v.trace ?? DEFAULT_TRACE;
+    if (!existsSync(path)) throw new UsageError(v.trace === undefined ? `the bundled trace ${path} is missing; give --trace FILE or --workload NAME` : `no such trace file: ${path}`);
+    const limit = v.limit === undefined ? undefined : intOption("limit", v.limit, 0, 1, 2 ** 40);
+    trace = await readTrace(path, { limit });
+  }
+  if (trace.length < 2) throw new UsageError(`the trace has ${trace.length} accesses; need at least 2`);
+  return {
+    trace, names, layouts, bandwidths, json: v.json ?? false, svg: v.svg,
+    run: { switchAt, latencyUs, depth, push, vmPages, seed, ips, pageSize, feedback, adaptive: v.adaptive ?? false, rawBandwidth: v["raw-bandwidth"] ?? false },
+  };
+}
+
+function progressBar(): ((label: string, done: number, total: number) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  return (label, done, total) => {
+    const w = 30, f = Math.round((w * done) / Math.max(1, total));
+    process.stderr.write(`\r[${"#".repeat(f)}${".".repeat(w - f)}] ${done}/${total} ${label}`.padEnd(100).slice(0, 100));
+    if (done === total) process.stderr.write("\r" + " ".repeat(100) + "\r");
+  };
+}
+
+export async function run(args: string[]): Promise<number> {
+  const setup = await parseCompareArgs(args);
+  if (!setup) { process.stdout.write(USAGE); return 0; }
+  const { trace, names, layouts, bandwidths, run: opts } = setup;
+  const bar = progressBar();
+  const total = layouts.length * bandwidths.length * names.length;
+  let done = 0;
+  const comps: (Comparison & { bandwidthGbps: number })[] = [];
+  for (const bw of bandwidths) {
+    for (const layout of layouts) {
+      const c = await compareStrategies(trace, names, { ...opts, layout, bandwidthGbps: bw }, (i, _n, name) => {
+        if (i < names.length) bar?.(`${layout} ${bw} Gbit/s: ${name}`, done + i, total);
+      });
+      done += names.length;
+      comps.push({ ...c, bandwidthGbps: bw });
+    }
+  }
+  bar?.("", total, total);
+  if (setup.json) {
+    const j = toJson(trace.name, comps);
+    if (bandwidths.length > 1) {
+      let k = 0;
+      for (const c of comps) for (let i = 0; i < c.results.length; i++) (j.strategies[k++] as unknown as Record<string, unknown>).bandwidthGbps = c.bandwidthGbps;
+    }
+    process.stdout.write(JSON.stringify(j, null, 2) + "\n");
+  } else {
+    for (const c of comps) process.stdout.write(`\n${describeComparison(c, opts.rawBandwidth ?? false)}\n${formatTable(c)}`);
+  }
+  if (setup.svg) {
+    const first = comps.filter((c) => c.bandwidthGbps === bandwidths[0]);
+    const sub = `push ${opts.push}, depth ${opts.depth}, ${bandwidths[0]} Gbit/s nominal${opts.rawBandwidth ? "" : " (scaled)"}, latency ${opts.latencyUs} us`;
+    await writeAtomic(setup.svg, renderSvg(trace.name, first, sub));
+    if (!setup.json) process.stdout.write(`\nwrote ${setup.svg}\n`);
+  }
+  return 0;
+}
