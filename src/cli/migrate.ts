@@ -1,0 +1,83 @@
+/**
+ * `ppm-prefetch migrate`: the destination of a real post-copy transfer. Connects to `serve`, replays
+ * the trace's accesses after switch-over against it (faulting absent pages over the network) and
+ * verifies the received image against the source's digest. `--json` prints only the summary record;
+ * the exit code is 1 when the image does not verify.
+ */
+import { parseArgs } from "node:util";
+import { UsageError, choiceOption, intOption, numberOption } from "./args.js";
+import { runMigration, type MigrationResult } from "../transport/destination.js";
+import { LAYOUTS, type LayoutName } from "../trace/layout.js";
+
+const USAGE = `usage: ppm-prefetch migrate --connect HOST:PORT --trace FILE [options]
+
+  --connect HOST:PORT   the page server (ppm-prefetch serve)
+  --trace FILE          the trace (text, gzip or binary); the part after --switch-at is replayed
+  --switch-at F         fraction of the trace before switch-over (default 0.3; same as the server's)
+  --layout L            guest-physical layout: virtual, 2m, 4k (default virtual; same as the server's)
+  --layout-seed N       seed of the layout (default 1)
+  --limit N             read at most N accesses of the trace
+  --ips N               guest instructions per second for the trace's gaps (default 1e9; 0 = no guest time)
+  --delay-us N          emulated one-way delay on the destination's sends (default 0)
+  --rate-gbps R         emulated link rate (default 0 = unlimited)
+  --timeout-ms N        give up after N ms (default 0 = never)
+  --json                print only the summary record as JSON
+`;
+
+function parseConnect(s: string | undefined): { host: string; port: number } {
+  if (!s) throw new UsageError("--connect HOST:PORT is required");
+  const i = s.lastIndexOf(":");
+  const host = i > 0 ? s.slice(0, i).replace(/^\[|\]$/g, "") : "127.0.0.1";
+  const port = intOption("connect", i >= 0 ? s.slice(i + 1) : s, 0, 1, 65535);
+  return { host, port };
+}
+
+export async function run(args: string[]): Promise<number> {
+  const { values: v } = parseArgs({
+    args,
+    options: {
+      connect: { type: "string" }, trace: { type: "string" }, "switch-at": { type: "string" }, layout: { type: "string" },
+      "layout-seed": { type: "string" }, limit: { type: "string" }, ips: { type: "string" }, "delay-us": { type: "string" },
+      "rate-gbps": { type: "string" }, "timeout-ms": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+    },
+  });
+  if (v.help) { process.stdout.write(USAGE); return 0; }
+  const { host, port } = parseConnect(v.connect);
+  if (!v.trace) throw new UsageError("--trace FILE is required");
+  const switchAt = numberOption("switch-at", v["switch-at"], 0.3, 0, 1);
+  const layout = choiceOption<LayoutName>("layout", v.layout, "virtual", LAYOUTS);
+  const seed = intOption("layout-seed", v["layout-seed"], 1, 0, 0xffffffff);
+  const limit = intOption("limit", v.limit, 0, 0, 0xffffffff);
+  const ips = numberOption("ips", v.ips, 1e9, 0, 1e13);
+  const timeoutMs = intOption("timeout-ms", v["timeout-ms"], 0, 0, 1e9);
+  const link = { delayUs: numberOption("delay-us", v["delay-us"], 0, 0, 1e7), rateGbps: numberOption("rate-gbps", v["rate-gbps"], 0, 0, 1e4) };
+
+  const { readTrace } = await import("../trace/read.js");
+  const trace = await readTrace(v.trace, limit ? { limit } : {});
+  const r = await runMigration({ host, port, trace, switchAt, layout, seed, ips, link, timeoutMs });
+  if (v.json) {
+    const { verified, faults, stallMs, completionMs, migrationMs, pagesReceived, duplicatePages, reconnects, predictorUs } = r;
+    process.stdout.write(JSON.stringify({ verified, faults, stallMs, completionMs, migrationMs, pagesReceived, duplicatePages, reconnects, predictorUs }) + "\n");
+  } else {
+    process.stdout.write(describe(r, trace.name));
+  }
+  return r.verified ? 0 : 1;
+}
+
+function f(x: number, d = 1): string { return x.toFixed(d); }
+
+export function describe(r: MigrationResult, name: string): string {
+  const s = r.stall;
+  return [
+    `migration of ${r.pageCount} pages, trace ${name}: ${r.accesses} accesses replayed (guest time ${f(r.guestMs)} ms)`,
+    `image            ${r.verified ? "verified" : "MISMATCH"} sha256 ${r.digest}${r.verified ? "" : ` (source ${r.expectedDigest})`}`,
+    `faults           ${r.faults} (${r.requests} requests)`,
+    `stall            ${f(r.stallMs)} ms total; per fault mean ${f(s.meanUs)} us, p50 ${f(s.p50Us)}, p90 ${f(s.p90Us)}, p99 ${f(s.p99Us)}, max ${f(s.maxUs)} us`,
+    `completion       ${f(r.completionMs)} ms (switch-over to last access)`,
+    `migration        ${f(r.migrationMs)} ms (switch-over to last page)`,
+    `pages            ${r.pagesReceived} received (${r.received.fault} fault, ${r.received.predicted} predicted, ${r.received.push} pushed), ${r.duplicatePages} duplicates, ${r.reconnects} reconnections`,
+    `prefetch         ${r.used.predicted}/${r.received.predicted} predicted pages touched before the end (accuracy ${f(100 * r.accuracy)}%), ${r.used.push} pushed pages touched`,
+    `predictor        ${f(r.predictorUs)} us on the fault path (${r.requests ? f(r.predictorUs / r.requests, 2) : "0"} us per request)`,
+    "",
+  ].join("\n");
+}

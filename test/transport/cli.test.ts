@@ -1,0 +1,52 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const MAIN = join(ROOT, "src/cli/main.ts");
+const FIXTURE = join(ROOT, "test/fixtures/sqlite-300k.txt.gz");
+
+function cli(args: string[], onStdout?: (s: string) => void): { done: Promise<{ code: number; out: string; err: string }>; kill: () => void } {
+  const p = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "", err = "";
+  p.stdout.on("data", (d) => { out += d; onStdout?.(out); });
+  p.stderr.on("data", (d) => { err += d; });
+  const done = new Promise<{ code: number; out: string; err: string }>((resolve) => p.on("close", (code) => resolve({ code: code ?? -1, out, err })));
+  return { done, kill: () => p.kill() };
+}
+
+test("serve + migrate CLIs: a verified migration of the sqlite fixture, --json record, usage errors", { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "ppm-transport-"));
+  try {
+    let resolvePort: (p: number) => void = () => {};
+    const port = new Promise<number>((r) => { resolvePort = r; });
+    const serve = cli(["serve", "--image", join(dir, "img.bin"), "--generate", "4M", "--port", "0", "--strategy", "demand",
+      "--history", FIXTURE, "--limit", "100000", "--exit-after", "1", "--delay-us", "20", "--rate-gbps", "10"], (s) => {
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(s);
+      if (m) resolvePort(Number(m[1]));
+    });
+    const timer = setTimeout(() => serve.kill(), 50_000);
+    const p = await Promise.race([port, serve.done.then((r) => { throw new Error(`serve exited ${r.code}: ${r.err}`); })]);
+    const mig = await cli(["migrate", "--connect", `127.0.0.1:${p}`, "--trace", FIXTURE, "--limit", "100000", "--json", "--delay-us", "20", "--rate-gbps", "10"]).done;
+    assert.equal(mig.code, 0, mig.err);
+    const r = JSON.parse(mig.out);
+    assert.deepEqual(Object.keys(r), ["verified", "faults", "stallMs", "completionMs", "migrationMs", "pagesReceived", "duplicatePages", "reconnects", "predictorUs"]);
+    assert.equal(r.verified, true);
+    assert.equal(r.pagesReceived, 1024);
+    assert.equal(r.duplicatePages, 0);
+    const s = await serve.done;
+    clearTimeout(timer);
+    assert.equal(s.code, 0, s.err);
+    assert.match(s.err, /1 migration\(s\) completed/);
+    const bad = await cli(["migrate", "--connect", "127.0.0.1:1", "--trace", FIXTURE, "--switch-at", "2"]).done;
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--switch-at must be a number in 0\.\.1/);
+    const bad2 = await cli(["serve", "--image", join(dir, "nope.bin")]).done;
+    assert.equal(bad2.code, 2);
+    assert.match(bad2.err, /does not exist/);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
