@@ -11,8 +11,10 @@
  * sending, so it also asks for pages already on the wire. At the source a request is a network fault
  * when the page has not left yet (the request is what sends it: faults == faulted pages sent); when
  * the page already left (predicted or pushed, just not early enough) it is an in-flight wait: the
- * guest stalls until the page lands, but the request was redundant. The strategy hears of both (it
- * is where the guest is). A second stream touching a page already requested waits for it without a
+ * guest stalls until the page lands, and the source drops the request as QEMU does for a page no
+ * longer dirty in its bitmap (no onFault, no scanner jump; its piggybacked feedback is still
+ * delivered). So every fault brings at most depth + 1 new pages and, without push, faults can never
+ * fall below (distinct pages touched) / (depth + 1): the oracle's floor. A second stream touching a page already requested waits for it without a
  * new request. Feedback (which prefetched pages the guest touched) rides on the next request.
  *
  * Source and link. Requests reach the source in the order they were sent (one fixed latency). The
@@ -209,16 +211,14 @@ export function simulate(prep: Prepared, strategy: SimStrategy, link: LinkConfig
     requested[p] = 1;
     const r = t + L;
     advance(r); // everything that leaves before r is scheduled now, so SENT means "already left"
-    if (state[p] === SENT) inflightFaults++;
-    else faults++;
     if (linkFree < r) linkFree = r;
     if (onTouch) for (let i = 0; i < feedback.length; i += 2) onTouch(feedback[i], feedback[i + 1]);
     feedback.length = 0;
-    if (state[p] !== SENT) {
-      if (state[p] === ABSENT) onPresent?.(p);
-      send(p, BY_DEMAND);
-      demandPages++;
-    }
+    if (state[p] === SENT) { inflightFaults++; return arrival[p]; } // already on the wire: dropped
+    faults++;
+    if (state[p] === ABSENT) onPresent?.(p);
+    send(p, BY_DEMAND);
+    demandPages++;
     push.onFault(p);
     const preds = strategy.onFault(p, s);
     const n = preds.length;

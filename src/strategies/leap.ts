@@ -2,7 +2,10 @@
  * `leap`: Leap's prefetcher (Al Maruf & Chowdhury, ATC'20). It keeps the last 32 fault deltas and looks
  * for a majority delta (Boyer-Moore vote) in the most recent 8, then 16, then 32 of them. With a trend
  * d it prefetches p+d, p+2d, ... (depth pages, skipping present ones); without one it falls back to
- * readahead.
+ * readahead. Like Leap, which sees hits in its prefetch cache as well as faults, it records the
+ * touched prefetched pages the destination reports (feedback) in its delta history, in the order
+ * they come, before the fault that carried them. Without feedback it sees faults only: once it
+ * prefetches a stride d, the faults come (depth + 1) x d apart and that is the trend it then follows.
  */
 import type { Strategy, StrategyContext } from "./types.js";
 import { createReadahead } from "./readahead.js";
@@ -15,6 +18,11 @@ export function createLeap(ctx: StrategyContext): Strategy {
   const fallback = createReadahead(ctx, "leap");
   const deltas = new Float64Array(H);
   let n = 0, prev = -1;
+
+  const record = (p: number) => {
+    if (prev >= 0) { deltas[n % H] = p - prev; n++; }
+    prev = p;
+  };
 
   const trend = (): number => {
     for (let w = 8; w <= H; w *= 2) {
@@ -35,10 +43,9 @@ export function createLeap(ctx: StrategyContext): Strategy {
   return {
     name: "leap",
     onPresent(p) { if (p < pageCount) present[p] = 1; fallback.onPresent!(p); },
-    onTouch(p, s) { fallback.onTouch!(p, s); },
+    onTouch(p, s) { record(p); fallback.onTouch!(p, s); },
     onFault(p, s) {
-      if (prev >= 0) { deltas[n % H] = p - prev; n++; }
-      prev = p;
+      record(p);
       const d = trend();
       if (d === 0) return fallback.onFault(p, s);
       const out: number[] = [];
