@@ -1,0 +1,86 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { mkdtempSync, readFileSync, existsSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { main } from "../../src/cli/main.js";
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const cli = (args: string[]) => run(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { cwd: ROOT, maxBuffer: 1 << 24 });
+const dir = mkdtempSync(join(tmpdir(), "ppm-cli-"));
+
+async function quietly(f: () => Promise<number>): Promise<number> {
+  const w = process.stderr.write;
+  process.stderr.write = (() => true) as typeof process.stderr.write;
+  try { return await f(); } finally { process.stderr.write = w; }
+}
+
+test("bad options exit with code 2 and a clear message", async () => {
+  const bad = [
+    ["compare", "--depth", "-1"],
+    ["compare", "--depth", "x"],
+    ["compare", "--push", "sideways"],
+    ["compare", "--layout", "8m"],
+    ["compare", "--strategies", "demand,nope"],
+    ["compare", "--workload", "nope"],
+    ["compare", "--workload", "seq", "--trace", "x"],
+    ["compare", "--trace", join(dir, "missing.txt")],
+    ["compare", "--switch-at", "1.5"],
+    ["compare", "--bandwidth-gbps", "0"],
+    ["compare", "--feedback", "maybe"],
+    ["compare", "--frobnicate"],
+    ["compare", "stray"],
+    ["simulate", "--strategy", "nope"],
+    ["simulate", "--workload", "seq", "--bandwidth-gbps", "1,2"],
+    ["convert", "only-one"],
+    ["convert", join(dir, "missing.txt"), join(dir, "out.ppmt")],
+  ];
+  for (const args of bad) assert.equal(await quietly(() => main(args)), 2, args.join(" "));
+  const { stderr } = await cli(["compare", "--push", "sideways"]).catch((e) => e);
+  assert.match(stderr, /--push must be one of none, linear, qemu, hines, got "sideways"/);
+});
+
+test("compare --json prints only the documented record", async () => {
+  const { stdout } = await cli(["compare", "--workload", "seq", "--accesses", "5000", "--pages", "512", "--layout", "2m", "--strategies", "demand,readahead,oracle", "--json"]);
+  const j = JSON.parse(stdout);
+  assert.deepEqual(Object.keys(j), ["trace", "strategies"]);
+  assert.equal(j.trace, "seq");
+  assert.deepEqual(j.strategies.map((s: { name: string }) => s.name), ["demand", "readahead", "oracle"]);
+  for (const s of j.strategies) {
+    for (const k of ["name", "faults", "stallMs", "completionMs", "migrationMs", "pagesSent", "accuracy", "coverage"]) assert.ok(k in s, k);
+    assert.equal(typeof s.faults, "number");
+  }
+  assert.equal(j.strategies[0].accuracy, null);
+  assert.ok(j.strategies[1].faults < j.strategies[0].faults);
+});
+
+test("compare prints a table per layout and writes an SVG chart atomically; simulate shows the detail", async () => {
+  const svg = join(dir, "chart.svg");
+  const { stdout } = await cli(["compare", "--workload", "multi", "--accesses", "8000", "--pages", "1024", "--strategies", "demand,qemu,leap", "--svg", svg]);
+  for (const l of ["virtual", "2m", "4k"]) assert.match(stdout, new RegExp(`layout ${l}:`));
+  assert.match(stdout, /strategy\s+faults\s+% demand/);
+  const text = readFileSync(svg, "utf8");
+  assert.match(text, /^<\?xml/);
+  assert.match(text, /<svg [^>]*width="\d+"/);
+  assert.match(text, /Network faults/);
+  assert.match(text, /<\/svg>\n$/);
+  assert.equal(existsSync(`${svg}.tmp-${process.pid}`), false);
+  const sim = await cli(["simulate", "--workload", "zipf", "--accesses", "5000", "--strategy", "readahead", "--layout", "4k"]);
+  assert.match(sim.stdout, /network faults/);
+  assert.match(sim.stdout, /stall distribution/);
+});
+
+test("compare runs on a trace file, and convert round-trips it through the binary format", async () => {
+  const txt = join(dir, "t.txt");
+  writeFileSync(txt, Array.from({ length: 3000 }, (_, i) => `${(i * 7) % 400} 25`).join("\n") + "\n");
+  const bin = join(dir, "t.ppmt");
+  assert.equal(await quietly(() => main(["convert", txt, bin])), 0);
+  const a = JSON.parse((await cli(["compare", "--trace", txt, "--layout", "virtual", "--strategies", "demand,leap", "--json"])).stdout);
+  const b = JSON.parse((await cli(["compare", "--trace", bin, "--layout", "virtual", "--strategies", "demand,leap", "--json"])).stdout);
+  assert.deepEqual(a.strategies, b.strategies);
+  assert.equal(a.trace, "t");
+});
