@@ -26,65 +26,28 @@ export class NextNStrategy implements Strategy {
   }
 }
 
-interface PredictorLike {
-  predictNext(fault: number, stream?: number): ArrayLike<number>;
-  observe(page: number, stream?: number): void;
-  markPresent(page: number): void;
-  dispose(): void;
-}
+type AdapterModule = { createPredictorStrategy(o: PredictorOptions): Strategy };
 
-/** A Predictor seen as a Strategy (onFault -> predictNext, onTouch -> observe, onPresent -> markPresent). */
-export function predictorAsStrategy(p: PredictorLike, name = "ppm"): Strategy {
-  return {
-    name,
-    onFault: (page, stream) => p.predictNext(page, stream),
-    onTouch: (page, stream) => p.observe(page, stream),
-    onPresent: (page) => p.markPresent(page),
-    dispose: () => p.dispose(),
-  };
-}
-
-type EngineModule = { createPredictor(o: PredictorOptions): PredictorLike };
-type AdapterModule = Record<string, unknown>;
-
-let engine: EngineModule | null = null;
 let adapter: AdapterModule | null = null;
 
-/** Load the engine (and the shared adapter if the tree has one). Throws if the engine is missing. */
+/** Load the engine through the project's adapter (src/transport/predictor-strategy.ts). */
 export async function loadEngine(): Promise<void> {
-  if (engine) return;
-  const enginePath = "../engine/predictor.js";
-  try {
-    engine = (await import(enginePath)) as EngineModule;
-  } catch (e) {
-    throw new Error(`the PPM engine (src/engine/predictor.ts) is not available: ${(e as Error).message}`);
-  }
+  if (adapter) return;
   const adapterPath = "../transport/predictor-strategy.js";
   try {
     adapter = (await import(adapterPath)) as AdapterModule;
-  } catch {
-    adapter = null;
+  } catch (e) {
+    throw new Error(`the PPM engine is not available: ${(e as Error).message}`);
   }
 }
 
-/** Build a strategy factory; call loadEngine() first for "ppm". */
+/** Build a strategy factory; await loadEngine() first for "ppm". */
 export function strategyFactory(kind: PredictKind, opts: Omit<PredictorOptions, "pageCount"> = {}):
     (pageCount: number) => Strategy | null {
   return (pageCount) => {
     if (kind === "none") return null;
     if (kind === "next8") return new NextNStrategy(pageCount, 8);
-    if (!engine) throw new Error("loadEngine() was not awaited before using the ppm strategy");
-    const p = engine.createPredictor({ ...opts, pageCount });
-    // Prefer the project's shared adapter when it exists.
-    const make = adapter && Object.values(adapter).find((v) => typeof v === "function" && /strategy/i.test((v as { name: string }).name));
-    if (make) {
-      try {
-        const s = (make as (p: PredictorLike) => Strategy)(p);
-        if (s && typeof s.onFault === "function") return s;
-      } catch {
-        /* fall back */
-      }
-    }
-    return predictorAsStrategy(p);
+    if (!adapter) throw new Error("loadEngine() was not awaited before using the ppm strategy");
+    return adapter.createPredictorStrategy({ ...opts, pageCount });
   };
 }
