@@ -13,7 +13,7 @@ import type { Trace } from "../trace/format.js";
 import { PUSH_MODES, type PushMode } from "../sim/push.js";
 import { STRATEGY_NAMES, isStrategyName } from "../strategies/index.js";
 import { compareStrategies, type Comparison, type RunOptions } from "../sim/run.js";
-import { describeComparison, formatTable, renderSvg, toJson, writeAtomic } from "./report.js";
+import { describeComparison, formatSummary, formatTable, renderSvg, toJson, writeAtomic } from "./report.js";
 
 export const DEFAULT_TRACE = fileURLToPath(new URL("../../traces/sqlite.txt.gz", import.meta.url));
 
@@ -149,6 +149,7 @@ export async function run(args: string[]): Promise<number> {
     process.stdout.write(JSON.stringify(j, null, 2) + "\n");
   } else {
     for (const c of comps) process.stdout.write(`\n${describeComparison(c, opts.rawBandwidth ?? false)}\n${formatTable(c)}`);
+    if (comps.length > 1) process.stdout.write(`\nsummary (${trace.name}): faults as % of demand paging, total stall\n${formatSummary(comps)}`);
   }
   if (setup.svg) {
     const first = comps.filter((c) => c.bandwidthGbps === bandwidths[0]);

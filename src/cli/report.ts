@@ -82,6 +82,23 @@ export function formatTable(c: Comparison): string {
   return [line(head), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(line)].join("\n") + "\n";
 }
 
+/**
+ * All runs at a glance: strategies as rows, one column pair per (layout, bandwidth): faults as % of
+ * demand paging and total stall in ms.
+ */
+export function formatSummary(comps: (Comparison & { bandwidthGbps?: number })[]): string {
+  const names = [...new Set(comps.flatMap((c) => c.results.map((r) => r.strategy)))];
+  const multiBw = new Set(comps.map((c) => c.bandwidthGbps)).size > 1;
+  const head = ["strategy", ...comps.flatMap((c) => { const tag = multiBw ? `${c.layout}@${c.bandwidthGbps}` : c.layout; return [`${tag} faults`, `${tag} stall ms`]; })];
+  const rows = names.map((n) => [n, ...comps.flatMap((c) => {
+    const r = c.results.find((x) => x.strategy === n);
+    return r ? [pct(r.faults / Math.max(1, r.demandFaults)), ms(r.stallS).toFixed(1)] : ["-", "-"];
+  })]);
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((x, i) => (i === 0 ? x.padEnd(w[i]) : x.padStart(w[i]))).join("  ");
+  return [line(head), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(line)].join("\n") + "\n";
+}
+
 /** The detail view of one run (`simulate`). */
 export function formatDetail(r: SimResult): string {
   const lines = [
