@@ -11,7 +11,7 @@ import { synthesize, isWorkloadName, WORKLOADS } from "../trace/synth.js";
 import { LAYOUTS, type LayoutName } from "../trace/layout.js";
 import type { Trace } from "../trace/format.js";
 import { PUSH_MODES, type PushMode } from "../sim/push.js";
-import { STRATEGY_NAMES, isStrategyName } from "../strategies/index.js";
+import { STRATEGIES, STRATEGY_NAMES, isStrategyName } from "../strategies/index.js";
 import { compareStrategies, type Comparison, type RunOptions } from "../sim/run.js";
 import { describeComparison, formatSummary, formatTable, renderSvg, toJson, writeAtomic } from "./report.js";
 
@@ -49,6 +49,8 @@ export interface CompareSetup {
   run: RunOptions;
   json: boolean;
   svg?: string;
+  /** The strategies were named on the command line (not the default list). */
+  explicitStrategies: boolean;
 }
 
 export async function parseCompareArgs(args: string[], single = false): Promise<CompareSetup | undefined> {
@@ -108,7 +110,7 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
   }
   if (trace.length < 2) throw new UsageError(`the trace has ${trace.length} accesses; need at least 2`);
   return {
-    trace, names, layouts, bandwidths, json: v.json ?? false, svg: v.svg,
+    trace, names, layouts, bandwidths, json: v.json ?? false, svg: v.svg, explicitStrategies: single || v.strategies !== undefined,
     run: { switchAt, latencyUs, depth, push, vmPages, seed, ips, pageSize, feedback, adaptive: v.adaptive ?? false, rawBandwidth: v["raw-bandwidth"] ?? false },
   };
 }
@@ -125,7 +127,16 @@ function progressBar(): ((label: string, done: number, total: number) => void) |
 export async function run(args: string[]): Promise<number> {
   const setup = await parseCompareArgs(args);
   if (!setup) { process.stdout.write(USAGE); return 0; }
-  const { trace, names, layouts, bandwidths, run: opts } = setup;
+  const { trace, layouts, bandwidths, run: opts } = setup;
+  let names = setup.names;
+  if (!setup.explicitStrategies) {
+    // The default list skips a strategy whose module cannot be loaded (say so); a named one must load.
+    const ok: string[] = [];
+    for (const n of names) {
+      try { await STRATEGIES[n].load(); ok.push(n); } catch (e) { process.stderr.write(`compare: skipping ${n}: ${(e as Error).message.split("\n")[0]}\n`); }
+    }
+    names = ok;
+  }
   const bar = progressBar();
   const total = layouts.length * bandwidths.length * names.length;
   let done = 0;
