@@ -1,0 +1,135 @@
+// The exported ABI: a handful of functions over fixed buffers in linear memory. The TypeScript
+// wrapper validates every argument before calling in; nothing here allocates after init.
+import {
+  HEADER, HEADER_BYTES, MAGIC, OUT_CAPACITY, IN_CAPACITY, FRONTIER, SCRATCH_SLOTS, MAX_CANDIDATES,
+  NODE_BYTES, PAGE_ROOT, FIRST_NODE, NONE,
+  H_MAGIC, H_ORDER, H_ALPHA, H_ESCAPE, H_DEPTH, H_STREAMS, H_CAPACITY, H_PAGECOUNT, H_RANGE, H_FILTER,
+  H_LOOKAHEAD, H_AGELIMIT, H_THRESHOLD, H_O_OUT, H_O_IN, H_O_STREAMS, H_O_LRU, H_O_FRONT, H_O_CAND,
+  H_O_SEEN, H_O_BITMAP, H_O_BUCKETS, H_O_NODES, H_END, H_BUCKETMASK, H_NODES, H_NEXTNODE, H_FREE,
+  H_FAULTS, H_OBSERVED, H_TICK, hdr32, setHdr32, setHdr64, hdr64, bump, attachConfig,
+  oOut, oIn, oStreams, oLru, oBitmap, oBuckets, oNodes, gStreams, gFilter, gPageCount, gBucketMask,
+  streamStride, gCapacity, stateStride,
+} from "./layout";
+import { learn, trainBatch } from "./learn";
+import { predictFrom } from "./predict";
+import { isSet, setBit, setRange } from "./bitmap";
+
+const SECTIONS_START: usize = 1024;
+
+@inline function align8(x: usize): usize { return (x + 7) & ~7; }
+
+function bucketCount(capacity: u32): u32 {
+  let b: u32 = 16;
+  while (b < capacity + FIRST_NODE) b <<= 1;
+  return b;
+}
+
+/** Bytes of linear memory a model of this shape needs (for sizing from a byte budget). */
+export function layoutBytes(order: u32, streams: u32, capacity: u32, pageCount: u32, filter: u32): f64 {
+  const stride: u64 = 4 * (1 + 2 * (<u64>order + 1));
+  const state: u64 = (16 + 8 * (<u64>order + 1) + 7) & ~7;
+  let x: u64 = SECTIONS_START;
+  x += <u64>OUT_CAPACITY * 4;
+  x += <u64>IN_CAPACITY * 4;
+  x += (<u64>streams * stride + 7) & ~7;
+  x += (<u64>filter * 12 + 7) & ~7;
+  x += <u64>(FRONTIER + 1) * state;
+  x += <u64>MAX_CANDIDATES * 12;
+  x += <u64>SCRATCH_SLOTS * 12 * 3;
+  x += ((<u64>pageCount + 7) / 8 + 7) & ~7;
+  x += <u64>bucketCount(capacity) * 4;
+  x += (<u64>capacity + FIRST_NODE) * NODE_BYTES;
+  return <f64>x;
+}
+
+/** Lay out and zero the model. Returns 1, or 0 when linear memory cannot grow that far. */
+export function init(
+  order: u32, alpha: u32, escape: u32, depth: u32, threshold: f64, streams: u32, capacity: u32,
+  pageCount: u32, range: u32, filter: u32, lookahead: u32, ageLimit: u32,
+): i32 {
+  const total = layoutBytes(order, streams, capacity, pageCount, filter);
+  if (total > 4294901760) return 0;
+  const needPages = <i32>((<u64>total + 65535) >> 16);
+  const have = memory.size();
+  if (needPages > have && memory.grow(needPages - have) < 0) return 0;
+  memory.fill(HEADER, 0, HEADER_BYTES);
+  setHdr32(H_MAGIC, MAGIC);
+  setHdr32(H_ORDER, order);
+  setHdr32(H_ALPHA, alpha);
+  setHdr32(H_ESCAPE, escape);
+  setHdr32(H_DEPTH, depth);
+  setHdr32(H_STREAMS, streams);
+  setHdr32(H_CAPACITY, capacity);
+  setHdr32(H_PAGECOUNT, pageCount);
+  setHdr32(H_RANGE, range);
+  setHdr32(H_FILTER, filter);
+  setHdr32(H_LOOKAHEAD, lookahead);
+  setHdr32(H_AGELIMIT, ageLimit);
+  setHdr64(H_THRESHOLD, threshold);
+  const stride: usize = 4 * (1 + 2 * (<usize>order + 1));
+  const state: usize = (16 + 8 * (<usize>order + 1) + 7) & ~7;
+  let x: usize = SECTIONS_START;
+  setHdr32(H_O_OUT, <u32>x); x += <usize>OUT_CAPACITY * 4;
+  setHdr32(H_O_IN, <u32>x); x += <usize>IN_CAPACITY * 4;
+  setHdr32(H_O_STREAMS, <u32>x); x += align8(<usize>streams * stride);
+  setHdr32(H_O_LRU, <u32>x); x += align8(<usize>filter * 12);
+  setHdr32(H_O_FRONT, <u32>x); x += <usize>(FRONTIER + 1) * state;
+  setHdr32(H_O_CAND, <u32>x); x += <usize>MAX_CANDIDATES * 12;
+  setHdr32(H_O_SEEN, <u32>x); x += <usize>SCRATCH_SLOTS * 12 * 3;
+  setHdr32(H_O_BITMAP, <u32>x); x += align8((<usize>pageCount + 7) / 8);
+  const buckets = bucketCount(capacity);
+  setHdr32(H_O_BUCKETS, <u32>x); x += <usize>buckets * 4;
+  setHdr32(H_O_NODES, <u32>x); x += (<usize>capacity + FIRST_NODE) * NODE_BYTES;
+  setHdr32(H_END, <u32>x);
+  setHdr32(H_BUCKETMASK, buckets - 1);
+  attachConfig();
+  clearModel();
+  return 1;
+}
+
+/** Forget everything learned and every present bit; keep the configuration. */
+export function clearModel(): void {
+  const end = hdr32(H_END);
+  memory.fill(SECTIONS_START, 0, <usize>end - SECTIONS_START);
+  for (let i: u32 = H_NODES; i < HEADER_BYTES; i += 4) setHdr32(i, 0);
+  setHdr32(H_NEXTNODE, FIRST_NODE);
+  for (let s: u32 = 0; s < gStreams; s++) store<u32>(oStreams + <usize>s * streamStride, NONE);
+  for (let i: u32 = 0; i < gFilter; i++) store<u32>(oLru + (<usize>i << 2), NONE);
+  // Roots: parent 0, count 0; they are never freed.
+  memory.fill(oNodes, 0, <usize>FIRST_NODE * NODE_BYTES);
+}
+
+/** Reload the cached configuration after the memory was replaced (restore from a snapshot). */
+export function attach(): i32 {
+  if (hdr32(H_MAGIC) != MAGIC) return 0;
+  attachConfig();
+  return 1;
+}
+
+export function usedBytes(): u32 { return hdr32(H_END); }
+export function outPtr(): u32 { return <u32>oOut; }
+export function inPtr(): u32 { return <u32>oIn; }
+
+/** A fault on `page` by `stream`: learn it, mark it present, predict. Returns the pages in OUT. */
+export function predictNext(page: u32, stream: u32): u32 {
+  learn(page, stream);
+  setBit(page);
+  bump(H_FAULTS, 1);
+  return predictFrom(stream);
+}
+
+/** A non-faulting access the destination reported (e.g. a prefetched page touched). */
+export function observe(page: u32, stream: u32): void {
+  learn(page, stream);
+  setBit(page);
+  bump(H_OBSERVED, 1);
+}
+
+export function train(count: u32, stream: u32): void { trainBatch(count, stream); }
+export function markPresent(page: u32): void { setBit(page); }
+export function markPresentRange(start: u32, count: u32): void { setRange(start, count); }
+export function isPresent(page: u32): i32 { return isSet(page) ? 1 : 0; }
+/** A counter of the header (field offset), as f64. */
+export function counter(field: u32): f64 { return hdr64(field); }
+export function liveContexts(): u32 { return hdr32(H_NODES); }
+export function capacity(): u32 { return gCapacity; }

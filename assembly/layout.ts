@@ -1,0 +1,134 @@
+// The engine's whole state lives in one linear memory, laid out once by `init` and never resized.
+// A header at HEADER holds the configuration, the section offsets and the counters, so that a byte
+// copy of memory (a snapshot) restores everything; `attach` reloads the cached globals from it.
+
+export const HEADER: u32 = 64;
+export const MAGIC: u32 = 0x50504d31; // "PPM1"
+
+// Header fields (byte offsets from HEADER).
+export const H_MAGIC: u32 = 0;
+export const H_ORDER: u32 = 4;
+export const H_ALPHA: u32 = 8; // bit 0: page alphabet, bit 1: delta alphabet
+export const H_ESCAPE: u32 = 12; // 0..3 = A..D
+export const H_DEPTH: u32 = 16;
+export const H_STREAMS: u32 = 20;
+export const H_CAPACITY: u32 = 24; // context entries (nodes) besides the two roots
+export const H_PAGECOUNT: u32 = 28;
+export const H_RANGE: u32 = 32; // largest |delta| kept as its own symbol
+export const H_FILTER: u32 = 36; // LRU slots of the training filter (0: learn every access)
+export const H_LOOKAHEAD: u32 = 40; // states expanded per prediction
+export const H_AGELIMIT: u32 = 44;
+export const H_THRESHOLD: u32 = 48; // f64
+export const H_O_OUT: u32 = 56;
+export const H_O_IN: u32 = 60;
+export const H_O_STREAMS: u32 = 64;
+export const H_O_LRU: u32 = 68;
+export const H_O_FRONT: u32 = 72;
+export const H_O_CAND: u32 = 76;
+export const H_O_SEEN: u32 = 80;
+export const H_O_BITMAP: u32 = 84;
+export const H_O_BUCKETS: u32 = 88;
+export const H_O_NODES: u32 = 92;
+export const H_END: u32 = 96;
+export const H_BUCKETMASK: u32 = 100;
+export const H_NODES: u32 = 104; // live nodes besides the roots
+export const H_NEXTNODE: u32 = 108; // bump pointer (node id)
+export const H_FREE: u32 = 112; // free-list head (node id, 0 = empty)
+export const H_GEN: u32 = 116; // generation of the scratch hash tables
+export const H_FAULTS: u32 = 120; // f64 counters from here
+export const H_PREDICTIONS: u32 = 128;
+export const H_OBSERVED: u32 = 136;
+export const H_TRAINED: u32 = 144;
+export const H_PRUNES: u32 = 152;
+export const H_PRESENT: u32 = 160;
+export const H_TICK: u32 = 168; // f64: LRU clock
+export const HEADER_BYTES: u32 = 192;
+export const REGISTERS: usize = 512; // scratch registers of the search (not state)
+export const TOP: usize = 768; // the search's top-BRANCH buffer (BRANCH u32)
+
+export const OUT_CAPACITY: u32 = 256; // most pages one prediction can return
+export const IN_CAPACITY: u32 = 65536; // pages per train() staging batch
+export const FRONTIER: u32 = 64; // states kept by the lookahead search
+export const BRANCH: u32 = 16; // candidates followed from one expanded state
+export const SCRATCH_SLOTS: u32 = 4096; // slots of each scratch hash table (power of two)
+export const MAX_CANDIDATES: u32 = 2048; // distinct pages one expansion may score
+export const MAX_EXCLUDED: u32 = 3072; // symbols one alphabet may exclude in one expansion
+export const MAX_FOLLOWED: u32 = 3072; // pages one search may follow
+
+// Node: 28 bytes. Ids 1 and 2 are the roots of the page and delta tries; 0 is "none".
+export const NODE_BYTES: u32 = 28;
+export const N_PARENT: u32 = 0;
+export const N_SYMBOL: u32 = 4;
+export const N_COUNT: u32 = 8;
+export const N_TOTAL: u32 = 12; // sum of the children's counts
+export const N_CHILD: u32 = 16; // first child (newest first)
+export const N_SIBLING: u32 = 20; // next sibling; next free node on the free list
+export const N_HNEXT: u32 = 24; // next node in the hash bucket
+export const PAGE_ROOT: u32 = 1;
+export const DELTA_ROOT: u32 = 2;
+export const FIRST_NODE: u32 = 3;
+export const FREE_MARK: u32 = 0xffffffff; // N_PARENT of a node on the free list
+
+export const NONE: u32 = 0xffffffff; // "no previous page" in a stream
+export const FAR: u32 = 0x80000000; // the delta symbol for any |delta| > range
+
+// Mutable config cache, reloaded from the header by attach().
+export let gOrder: u32 = 0;
+export let gAlpha: u32 = 0;
+export let gEscape: u32 = 0;
+export let gDepth: u32 = 0;
+export let gStreams: u32 = 0;
+export let gCapacity: u32 = 0;
+export let gPageCount: u32 = 0;
+export let gRange: i32 = 0;
+export let gFilter: u32 = 0;
+export let gLookahead: u32 = 0;
+export let gAgeLimit: u32 = 0;
+export let gThreshold: f64 = 0;
+export let oOut: usize = 0;
+export let oIn: usize = 0;
+export let oStreams: usize = 0;
+export let oLru: usize = 0;
+export let oFront: usize = 0;
+export let oCand: usize = 0;
+export let oSeen: usize = 0;
+export let oBitmap: usize = 0;
+export let oBuckets: usize = 0;
+export let oNodes: usize = 0;
+export let gBucketMask: u32 = 0;
+export let streamStride: usize = 0; // bytes per stream record
+export let stateStride: usize = 0; // bytes per frontier state
+
+@inline export function hdr32(f: u32): u32 { return load<u32>(HEADER + f); }
+@inline export function setHdr32(f: u32, v: u32): void { store<u32>(HEADER + f, v); }
+@inline export function hdr64(f: u32): f64 { return load<f64>(HEADER + f); }
+@inline export function setHdr64(f: u32, v: f64): void { store<f64>(HEADER + f, v); }
+@inline export function bump(f: u32, by: f64): void { store<f64>(HEADER + f, load<f64>(HEADER + f) + by); }
+
+export function attachConfig(): void {
+  gOrder = hdr32(H_ORDER);
+  gAlpha = hdr32(H_ALPHA);
+  gEscape = hdr32(H_ESCAPE);
+  gDepth = hdr32(H_DEPTH);
+  gStreams = hdr32(H_STREAMS);
+  gCapacity = hdr32(H_CAPACITY);
+  gPageCount = hdr32(H_PAGECOUNT);
+  gRange = <i32>hdr32(H_RANGE);
+  gFilter = hdr32(H_FILTER);
+  gLookahead = hdr32(H_LOOKAHEAD);
+  gAgeLimit = hdr32(H_AGELIMIT);
+  gThreshold = hdr64(H_THRESHOLD);
+  oOut = hdr32(H_O_OUT);
+  oIn = hdr32(H_O_IN);
+  oStreams = hdr32(H_O_STREAMS);
+  oLru = hdr32(H_O_LRU);
+  oFront = hdr32(H_O_FRONT);
+  oCand = hdr32(H_O_CAND);
+  oSeen = hdr32(H_O_SEEN);
+  oBitmap = hdr32(H_O_BITMAP);
+  oBuckets = hdr32(H_O_BUCKETS);
+  oNodes = hdr32(H_O_NODES);
+  gBucketMask = hdr32(H_BUCKETMASK);
+  streamStride = 4 * (1 + 2 * (gOrder + 1));
+  stateStride = (16 + 8 * (gOrder + 1) + 7) & ~7;
+}

@@ -1,0 +1,272 @@
+// Prediction: which absent pages is the guest most likely to touch soon?
+//
+// One expansion scores the successors of a state (an anchor page and its contexts in both tries).
+// In each alphabet, PPM blends orders from K down to 0 (page trie: down to 1): an order's context
+// offers its successors with the probabilities of the escape method, symbols already offered by a
+// longer context are excluded, and the escape probability carries the rest down to the next order.
+// A delta successor d of anchor a scores page a+d. The two alphabets' scores for a page are merged
+// by taking the larger (two estimates of the same event).
+//
+// Lookahead is a best-first search over such states: the most probable state is expanded, its best
+// BRANCH successors are offered (absent, unsent pages go to the output) and pushed as new states whose
+// probability is the product along the path. Present pages are not output but are still followed, so
+// the search walks through the hot set to the missing pages behind it. It stops at `depth` pages,
+// after `lookahead` expansions, or when no state is left above `threshold`.
+import {
+  gOrder, gAlpha, gEscape, gDepth, gPageCount, gLookahead, gThreshold, oOut, oFront, oCand, oSeen,
+  stateStride, REGISTERS, TOP, PAGE_ROOT, DELTA_ROOT, FAR, FRONTIER, BRANCH, SCRATCH_SLOTS, MAX_CANDIDATES, MAX_EXCLUDED, MAX_FOLLOWED,
+  N_SYMBOL, N_COUNT, N_CHILD, N_SIBLING, H_GEN, H_PREDICTIONS, hdr32, setHdr32, bump,
+} from "./layout";
+import { nGet, findChild } from "./trie";
+import { isSet, setBit } from "./bitmap";
+import { ctxAddr, streamAddr, deltaSymbol } from "./learn";
+
+// Scratch tables live at oSeen: three stamped open-addressing tables of SCRATCH_SLOTS slots
+// (key u32, generation u32, value u32): candidate pages, excluded symbols, pages already followed.
+// A table is emptied in O(1) by drawing a new generation; each holds at most its cap of keys per use
+// (a key beyond the cap is treated as already there), so probing always terminates.
+const SLOT_BYTES: usize = 12;
+const TABLE_BYTES: usize = <usize>SCRATCH_SLOTS * SLOT_BYTES;
+const T_CAND: u32 = 0;
+const T_EXCL: u32 = 1;
+const T_SEEN: u32 = 2;
+// Per-table generation, count and cap: 3 x 3 u32 registers in the reserved area below the sections.
+@inline function tableGen(t: u32): usize { return REGISTERS + (<usize>t << 2); }
+@inline function tableCount(t: u32): usize { return REGISTERS + 12 + (<usize>t << 2); }
+@inline function tableCap(t: u32): usize { return REGISTERS + 24 + (<usize>t << 2); }
+
+function clearTable(t: u32, cap: u32): void {
+  let g = hdr32(H_GEN) + 1;
+  if (g == 0x7fffffff) {
+    memory.fill(oSeen, 0, TABLE_BYTES * 3);
+    g = 1;
+  }
+  setHdr32(H_GEN, g);
+  store<u32>(tableGen(t), g);
+  store<u32>(tableCount(t), 0);
+  store<u32>(tableCap(t), cap);
+}
+
+@inline function mix(k: u32): u32 {
+  let h = k * 0x9e3779b1;
+  h ^= h >> 16;
+  return h & (SCRATCH_SLOTS - 1);
+}
+
+/** Find or insert `key` in table t; returns the slot address (0 when full); sets `fresh`. */
+let fresh = false;
+function slotOf(t: u32, key: u32): usize {
+  const base = oSeen + <usize>t * TABLE_BYTES;
+  const g = load<u32>(tableGen(t));
+  let i = mix(key);
+  for (;;) {
+    const a = base + <usize>i * SLOT_BYTES;
+    if (load<u32>(a + 4) != g) {
+      fresh = false;
+      const n = load<u32>(tableCount(t));
+      if (n >= load<u32>(tableCap(t))) return 0;
+      store<u32>(tableCount(t), n + 1);
+      store<u32>(a, key);
+      store<u32>(a + 4, g);
+      fresh = true;
+      return a;
+    }
+    if (load<u32>(a) == key) { fresh = false; return a; }
+    i = (i + 1) & (SCRATCH_SLOTS - 1);
+  }
+  return 0;
+}
+
+function contains(t: u32, key: u32): bool {
+  const base = oSeen + <usize>t * TABLE_BYTES;
+  const g = load<u32>(tableGen(t));
+  let i = mix(key);
+  for (;;) {
+    const a = base + <usize>i * SLOT_BYTES;
+    if (load<u32>(a + 4) != g) return false;
+    if (load<u32>(a) == key) return true;
+    i = (i + 1) & (SCRATCH_SLOTS - 1);
+  }
+  return false;
+}
+
+// Candidates of the current expansion: page u32 array then prob f64 array.
+let nCand: u32 = 0;
+@inline function candPage(i: u32): usize { return oCand + (<usize>i << 2); }
+@inline function candProb(i: u32): usize { return oCand + (<usize>MAX_CANDIDATES << 2) + (<usize>i << 3); }
+
+function offer(page: u32, p: f64): void {
+  const a = slotOf(T_CAND, page);
+  if (a == 0) return;
+  if (fresh) {
+    store<u32>(a + 8, nCand);
+    store<u32>(candPage(nCand), page);
+    store<f64>(candProb(nCand), p);
+    nCand++;
+  } else {
+    const i = load<u32>(a + 8);
+    if (load<f64>(candProb(i)) < p) store<f64>(candProb(i), p);
+  }
+}
+
+@inline function stateAddr(i: u32): usize { return oFront + <usize>i * stateStride; }
+// State layout: prob f64 @0 (negative = empty slot), anchor u32 @8, contexts u32[2*(K+1)] @16.
+@inline function stateCtx(st: usize, a: u32, k: u32): usize { return st + 16 + ((<usize>(a * (gOrder + 1) + k)) << 2); }
+
+/** Score one alphabet's successors of state `st` into the candidate table. */
+function scoreAlphabet(st: usize, a: u32): void {
+  const K = gOrder;
+  const anchor = load<u32>(st + 8);
+  const lowest: u32 = a == 0 ? 1 : 0;
+  clearTable(T_EXCL, MAX_EXCLUDED);
+  let mult: f64 = 1;
+  for (let k = <i32>K; k >= <i32>lowest; k--) {
+    const node = k == 0 ? DELTA_ROOT : load<u32>(stateCtx(st, a, <u32>k));
+    if (node == 0) continue;
+    let tot: f64 = 0;
+    let d: f64 = 0;
+    let c = nGet(node, N_CHILD);
+    if (c == 0) continue;
+    while (c != 0) {
+      if (!contains(T_EXCL, nGet(c, N_SYMBOL))) { tot += <f64>nGet(c, N_COUNT); d += 1; }
+      c = nGet(c, N_SIBLING);
+    }
+    if (d == 0) continue;
+    let esc: f64;
+    let denom: f64;
+    if (gEscape == 0) { denom = tot + 1; esc = 1 / denom; }
+    else if (gEscape == 1) { denom = tot; esc = d / tot; }
+    else if (gEscape == 2) { denom = tot + d; esc = d / denom; }
+    else { denom = 2 * tot; esc = d / denom; }
+    c = nGet(node, N_CHILD);
+    while (c != 0) {
+      const sym = nGet(c, N_SYMBOL);
+      slotOf(T_EXCL, sym);
+      if (fresh && !(a == 1 && sym == FAR)) {
+        const n = <f64>nGet(c, N_COUNT);
+        const num = gEscape == 0 || gEscape == 2 ? n : gEscape == 1 ? n - 1 : 2 * n - 1;
+        const p = mult * (num / denom);
+        if (p > 0) {
+          const page = a == 0 ? sym : anchor + sym;
+          const inRange = a == 0 ? sym < gPageCount : (<i64>anchor + <i64><i32>sym >= 0 && <i64>anchor + <i64><i32>sym < <i64>gPageCount);
+          if (inRange) offer(page, p);
+        }
+      }
+      c = nGet(c, N_SIBLING);
+    }
+    mult *= esc < 1 ? esc : 1;
+  }
+}
+
+/** Write into state slot `dst` the state reached from `src` by touching `page` next (no learning). */
+function advance(src: usize, dst: usize, page: u32, p: f64): void {
+  const K = gOrder;
+  const anchor = load<u32>(src + 8);
+  if (gAlpha & 1) {
+    for (let k = <i32>K - 1; k >= 0; k--) {
+      const ctx = k == 0 ? PAGE_ROOT : load<u32>(stateCtx(src, 0, <u32>k));
+      store<u32>(stateCtx(dst, 0, <u32>k + 1), ctx != 0 ? findChild(ctx, page) : 0);
+    }
+  }
+  if (gAlpha & 2) {
+    const sym = deltaSymbol(anchor, page);
+    for (let k = <i32>K - 1; k >= 0; k--) {
+      const ctx = k == 0 ? DELTA_ROOT : load<u32>(stateCtx(src, 1, <u32>k));
+      store<u32>(stateCtx(dst, 1, <u32>k + 1), ctx != 0 ? findChild(ctx, sym) : 0);
+    }
+  }
+  store<u32>(dst + 8, page);
+  store<f64>(dst, p);
+}
+
+// Top-BRANCH selection buffer (indices into the candidate arrays), best first.
+let nTop: u32 = 0;
+@inline function topAt(j: u32): u32 { return load<u32>(TOP + (<usize>j << 2)); }
+@inline function setTop(j: u32, v: u32): void { store<u32>(TOP + (<usize>j << 2), v); }
+
+@inline function better(i: u32, j: u32): bool {
+  const pi = load<f64>(candProb(i));
+  const pj = load<f64>(candProb(j));
+  return pi > pj || (pi == pj && load<u32>(candPage(i)) < load<u32>(candPage(j)));
+}
+
+function selectTop(): void {
+  nTop = 0;
+  for (let i: u32 = 0; i < nCand; i++) {
+    if (nTop == BRANCH && !better(i, topAt(BRANCH - 1))) continue;
+    let j = nTop < BRANCH ? nTop : BRANCH - 1;
+    while (j > 0 && better(i, topAt(j - 1))) { setTop(j, topAt(j - 1)); j--; }
+    setTop(j, i);
+    if (nTop < BRANCH) nTop++;
+  }
+}
+
+/** Pick a frontier slot for a new state of probability p: a free one, else the weakest if p beats it. */
+function slotFor(p: f64): i32 {
+  let weakest: i32 = -1;
+  let weakestP: f64 = Infinity;
+  for (let i: u32 = 0; i < FRONTIER; i++) {
+    const q = load<f64>(stateAddr(i));
+    if (q < 0) return <i32>i;
+    if (q < weakestP) { weakestP = q; weakest = <i32>i; }
+  }
+  return p > weakestP ? weakest : -1;
+}
+
+/** Run the search from `stream`'s current context; returns the number of pages written to OUT. */
+export function predictFrom(stream: u32): u32 {
+  const K = gOrder;
+  for (let i: u32 = 0; i < FRONTIER; i++) store<f64>(stateAddr(i), -1);
+  // The root state: the stream's own contexts.
+  const s0 = stateAddr(0);
+  store<f64>(s0, 1);
+  store<u32>(s0 + 8, load<u32>(streamAddr(stream)));
+  for (let a: u32 = 0; a < 2; a++) {
+    for (let k: u32 = 1; k <= K; k++) store<u32>(stateCtx(s0, a, k), load<u32>(ctxAddr(stream, a, k)));
+  }
+  clearTable(T_SEEN, MAX_FOLLOWED);
+  slotOf(T_SEEN, load<u32>(s0 + 8));
+  const depth = gDepth;
+  const thr = gThreshold;
+  let out: u32 = 0;
+  let expansions: u32 = 0;
+  // A scratch state slot beyond the frontier to expand from.
+  const cur = stateAddr(FRONTIER);
+  while (out < depth && expansions < gLookahead) {
+    // Pop the most probable state (lowest slot on ties).
+    let best: i32 = -1;
+    let bestP: f64 = -1;
+    for (let i: u32 = 0; i < FRONTIER; i++) {
+      const q = load<f64>(stateAddr(i));
+      if (q > bestP) { bestP = q; best = <i32>i; }
+    }
+    if (best < 0) break;
+    memory.copy(cur, stateAddr(<u32>best), stateStride);
+    store<f64>(stateAddr(<u32>best), -1);
+    expansions++;
+    clearTable(T_CAND, MAX_CANDIDATES);
+    nCand = 0;
+    if (gAlpha & 1) scoreAlphabet(cur, 0);
+    if (gAlpha & 2) scoreAlphabet(cur, 1);
+    selectTop();
+    for (let t: u32 = 0; t < nTop; t++) {
+      const i = topAt(t);
+      const page = load<u32>(candPage(i));
+      const p = bestP * load<f64>(candProb(i));
+      if (p < thr) break;
+      if (!isSet(page)) {
+        setBit(page);
+        store<u32>(oOut + (<usize>out << 2), page);
+        out++;
+        if (out >= depth) break;
+      }
+      slotOf(T_SEEN, page);
+      if (fresh) {
+        const slot = slotFor(p);
+        if (slot >= 0) advance(cur, stateAddr(<u32>slot), page, p);
+      }
+    }
+  }
+  bump(H_PREDICTIONS, <f64>out);
+  return out;
+}

@@ -1,0 +1,160 @@
+// The PPM context trie.
+//
+// A node is a context: the path from a root to it is the sequence of symbols that forms the context,
+// and its children are the symbols seen right after that context, each with a count. Two tries share
+// one arena: the page trie (symbols are page numbers) and the delta trie (symbols are the signed
+// distance to the previous page of the same stream, with every |delta| > range folded into FAR).
+// A hash index over (parent, symbol) finds a child in O(1); children also form a singly linked list
+// (newest first) so a context's successors can be enumerated.
+//
+// Memory is fixed: when a new node is needed and the arena is full, the whole trie is pruned (every
+// count halved, zero-count subtrees dropped onto a free list, the index rebuilt) rather than trapping.
+// Counts also age locally: when a context's children add up to more than the age limit, they are
+// halved (never below 1), so recent behaviour outweighs old history.
+import {
+  oNodes, oBuckets, gBucketMask, gCapacity, gAgeLimit, oStreams, streamStride, gStreams, gOrder,
+  NODE_BYTES, N_PARENT, N_SYMBOL, N_COUNT, N_TOTAL, N_CHILD, N_SIBLING, N_HNEXT,
+  PAGE_ROOT, DELTA_ROOT, FIRST_NODE, FREE_MARK, H_NODES, H_NEXTNODE, H_FREE, H_PRUNES,
+  hdr32, setHdr32, bump,
+} from "./layout";
+
+@inline export function nodeAddr(id: u32): usize { return oNodes + <usize>id * NODE_BYTES; }
+@inline export function nGet(id: u32, f: u32): u32 { return load<u32>(nodeAddr(id) + f); }
+@inline export function nSet(id: u32, f: u32, v: u32): void { store<u32>(nodeAddr(id) + f, v); }
+
+@inline function hashKey(parent: u32, symbol: u32): u32 {
+  let h = parent * 0x9e3779b1 ^ (symbol + 0x7f4a7c15) * 0x85ebca77;
+  h ^= h >> 15;
+  h *= 0x2c1b3c6d;
+  h ^= h >> 12;
+  return h & gBucketMask;
+}
+
+/** The child of `parent` for `symbol`, or 0. */
+export function findChild(parent: u32, symbol: u32): u32 {
+  let id = load<u32>(oBuckets + (<usize>hashKey(parent, symbol) << 2));
+  while (id != 0) {
+    const a = nodeAddr(id);
+    if (load<u32>(a + N_PARENT) == parent && load<u32>(a + N_SYMBOL) == symbol) return id;
+    id = load<u32>(a + N_HNEXT);
+  }
+  return 0;
+}
+
+function indexNode(id: u32): void {
+  const b = oBuckets + (<usize>hashKey(nGet(id, N_PARENT), nGet(id, N_SYMBOL)) << 2);
+  nSet(id, N_HNEXT, load<u32>(b));
+  store<u32>(b, id);
+}
+
+/** Take a node from the free list or the bump pointer; 0 when the arena is full. */
+function allocNode(): u32 {
+  const free = hdr32(H_FREE);
+  if (free != 0) {
+    setHdr32(H_FREE, nGet(free, N_SIBLING));
+    return free;
+  }
+  const next = hdr32(H_NEXTNODE);
+  if (next >= FIRST_NODE + gCapacity) return 0;
+  setHdr32(H_NEXTNODE, next + 1);
+  return next;
+}
+
+/** Count one more `symbol` after context `parent`; creates the child if needed. Returns it, or 0. */
+export function increment(parent: u32, symbol: u32): u32 {
+  let id = findChild(parent, symbol);
+  if (id == 0) {
+    if (hdr32(H_NODES) >= gCapacity) {
+      prune();
+      if (nGet(parent, N_PARENT) == FREE_MARK) return 0; // the context itself was pruned away
+    }
+    id = allocNode();
+    if (id == 0) return 0;
+    const a = nodeAddr(id);
+    store<u32>(a + N_PARENT, parent);
+    store<u32>(a + N_SYMBOL, symbol);
+    store<u32>(a + N_COUNT, 0);
+    store<u32>(a + N_TOTAL, 0);
+    store<u32>(a + N_CHILD, 0);
+    store<u32>(a + N_SIBLING, nGet(parent, N_CHILD));
+    nSet(parent, N_CHILD, id);
+    indexNode(id);
+    setHdr32(H_NODES, hdr32(H_NODES) + 1);
+  }
+  nSet(id, N_COUNT, nGet(id, N_COUNT) + 1);
+  const total = nGet(parent, N_TOTAL) + 1;
+  nSet(parent, N_TOTAL, total);
+  if (total > gAgeLimit) age(parent);
+  return id;
+}
+
+/** Halve the counts of a context's children (never below 1). */
+function age(parent: u32): void {
+  let total: u32 = 0;
+  let c = nGet(parent, N_CHILD);
+  while (c != 0) {
+    let n = nGet(c, N_COUNT) >> 1;
+    if (n == 0) n = 1;
+    nSet(c, N_COUNT, n);
+    total += n;
+    c = nGet(c, N_SIBLING);
+  }
+  nSet(parent, N_TOTAL, total);
+}
+
+function freeSubtree(id: u32): void {
+  let c = nGet(id, N_CHILD);
+  while (c != 0) {
+    const next = nGet(c, N_SIBLING);
+    freeSubtree(c);
+    c = next;
+  }
+  nSet(id, N_PARENT, FREE_MARK);
+  nSet(id, N_SIBLING, hdr32(H_FREE));
+  setHdr32(H_FREE, id);
+  setHdr32(H_NODES, hdr32(H_NODES) - 1);
+}
+
+/** Halve every count below `parent`; children that reach 0 are dropped with their subtrees. */
+function halveBelow(parent: u32): void {
+  let prev: u32 = 0;
+  let total: u32 = 0;
+  let c = nGet(parent, N_CHILD);
+  while (c != 0) {
+    const next = nGet(c, N_SIBLING);
+    const n = nGet(c, N_COUNT) >> 1;
+    if (n == 0) {
+      if (prev == 0) nSet(parent, N_CHILD, next); else nSet(prev, N_SIBLING, next);
+      freeSubtree(c);
+    } else {
+      nSet(c, N_COUNT, n);
+      total += n;
+      halveBelow(c);
+      prev = c;
+    }
+    c = next;
+  }
+  nSet(parent, N_TOTAL, total);
+}
+
+/** The arena is full: halve all counts, drop what falls to zero, rebuild the index. */
+export function prune(): void {
+  halveBelow(PAGE_ROOT);
+  halveBelow(DELTA_ROOT);
+  bump(H_PRUNES, 1);
+  memory.fill(oBuckets, 0, (<usize>gBucketMask + 1) << 2);
+  const end = hdr32(H_NEXTNODE);
+  for (let id = FIRST_NODE; id < end; id++) {
+    if (nGet(id, N_PARENT) != FREE_MARK) indexNode(id);
+  }
+  // Stream contexts that pointed at dropped nodes escape to shorter orders.
+  const slots: u32 = 2 * (gOrder + 1);
+  for (let s: u32 = 0; s < gStreams; s++) {
+    const base = oStreams + <usize>s * streamStride + 4;
+    for (let i: u32 = 0; i < slots; i++) {
+      const a = base + (<usize>i << 2);
+      const id = load<u32>(a);
+      if (id >= FIRST_NODE && nGet(id, N_PARENT) == FREE_MARK) store<u32>(a, 0);
+    }
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Predictor options: defaults, validation, and the byte budget -> capacity rule.
+ *
+ * Every default below was chosen by measurement on the real traces (see README, RESULTS.md):
+ * order 3 and the hybrid alphabet win on both contiguous and scattered layouts; escape method A
+ * beats B, C and D there (B cannot predict a symbol seen once, which is most of post-copy's first
+ * touches); a 16-state lookahead reaches the missing pages behind the hot set; a 32-page LRU filter
+ * on the history makes the model learn the miss stream it will serve.
+ */
+import type { Alphabet, EscapeMethod, PredictorOptions } from "./types.js";
+
+export const ALPHABETS: readonly Alphabet[] = ["page", "delta", "hybrid"];
+export const ESCAPES: readonly EscapeMethod[] = ["A", "B", "C", "D"];
+
+/** Everything a model is built from, all explicit. */
+export interface ResolvedOptions {
+  pageCount: number;
+  order: number;
+  alphabet: Alphabet;
+  escape: EscapeMethod;
+  depth: number;
+  threshold: number;
+  streams: number;
+  maxContexts: number;
+  /** Largest |delta| the delta alphabet keeps as its own symbol; larger ones share one symbol. */
+  deltaRange: number;
+  /** LRU slots of the filter that train() passes the history through (0 = learn every access). */
+  filter: number;
+  /** States the lookahead search may expand per prediction. */
+  lookahead: number;
+  /** A context's counts are halved when they add up to more than this. */
+  ageLimit: number;
+}
+
+export interface FullPredictorOptions extends PredictorOptions {
+  deltaRange?: number;
+  filter?: number;
+  lookahead?: number;
+  ageLimit?: number;
+}
+
+export const DEFAULTS = {
+  order: 3,
+  alphabet: "hybrid" as Alphabet,
+  escape: "A" as EscapeMethod,
+  depth: 8,
+  threshold: 0.001,
+  streams: 64,
+  maxContexts: 1 << 20,
+  deltaRange: 64,
+  filter: 32,
+  lookahead: 16,
+  ageLimit: 1 << 16,
+} as const;
+
+export const LIMITS = {
+  pageCount: [1, 0xffffffff],
+  order: [1, 8],
+  depth: [0, 256],
+  streams: [1, 4096],
+  maxContexts: [16, 1 << 26],
+  deltaRange: [1, 1 << 20],
+  filter: [0, 1024],
+  lookahead: [1, 128],
+  ageLimit: [2, 0x7fffffff],
+} as const;
+
+function int(name: string, v: unknown, [min, max]: readonly [number, number]): number {
+  if (typeof v !== "number" || !Number.isInteger(v)) {
+    throw new TypeError(`options.${name} must be an integer, got ${describe(v)}`);
+  }
+  if (v < min || v > max) throw new RangeError(`options.${name} must be in ${min}..${max}, got ${v}`);
+  return v;
+}
+
+export function describe(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "bigint") return `${v}n`;
+  if (Array.isArray(v)) return `an array of length ${v.length}`;
+  if (v !== null && typeof v === "object") return `an object (${Object.prototype.toString.call(v)})`;
+  return String(v);
+}
+
+/** Validate and complete options; throws TypeError/RangeError naming the option and the value. */
+export function resolveOptions(o: FullPredictorOptions, bytesFor?: (capacity: number) => number): ResolvedOptions {
+  if (o === null || typeof o !== "object") throw new TypeError(`options must be an object, got ${describe(o)}`);
+  const known = new Set(["pageCount", "order", "alphabet", "escape", "depth", "threshold", "streams", "maxContexts", "memoryBytes", "deltaRange", "filter", "lookahead", "ageLimit"]);
+  for (const k of Object.keys(o)) if (!known.has(k)) throw new TypeError(`options.${k} is not an option (known: ${[...known].join(", ")})`);
+  if (o.pageCount === undefined) throw new TypeError("options.pageCount is required (pages in the guest)");
+  const pageCount = int("pageCount", o.pageCount, LIMITS.pageCount);
+  const order = int("order", o.order ?? DEFAULTS.order, LIMITS.order);
+  const alphabet = o.alphabet ?? DEFAULTS.alphabet;
+  if (!ALPHABETS.includes(alphabet)) throw new RangeError(`options.alphabet must be one of ${ALPHABETS.join(", ")}, got ${describe(alphabet)}`);
+  const escape = o.escape ?? DEFAULTS.escape;
+  if (!ESCAPES.includes(escape)) throw new RangeError(`options.escape must be one of ${ESCAPES.join(", ")}, got ${describe(escape)}`);
+  const depth = int("depth", o.depth ?? DEFAULTS.depth, LIMITS.depth);
+  const threshold = o.threshold ?? DEFAULTS.threshold;
+  if (typeof threshold !== "number" || Number.isNaN(threshold)) throw new TypeError(`options.threshold must be a number, got ${describe(threshold)}`);
+  if (threshold < 0 || threshold > 1) throw new RangeError(`options.threshold must be in 0..1, got ${threshold}`);
+  const streams = int("streams", o.streams ?? DEFAULTS.streams, LIMITS.streams);
+  const deltaRange = int("deltaRange", o.deltaRange ?? DEFAULTS.deltaRange, LIMITS.deltaRange);
+  const filter = int("filter", o.filter ?? DEFAULTS.filter, LIMITS.filter);
+  const lookahead = int("lookahead", o.lookahead ?? DEFAULTS.lookahead, LIMITS.lookahead);
+  const ageLimit = int("ageLimit", o.ageLimit ?? DEFAULTS.ageLimit, LIMITS.ageLimit);
+  let maxContexts: number;
+  if (o.memoryBytes !== undefined) {
+    if (o.maxContexts !== undefined) throw new TypeError("options.maxContexts and options.memoryBytes exclude each other; give one");
+    const budget = o.memoryBytes;
+    if (typeof budget !== "number" || !Number.isInteger(budget)) throw new TypeError(`options.memoryBytes must be an integer, got ${describe(budget)}`);
+    if (!bytesFor) throw new Error("internal: memoryBytes needs a sizing function");
+    maxContexts = capacityForBudget(budget, bytesFor);
+  } else {
+    maxContexts = int("maxContexts", o.maxContexts ?? DEFAULTS.maxContexts, LIMITS.maxContexts);
+  }
+  return { pageCount, order, alphabet, escape, depth, threshold, streams, maxContexts, deltaRange, filter, lookahead, ageLimit };
+}
+
+/** The largest capacity whose layout fits the byte budget (binary search over the exact layout). */
+function capacityForBudget(budget: number, bytesFor: (capacity: number) => number): number {
+  const [min, max] = LIMITS.maxContexts;
+  if (bytesFor(min) > budget) {
+    throw new RangeError(`options.memoryBytes ${budget} is too small for this configuration (needs at least ${bytesFor(min)})`);
+  }
+  let lo: number = min, hi: number = max;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi + 1) / 2);
+    if (bytesFor(mid) <= budget) lo = mid; else hi = mid - 1;
+  }
+  return lo;
+}

@@ -1,0 +1,199 @@
+/**
+ * The predictor: a thin class over the raw Wasm exports. It validates every argument before the
+ * core sees it (so a bad call changes nothing), keeps long-lived typed-array views over the core's
+ * fixed input and output buffers, and never copies on the fault path.
+ */
+import type { Predictor, PredictorStats } from "./types.js";
+import { resolveOptions, describe, type FullPredictorOptions, type ResolvedOptions } from "./options.js";
+import { instantiateCore, layoutBytes, COUNTER, OUT_CAPACITY, IN_CAPACITY, type CoreExports } from "./wasm.js";
+import { encodeSnapshot, decodeSnapshot } from "./snapshot.js";
+
+const ALPHA_BITS = { page: 1, delta: 2, hybrid: 3 } as const;
+const ESCAPE_CODE = { A: 0, B: 1, C: 2, D: 3 } as const;
+
+export class WasmPredictor implements Predictor {
+  readonly options: Readonly<ResolvedOptions>;
+  private core: CoreExports | undefined;
+  private out!: Uint32Array; // view of the core's output buffer
+  private input!: Uint32Array; // view of the core's train staging buffer
+  private viewsOf: ArrayBuffer | undefined;
+
+  /** @internal use createPredictor / restorePredictor */
+  constructor(options: ResolvedOptions, memoryImage?: Uint8Array) {
+    this.options = Object.freeze({ ...options });
+    const core = instantiateCore();
+    const o = options;
+    const ok = core.init(o.order, ALPHA_BITS[o.alphabet], ESCAPE_CODE[o.escape], o.depth, o.threshold, o.streams,
+      o.maxContexts, o.pageCount, o.deltaRange, o.filter, o.lookahead, o.ageLimit);
+    if (!ok) {
+      throw new RangeError(`options.maxContexts ${o.maxContexts} with pageCount ${o.pageCount} needs ` +
+        `${layoutBytes(o.order, o.streams, o.maxContexts, o.pageCount, o.filter)} bytes, more than Wasm linear memory can hold`);
+    }
+    if (memoryImage) {
+      if (memoryImage.length !== core.usedBytes()) {
+        throw new RangeError(`bytes holds a memory image of ${memoryImage.length} bytes; its options need ${core.usedBytes()}`);
+      }
+      new Uint8Array(core.memory.buffer, 0, memoryImage.length).set(memoryImage);
+      if (!core.attach()) throw new RangeError("bytes holds a memory image without the engine's header");
+    }
+    this.core = core;
+    this.refreshViews();
+  }
+
+  /** Views are recreated only if the memory ever grew (its ArrayBuffer is then replaced). */
+  private refreshViews(): void {
+    const core = this.core!;
+    const buf = core.memory.buffer;
+    if (buf === this.viewsOf) return;
+    this.out = new Uint32Array(buf, core.outPtr(), OUT_CAPACITY);
+    this.input = new Uint32Array(buf, core.inPtr(), IN_CAPACITY);
+    this.viewsOf = buf;
+  }
+
+  private live(method: string): CoreExports {
+    const core = this.core;
+    if (!core) throw new TypeError(`predictor.${method}() called after dispose()`);
+    return core;
+  }
+
+  private checkPage(name: string, v: unknown): number {
+    if (typeof v !== "number" || !Number.isInteger(v)) throw new TypeError(`${name} must be an integer page number, got ${describe(v)}`);
+    if (v < 0 || v >= this.options.pageCount) throw new RangeError(`${name} must be in 0..${this.options.pageCount - 1}, got ${v}`);
+    return v;
+  }
+
+  private checkStream(v: unknown): number {
+    if (v === undefined) return 0;
+    if (typeof v !== "number" || !Number.isInteger(v)) throw new TypeError(`stream must be an integer, got ${describe(v)}`);
+    if (v < 0 || v >= this.options.streams) throw new RangeError(`stream must be in 0..${this.options.streams - 1}, got ${v}`);
+    return v;
+  }
+
+  train(pages: Uint32Array | readonly number[], stream?: number): void {
+    const core = this.live("train");
+    const s = this.checkStream(stream);
+    const n = this.options.pageCount;
+    if (pages instanceof Uint32Array) {
+      for (let i = 0; i < pages.length; i++) {
+        if (pages[i] >= n) throw new RangeError(`pages[${i}] must be in 0..${n - 1}, got ${pages[i]}`);
+      }
+    } else if (Array.isArray(pages)) {
+      for (let i = 0; i < pages.length; i++) {
+        const v = pages[i];
+        if (typeof v !== "number" || !Number.isInteger(v)) throw new TypeError(`pages[${i}] must be an integer page number, got ${describe(v)}`);
+        if (v < 0 || v >= n) throw new RangeError(`pages[${i}] must be in 0..${n - 1}, got ${v}`);
+      }
+    } else {
+      throw new TypeError(`pages must be a Uint32Array or an array of page numbers, got ${describe(pages)}`);
+    }
+    this.refreshViews();
+    for (let off = 0; off < pages.length; off += IN_CAPACITY) {
+      const end = Math.min(pages.length, off + IN_CAPACITY);
+      if (pages instanceof Uint32Array) this.input.set(pages.subarray(off, end));
+      else for (let i = off; i < end; i++) this.input[i - off] = pages[i];
+      core.train(end - off, s);
+    }
+  }
+
+  /**
+   * Learn from a fault and return the pages to send with it. The result is a view of the engine's
+   * output buffer: the next predictNext call overwrites it (copy it with .slice() to keep it).
+   * The returned pages are marked sent and never returned again.
+   */
+  predictNext(fault: number, stream?: number): Uint32Array {
+    const n = this.predictInto(fault, stream);
+    return this.out.subarray(0, n);
+  }
+
+  /** predictNext without creating a view: returns the count; the pages are output[0..count). */
+  predictInto(fault: number, stream?: number): number {
+    const core = this.live("predictNext");
+    this.checkPage("fault", fault);
+    const s = this.checkStream(stream);
+    return core.predictNext(fault, s);
+  }
+
+  /** The long-lived view of the output buffer that predictInto fills. */
+  get output(): Uint32Array {
+    this.live("output");
+    this.refreshViews();
+    return this.out;
+  }
+
+  observe(page: number, stream?: number): void {
+    const core = this.live("observe");
+    this.checkPage("page", page);
+    core.observe(page, this.checkStream(stream));
+  }
+
+  markPresent(page: number): void {
+    const core = this.live("markPresent");
+    this.checkPage("page", page);
+    core.markPresent(page);
+  }
+
+  markPresentRange(start: number, count: number): void {
+    const core = this.live("markPresentRange");
+    this.checkPage("start", start);
+    if (typeof count !== "number" || !Number.isInteger(count)) throw new TypeError(`count must be an integer, got ${describe(count)}`);
+    if (count < 0 || start + count > this.options.pageCount) {
+      throw new RangeError(`count must be in 0..${this.options.pageCount - start} (start ${start}, pageCount ${this.options.pageCount}), got ${count}`);
+    }
+    core.markPresentRange(start, count);
+  }
+
+  isPresent(page: number): boolean {
+    const core = this.live("isPresent");
+    this.checkPage("page", page);
+    return core.isPresent(page) !== 0;
+  }
+
+  stats(): PredictorStats {
+    const core = this.live("stats");
+    return {
+      faults: core.counter(COUNTER.faults),
+      predictions: core.counter(COUNTER.predictions),
+      observed: core.counter(COUNTER.observed),
+      trained: core.counter(COUNTER.trained),
+      contexts: core.liveContexts(),
+      capacity: core.capacity(),
+      memoryBytes: core.memory.buffer.byteLength,
+      prunes: core.counter(COUNTER.prunes),
+      presentPages: core.counter(COUNTER.present),
+    };
+  }
+
+  snapshot(): Uint8Array {
+    const core = this.live("snapshot");
+    return encodeSnapshot(this.options, new Uint8Array(core.memory.buffer, 0, core.usedBytes()));
+  }
+
+  reset(): void {
+    this.live("reset").clearModel();
+  }
+
+  dispose(): void {
+    this.core = undefined;
+    this.viewsOf = undefined;
+    this.out = this.input = new Uint32Array(0);
+  }
+}
+
+/** Create a predictor; synchronous. Throws TypeError/RangeError for bad options. */
+export function createPredictor(options: FullPredictorOptions): WasmPredictor {
+  const o = resolveOptions(options, (cap) =>
+    layoutBytes(options.order ?? 3, options.streams ?? 64, cap, options.pageCount, options.filter ?? 32));
+  return new WasmPredictor(o);
+}
+
+/** Rebuild a predictor from snapshot() bytes; it continues exactly as the original would. */
+export function restorePredictor(bytes: Uint8Array): WasmPredictor {
+  const { options, memory } = decodeSnapshot(bytes);
+  let o: ResolvedOptions;
+  try {
+    o = resolveOptions(options as FullPredictorOptions);
+  } catch (e) {
+    throw new RangeError(`bytes holds invalid options: ${(e as Error).message}`);
+  }
+  return new WasmPredictor(o, memory);
+}

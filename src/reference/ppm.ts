@@ -1,0 +1,375 @@
+/**
+ * The reference model: the same algorithm as the Wasm core (assembly/), written for clarity with
+ * objects, Maps and arrays. It is slow on purpose-free code paths and exists for two reasons: to
+ * explain the algorithm in plain TypeScript, and to check the core: differential tests feed both
+ * the same calls and require identical predictions. Every rule that decides an output (order of
+ * updates, pruning, tie-breaking, caps of the scratch tables) is mirrored exactly; node ids and
+ * memory layout, which decide nothing, are not.
+ */
+import { resolveOptions, describe, type FullPredictorOptions, type ResolvedOptions } from "../engine/options.js";
+import type { Predictor, PredictorStats } from "../engine/types.js";
+
+const FAR = 0x80000000; // the delta symbol for every |delta| > deltaRange
+const FRONTIER = 64; // states kept by the lookahead search
+const BRANCH = 16; // candidates followed from one expanded state
+const MAX_CANDIDATES = 2048;
+const MAX_EXCLUDED = 3072;
+const MAX_FOLLOWED = 3072;
+
+/** A context: the path from its root is the context's symbols; children are its successors. */
+class Node {
+  count = 0;
+  total = 0; // sum of the children's counts
+  freed = false;
+  readonly kids: Node[] = []; // insertion order; iterated newest first, as the core's lists are
+  readonly byKey = new Map<number, Node>();
+  constructor(readonly symbol: number) {}
+}
+
+interface StreamState {
+  last: number; // -1: none yet
+  ctx: (Node | null)[][]; // [alphabet][order 0..K]; [a][0] unused (the root is implicit)
+}
+
+interface SearchState {
+  p: number; // path probability; -1 = empty slot
+  anchor: number;
+  ctx: (Node | null)[][];
+}
+
+/** A page-level set with a cap: an insert beyond the cap is refused, as the core's tables are. */
+class CappedSet {
+  private s = new Set<number>();
+  constructor(private readonly cap: number) {}
+  has(k: number): boolean { return this.s.has(k); }
+  /** true when k was not there and was inserted */
+  insert(k: number): boolean {
+    if (this.s.has(k) || this.s.size >= this.cap) return false;
+    this.s.add(k);
+    return true;
+  }
+}
+
+export class ReferencePredictor implements Predictor {
+  readonly options: Readonly<ResolvedOptions>;
+  private pageRoot = new Node(0);
+  private deltaRoot = new Node(0);
+  private nodes = 0;
+  private streamStates: StreamState[] = [];
+  private present = new Set<number>();
+  private lruPages: number[] = [];
+  private lruStamps: number[] = [];
+  private tick = 0;
+  private counters = { faults: 0, predictions: 0, observed: 0, trained: 0, prunes: 0 };
+  private disposed = false;
+
+  constructor(options: ResolvedOptions) {
+    this.options = Object.freeze({ ...options });
+    this.reset();
+  }
+
+  private get K(): number { return this.options.order; }
+  private get usePage(): boolean { return this.options.alphabet !== "delta"; }
+  private get useDelta(): boolean { return this.options.alphabet !== "page"; }
+
+  reset(): void {
+    this.pageRoot = new Node(0);
+    this.deltaRoot = new Node(0);
+    this.nodes = 0;
+    this.present = new Set();
+    this.streamStates = Array.from({ length: this.options.streams }, () => ({ last: -1, ctx: [this.emptyCtx(), this.emptyCtx()] }));
+    this.lruPages = new Array(this.options.filter).fill(-1);
+    this.lruStamps = new Array(this.options.filter).fill(0);
+    this.tick = 0;
+    this.counters = { faults: 0, predictions: 0, observed: 0, trained: 0, prunes: 0 };
+  }
+
+  private emptyCtx(): (Node | null)[] {
+    return new Array(this.K + 1).fill(null);
+  }
+
+  // ---- the trie ----
+
+  private increment(parent: Node, symbol: number): Node | null {
+    let child = parent.byKey.get(symbol);
+    if (!child) {
+      if (this.nodes >= this.options.maxContexts) {
+        this.prune();
+        if (parent.freed) return null;
+        if (this.nodes >= this.options.maxContexts) return null;
+      }
+      child = new Node(symbol);
+      parent.kids.push(child);
+      parent.byKey.set(symbol, child);
+      this.nodes++;
+    }
+    child.count++;
+    parent.total++;
+    if (parent.total > this.options.ageLimit) {
+      let total = 0;
+      for (const c of parent.kids) {
+        c.count = Math.max(1, c.count >>> 1);
+        total += c.count;
+      }
+      parent.total = total;
+    }
+    return child;
+  }
+
+  private prune(): void {
+    const free = (n: Node): void => {
+      for (const c of n.kids) free(c);
+      n.freed = true;
+      this.nodes--;
+    };
+    const halve = (parent: Node): void => {
+      let total = 0;
+      const keep: Node[] = [];
+      for (const c of parent.kids) {
+        const n = c.count >>> 1;
+        if (n === 0) {
+          parent.byKey.delete(c.symbol);
+          free(c);
+        } else {
+          c.count = n;
+          total += n;
+          halve(c);
+          keep.push(c);
+        }
+      }
+      parent.kids.length = 0;
+      parent.kids.push(...keep);
+      parent.total = total;
+    };
+    halve(this.pageRoot);
+    halve(this.deltaRoot);
+    this.counters.prunes++;
+    for (const s of this.streamStates) for (const a of s.ctx) for (let k = 0; k < a.length; k++) if (a[k]?.freed) a[k] = null;
+  }
+
+  // ---- learning ----
+
+  private deltaSymbol(from: number, to: number): number {
+    const d = to - from;
+    return d > this.options.deltaRange || d < -this.options.deltaRange ? FAR : d >>> 0;
+  }
+
+  private updateAlphabet(s: StreamState, a: number, root: Node, symbol: number): void {
+    const ctx = s.ctx[a];
+    const top = ctx[this.K];
+    if (top) this.increment(top, symbol);
+    for (let k = this.K - 1; k >= 0; k--) {
+      const c = k === 0 ? root : ctx[k];
+      ctx[k + 1] = c ? this.increment(c, symbol) : null;
+    }
+  }
+
+  private learn(page: number, stream: number): void {
+    const s = this.streamStates[stream];
+    if (this.usePage) this.updateAlphabet(s, 0, this.pageRoot, page);
+    if (this.useDelta) {
+      if (s.last < 0) s.ctx[1].fill(null);
+      else this.updateAlphabet(s, 1, this.deltaRoot, this.deltaSymbol(s.last, page));
+    }
+    s.last = page;
+  }
+
+  /** The training filter: true when the page is among the `filter` most recently touched. */
+  private recentlyTouched(page: number): boolean {
+    const tick = ++this.tick;
+    const i = this.lruPages.indexOf(page);
+    if (i >= 0) {
+      this.lruStamps[i] = tick;
+      return true;
+    }
+    let oldest = 0;
+    for (let j = 1; j < this.lruStamps.length; j++) if (this.lruStamps[j] < this.lruStamps[oldest]) oldest = j;
+    this.lruPages[oldest] = page;
+    this.lruStamps[oldest] = tick;
+    return false;
+  }
+
+  // ---- prediction ----
+
+  private score(st: SearchState, a: number, cand: Map<number, number>): void {
+    const excl = new CappedSet(MAX_EXCLUDED);
+    let mult = 1;
+    for (let k = this.K; k >= (a === 0 ? 1 : 0); k--) {
+      const node = k === 0 ? this.deltaRoot : st.ctx[a][k];
+      if (!node || node.kids.length === 0) continue;
+      let tot = 0, d = 0;
+      for (let i = node.kids.length - 1; i >= 0; i--) {
+        if (!excl.has(node.kids[i].symbol)) { tot += node.kids[i].count; d++; }
+      }
+      if (d === 0) continue;
+      const e = this.options.escape;
+      const denom = e === "A" ? tot + 1 : e === "B" ? tot : e === "C" ? tot + d : 2 * tot;
+      const esc = e === "A" ? 1 / denom : e === "B" ? d / tot : d / denom;
+      for (let i = node.kids.length - 1; i >= 0; i--) {
+        const c = node.kids[i];
+        if (!excl.insert(c.symbol) || (a === 1 && c.symbol === FAR)) continue;
+        const num = e === "A" || e === "C" ? c.count : e === "B" ? c.count - 1 : 2 * c.count - 1;
+        const p = mult * (num / denom);
+        if (p <= 0) continue;
+        const page = a === 0 ? c.symbol : st.anchor + (c.symbol | 0);
+        if (page < 0 || page >= this.options.pageCount) continue;
+        const old = cand.get(page);
+        if (old === undefined) { if (cand.size < MAX_CANDIDATES) cand.set(page, p); }
+        else if (old < p) cand.set(page, p);
+      }
+      mult *= esc < 1 ? esc : 1;
+    }
+  }
+
+  private advance(src: SearchState, page: number, p: number): SearchState {
+    const ctx = [this.emptyCtx(), this.emptyCtx()];
+    const child = (n: Node | null, sym: number) => (n ? n.byKey.get(sym) ?? null : null);
+    if (this.usePage) for (let k = this.K - 1; k >= 0; k--) ctx[0][k + 1] = child(k === 0 ? this.pageRoot : src.ctx[0][k], page);
+    if (this.useDelta) {
+      const sym = this.deltaSymbol(src.anchor, page);
+      for (let k = this.K - 1; k >= 0; k--) ctx[1][k + 1] = child(k === 0 ? this.deltaRoot : src.ctx[1][k], sym);
+    }
+    return { p, anchor: page, ctx };
+  }
+
+  private search(stream: number): number[] {
+    const s = this.streamStates[stream];
+    const frontier: SearchState[] = Array.from({ length: FRONTIER }, () => ({ p: -1, anchor: 0, ctx: [] }));
+    frontier[0] = { p: 1, anchor: s.last, ctx: [s.ctx[0].slice(), s.ctx[1].slice()] };
+    const followed = new CappedSet(MAX_FOLLOWED);
+    followed.insert(s.last);
+    const out: number[] = [];
+    let expansions = 0;
+    while (out.length < this.options.depth && expansions < this.options.lookahead) {
+      let best = -1, bestP = -1;
+      for (let i = 0; i < FRONTIER; i++) if (frontier[i].p > bestP) { bestP = frontier[i].p; best = i; }
+      if (best < 0) break;
+      const cur = frontier[best];
+      frontier[best] = { p: -1, anchor: 0, ctx: [] };
+      expansions++;
+      const cand = new Map<number, number>();
+      if (this.usePage) this.score(cur, 0, cand);
+      if (this.useDelta) this.score(cur, 1, cand);
+      // Best BRANCH candidates: probability descending, then page ascending.
+      const top = [...cand].sort((x, y) => y[1] - x[1] || x[0] - y[0]).slice(0, BRANCH);
+      for (const [page, q] of top) {
+        const p = bestP * q;
+        if (p < this.options.threshold) break;
+        if (!this.present.has(page)) {
+          this.present.add(page);
+          out.push(page);
+          if (out.length >= this.options.depth) break;
+        }
+        if (followed.insert(page)) {
+          let slot = frontier.findIndex((f) => f.p < 0);
+          if (slot < 0) {
+            let weakest = -1, weakestP = Infinity;
+            for (let i = 0; i < FRONTIER; i++) if (frontier[i].p < weakestP) { weakestP = frontier[i].p; weakest = i; }
+            slot = p > weakestP ? weakest : -1;
+          }
+          if (slot >= 0) frontier[slot] = this.advance(cur, page, p);
+        }
+      }
+    }
+    this.counters.predictions += out.length;
+    return out;
+  }
+
+  // ---- the public surface (validation as in the Wasm predictor) ----
+
+  private live(method: string): void {
+    if (this.disposed) throw new TypeError(`predictor.${method}() called after dispose()`);
+  }
+
+  private checkPage(name: string, v: unknown): number {
+    if (typeof v !== "number" || !Number.isInteger(v)) throw new TypeError(`${name} must be an integer page number, got ${describe(v)}`);
+    if (v < 0 || v >= this.options.pageCount) throw new RangeError(`${name} must be in 0..${this.options.pageCount - 1}, got ${v}`);
+    return v;
+  }
+
+  private checkStream(v: unknown): number {
+    if (v === undefined) return 0;
+    if (typeof v !== "number" || !Number.isInteger(v)) throw new TypeError(`stream must be an integer, got ${describe(v)}`);
+    if (v < 0 || v >= this.options.streams) throw new RangeError(`stream must be in 0..${this.options.streams - 1}, got ${v}`);
+    return v;
+  }
+
+  train(pages: Uint32Array | readonly number[], stream?: number): void {
+    this.live("train");
+    const s = this.checkStream(stream);
+    if (!(pages instanceof Uint32Array) && !Array.isArray(pages)) {
+      throw new TypeError(`pages must be a Uint32Array or an array of page numbers, got ${describe(pages)}`);
+    }
+    for (let i = 0; i < pages.length; i++) this.checkPage(`pages[${i}]`, pages[i]);
+    for (let i = 0; i < pages.length; i++) {
+      if (this.options.filter !== 0 && this.recentlyTouched(pages[i])) continue;
+      this.learn(pages[i], s);
+    }
+    this.counters.trained += pages.length;
+  }
+
+  predictNext(fault: number, stream?: number): Uint32Array {
+    this.live("predictNext");
+    this.checkPage("fault", fault);
+    const s = this.checkStream(stream);
+    this.learn(fault, s);
+    this.present.add(fault);
+    this.counters.faults++;
+    return Uint32Array.from(this.search(s));
+  }
+
+  observe(page: number, stream?: number): void {
+    this.live("observe");
+    this.checkPage("page", page);
+    const s = this.checkStream(stream);
+    this.learn(page, s);
+    this.present.add(page);
+    this.counters.observed++;
+  }
+
+  markPresent(page: number): void {
+    this.live("markPresent");
+    this.present.add(this.checkPage("page", page));
+  }
+
+  markPresentRange(start: number, count: number): void {
+    this.live("markPresentRange");
+    this.checkPage("start", start);
+    if (typeof count !== "number" || !Number.isInteger(count)) throw new TypeError(`count must be an integer, got ${describe(count)}`);
+    if (count < 0 || start + count > this.options.pageCount) {
+      throw new RangeError(`count must be in 0..${this.options.pageCount - start} (start ${start}, pageCount ${this.options.pageCount}), got ${count}`);
+    }
+    for (let p = start; p < start + count; p++) this.present.add(p);
+  }
+
+  isPresent(page: number): boolean {
+    this.live("isPresent");
+    return this.present.has(this.checkPage("page", page));
+  }
+
+  stats(): PredictorStats {
+    this.live("stats");
+    return {
+      ...this.counters,
+      contexts: this.nodes,
+      capacity: this.options.maxContexts,
+      memoryBytes: 0,
+      presentPages: this.present.size,
+    };
+  }
+
+  snapshot(): Uint8Array {
+    throw new TypeError("the reference model has no snapshot format; snapshot the Wasm predictor");
+  }
+
+  dispose(): void {
+    this.disposed = true;
+  }
+}
+
+export function createReferencePredictor(options: FullPredictorOptions): ReferencePredictor {
+  if (options !== null && typeof options === "object" && options.memoryBytes !== undefined) {
+    throw new TypeError("the reference model takes options.maxContexts, not options.memoryBytes");
+  }
+  return new ReferencePredictor(resolveOptions(options));
+}
