@@ -21,7 +21,7 @@ import { FrameWriter } from "./writer.js";
 import {
   BITMAP_CHUNK, Bitmap, ErrorCode, FAULT_DONE_BODY, FrameReader, FrameType, HELLO_BODY, LEN_BYTES, MAX_FEEDBACK,
   PAGE_HEADER, PAGE_SIZE, PROTOCOL_VERSION, PageKind, ProtocolError, RemoteError, WELCOME_PUSH, checksum, decodeError,
-  decodeWelcome, encodeBitmap, encodeEmpty, encodeFault, encodeHello, expectSize, faultFrameSize, type Welcome,
+  decodeWelcome, encodeAck, encodeBitmap, encodeEmpty, encodeFault, encodeHello, expectSize, faultFrameSize, type Welcome,
 } from "./protocol.js";
 
 export interface ReplayTrace {
@@ -94,6 +94,8 @@ export interface MigrationResult {
   bytesReceived: number;
 }
 
+/** Acknowledge every this many pages (the source keeps at most its push window in flight). */
+const ACK_EVERY = 32;
 const K_TOUCHED = 0x80;
 const K_FAULTED = 0x40;
 const K_MASK = 0x0f; // 1 + PageKind
@@ -136,6 +138,8 @@ class Migration {
   private link: ByteLink | null = null;
   private writer: FrameWriter | null = null;
   private serving = false;
+  private hereReceived = 0; // pages received on this connection
+  private hereAcked = 0;
   private attempt = 0;
   private finished = false;
   private resolve!: (r: MigrationResult) => void;
@@ -237,6 +241,8 @@ class Migration {
       this.setup(w);
     }
     this.serving = true;
+    this.hereReceived = 0;
+    this.hereAcked = 0;
     this.requested.clear();
     const wr = this.writer!;
     if (this.present.count > 0) {
@@ -308,6 +314,13 @@ class Migration {
     if (k > PageKind.Push) throw new ProtocolError(ErrorCode.Malformed, `page kind ${k}`);
     const data = b.subarray(s + PAGE_HEADER, e);
     if (checksum(data) !== b.readUInt32LE(s + 8)) throw new ProtocolError(ErrorCode.Checksum, `page ${p} does not match its checksum`);
+    this.hereReceived++;
+    if (this.hereReceived - this.hereAcked >= ACK_EVERY) {
+      this.hereAcked = this.hereReceived;
+      const { buf, off } = this.writer!.reserve(LEN_BYTES + 1 + 4);
+      this.writer!.commit(encodeAck(buf, off, this.hereReceived));
+      this.writer!.flush();
+    }
     if (this.present.has(p)) { this.duplicates++; return; }
     data.copy(this.memory, p * PAGE_SIZE);
     this.present.add(p);
@@ -358,7 +371,7 @@ class Migration {
     this.scheduled = false;
     if (this.finished || this.replayEnd >= 0) return;
     const now = nowNs();
-    let budget = 50_000;
+    let budget = 10_000;
     let remaining = false;
     let next = Infinity;
     const pages = this.pages, order = this.order, cum = this.cum, present = this.present, kind = this.kind;
@@ -429,15 +442,16 @@ class Migration {
     if (this.finished || this.replayEnd < 0 || this.lastPage < 0) return;
     const digest = createHash("sha256").update(this.memory).digest();
     const expected = this.welcome!.digest;
-    if (this.serving && this.socket) {
-      this.sendEmpty(FrameType.Done);
-      this.writer!.flush();
-      const sock = this.socket;
-      setTimeout(() => sock.end(), 5).unref();
-    }
     this.finished = true;
     if (this.overall) clearTimeout(this.overall);
-    this.resolve(this.result(digest, expected));
+    const result = this.result(digest, expected);
+    const sock = this.socket;
+    if (!this.serving || !sock) return this.resolve(result);
+    // DONE ends the session at the source; it closes the connection once it has read it
+    this.sendEmpty(FrameType.Done);
+    this.writer!.flush();
+    const fallback = setTimeout(() => { sock.destroy(); this.resolve(result); }, 2000);
+    sock.once("close", () => { clearTimeout(fallback); this.resolve(result); });
   }
 
   private result(digest: Buffer, expected: Buffer): MigrationResult {

@@ -22,6 +22,7 @@ export enum FrameType {
   Bitmap = 2,
   Start = 3,
   Fault = 4,
+  Ack = 5,
   ReplayDone = 6,
   Done = 7,
   // source -> destination
@@ -141,6 +142,13 @@ export function encodeBitmap(b: Buffer, o: number, byteOffset: number, bits: Uin
   b.writeUInt32LE(byteOffset, p);
   b.set(bits, p + 4);
   return p + 4 + bits.length;
+}
+
+/** ACK: pages received on this connection so far (the source's push window). */
+export function encodeAck(b: Buffer, o: number, received: number): number {
+  const p = head(b, o, 1 + 4, FrameType.Ack);
+  b.writeUInt32LE(received >>> 0, p);
+  return p + 4;
 }
 
 export function encodeEmpty(b: Buffer, o: number, type: FrameType): number {

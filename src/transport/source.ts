@@ -51,6 +51,12 @@ export interface PageServerOptions {
   sessionTtlMs?: number;
   /** Pages per background-push write. */
   pushBatch?: number;
+  /**
+   * Most pages in flight (sent, not yet acknowledged by the destination) before the push waits.
+   * Kernel socket buffers are invisible to the sender; without this bound a slow reader lets
+   * megabytes of push queue up in them, and every fault answer waits behind them.
+   */
+  pushWindow?: number;
   /** Called for every connection closed because of an error (protocol errors and strategy failures). */
   onError?: (err: Error, sessionId: string | null) => void;
   /** Test hook: every accepted socket. */
@@ -107,6 +113,7 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
   const depth = opts.depth ?? 256;
   const ttlMs = opts.sessionTtlMs ?? 60_000;
   const pushBatch = opts.pushBatch ?? 8;
+  const pushWindow = opts.pushWindow ?? 128;
   const factory = opts.strategy ?? demandStrategy;
   const sessions = new Map<string, Session>();
   const sockets = new Set<Socket>();
@@ -130,7 +137,7 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
     try { s.strategy.dispose?.(); } catch { /* ignore */ }
   }
 
-  const ctx: ServerContext = { image, pageCount, digest, push, depth, pushBatch, link: opts.link, sessions, st, recordError, endSession, factory, ttlMs };
+  const ctx: ServerContext = { image, pageCount, digest, push, depth, pushBatch, pushWindow, link: opts.link, sessions, st, recordError, endSession, factory, ttlMs };
 
   const server: Server = createServer({ noDelay: true }, (socket) => {
     st.connections++;
@@ -158,12 +165,15 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
 }
 
 interface ServerContext {
-  image: Buffer; pageCount: number; digest: Buffer; push: PushMode; depth: number; pushBatch: number;
+  image: Buffer; pageCount: number; digest: Buffer; push: PushMode; depth: number; pushBatch: number; pushWindow: number;
   link: LinkOptions | undefined; sessions: Map<string, Session>; st: PageServerStats; ttlMs: number;
   recordError(e: Error, sid: string | null): void;
   endSession(s: Session): void;
   factory: (ctx: StrategyFactoryContext) => Strategy;
 }
+
+/** Most pages pushed before the pump yields to the event loop. */
+const PUMP_ROUND = 32;
 
 type ConnState = "hello" | "bitmap" | "serving" | "closed";
 
@@ -175,6 +185,10 @@ class Conn {
   private readonly writer: FrameWriter;
   private clientBits: Uint8Array | null = null;
   private waitingDrain = false;
+  private yielded = false;
+  /** Pages sent on this connection, and how many of them the destination acknowledged. */
+  private sentHere = 0;
+  private acked = 0;
   private readonly frameSize: number;
 
   constructor(private readonly c: ServerContext, private readonly socket: Socket) {
@@ -204,6 +218,14 @@ class Conn {
       case FrameType.Bitmap: return this.onBitmap(b, s, e);
       case FrameType.Start: expectSize("START", s, e, 0); return this.onStart();
       case FrameType.Fault: return this.onFault(b, s, e);
+      case FrameType.Ack: {
+        expectSize("ACK", s, e, 4);
+        this.expectState("serving", "ACK");
+        const n = b.readUInt32LE(s);
+        if (n > this.sentHere || n < this.acked) throw new ProtocolError(ErrorCode.OutOfRange, `ACK of ${n} pages; ${this.acked}..${this.sentHere} possible`);
+        this.acked = n;
+        return this.pump();
+      }
       case FrameType.ReplayDone:
         expectSize("REPLAY_DONE", s, e, 0);
         this.expectState("serving", "REPLAY_DONE");
@@ -295,6 +317,7 @@ class Conn {
   private sendPage(p: number, kind: PageKind): void {
     const sess = this.session!;
     sess.sent.add(p);
+    this.sentHere++;
     const { buf, off } = this.writer.reserve(this.frameSize);
     this.writer.commit(encodePage(buf, off, p, kind, this.c.image, PAGE_SIZE));
     const st = this.c.st;
@@ -346,18 +369,30 @@ class Conn {
     this.pump();
   }
 
-  /** Background push: fill the link while it has room. */
+  /**
+   * Background push: fill the link while it has room, a few batches at a time. When encoding pages
+   * is slower than the link (a fast emulated link, a loaded machine) the link never pushes back, so
+   * the loop also yields to the event loop after every PUMP_ROUND pages: fault requests that arrived
+   * meanwhile are answered before the push goes on.
+   */
   private pump(): void {
-    if (this.state !== "serving" || this.waitingDrain) return;
+    if (this.state !== "serving" || this.waitingDrain || this.yielded) return;
     const sess = this.session!;
     if (this.c.push === "none" && !sess.replayDone) return;
     let writable = true;
     let batch = 0;
-    while (writable) {
+    let round = 0;
+    while (writable && this.sentHere - this.acked < this.c.pushWindow) {
+      if (round >= PUMP_ROUND) {
+        this.yielded = true;
+        setImmediate(() => { this.yielded = false; this.pump(); });
+        break;
+      }
       const p = sess.sent.nextClear(sess.cursor);
       if (p < 0) break;
       sess.cursor = p;
       this.sendPage(p, PageKind.Push);
+      round++;
       if (++batch >= this.c.pushBatch) { writable = this.writer.flush(); batch = 0; }
     }
     if (batch) writable = this.writer.flush();
