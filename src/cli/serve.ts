@@ -30,8 +30,10 @@ const USAGE = `usage: ppm-prefetch serve --image FILE [options]
   --layout L            guest-physical layout of the trace: virtual, 2m, 4k (default virtual)
   --layout-seed N       seed of the layout (default 1)
   --limit N             read at most N accesses of the history trace
-  predictor (--strategy ppm): --order K --alphabet page|delta|hybrid --escape A|B|C|D --depth N
-                        --threshold P --streams N --max-contexts N
+  predictor (--strategy ppm; unset options keep the engine's defaults): --order K
+                        --alphabet page|delta|hybrid --escape A|B|C|D --depth N (also the most pages a
+                        registry strategy sends per fault, default 8) --threshold P --streams N
+                        --max-contexts N
   --delay-us N          emulated one-way delay on the server's sends (default 0)
   --rate-gbps R         emulated link rate (default 0 = unlimited)
   --exit-after N        exit once N migrations completed (default 0 = serve until interrupted)
