@@ -189,10 +189,15 @@ function stallPanel(names: string[], layouts: string[], get: (name: string, layo
   const py = y0 + 28;
   const height = 28 + rows.length * rowH + names.length * 4 + 30;
   let s = `<text x="${x0 + width / 2}" y="${y0 + 16}" text-anchor="middle" font-weight="bold">Stall per fault: p50-p99 bar, p90 and max ticks (log scale)</text>\n`;
+  const steps = l1 - l0 <= 3 ? [1, 2, 5] : [1];
   for (let e = l0; e <= l1; e++) {
-    const x = X(10 ** e);
-    s += `<line x1="${x}" y1="${py}" x2="${x}" y2="${y0 + height - 24}" stroke="#ddd"/>`;
-    s += `<text x="${x}" y="${y0 + height - 10}" text-anchor="middle" font-size="10">${esc(us(10 ** e))}</text>\n`;
+    for (const m of steps) {
+      const v = m * 10 ** e;
+      if (v > 10 ** l1 * 1.0001) break;
+      const x = X(v);
+      s += `<line x1="${x.toFixed(1)}" y1="${py}" x2="${x.toFixed(1)}" y2="${y0 + height - 24}" stroke="${m === 1 ? "#ccc" : "#eee"}"/>`;
+      s += `<text x="${x.toFixed(1)}" y="${y0 + height - 10}" text-anchor="middle" font-size="10">${esc(us(v))}</text>\n`;
+    }
   }
   let y = py, prev = "";
   for (const row of rows) {
