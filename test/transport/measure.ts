@@ -1,0 +1,82 @@
+/**
+ * Transport measurements for docs/results/transport.md: a real trace over TCP (loopback), the source
+ * as a separate `ppm-prefetch serve` process, the destination in this process (runMigration, the code
+ * behind `ppm-prefetch migrate`), for demand paging and the PPM engine, over emulated links.
+ *
+ *   node --import tsx test/transport/measure.ts [--reps 3] [--trace FILE] [--layout 4k] [--image-size 64M]
+ *     [--ips 1e9] [--push linear] [--links 50:10,200:1]
+ *
+ * Prints one markdown row per (link, strategy): medians over the repetitions.
+ */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { tmpdir, loadavg } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { runMigration, type MigrationResult } from "../../src/transport/destination.js";
+import { readTrace } from "../../src/trace/read.js";
+import type { LayoutName } from "../../src/trace/layout.js";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const MAIN = join(ROOT, "src/cli/main.ts");
+
+const { values: v } = parseArgs({
+  options: {
+    reps: { type: "string" }, trace: { type: "string" }, layout: { type: "string" }, "image-size": { type: "string" },
+    ips: { type: "string" }, push: { type: "string" }, links: { type: "string" }, strategies: { type: "string" },
+  },
+});
+const reps = Number(v.reps ?? 3);
+const tracePath = v.trace ?? join(ROOT, "test/fixtures/sqlite-300k.txt.gz");
+const layout = (v.layout ?? "4k") as LayoutName;
+const size = v["image-size"] ?? "64M";
+const ips = Number(v.ips ?? 1e9);
+const push = v.push ?? "linear";
+const links = (v.links ?? "0:0,50:10,200:1").split(",").map((s) => { const [d, r] = s.split(":").map(Number); return { delayUs: d, rateGbps: r }; });
+const strategies = (v.strategies ?? "demand,ppm").split(",");
+const imagePath = join(tmpdir(), `ppm-transport-${size}.bin`);
+
+function serve(strategy: string, link: { delayUs: number; rateGbps: number }): Promise<{ port: number; done: Promise<number> }> {
+  const args = ["--import", "tsx", MAIN, "serve", "--image", imagePath, ...(existsSync(imagePath) ? [] : ["--generate", size]),
+    "--port", "0", "--strategy", strategy, "--push", push, "--history", tracePath, "--layout", layout, "--exit-after", "1", "--quiet",
+    "--delay-us", String(link.delayUs), "--rate-gbps", String(link.rateGbps)];
+  const p = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+  const done = new Promise<number>((r) => p.on("close", (c) => r(c ?? -1)));
+  return new Promise((resolve, reject) => {
+    let out = "";
+    p.stdout.on("data", (d) => {
+      out += d;
+      const m = /listening on [\d.]+:(\d+)/.exec(out);
+      if (m) resolve({ port: Number(m[1]), done });
+    });
+    done.then((c) => reject(new Error(`serve exited ${c}`)));
+  });
+}
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
+
+const trace = await readTrace(tracePath);
+const rows: string[] = [];
+process.stderr.write(`trace ${trace.name}: ${trace.length} accesses; layout ${layout}; image ${size}; ips ${ips}; push ${push}; load ${loadavg().map((x) => x.toFixed(1)).join(" ")}\n`);
+for (const link of links) {
+  for (const strategy of strategies) {
+    const rs: MigrationResult[] = [];
+    for (let i = 0; i < reps; i++) {
+      const s = await serve(strategy, link);
+      const r = await runMigration({ port: s.port, trace, layout, ips, link, timeoutMs: 300_000 });
+      await s.done;
+      if (!r.verified || r.duplicatePages !== 0) throw new Error(`run not verified: ${JSON.stringify(r)}`);
+      rs.push(r);
+      process.stderr.write(`  ${link.delayUs}us/${link.rateGbps}G ${strategy}: faults ${r.faults} stall ${r.stallMs.toFixed(1)} ms completion ${r.completionMs.toFixed(1)} migration ${r.migrationMs.toFixed(1)} predictorUs ${r.predictorUs.toFixed(0)}\n`);
+    }
+    const m = (f: (r: MigrationResult) => number, d = 1) => median(rs.map(f)).toFixed(d);
+    const linkName = link.delayUs === 0 && link.rateGbps === 0 ? "loopback (no emulation)" : `${link.delayUs} us / ${link.rateGbps} Gbit/s`;
+    rows.push(`| ${linkName} | ${strategy} | ${m((r) => r.faults, 0)} | ${m((r) => r.stallMs)} | ${m((r) => r.stall.p50Us, 0)} / ${m((r) => r.stall.p99Us, 0)} | ${m((r) => r.completionMs)} | ${m((r) => r.migrationMs)} | ${m((r) => r.received.predicted, 0)} | ${m((r) => 100 * r.accuracy, 0)}% | ${m((r) => r.predictorUs, 0)} | ${m((r) => (r.requests ? r.predictorUs / r.requests : 0), 1)} |`);
+  }
+}
+process.stdout.write([
+  `| link | strategy | faults | stall ms | stall p50 / p99 us | completion ms | migration ms | predicted pages | accuracy | predictorUs | us/fault |`,
+  `|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|`,
+  ...rows, "",
+].join("\n"));
