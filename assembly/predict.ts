@@ -187,7 +187,7 @@ let nTop: u32 = 0;
 @inline function better(i: u32, j: u32): bool {
   const pi = load<f64>(candProb(i));
   const pj = load<f64>(candProb(j));
-  return pi > pj || (pi == pj && load<u32>(candPage(i)) < load<u32>(candPage(j)));
+  return pi > pj || (pi == pj && i < j);
 }
 
 function selectTop(): void {

@@ -4,8 +4,10 @@
  * Every default below was chosen by measurement on the real traces (see README, RESULTS.md):
  * order 3 and the hybrid alphabet win on both contiguous and scattered layouts; escape method A
  * beats B, C and D there (B cannot predict a symbol seen once, which is most of post-copy's first
- * touches); a 16-state lookahead reaches the missing pages behind the hot set; a 32-page LRU filter
- * on the history makes the model learn the miss stream it will serve.
+ * touches); a 32-state lookahead reaches the missing pages behind the hot set (64 gains a little more
+ * on xz at twice the worst-case cost); a 128-page LRU filter on the history makes the model learn the
+ * miss stream it will serve (8 or none: the model learns the ping-pong between hot pages; 1024: too
+ * few events are left to learn from). The threshold only cuts paths that are practically dead.
  */
 import type { Alphabet, EscapeMethod, PredictorOptions } from "./types.js";
 
@@ -44,12 +46,12 @@ export const DEFAULTS = {
   alphabet: "hybrid" as Alphabet,
   escape: "A" as EscapeMethod,
   depth: 8,
-  threshold: 0.001,
+  threshold: 0.0001,
   streams: 64,
   maxContexts: 1 << 20,
   deltaRange: 64,
-  filter: 32,
-  lookahead: 16,
+  filter: 128,
+  lookahead: 32,
   ageLimit: 1 << 16,
 } as const;
 

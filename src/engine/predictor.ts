@@ -4,7 +4,7 @@
  * fixed input and output buffers, and never copies on the fault path.
  */
 import type { Predictor, PredictorStats } from "./types.js";
-import { resolveOptions, describe, type FullPredictorOptions, type ResolvedOptions } from "./options.js";
+import { resolveOptions, describe, DEFAULTS, type FullPredictorOptions, type ResolvedOptions } from "./options.js";
 import { instantiateCore, layoutBytes, COUNTER, OUT_CAPACITY, IN_CAPACITY, type CoreExports } from "./wasm.js";
 import { encodeSnapshot, decodeSnapshot } from "./snapshot.js";
 
@@ -182,7 +182,7 @@ export class WasmPredictor implements Predictor {
 /** Create a predictor; synchronous. Throws TypeError/RangeError for bad options. */
 export function createPredictor(options: FullPredictorOptions): WasmPredictor {
   const o = resolveOptions(options, (cap) =>
-    layoutBytes(options.order ?? 3, options.streams ?? 64, cap, options.pageCount, options.filter ?? 32));
+    layoutBytes(options.order ?? DEFAULTS.order, options.streams ?? DEFAULTS.streams, cap, options.pageCount, options.filter ?? DEFAULTS.filter));
   return new WasmPredictor(o);
 }
 

@@ -250,8 +250,9 @@ export class ReferencePredictor implements Predictor {
       const cand = new Map<number, number>();
       if (this.usePage) this.score(cur, 0, cand);
       if (this.useDelta) this.score(cur, 1, cand);
-      // Best BRANCH candidates: probability descending, then page ascending.
-      const top = [...cand].sort((x, y) => y[1] - x[1] || x[0] - y[0]).slice(0, BRANCH);
+      // Best BRANCH candidates: probability descending; ties keep the order of scoring (longer
+      // contexts first, newer successors first), so recency breaks ties. Array sort is stable.
+      const top = [...cand].sort((x, y) => y[1] - x[1]).slice(0, BRANCH);
       for (const [page, q] of top) {
         const p = bestP * q;
         if (p < this.options.threshold) break;
