@@ -1,0 +1,81 @@
+/**
+ * `ppm-prefetch record --out FILE.gz [--max-accesses N] [--window K] -- COMMAND [ARGS...]`
+ * Runs COMMAND under valgrind lackey and writes its page-access trace (see src/trace/record.ts).
+ */
+import { parseArgs } from "node:util";
+import { stat } from "node:fs/promises";
+import { dirname } from "node:path";
+import { UsageError, intOption } from "./args.js";
+import { DEFAULT_WINDOW, recordTrace, which } from "../trace/record.js";
+
+const HELP = `usage: ppm-prefetch record --out FILE.gz [options] -- COMMAND [ARGS...]
+
+Run COMMAND under valgrind's lackey tool and write its page-access trace in the text format
+(\`page gap\` per line; gzipped when FILE ends in .gz). The raw lackey log streams through a pipe
+and a byte filter: it is never stored. A data access is kept only when its 4 KiB page is not among
+the last K distinct pages touched; gap = guest instructions since the previous kept line; pages are
+renumbered 0..N-1 in address order. COMMAND keeps its stdin/stdout/stderr; this command's summary
+goes to stderr.
+
+options:
+  -o, --out FILE          output trace (required); written atomically (FILE.tmp-PID, then rename)
+  -n, --max-accesses N    stop after N data accesses (loads/stores/modifies) and kill the command
+  -w, --window K          recency window in distinct pages (default ${DEFAULT_WINDOW})
+  -h, --help              this help
+
+exit codes: 0 trace written; 1 the command failed (no trace written); 2 bad options or no valgrind.
+Needs valgrind on PATH (Debian/Ubuntu: apt-get install valgrind).
+`;
+
+export async function run(args: string[]): Promise<number> {
+  const sep = args.indexOf("--");
+  const own = sep < 0 ? args : args.slice(0, sep);
+  const command = sep < 0 ? [] : args.slice(sep + 1);
+  const { values } = parseArgs({
+    args: own,
+    options: {
+      out: { type: "string", short: "o" },
+      "max-accesses": { type: "string", short: "n" },
+      window: { type: "string", short: "w" },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: false,
+    strict: true,
+  });
+  if (values.help) { process.stdout.write(HELP); return 0; }
+  if (values.out === undefined || values.out === "") throw new UsageError("--out FILE is required");
+  const out = values.out;
+  const maxAccesses = values["max-accesses"] === undefined ? undefined : intOption("max-accesses", values["max-accesses"], 0, 1, Number.MAX_SAFE_INTEGER);
+  const window = intOption("window", values.window, DEFAULT_WINDOW, 1, 4096);
+  if (sep < 0) throw new UsageError("missing `-- COMMAND [ARGS...]` (put `--` before the command to record)");
+  if (command.length === 0 || command[0] === "") throw new UsageError("no command after `--`");
+  const dir = dirname(out);
+  const st = await stat(dir).catch(() => null);
+  if (!st || !st.isDirectory()) throw new UsageError(`--out: directory ${JSON.stringify(dir)} does not exist`);
+  if (out.endsWith("/")) throw new UsageError(`--out must name a file, got ${JSON.stringify(out)}`);
+
+  const valgrind = await which("valgrind");
+  if (!valgrind) {
+    process.stderr.write(
+      "ppm-prefetch record: valgrind was not found on PATH; it is needed to trace memory accesses.\n" +
+      "  Install it with your package manager, e.g. `sudo apt-get install valgrind` (Debian/Ubuntu),\n" +
+      "  `sudo dnf install valgrind` (Fedora) or `brew install valgrind` (Linux Homebrew).\n",
+    );
+    return 2;
+  }
+
+  const r = await recordTrace({ command: command[0], args: command.slice(1), out, maxAccesses, window, valgrind });
+  if (!r.written) {
+    const how = r.signal ? `was killed by signal ${r.signal}` : r.exitCode === 127 ? "was not found or could not be run (exit code 127)" : `failed with exit code ${r.exitCode}`;
+    process.stderr.write(`ppm-prefetch record: the command ${how}; no trace written (${r.accesses} data accesses had been seen)\n`);
+    return 1;
+  }
+  const mib = (r.distinctPages * 4096) / 2 ** 20;
+  process.stderr.write(
+    `ppm-prefetch record: wrote ${out}: ${r.keptLines} lines, ${r.distinctPages} distinct pages (${mib.toFixed(1)} MiB), ` +
+    `${r.accesses} data accesses, ${r.instructions} instructions${r.stopped ? ` (stopped at --max-accesses ${maxAccesses})` : ""}; ` +
+    `${r.lackeyLines} lackey lines in ${r.seconds.toFixed(1)} s (${(r.lackeyLines / r.seconds / 1e6).toFixed(2)} M lines/s)` +
+    (r.clampedGaps ? `; ${r.clampedGaps} gaps clamped to 2^32-1` : "") + "\n",
+  );
+  return 0;
+}
