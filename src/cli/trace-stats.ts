@@ -1,0 +1,49 @@
+/**
+ * `ppm-prefetch trace-stats FILE [--json] [--limit N]`: how predictable a trace is, at a glance
+ * (definitions in src/trace/stats.ts).
+ */
+import { parseArgs } from "node:util";
+import { UsageError, intOption } from "./args.js";
+import { readTextTrace, TraceFormatError } from "../trace/format.js";
+import { computeTraceStats, formatTraceStats } from "../trace/stats.js";
+
+const HELP = `usage: ppm-prefetch trace-stats FILE [--json] [--limit N]
+
+Accesses, distinct pages, footprint, instructions (sum of gaps), the most common deltas between
+consecutive first touches, a reuse-distance summary (in distinct pages), and the share of first
+touches a sequential (next 1..8 pages) or a majority-delta (Leap-like) predictor would catch.
+
+options:
+  --json        machine-readable output
+  --limit N     read only the first N accesses
+  -h, --help    this help
+`;
+
+export async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      json: { type: "boolean" },
+      limit: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) { process.stdout.write(HELP); return 0; }
+  if (positionals.length !== 1) throw new UsageError(`expected exactly one trace FILE, got ${positionals.length}`);
+  const limit = values.limit === undefined ? undefined : intOption("limit", values.limit, 0, 1, Number.MAX_SAFE_INTEGER);
+  let trace;
+  try {
+    trace = await readTextTrace(positionals[0], { limit });
+  } catch (e) {
+    if (e instanceof TraceFormatError || (e as NodeJS.ErrnoException).code !== undefined) {
+      process.stderr.write(`ppm-prefetch trace-stats: ${(e as Error).message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+  const s = computeTraceStats(trace);
+  process.stdout.write(values.json ? JSON.stringify(s, null, 2) + "\n" : formatTraceStats(s));
+  return 0;
+}
