@@ -7,11 +7,12 @@
 // A delta successor d of anchor a scores page a+d. The two alphabets' scores for a page are merged
 // by taking the larger (two estimates of the same event).
 //
-// Lookahead is a best-first search over such states: the most probable state is expanded, its best
-// BRANCH successors are offered (absent, unsent pages go to the output) and pushed as new states whose
-// probability is the product along the path. Present pages are not output but are still followed, so
-// the search walks through the hot set to the missing pages behind it. It stops at `depth` pages,
-// after `lookahead` expansions, or when no state is left above `threshold`.
+// Lookahead is a best-first search over such states, so pages come out in order of path probability:
+// the most probable state is popped, its page is output if it is absent and unsent, and it is expanded:
+// its best BRANCH successors above `threshold` become states whose probability is the product along
+// the path. Present pages are not output but are still expanded, so the search walks through the hot
+// set to the missing pages behind it. After `lookahead` expansions the frontier is only drained. It
+// stops at `depth` pages or when no state is left.
 import {
   gOrder, gAlpha, gEscape, gDepth, gPageCount, gLookahead, gThreshold, oOut, oFront, oCand, oSeen,
   stateStride, REGISTERS, TOP, PAGE_ROOT, DELTA_ROOT, FAR, FRONTIER, BRANCH, SCRATCH_SLOTS, MAX_CANDIDATES, MAX_EXCLUDED, MAX_FOLLOWED,
@@ -232,8 +233,8 @@ export function predictFrom(stream: u32): u32 {
   let expansions: u32 = 0;
   // A scratch state slot beyond the frontier to expand from.
   const cur = stateAddr(FRONTIER);
-  while (out < depth && expansions < gLookahead) {
-    // Pop the most probable state (lowest slot on ties).
+  while (out < depth) {
+    // Pop the most probable state (lowest slot on ties) and offer its page.
     let best: i32 = -1;
     let bestP: f64 = -1;
     for (let i: u32 = 0; i < FRONTIER; i++) {
@@ -243,6 +244,14 @@ export function predictFrom(stream: u32): u32 {
     if (best < 0) break;
     memory.copy(cur, stateAddr(<u32>best), stateStride);
     store<f64>(stateAddr(<u32>best), -1);
+    const page = load<u32>(cur + 8);
+    if (!isSet(page)) {
+      setBit(page);
+      store<u32>(oOut + (<usize>out << 2), page);
+      out++;
+    }
+    // Expand it while the budget lasts; afterwards the frontier is only drained.
+    if (expansions >= gLookahead) continue;
     expansions++;
     clearTable(T_CAND, MAX_CANDIDATES);
     nCand = 0;
@@ -251,19 +260,13 @@ export function predictFrom(stream: u32): u32 {
     selectTop();
     for (let t: u32 = 0; t < nTop; t++) {
       const i = topAt(t);
-      const page = load<u32>(candPage(i));
+      const next = load<u32>(candPage(i));
       const p = bestP * load<f64>(candProb(i));
       if (p < thr) break;
-      if (!isSet(page)) {
-        setBit(page);
-        store<u32>(oOut + (<usize>out << 2), page);
-        out++;
-        if (out >= depth) break;
-      }
-      slotOf(T_SEEN, page);
+      slotOf(T_SEEN, next);
       if (fresh) {
         const slot = slotFor(p);
-        if (slot >= 0) advance(cur, stateAddr(<u32>slot), page, p);
+        if (slot >= 0) advance(cur, stateAddr(<u32>slot), next, p);
       }
     }
   }

@@ -240,12 +240,17 @@ export class ReferencePredictor implements Predictor {
     followed.insert(s.last);
     const out: number[] = [];
     let expansions = 0;
-    while (out.length < this.options.depth && expansions < this.options.lookahead) {
+    while (out.length < this.options.depth) {
       let best = -1, bestP = -1;
       for (let i = 0; i < FRONTIER; i++) if (frontier[i].p > bestP) { bestP = frontier[i].p; best = i; }
       if (best < 0) break;
       const cur = frontier[best];
       frontier[best] = { p: -1, anchor: 0, ctx: [] };
+      if (!this.present.has(cur.anchor)) {
+        this.present.add(cur.anchor);
+        out.push(cur.anchor);
+      }
+      if (expansions >= this.options.lookahead) continue;
       expansions++;
       const cand = new Map<number, number>();
       if (this.usePage) this.score(cur, 0, cand);
@@ -256,11 +261,6 @@ export class ReferencePredictor implements Predictor {
       for (const [page, q] of top) {
         const p = bestP * q;
         if (p < this.options.threshold) break;
-        if (!this.present.has(page)) {
-          this.present.add(page);
-          out.push(page);
-          if (out.length >= this.options.depth) break;
-        }
         if (followed.insert(page)) {
           let slot = frontier.findIndex((f) => f.p < 0);
           if (slot < 0) {

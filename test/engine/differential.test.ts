@@ -1,0 +1,108 @@
+// Differential, property-based: the Wasm core and the plain-TypeScript reference model must return
+// identical predictions (and identical statistics) for the same calls, for every alphabet and escape
+// method, on random and structured sequences, including tiny arenas that force pruning and tiny age
+// limits that force ageing.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { createPredictor } from "../../src/engine/predictor.js";
+import { createReferencePredictor } from "../../src/reference/ppm.js";
+import type { FullPredictorOptions } from "../../src/engine/options.js";
+
+const optionsArb = fc.record({
+  pageCount: fc.integer({ min: 40, max: 3000 }),
+  alphabet: fc.constantFrom("page" as const, "delta" as const, "hybrid" as const),
+  escape: fc.constantFrom("A" as const, "B" as const, "C" as const, "D" as const),
+  order: fc.integer({ min: 1, max: 4 }),
+  depth: fc.integer({ min: 0, max: 16 }),
+  threshold: fc.constantFrom(0, 1e-4, 0.01, 0.1),
+  streams: fc.integer({ min: 1, max: 3 }),
+  maxContexts: fc.constantFrom(16, 40, 200, 5000),
+  filter: fc.constantFrom(0, 4, 32),
+  lookahead: fc.integer({ min: 1, max: 40 }),
+  ageLimit: fc.constantFrom(4, 64, 1 << 16),
+  deltaRange: fc.constantFrom(1, 8, 64),
+});
+
+type Op =
+  | { kind: "train"; pages: number[]; stream: number }
+  | { kind: "fault"; page: number; stream: number }
+  | { kind: "observe"; page: number; stream: number }
+  | { kind: "present"; page: number }
+  | { kind: "range"; start: number; count: number };
+
+/** A page stream mixing the patterns real traces have: runs, strides, repeated loops, noise. */
+const pagesArb = (n: number) =>
+  fc.array(
+    fc.oneof(
+      fc.record({ start: fc.nat(n - 1), len: fc.integer({ min: 1, max: 30 }), stride: fc.integer({ min: -3, max: 9 }) })
+        .map(({ start, len, stride }) => Array.from({ length: len }, (_, i) => (((start + i * stride) % n) + n) % n)),
+      fc.array(fc.nat(n - 1), { minLength: 1, maxLength: 6 }).chain((loop) =>
+        fc.integer({ min: 1, max: 6 }).map((times) => Array.from({ length: times }, () => loop).flat())),
+      fc.array(fc.nat(n - 1), { minLength: 1, maxLength: 20 }),
+    ),
+    { minLength: 1, maxLength: 25 },
+  ).map((parts) => parts.flat());
+
+const scenarioArb = optionsArb.chain((o) =>
+  fc.record({
+    options: fc.constant(o),
+    history: pagesArb(o.pageCount),
+    ops: fc.array(
+      fc.oneof(
+        { weight: 6, arbitrary: fc.record({ kind: fc.constant("fault" as const), page: fc.nat(o.pageCount - 1), stream: fc.nat(o.streams - 1) }) },
+        { weight: 2, arbitrary: fc.record({ kind: fc.constant("observe" as const), page: fc.nat(o.pageCount - 1), stream: fc.nat(o.streams - 1) }) },
+        { weight: 1, arbitrary: fc.record({ kind: fc.constant("present" as const), page: fc.nat(o.pageCount - 1) }) },
+        { weight: 1, arbitrary: fc.nat(o.pageCount - 1).chain((start) => fc.record({ kind: fc.constant("range" as const), start: fc.constant(start), count: fc.nat(Math.min(40, o.pageCount - start)) })) },
+        { weight: 1, arbitrary: fc.record({ kind: fc.constant("train" as const), pages: pagesArb(o.pageCount), stream: fc.nat(o.streams - 1) }) },
+      ) as fc.Arbitrary<Op>,
+      { maxLength: 150 },
+    ),
+  }));
+
+function runBoth(options: FullPredictorOptions, history: number[], ops: Op[]): void {
+  const w = createPredictor(options);
+  const r = createReferencePredictor(options);
+  w.train(Uint32Array.from(history));
+  r.train(history);
+  ops.forEach((op, i) => {
+    switch (op.kind) {
+      case "train": w.train(op.pages, op.stream); r.train(op.pages, op.stream); break;
+      case "fault": {
+        const a = Array.from(w.predictNext(op.page, op.stream));
+        const b = Array.from(r.predictNext(op.page, op.stream));
+        assert.deepEqual(a, b, `op ${i}: predictNext(${op.page}, ${op.stream})`);
+        break;
+      }
+      case "observe": w.observe(op.page, op.stream); r.observe(op.page, op.stream); break;
+      case "present": w.markPresent(op.page); r.markPresent(op.page); break;
+      case "range": w.markPresentRange(op.start, op.count); r.markPresentRange(op.start, op.count); break;
+    }
+  });
+  const ws = w.stats(), rs = r.stats();
+  for (const k of ["faults", "predictions", "observed", "trained", "contexts", "prunes", "presentPages"] as const) {
+    assert.equal(ws[k], rs[k], `stats().${k}`);
+  }
+  assert.ok(ws.contexts <= ws.capacity, "the arena is never exceeded");
+  w.dispose();
+}
+
+test("Wasm core and reference model agree on random and structured sequences", () => {
+  fc.assert(fc.property(scenarioArb, ({ options, history, ops }) => runBoth(options, history, ops)), { numRuns: 250, seed: 20261126 });
+});
+
+test("they agree on long runs that prune the arena many times", () => {
+  let seed = 99;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+  for (const alphabet of ["page", "delta", "hybrid"] as const) {
+    for (const escape of ["A", "B", "C", "D"] as const) {
+      const opts = { pageCount: 4000, alphabet, escape, order: 3, maxContexts: 300, streams: 2, filter: 16 };
+      const hist = Array.from({ length: 4000 }, (_, i) => (rnd() < 0.5 ? (i * 3) % 4000 : Math.floor(rnd() * 300)));
+      const ops: Op[] = Array.from({ length: 1500 }, (_, i) => ({ kind: "fault", page: rnd() < 0.6 ? (i * 3 + 7) % 4000 : Math.floor(rnd() * 4000), stream: i % 2 }));
+      runBoth(opts, hist, ops);
+      const w = createPredictor(opts);
+      w.train(hist);
+      assert.ok(w.stats().prunes > 0, "this run must exercise pruning");
+    }
+  }
+});

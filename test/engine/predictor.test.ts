@@ -1,0 +1,234 @@
+// The public predictor: bad input leaves state untouched, dispose, snapshots, the bitmap, streams,
+// pruning under a tiny arena, and memory sizing.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createPredictor, restorePredictor } from "../../src/index.js";
+import type { FullPredictorOptions } from "../../src/engine/options.js";
+import type { Predictor } from "../../src/engine/types.js";
+
+const OPTS: FullPredictorOptions = { pageCount: 1000, order: 3, streams: 4, maxContexts: 5000 };
+
+/** A history with structure: strided runs and a repeated loop. */
+function history(n = 3000): number[] {
+  const h: number[] = [];
+  for (let i = 0; h.length < n; i++) {
+    for (let k = 0; k < 20; k++) h.push((i * 37 + k) % 1000);
+    h.push(500, 617, 733, 849);
+  }
+  return h.slice(0, n);
+}
+
+/** Feed the same faults to predictors and collect every output. */
+function drive(p: Predictor, faults: number[], stream = 0): number[][] {
+  return faults.map((f) => Array.from(p.predictNext(f, stream)));
+}
+
+const FAULTS = Array.from({ length: 60 }, (_, i) => (i * 131 + 7) % 1000);
+
+test("predictNext returns absent pages, never the same page twice, and marks them present", () => {
+  const p = createPredictor(OPTS);
+  p.train(history());
+  const seen = new Set<number>();
+  for (const f of FAULTS) {
+    const wasPresent = new Set<number>();
+    for (let q = 0; q < 1000; q++) if (p.isPresent(q)) wasPresent.add(q);
+    const out = Array.from(p.predictNext(f));
+    assert.ok(out.length <= 8);
+    for (const q of out) {
+      assert.ok(!wasPresent.has(q), `page ${q} was already present`);
+      assert.ok(!seen.has(q), `page ${q} predicted twice`);
+      assert.ok(p.isPresent(q));
+      seen.add(q);
+    }
+    assert.ok(p.isPresent(f));
+  }
+  assert.ok(seen.size > 0, "the structured history must yield predictions");
+  const s = p.stats();
+  assert.equal(s.faults, FAULTS.length);
+  assert.equal(s.predictions, seen.size);
+});
+
+test("the returned array is a view the next call overwrites (documented); slice() keeps it", () => {
+  const p = createPredictor(OPTS);
+  p.train(history());
+  const first = p.predictNext(3);
+  const kept = first.slice();
+  p.predictNext(400);
+  assert.equal(first.buffer, p.predictNext(401).buffer, "one shared output buffer");
+  assert.ok(kept.length === 0 || kept.every((q) => p.isPresent(q)));
+});
+
+test("a sequential delta pattern is predicted on pages never seen before", () => {
+  const p = createPredictor({ pageCount: 100000, alphabet: "delta" });
+  const h: number[] = [];
+  for (let i = 0; i < 2000; i++) h.push(10 + i);
+  p.train(h);
+  assert.deepEqual(Array.from(p.predictNext(50000)), [50001, 50002, 50003, 50004, 50005, 50006, 50007, 50008]);
+});
+
+test("streams keep their own contexts over shared statistics", () => {
+  // Stream 0 walks +1, stream 1 walks +7, interleaved access by access.
+  const p = createPredictor({ pageCount: 1 << 20, alphabet: "delta", streams: 2, depth: 4 });
+  for (let i = 0; i < 500; i++) {
+    p.train([1000 + i], 0);
+    p.train([200000 + 7 * i], 1);
+  }
+  // Each stream's next fault continues its own walk, and its own context predicts its own stride.
+  assert.deepEqual(Array.from(p.predictNext(1500, 0)), [1501, 1502, 1503, 1504]);
+  assert.deepEqual(Array.from(p.predictNext(200000 + 7 * 500, 1)), [203507, 203514, 203521, 203528]);
+  // The same interleaving as one stream destroys both patterns: every delta is a far jump.
+  const q = createPredictor({ pageCount: 1 << 20, alphabet: "delta", streams: 1, depth: 4 });
+  for (let i = 0; i < 500; i++) q.train([1000 + i, 200000 + 7 * i]);
+  assert.notDeepEqual(Array.from(q.predictNext(1500)), [1501, 1502, 1503, 1504]);
+});
+
+test("a tiny arena prunes instead of trapping and stays within capacity", () => {
+  const p = createPredictor({ pageCount: 1 << 16, maxContexts: 64 });
+  let x = 1;
+  const h = Array.from({ length: 20000 }, () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) % 65536);
+  p.train(h);
+  for (let i = 0; i < 2000; i++) p.predictNext(h[i] ^ 1);
+  const s = p.stats();
+  assert.ok(s.prunes > 0);
+  assert.ok(s.contexts <= 64 && s.capacity === 64);
+});
+
+test("memoryBytes sizes the arena to the budget", () => {
+  const budget = 8 << 20;
+  const p = createPredictor({ pageCount: 1 << 20, memoryBytes: budget });
+  const s = p.stats();
+  assert.ok(s.capacity > 150000, `capacity ${s.capacity}`);
+  assert.ok(s.memoryBytes <= budget + 65536, `memory ${s.memoryBytes} within the budget (+ one Wasm page)`);
+  assert.throws(() => createPredictor({ pageCount: 1 << 20, memoryBytes: 1000 }), /options\.memoryBytes 1000 is too small/);
+});
+
+test("markPresent and markPresentRange: present pages are never predicted", () => {
+  const p = createPredictor({ pageCount: 100000, alphabet: "delta" });
+  p.train(Array.from({ length: 1000 }, (_, i) => 10 + i));
+  p.markPresentRange(50001, 3); // 50001..50003
+  p.markPresent(50005);
+  assert.deepEqual(Array.from(p.predictNext(50000)), [50004, 50006, 50007, 50008, 50009, 50010, 50011, 50012]);
+  // Unaligned ranges across byte boundaries.
+  p.markPresentRange(7, 21);
+  for (let q = 0; q < 40; q++) assert.equal(p.isPresent(q), q >= 7 && q < 28, `page ${q}`);
+  assert.equal(p.stats().presentPages, 1 + 8 + 3 + 1 + 21);
+});
+
+test("snapshot: the restored predictor continues exactly as the original", () => {
+  const p = createPredictor({ ...OPTS, alphabet: "hybrid" });
+  p.train(history());
+  drive(p, FAULTS.slice(0, 20));
+  const bytes = p.snapshot();
+  const q = restorePredictor(bytes);
+  assert.deepEqual(q.options, p.options);
+  const rest = FAULTS.slice(20);
+  assert.deepEqual(drive(q, rest, 1), drive(p, rest, 1));
+  assert.deepEqual(q.stats(), p.stats());
+});
+
+test("snapshot: truncated, corrupted, foreign and mistyped bytes are refused with a clear error", () => {
+  const p = createPredictor(OPTS);
+  p.train(history(500));
+  const bytes = p.snapshot();
+  assert.throws(() => restorePredictor(bytes.subarray(0, bytes.length - 1)), (e: Error) => e instanceof RangeError && /bytes is truncated/.test(e.message));
+  assert.throws(() => restorePredictor(bytes.subarray(0, 10)), (e: Error) => e instanceof RangeError && /shorter than the header/.test(e.message));
+  const bad = bytes.slice();
+  bad[bad.length >> 1] ^= 0x40;
+  assert.throws(() => restorePredictor(bad), (e: Error) => e instanceof RangeError && /bytes is corrupted: checksum/.test(e.message));
+  const foreign = new Uint8Array(100).fill(7);
+  assert.throws(() => restorePredictor(foreign), (e: Error) => e instanceof RangeError && /not a ppm-prefetch snapshot: magic/.test(e.message));
+  const future = bytes.slice();
+  future[4] = 99;
+  assert.throws(() => restorePredictor(future), (e: Error) => e instanceof RangeError && /format version 99/.test(e.message));
+  assert.throws(() => restorePredictor("abc" as unknown as Uint8Array), (e: Error) => e instanceof TypeError && /bytes must be a Uint8Array, got string/.test(e.message));
+});
+
+/** A twin pair: the same history; after bad calls on `p`, both must predict identically. */
+function twins(): [Predictor, Predictor] {
+  const p = createPredictor(OPTS), q = createPredictor(OPTS);
+  p.train(history());
+  q.train(history());
+  return [p, q];
+}
+
+const BAD_PAGES: [unknown, RegExp, Function][] = [
+  [NaN, /must be an integer page number, got NaN/, TypeError],
+  [-1, /must be in 0\.\.999, got -1/, RangeError],
+  [1.5, /must be an integer page number, got 1\.5/, TypeError],
+  [1000, /must be in 0\.\.999, got 1000/, RangeError],
+  ["3", /must be an integer page number, got "3"/, TypeError],
+  [Infinity, /got Infinity/, TypeError],
+];
+
+test("bad pages and streams: TypeError/RangeError naming argument and value, state unchanged", () => {
+  const [p, q] = twins();
+  for (const [v, msg, type] of BAD_PAGES) {
+    assert.throws(() => p.predictNext(v as number), (e: Error) => e instanceof type && e.message.startsWith("fault ") && msg.test(e.message));
+    assert.throws(() => p.observe(v as number), (e: Error) => e instanceof type && e.message.startsWith("page ") && msg.test(e.message));
+    assert.throws(() => p.markPresent(v as number), (e: Error) => e instanceof type && msg.test(e.message));
+    assert.throws(() => p.markPresentRange(v as number, 1), (e: Error) => e instanceof type && e.message.startsWith("start "));
+  }
+  for (const s of [4, -1, 0.5, NaN, "0"]) {
+    assert.throws(() => p.predictNext(10, s as number), (e: Error) => (e instanceof TypeError || e instanceof RangeError) && /^stream must be/.test(e.message) && e.message.includes(String(s)));
+    assert.throws(() => p.train([1, 2], s as number), /stream must be/);
+  }
+  assert.throws(() => p.markPresentRange(990, 11), (e: Error) => e instanceof RangeError && /count must be in 0\.\.10 .* got 11/.test(e.message));
+  assert.throws(() => p.markPresentRange(990, -1), RangeError);
+  assert.deepEqual(p.stats(), q.stats());
+  assert.deepEqual(drive(p, FAULTS), drive(q, FAULTS));
+});
+
+test("train with a wrong type or a bad element trains nothing", () => {
+  const [p, q] = twins();
+  assert.throws(() => p.train("1 2 3" as unknown as number[]), (e: Error) => e instanceof TypeError && /pages must be a Uint32Array or an array/.test(e.message));
+  assert.throws(() => p.train(new Float64Array([1, 2]) as unknown as number[]), TypeError);
+  assert.throws(() => p.train([5, 6, 7, -2, 8]), (e: Error) => e instanceof RangeError && /pages\[3\] must be in 0\.\.999, got -2/.test(e.message));
+  assert.throws(() => p.train([5, 6, NaN]), (e: Error) => e instanceof TypeError && /pages\[2\] .* got NaN/.test(e.message));
+  assert.throws(() => p.train(Uint32Array.from([5, 6, 7000])), (e: Error) => e instanceof RangeError && /pages\[2\] must be in 0\.\.999, got 7000/.test(e.message));
+  assert.deepEqual(p.stats(), q.stats());
+  assert.deepEqual(drive(p, FAULTS), drive(q, FAULTS));
+});
+
+test("bad options name the option and the value", () => {
+  const cases: [FullPredictorOptions, Function, RegExp][] = [
+    [{} as FullPredictorOptions, TypeError, /options\.pageCount is required/],
+    [{ pageCount: 0 }, RangeError, /options\.pageCount must be in 1\.\.4294967295, got 0/],
+    [{ pageCount: 10, order: 9 }, RangeError, /options\.order must be in 1\.\.8, got 9/],
+    [{ pageCount: 10, order: 2.5 }, TypeError, /options\.order must be an integer, got 2\.5/],
+    [{ pageCount: 10, alphabet: "bytes" as "page" }, RangeError, /options\.alphabet must be one of page, delta, hybrid, got "bytes"/],
+    [{ pageCount: 10, escape: "E" as "A" }, RangeError, /options\.escape must be one of A, B, C, D, got "E"/],
+    [{ pageCount: 10, depth: 257 }, RangeError, /options\.depth must be in 0\.\.256, got 257/],
+    [{ pageCount: 10, threshold: NaN }, TypeError, /options\.threshold must be a number, got NaN/],
+    [{ pageCount: 10, threshold: 2 }, RangeError, /options\.threshold must be in 0\.\.1, got 2/],
+    [{ pageCount: 10, streams: 0 }, RangeError, /options\.streams must be in 1\.\.4096, got 0/],
+    [{ pageCount: 10, maxContexts: 1 }, RangeError, /options\.maxContexts must be in/],
+    [{ pageCount: 10, maxContexts: 100, memoryBytes: 1 << 20 }, TypeError, /exclude each other/],
+    [{ pageCount: 10, colour: "red" } as FullPredictorOptions, TypeError, /options\.colour is not an option/],
+  ];
+  for (const [o, type, msg] of cases) assert.throws(() => createPredictor(o), (e: Error) => e instanceof type && msg.test(e.message), JSON.stringify(o));
+  assert.throws(() => createPredictor(null as unknown as FullPredictorOptions), /options must be an object, got null/);
+});
+
+test("every call after dispose() throws a TypeError naming the call", () => {
+  const p = createPredictor(OPTS);
+  p.dispose();
+  const calls: [string, () => unknown][] = [
+    ["predictNext", () => p.predictNext(1)], ["train", () => p.train([1])], ["observe", () => p.observe(1)],
+    ["markPresent", () => p.markPresent(1)], ["markPresentRange", () => p.markPresentRange(1, 1)],
+    ["isPresent", () => p.isPresent(1)], ["stats", () => p.stats()], ["snapshot", () => p.snapshot()], ["reset", () => p.reset()],
+  ];
+  for (const [name, call] of calls) assert.throws(call, (e: Error) => e instanceof TypeError && e.message === `predictor.${name}() called after dispose()`);
+});
+
+test("reset forgets the model and the present pages but keeps the options", () => {
+  const [p] = twins();
+  const fresh = createPredictor(OPTS);
+  drive(p, FAULTS.slice(0, 10));
+  p.reset();
+  assert.equal(p.stats().contexts, 0);
+  assert.equal(p.stats().presentPages, 0);
+  const h = history();
+  p.train(h);
+  fresh.train(h);
+  assert.deepEqual(drive(p, FAULTS), drive(fresh, FAULTS));
+});
