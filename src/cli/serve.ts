@@ -36,6 +36,7 @@ const USAGE = `usage: ppm-prefetch serve --image FILE [options]
                         --max-contexts N
   --delay-us N          emulated one-way delay on the server's sends (default 0)
   --rate-gbps R         emulated link rate (default 0 = unlimited)
+  --push-window N       most unacknowledged pages in flight before the push waits (default 32)
   --exit-after N        exit once N migrations completed (default 0 = serve until interrupted)
   --quiet               no per-migration log
 `;
@@ -50,7 +51,7 @@ export async function run(args: string[]): Promise<number> {
       limit: { type: "string" },
       order: { type: "string" }, alphabet: { type: "string" }, escape: { type: "string" }, depth: { type: "string" },
       threshold: { type: "string" }, streams: { type: "string" }, "max-contexts": { type: "string" },
-      "delay-us": { type: "string" }, "rate-gbps": { type: "string" }, "exit-after": { type: "string" },
+      "delay-us": { type: "string" }, "rate-gbps": { type: "string" }, "exit-after": { type: "string" }, "push-window": { type: "string" },
       quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
   });
@@ -63,6 +64,7 @@ export async function run(args: string[]): Promise<number> {
   const layoutSeed = intOption("layout-seed", v["layout-seed"], 1, 0, 0xffffffff);
   const limit = intOption("limit", v.limit, 0, 0, 0xffffffff);
   const depth = intOption("depth", v.depth, 8, 0, 256);
+  const pushWindow = intOption("push-window", v["push-window"], 32, 1, 1 << 20);
   const exitAfter = intOption("exit-after", v["exit-after"], 0, 0, 1e9);
   const link = { delayUs: numberOption("delay-us", v["delay-us"], 0, 0, 1e7), rateGbps: numberOption("rate-gbps", v["rate-gbps"], 0, 0, 1e4) };
   const strategyName = v.strategy ?? "ppm";
@@ -121,7 +123,7 @@ export async function run(args: string[]): Promise<number> {
   let done: () => void = () => {};
   const finished = new Promise<void>((r) => { done = r; });
   const server = await startPageServer({
-    image, host: v.host ?? "127.0.0.1", port, push, depth: 256, link,
+    image, host: v.host ?? "127.0.0.1", port, push, depth: 256, link, pushWindow,
     strategy: ({ pageCount: pc, sessionId }) => {
       const t0 = performance.now();
       const s = make(pc);

@@ -95,7 +95,7 @@ export interface MigrationResult {
 }
 
 /** Acknowledge every this many pages (the source keeps at most its push window in flight). */
-const ACK_EVERY = 32;
+const ACK_EVERY = 8;
 const K_TOUCHED = 0x80;
 const K_FAULTED = 0x40;
 const K_MASK = 0x0f; // 1 + PageKind

@@ -57,6 +57,8 @@ export interface PageServerOptions {
    * megabytes of push queue up in them, and every fault answer waits behind them.
    */
   pushWindow?: number;
+  /** A connection that has not sent HELLO after this long is closed (default 10 s). */
+  helloTimeoutMs?: number;
   /** Called for every connection closed because of an error (protocol errors and strategy failures). */
   onError?: (err: Error, sessionId: string | null) => void;
   /** Test hook: every accepted socket. */
@@ -113,7 +115,7 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
   const depth = opts.depth ?? 256;
   const ttlMs = opts.sessionTtlMs ?? 60_000;
   const pushBatch = opts.pushBatch ?? 8;
-  const pushWindow = opts.pushWindow ?? 128;
+  const pushWindow = opts.pushWindow ?? 32;
   const factory = opts.strategy ?? demandStrategy;
   const sessions = new Map<string, Session>();
   const sockets = new Set<Socket>();
@@ -137,7 +139,7 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
     try { s.strategy.dispose?.(); } catch { /* ignore */ }
   }
 
-  const ctx: ServerContext = { image, pageCount, digest, push, depth, pushBatch, pushWindow, link: opts.link, sessions, st, recordError, endSession, factory, ttlMs };
+  const ctx: ServerContext = { image, pageCount, digest, push, depth, pushBatch, pushWindow, helloTimeoutMs: opts.helloTimeoutMs ?? 10_000, link: opts.link, sessions, st, recordError, endSession, factory, ttlMs };
 
   const server: Server = createServer({ noDelay: true }, (socket) => {
     st.connections++;
@@ -166,7 +168,7 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
 
 interface ServerContext {
   image: Buffer; pageCount: number; digest: Buffer; push: PushMode; depth: number; pushBatch: number; pushWindow: number;
-  link: LinkOptions | undefined; sessions: Map<string, Session>; st: PageServerStats; ttlMs: number;
+  link: LinkOptions | undefined; sessions: Map<string, Session>; st: PageServerStats; ttlMs: number; helloTimeoutMs: number;
   recordError(e: Error, sid: string | null): void;
   endSession(s: Session): void;
   factory: (ctx: StrategyFactoryContext) => Strategy;
@@ -206,6 +208,9 @@ class Conn {
       this.close();
     });
     socket.on("error", () => { /* a dropped link: the session waits for a reconnection */ });
+    setTimeout(() => {
+      if (this.state === "hello") this.fail(new ProtocolError(ErrorCode.Unexpected, `no HELLO within ${c.helloTimeoutMs} ms`));
+    }, c.helloTimeoutMs).unref();
     socket.on("close", () => this.close());
   }
 

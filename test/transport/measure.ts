@@ -4,7 +4,7 @@
  * behind `ppm-prefetch migrate`), for demand paging and the PPM engine, over emulated links.
  *
  *   node --import tsx test/transport/measure.ts [--reps 3] [--trace FILE] [--layout 4k] [--image-size 64M]
- *     [--ips 1e9] [--push linear] [--links 50:10,200:1]
+ *     [--ips 1e9] [--push linear] [--push-window 32] [--links 0:0,50:10,200:1] [--strategies demand,ppm]
  *
  * Prints one markdown row per (link, strategy): medians over the repetitions.
  */
@@ -24,7 +24,7 @@ const MAIN = join(ROOT, "src/cli/main.ts");
 const { values: v } = parseArgs({
   options: {
     reps: { type: "string" }, trace: { type: "string" }, layout: { type: "string" }, "image-size": { type: "string" },
-    ips: { type: "string" }, push: { type: "string" }, links: { type: "string" }, strategies: { type: "string" },
+    ips: { type: "string" }, push: { type: "string" }, "push-window": { type: "string" }, links: { type: "string" }, strategies: { type: "string" },
   },
 });
 const reps = Number(v.reps ?? 3);
@@ -33,13 +33,14 @@ const layout = (v.layout ?? "4k") as LayoutName;
 const size = v["image-size"] ?? "64M";
 const ips = Number(v.ips ?? 1e9);
 const push = v.push ?? "linear";
+const pushWindow = v["push-window"] ?? "32";
 const links = (v.links ?? "0:0,50:10,200:1").split(",").map((s) => { const [d, r] = s.split(":").map(Number); return { delayUs: d, rateGbps: r }; });
 const strategies = (v.strategies ?? "demand,ppm").split(",");
 const imagePath = join(tmpdir(), `ppm-transport-${size}.bin`);
 
 function serve(strategy: string, link: { delayUs: number; rateGbps: number }): Promise<{ port: number; done: Promise<number> }> {
   const args = ["--import", "tsx", MAIN, "serve", "--image", imagePath, ...(existsSync(imagePath) ? [] : ["--generate", size]),
-    "--port", "0", "--strategy", strategy, "--push", push, "--history", tracePath, "--layout", layout, "--exit-after", "1", "--quiet",
+    "--port", "0", "--strategy", strategy, "--push", push, "--push-window", pushWindow, "--history", tracePath, "--layout", layout, "--exit-after", "1", "--quiet",
     "--delay-us", String(link.delayUs), "--rate-gbps", String(link.rateGbps)];
   const p = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
   const done = new Promise<number>((r) => p.on("close", (c) => r(c ?? -1)));
@@ -58,7 +59,7 @@ const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); retu
 
 const trace = await readTrace(tracePath);
 const rows: string[] = [];
-process.stderr.write(`trace ${trace.name}: ${trace.length} accesses; layout ${layout}; image ${size}; ips ${ips}; push ${push}; load ${loadavg().map((x) => x.toFixed(1)).join(" ")}\n`);
+process.stderr.write(`trace ${trace.name}: ${trace.length} accesses; layout ${layout}; image ${size}; ips ${ips}; push ${push} (window ${pushWindow}); load ${loadavg().map((x) => x.toFixed(1)).join(" ")}\n`);
 for (const link of links) {
   for (const strategy of strategies) {
     const rs: MigrationResult[] = [];

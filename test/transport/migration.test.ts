@@ -190,3 +190,12 @@ test("load: one server, 8 concurrent migrations, each with its own strategy, all
     assert.equal(st.protocolErrors, 0);
   } finally { await srv.close(); }
 });
+
+test("a connection that never says HELLO is closed", { timeout: 10_000 }, async () => {
+  const srv = await startPageServer({ image: IMG, helloTimeoutMs: 100 });
+  try {
+    const r = await rawExchange(srv.port, Buffer.alloc(0));
+    assert.equal(r.code, ErrorCode.Unexpected);
+    assert.match(r.message, /no HELLO within 100 ms/);
+  } finally { await srv.close(); }
+});
