@@ -1,0 +1,40 @@
+/**
+ * `ppm-prefetch quality [TRACE...] [--layouts virtual,4k] [--switch-at 0.3] [--depth 8] [--feedback] [--json]`
+ * The engine's quality table (faults as % of demand paging) against next-8, markov1 and the blend.
+ * Without traces it uses the bundled real ones.
+ */
+import { parseArgs } from "node:util";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { qualityTable, formatQualityTable } from "../quality/table.js";
+import { isLayoutName, type LayoutName } from "../trace/layout.js";
+import { UsageError, intOption, numberOption } from "./args.js";
+
+export const BUNDLED_TRACES = ["sqlite.txt.gz", "xz.txt.gz"].map((f) => fileURLToPath(new URL(`../../traces/${f}`, import.meta.url)));
+
+export async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      layouts: { type: "string" }, "switch-at": { type: "string" }, depth: { type: "string" },
+      feedback: { type: "boolean" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    process.stdout.write("usage: ppm-prefetch quality [TRACE...] [--layouts virtual,2m,4k] [--switch-at 0.3] [--depth 8] [--feedback] [--json]\n");
+    return 0;
+  }
+  const layouts = (values.layouts ?? "virtual,4k").split(",");
+  for (const l of layouts) if (!isLayoutName(l)) throw new UsageError(`--layouts takes virtual, 2m, 4k; got ${JSON.stringify(l)}`);
+  const switchAt = numberOption("switch-at", values["switch-at"], 0.3, 0, 0.99);
+  const depth = intOption("depth", values.depth, 8, 1, 256);
+  const traces = positionals.length ? positionals : BUNDLED_TRACES;
+  for (const t of traces) if (!existsSync(t)) throw new UsageError(`trace file not found: ${t}`);
+  const progress = process.stderr.isTTY ? (m: string) => process.stderr.write(`\r\x1b[K${m}`) : undefined;
+  const rows = await qualityTable(traces, { layouts: layouts as LayoutName[], switchAt, depth, feedback: values.feedback, onProgress: progress });
+  if (progress) process.stderr.write("\r\x1b[K");
+  if (values.json) process.stdout.write(JSON.stringify({ depth, switchAt, feedback: !!values.feedback, rows }, null, 2) + "\n");
+  else process.stdout.write(formatQualityTable(rows, depth));
+  return 0;
+}
