@@ -13,6 +13,7 @@ import type { Trace } from "../trace/format.js";
 import { PUSH_MODES, type PushMode } from "../sim/push.js";
 import { STRATEGIES, STRATEGY_NAMES, isStrategyName } from "../strategies/index.js";
 import { compareStrategies, type Comparison, type RunOptions } from "../sim/run.js";
+import { DEFAULT_PARAMS, QUEUE_POLICIES, type QueuePolicy } from "../sim/simulator.js";
 import { describeComparison, formatSummary, formatTable, renderSvg, toJson, writeAtomic } from "./report.js";
 
 export const DEFAULT_TRACE = fileURLToPath(new URL("../../traces/sqlite.txt.gz", import.meta.url));
@@ -35,6 +36,7 @@ const USAGE = `usage: ppm-prefetch compare [--trace FILE | --workload NAME] [opt
   --strategies a,b      subset of: ${STRATEGY_NAMES.join(", ")}
   --feedback on|off     piggybacked feedback of touched prefetched pages (default on)
   --adaptive            adaptive depth from feedback (1..4 x depth)
+  --queue POLICY        predicted pages still waiting when a new fault comes: fifo, newest, replace (default fifo)
   --ips N               guest instructions per second (default 1e9)
   --page-size N         bytes per page (default 4096)
   --json                print only JSON on stdout
@@ -64,7 +66,7 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
       "raw-bandwidth": { type: "boolean" }, "latency-us": { type: "string" }, depth: { type: "string" },
       push: { type: "string" }, layout: { type: "string" }, "vm-pages": { type: "string" }, seed: { type: "string" },
       strategies: { type: "string" }, strategy: { type: "string" }, feedback: { type: "string" }, adaptive: { type: "boolean" },
-      ips: { type: "string" }, "page-size": { type: "string" }, json: { type: "boolean" }, svg: { type: "string" },
+      ips: { type: "string" }, queue: { type: "string" }, "page-size": { type: "string" }, json: { type: "boolean" }, svg: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -79,6 +81,7 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
   const ips = numberOption("ips", v.ips, 1e9, 1e3, 1e13);
   const pageSize = intOption("page-size", v["page-size"], 4096, 64, 1 << 21);
   const feedback = choiceOption("feedback", v.feedback, "on", ["on", "off"] as const) === "on";
+  const queue = choiceOption<QueuePolicy>("queue", v.queue, DEFAULT_PARAMS.queue, QUEUE_POLICIES);
   const layoutArg = choiceOption("layout", v.layout, single ? "virtual" : "all", [...LAYOUTS, "all"] as const);
   const layouts: LayoutName[] = layoutArg === "all" ? [...LAYOUTS] : [layoutArg];
   const bwRaw = v["bandwidth-gbps"] ?? "10";
@@ -111,7 +114,7 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
   if (trace.length < 2) throw new UsageError(`the trace has ${trace.length} accesses; need at least 2`);
   return {
     trace, names, layouts, bandwidths, json: v.json ?? false, svg: v.svg, explicitStrategies: single || v.strategies !== undefined,
-    run: { switchAt, latencyUs, depth, push, vmPages, seed, ips, pageSize, feedback, adaptive: v.adaptive ?? false, rawBandwidth: v["raw-bandwidth"] ?? false },
+    run: { switchAt, latencyUs, depth, push, vmPages, seed, ips, pageSize, feedback, queue, adaptive: v.adaptive ?? false, rawBandwidth: v["raw-bandwidth"] ?? false },
   };
 }
 

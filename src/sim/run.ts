@@ -81,5 +81,6 @@ function definedOnly(o: RunOptions): Partial<SimParams> {
   if (o.depth !== undefined) out.depth = o.depth;
   if (o.push !== undefined) out.push = o.push;
   if (o.feedback !== undefined) out.feedback = o.feedback;
+  if (o.queue !== undefined) out.queue = o.queue;
   return out;
 }

@@ -19,7 +19,7 @@
  *
  * Source and link. Requests reach the source in the order they were sent (one fixed latency). The
  * link sends one message at a time with three priorities: the faulted page (after the message in
- * progress), then predicted pages (first come, first served), then the background push. The link is
+ * progress), then predicted pages (ordered by the queue policy), then the background push. The link is
  * advanced lazily: before a request at source time r, everything that would have started sending
  * before r is scheduled; before a presence check at guest time t, everything starting before t - latency.
  * Neither decision can be changed by a later event, because requests arrive in order. Each footprint
@@ -53,7 +53,17 @@ export interface SimParams {
   depth: number;
   push: PushMode;
   feedback: boolean;
+  /**
+   * Order of predicted pages still waiting for the link when a new fault brings new ones:
+   * `fifo` (first come, first served), `newest` (the latest fault's batch first, then older
+   * leftovers), `replace` (leftovers of older batches go back to the background pool; the strategy
+   * hears onPresent for a predicted page only when it is actually sent).
+   */
+  queue: QueuePolicy;
 }
+
+export type QueuePolicy = "fifo" | "newest" | "replace";
+export const QUEUE_POLICIES: readonly QueuePolicy[] = ["fifo", "newest", "replace"];
 
 /**
  * Defaults. The push defaults to QEMU's scanner: every predicting strategy runs on top of QEMU's
@@ -61,7 +71,7 @@ export interface SimParams {
  * missing and a prediction only changes the order of transfer. `demand`, `qemu` and `hines` carry
  * their own push (none, qemu, hines).
  */
-export const DEFAULT_PARAMS: SimParams = { switchAt: 0.3, ips: 1e9, depth: 8, push: "qemu", feedback: true };
+export const DEFAULT_PARAMS: SimParams = { switchAt: 0.3, ips: 1e9, depth: 8, push: "qemu", feedback: true, queue: "fifo" };
 export const DEFAULT_LATENCY_US = 50;
 export const DEFAULT_PAGE_SIZE = 4096;
 export const DEFAULT_HEADER_BYTES = 16;
@@ -153,8 +163,27 @@ export function simulate(prep: Prepared, strategy: SimStrategy, link: LinkConfig
   const origin = new Uint8Array(pageCount);
   const requested = new Uint8Array(pageCount);
   const touched = new Uint8Array(pageCount);
-  let queue = new Uint32Array(1024);
-  let qHead = 0, qTail = 0;
+  const policy = params.queue;
+  const batches: { pages: number[]; i: number }[] = [];
+  let bHead = 0; // fifo: first live batch
+  const nextPredicted = (): number => {
+    if (policy === "newest") {
+      while (batches.length > 0) {
+        const b = batches[batches.length - 1];
+        while (b.i < b.pages.length) { const c = b.pages[b.i++]; if (state[c] === QUEUED) return c; }
+        batches.pop();
+      }
+      return -1;
+    }
+    while (bHead < batches.length) {
+      const b = batches[bHead];
+      while (b.i < b.pages.length) { const c = b.pages[b.i++]; if (state[c] === QUEUED) return c; }
+      bHead++;
+    }
+    batches.length = 0;
+    bHead = 0;
+    return -1;
+  };
   let linkFree = 0;
   let lastArrival = 0;
 
@@ -187,9 +216,13 @@ export function simulate(prep: Prepared, strategy: SimStrategy, link: LinkConfig
   /** Schedule everything that starts sending before source time s. */
   const advance = (s: number) => {
     while (linkFree < s) {
-      let p = -1;
-      while (qHead < qTail) { const c = queue[qHead++]; if (state[c] === QUEUED) { p = c; break; } }
-      if (p >= 0) { send(p, BY_PREDICTION); predictedPages++; continue; }
+      let p = nextPredicted();
+      if (p >= 0) {
+        if (policy === "replace") onPresent?.(p);
+        send(p, BY_PREDICTION);
+        predictedPages++;
+        continue;
+      }
       if (!pushing) return;
       p = push.next(state);
       if (p < 0) { pushing = false; return; }
@@ -221,19 +254,24 @@ export function simulate(prep: Prepared, strategy: SimStrategy, link: LinkConfig
     demandPages++;
     push.onFault(p);
     const preds = strategy.onFault(p, s);
+    if (policy === "replace") {
+      for (let k = bHead; k < batches.length; k++) {
+        const b = batches[k];
+        for (let j = b.i; j < b.pages.length; j++) if (state[b.pages[j]] === QUEUED) state[b.pages[j]] = ABSENT;
+      }
+      batches.length = 0;
+      bHead = 0;
+    }
+    const batch: number[] = [];
     const n = preds.length;
-    for (let i = 0, taken = 0; i < n && taken < params.depth; i++) {
+    for (let i = 0; i < n && batch.length < params.depth; i++) {
       const q = preds[i];
       if (!(q >= 0 && q < pageCount) || q !== Math.floor(q) || state[q] !== ABSENT) continue;
       state[q] = QUEUED;
-      onPresent?.(q);
-      if (qTail === queue.length) {
-        const nq = new Uint32Array(Math.max(1024, (qTail - qHead) * 2));
-        nq.set(queue.subarray(qHead, qTail)); qTail -= qHead; qHead = 0; queue = nq;
-      }
-      queue[qTail++] = q;
-      taken++;
+      if (policy !== "replace") onPresent?.(q);
+      batch.push(q);
     }
+    if (batch.length > 0) batches.push({ pages: batch, i: 0 });
     return arrival[p];
   };
 

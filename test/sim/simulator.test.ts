@@ -30,10 +30,10 @@ test("demand faults equal the distinct pages touched after switch-over, in every
 test("accounting: every footprint page crosses exactly once, bytes = pages x (page + header) + zero-page headers", async () => {
   const t = synthesize("multi", SMALL);
   for (const push of ["none", "linear", "qemu", "hines"] as const) {
-    for (const layout of ["virtual", "4k"] as const) {
-      const c = await compareStrategies(t, ["demand", "qemu", "readahead", "leap", "oracle"], { layout, push, pageSize: 4096, headerBytes: 16 });
+    for (const [layout, queue] of [["virtual", "fifo"], ["4k", "newest"], ["2m", "replace"], ["virtual", "replace"]] as const) {
+      const c = await compareStrategies(t, ["demand", "qemu", "readahead", "leap", "oracle"], { layout, push, queue, pageSize: 4096, headerBytes: 16 });
       for (const r of c.results) {
-        const tag = `${push} ${layout} ${r.strategy}`;
+        const tag = `${push} ${layout} ${queue} ${r.strategy}`;
         assert.equal(r.footprintPagesSent, r.footprintPages, tag);
         assert.equal(r.footprintPages, new Set(t.pages).size, tag);
         assert.equal(r.demandPages + r.predictedPages + r.pushedPages, r.footprintPages + r.zeroPages, tag);
