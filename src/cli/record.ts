@@ -64,7 +64,13 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
 
-  const r = await recordTrace({ command: command[0], args: command.slice(1), out, maxAccesses, window, valgrind });
+  let r;
+  try {
+    r = await recordTrace({ command: command[0], args: command.slice(1), out, maxAccesses, window, valgrind });
+  } catch (e) {
+    process.stderr.write(`ppm-prefetch record: ${(e as Error).message}; no trace written\n`);
+    return 1;
+  }
   if (!r.written) {
     const how = r.signal ? `was killed by signal ${r.signal}` : r.exitCode === 127 ? "was not found or could not be run (exit code 127)" : `failed with exit code ${r.exitCode}`;
     process.stderr.write(`ppm-prefetch record: the command ${how}; no trace written (${r.accesses} data accesses had been seen)\n`);

@@ -252,8 +252,8 @@ export function formatTraceStats(s: TraceStats): string {
     `  first-touch deltas (top ${s.topDeltas.length} of ${int(Math.max(0, s.distinctPages - 1))} deltas)`,
     ...s.topDeltas.map((d) => `    ${String(d.delta > 0 ? `+${d.delta}` : d.delta).padStart(12)}  ${int(d.count).padStart(12)}  ${pct(d.share).padStart(6)}`),
     `  first touches a predictor would catch (of ${int(s.distinctPages)})`,
-    `    sequential (next 1..${PREDICT_DEPTH} pages)          ${pct(s.predictors.sequential.share).padStart(6)}  (${int(s.predictors.sequential.caught)})`,
-    `    majority delta (last ${DELTA_HISTORY} deltas, 1..${PREDICT_DEPTH} steps)  ${pct(s.predictors.majorityDelta.share).padStart(6)}  (${int(s.predictors.majorityDelta.caught)})`,
+    `    ${`sequential (next 1..${PREDICT_DEPTH} pages)`.padEnd(44)}${pct(s.predictors.sequential.share).padStart(6)}  (${int(s.predictors.sequential.caught)})`,
+    `    ${`majority delta (last ${DELTA_HISTORY} deltas, 1..${PREDICT_DEPTH} steps)`.padEnd(44)}${pct(s.predictors.majorityDelta.share).padStart(6)}  (${int(s.predictors.majorityDelta.caught)})`,
   ];
   return lines.join("\n") + "\n";
 }
