@@ -199,3 +199,25 @@ test("a connection that never says HELLO is closed", { timeout: 10_000 }, async 
     assert.match(r.message, /no HELLO within 100 ms/);
   } finally { await srv.close(); }
 });
+
+test("a corrupted page fails its checksum: the destination drops the link, reconnects and completes verified", { timeout: 30_000 }, async () => {
+  let conns = 0;
+  const srv = await startPageServer({
+    image: IMG, strategy: ({ pageCount }) => nextN(pageCount, 8),
+    // on the first connection, flip one byte of the 50th page's data on its way out (writes are whole frames)
+    onConnection: (sock) => {
+      if (conns++ > 0) return;
+      let pagesOut = 0;
+      const write = sock.write.bind(sock) as (c: Buffer, cb?: (e?: Error | null) => void) => boolean;
+      (sock as unknown as { write: typeof write }).write = (c: Buffer, cb?: (e?: Error | null) => void) => {
+        if (c.length >= 4113 && c[4] === FrameType.Page && ++pagesOut === 50) { c = Buffer.from(c); c[4 + 1 + 12 + 100] ^= 0x5a; }
+        return write(c, cb);
+      };
+    },
+  });
+  try {
+    const r = await runMigration({ port: srv.port, trace: syntheticTrace(10000, PAGES, 21), ips: 1e8, timeoutMs: 25_000 });
+    assertComplete(r);
+    assert.equal(r.reconnects, 1);
+  } finally { await srv.close(); }
+});
