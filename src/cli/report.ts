@@ -140,7 +140,7 @@ function esc(s: string): string {
 function niceMax(x: number): number {
   if (!(x > 0)) return 1;
   const e = 10 ** Math.floor(Math.log10(x));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * e >= x) return m * e;
+  for (const m of [1, 1.2, 1.6, 2, 2.4, 3.2, 4, 6, 8, 10]) if (m * e >= x) return m * e; // four even gridline steps
   return 10 * e;
 }
 
