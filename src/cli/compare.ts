@@ -35,7 +35,7 @@ const USAGE = `usage: ppm-prefetch compare [--trace FILE | --workload NAME] [opt
   --seed S              layout and workload seed (default 1)
   --strategies a,b      subset of: ${STRATEGY_NAMES.join(", ")}
   --feedback on|off     piggybacked feedback of touched prefetched pages (default on)
-  --adaptive            adaptive depth from feedback (1..4 x depth)
+  --adaptive            adaptive depth from feedback (1..2 x depth)
   --queue POLICY        predicted pages still waiting when a new fault comes: fifo, newest, replace (default fifo)
   --ips N               guest instructions per second (default 1e9)
   --page-size N         bytes per page (default 4096)

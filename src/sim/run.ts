@@ -20,7 +20,7 @@ export interface RunOptions extends Partial<SimParams> {
   latencyUs?: number;
   pageSize?: number;
   headerBytes?: number;
-  /** Adaptive depth from feedback, up to 4 x depth. */
+  /** Adaptive depth from feedback, 1..2 x depth. */
   adaptive?: boolean;
 }
 
@@ -50,7 +50,7 @@ export function prepareRun(trace: Trace, opts: RunOptions): { prep: Prepared; pa
 
 /** Build, train and simulate one strategy. */
 export async function runOne(name: string, prep: Prepared, params: SimParams, link: LinkConfig, adaptive = false): Promise<SimResult> {
-  const maxDepth = adaptive ? params.depth * 4 : params.depth;
+  const maxDepth = adaptive ? params.depth * 2 : params.depth;
   const ctx = { pageCount: prep.trace.pageCount, depth: maxDepth, streams: Math.min(4096, prep.streamCount), future: name === "oracle" ? future(prep) : undefined };
   let strategy = await createStrategy(name, ctx);
   if (adaptive) strategy = withAdaptiveDepth(strategy, params.depth, maxDepth);

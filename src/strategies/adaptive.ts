@@ -1,31 +1,34 @@
 /**
- * Adaptive depth around any strategy, driven by the destination's feedback: the inner strategy is
- * asked for up to `maxDepth` pages and the wrapper passes on the first `d` of them. Between two faults
- * it counts the touched prefetched pages it hears about: at least half of the last batch touched
- * doubles d (up to maxDepth), none halves it (down to 1). Without feedback d never moves.
+ * Adaptive depth around any strategy, driven by the destination's feedback. The inner strategy is
+ * asked for up to `maxDepth` pages; the wrapper passes on the first d of them, where d follows the
+ * measured accuracy: d = round(maxDepth x (hits + 1) / (sent + 2)), clamped to 1..maxDepth, with
+ * `hits` (touched prefetched pages reported) and `sent` (pages passed on) both decayed by 0.9 at
+ * every fault. Hits grow the depth, misses shrink it, and a page touched a few faults after it was
+ * sent still counts (feedback arrives late, piggybacked on a later request). Without feedback
+ * nothing is ever reported as touched and d falls to 1.
  */
 import type { Strategy } from "./types.js";
 import type { SimStrategy } from "./context.js";
 
-export function withAdaptiveDepth(inner: SimStrategy, depth: number, maxDepth: number): SimStrategy {
-  let d = Math.max(1, depth);
-  let hits = 0, lastBatch = 0;
-  const s: Strategy & { push?: SimStrategy["push"] } = {
+const DECAY = 0.9;
+
+export function withAdaptiveDepth(inner: SimStrategy, depth: number, maxDepth: number): SimStrategy & { readonly depth: number } {
+  let d = Math.max(1, Math.min(depth, maxDepth));
+  let hits = 0, sent = 0;
+  const s: Strategy & { push?: SimStrategy["push"]; readonly depth: number } = {
     name: `${inner.name}+adaptive`,
     push: inner.push,
+    get depth() { return d; },
     train: inner.train?.bind(inner),
     onPresent: inner.onPresent?.bind(inner),
     dispose: inner.dispose?.bind(inner),
     onTouch(p, st) { hits++; inner.onTouch?.(p, st); },
     onFault(p, st) {
-      if (lastBatch > 0) {
-        if (hits * 2 >= lastBatch) d = Math.min(maxDepth, d * 2);
-        else if (hits === 0) d = Math.max(1, d >> 1);
-      }
-      hits = 0;
-      const all = inner.onFault(p, st);
-      const out = Array.from(all).slice(0, d);
-      lastBatch = out.length;
+      if (sent > 0) d = Math.max(1, Math.min(maxDepth, Math.round((maxDepth * (hits + 1)) / (sent + 2))));
+      hits *= DECAY;
+      sent *= DECAY;
+      const out = Array.from(inner.onFault(p, st)).slice(0, d);
+      sent += out.length;
       return out;
     },
   };

@@ -97,21 +97,22 @@ test("the oracle returns the next absent pages of the faulting stream in future 
   assert.throws(() => createOracle({ pageCount: 10, depth: 3 }), /future/);
 });
 
-test("adaptive depth doubles when at least half of a batch is touched and halves when none is", () => {
+test("adaptive depth follows the reported accuracy: hits grow it, misses shrink it", () => {
   const inner = { name: "all", onFault: (p: number) => Array.from({ length: 32 }, (_, i) => p + 1 + i) };
-  const a = withAdaptiveDepth(inner, 8, 32);
+  const a = withAdaptiveDepth(inner, 8, 16);
   assert.equal(a.onFault(0, 0).length, 8);
-  for (let i = 1; i <= 4; i++) a.onTouch!(i, 0);
-  assert.equal(a.onFault(100, 0).length, 16);
-  assert.equal(a.onFault(200, 0).length, 8);
-  assert.equal(a.onFault(300, 0).length, 4);
+  for (let k = 1; k <= 8; k++) a.onTouch!(k, 0);
+  assert.equal(a.onFault(100, 0).length, 14, "everything touched: round(16 x 9/10)");
+  let n = 0;
+  for (let f = 0; f < 30; f++) n = a.onFault(1000 * (f + 2), 0).length; // nothing touched any more
+  assert.equal(n, 1);
   assert.equal(a.name, "all+adaptive");
 });
 
 test("feedback and adaptive depth run end to end", async () => {
   const t = synthesize("seq", SMALL);
-  const on = await compareStrategies(t, ["readahead"], { ...CLEAN, feedback: true, adaptive: true });
-  const off = await compareStrategies(t, ["readahead"], { ...CLEAN, feedback: false });
+  const on = await compareStrategies(t, ["readahead"], { ...CLEAN, feedback: true, adaptive: true, depth: 4 });
+  const off = await compareStrategies(t, ["readahead"], { ...CLEAN, feedback: false, depth: 4 });
   assert.equal(on.results[0].strategy, "readahead+adaptive");
   assert.ok(on.results[0].faults < off.results[0].faults, `adaptive ${on.results[0].faults} vs fixed ${off.results[0].faults}`);
 });
