@@ -61,21 +61,26 @@ const trace = await readTrace(tracePath);
 const rows: string[] = [];
 process.stderr.write(`trace ${trace.name}: ${trace.length} accesses; layout ${layout}; image ${size}; ips ${ips}; push ${push} (window ${pushWindow}); load ${loadavg().map((x) => x.toFixed(1)).join(" ")}\n`);
 for (const link of links) {
-  for (const strategy of strategies) {
-    const rs: MigrationResult[] = [];
-    for (let i = 0; i < reps; i++) {
+  // strategies interleaved within each repetition, so that a change in the machine's load hits both
+  const runs = new Map<string, MigrationResult[]>(strategies.map((x) => [x, []]));
+  for (let i = 0; i < reps; i++) {
+    for (const strategy of strategies) {
       const s = await serve(strategy, link);
       const r = await runMigration({ port: s.port, trace, layout, ips, link, timeoutMs: 300_000 });
       await s.done;
       if (!r.verified || r.duplicatePages !== 0) throw new Error(`run not verified: ${JSON.stringify(r)}`);
-      rs.push(r);
+      runs.get(strategy)!.push(r);
       process.stderr.write(`  ${link.delayUs}us/${link.rateGbps}G ${strategy}: faults ${r.faults} stall ${r.stallMs.toFixed(1)} ms completion ${r.completionMs.toFixed(1)} migration ${r.migrationMs.toFixed(1)} predictorUs ${r.predictorUs.toFixed(0)}\n`);
     }
+  }
+  for (const strategy of strategies) {
+    const rs = runs.get(strategy)!;
     const m = (f: (r: MigrationResult) => number, d = 1) => median(rs.map(f)).toFixed(d);
     const linkName = link.delayUs === 0 && link.rateGbps === 0 ? "loopback (no emulation)" : `${link.delayUs} us / ${link.rateGbps} Gbit/s`;
     rows.push(`| ${linkName} | ${strategy} | ${m((r) => r.faults, 0)} | ${m((r) => r.stallMs)} | ${m((r) => r.stall.p50Us, 0)} / ${m((r) => r.stall.p99Us, 0)} | ${m((r) => r.completionMs)} | ${m((r) => r.migrationMs)} | ${m((r) => r.received.predicted, 0)} | ${m((r) => 100 * r.accuracy, 0)}% | ${m((r) => r.predictorUs, 0)} | ${m((r) => (r.requests ? r.predictorUs / r.requests : 0), 1)} |`);
   }
 }
+process.stderr.write(`load at the end ${loadavg().map((x) => x.toFixed(1)).join(" ")}\n`);
 process.stdout.write([
   `| link | strategy | faults | stall ms | stall p50 / p99 us | completion ms | migration ms | predicted pages | accuracy | predictorUs | us/fault |`,
   `|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|`,
