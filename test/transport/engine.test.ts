@@ -70,3 +70,27 @@ test("the adapter maps the Strategy calls onto the predictor", () => {
     assert.equal(s.predictor.stats().observed, 1);
   } finally { s.dispose!(); }
 });
+
+test("PPM engine, emulated link, several vCPUs and random link failures: the session and its predictor survive", { timeout: 60_000 }, async () => {
+  const { killAfter, syntheticTrace } = await import("./helpers.js");
+  const rng = new Rng(7);
+  let made = 0;
+  const link = { delayUs: 50, rateGbps: 10 };
+  const srv = await startPageServer({
+    image: image(PAGES, 3), link,
+    strategy: ({ pageCount }) => { made++; return createPredictorStrategy({ pageCount, maxContexts: 1 << 15, streams: 4 }); },
+  });
+  try {
+    for (let run = 0; run < 2; run++) {
+      const r = await runMigration({
+        port: srv.port, trace: syntheticTrace(12000, PAGES, 30 + run, 4), ips: 1e8, link, timeoutMs: 40_000,
+        onSocket: (s, attempt) => { if (attempt < 3) killAfter(s, 1 + rng.below(PAGES * 4096 / 3)); },
+      });
+      assert.equal(r.verified, true);
+      assert.equal(r.duplicatePages, 0);
+      assert.equal(r.pagesReceived, PAGES);
+      assert.ok(r.reconnects >= 3);
+    }
+    assert.equal(made, 2, "one predictor per migration, kept across reconnections");
+  } finally { await srv.close(); }
+});
