@@ -12,8 +12,9 @@ import { createReadahead } from "./readahead.js";
 
 const H = 32;
 
-export function createLeap(ctx: StrategyContext): Strategy {
-  const { pageCount, depth } = ctx;
+export function createLeap(ctx: StrategyContext): Strategy & { setDepth(d: number): void } {
+  const { pageCount } = ctx;
+  let depth = ctx.depth;
   const present = new Uint8Array(pageCount);
   const fallback = createReadahead(ctx, "leap");
   const deltas = new Float64Array(H);
@@ -42,6 +43,7 @@ export function createLeap(ctx: StrategyContext): Strategy {
 
   return {
     name: "leap",
+    setDepth(d) { depth = d; fallback.setDepth(d); },
     onPresent(p) { if (p < pageCount) present[p] = 1; fallback.onPresent!(p); },
     onTouch(p, s) { record(p); fallback.onTouch!(p, s); },
     onFault(p, s) {

@@ -13,16 +13,20 @@ import type { Strategy, StrategyContext } from "./types.js";
 export interface Readahead extends Strategy {
   /** The current window size (for leap's fallback and tests). */
   readonly size: number;
+  /** Change the most pages per fault (adaptive depth). */
+  setDepth(d: number): void;
 }
 
 export function createReadahead(ctx: StrategyContext, name = "readahead"): Readahead {
-  const { pageCount, depth } = ctx;
+  const { pageCount } = ctx;
+  let depth = ctx.depth;
   const present = new Uint8Array(pageCount);
   const initial = Math.min(4, depth);
   let start = -1, size = 0, hits = 0;
   return {
     name,
     get size() { return size; },
+    setDepth(d) { depth = d; if (size > d) size = d; },
     onPresent(p) { if (p < pageCount) present[p] = 1; },
     onTouch(p) { if (p >= start && p < start + size) hits++; },
     onFault(p) {
