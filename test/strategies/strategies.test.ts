@@ -122,6 +122,15 @@ test("the registry knows every strategy of the issue and rejects unknown names",
   await assert.rejects(createStrategy("nope", { pageCount: 10, depth: 8 }), /unknown strategy "nope"/);
 });
 
+test("page-context models learn a repeated pointer chase from the history in every layout", { skip: !(ENGINE && LEAD) && "engine or baselines not landed" }, async () => {
+  for (const layout of ["virtual", "2m", "4k"] as const) {
+    const r = await run("chase", ["ppm-page", "ppm-hybrid", "markov1", "next8", "oracle"], { ...CLEAN, layout });
+    const o = r.get("oracle")!;
+    for (const n of ["ppm-page", "ppm-hybrid", "markov1"]) assert.ok(r.get(n)!.faults <= 1.05 * o.faults + 2, `${layout} ${n}: ${r.get(n)!.faults} vs oracle ${o.faults}`);
+    if (layout === "4k") assert.ok(r.get("next8")!.faults > 0.9 * o.demandFaults, "a spatial guess finds nothing in 4k");
+  }
+});
+
 test("the delta model removes nearly all faults of a sequential scan", { skip: !ENGINE && "engine not landed yet" }, async () => {
   const r = await run("seq", ["ppm-delta", "oracle"]);
   assert.ok(r.get("ppm-delta")!.faults <= 1.3 * floor(r.get("oracle")!) + 5, `ppm-delta ${r.get("ppm-delta")!.faults}`);
