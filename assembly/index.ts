@@ -1,7 +1,7 @@
 // The exported ABI: a handful of functions over fixed buffers in linear memory. The TypeScript
 // wrapper validates every argument before calling in; nothing here allocates after init.
 import {
-  HEADER, HEADER_BYTES, MAGIC, OUT_CAPACITY, IN_CAPACITY, FRONTIER, SCRATCH_SLOTS, MAX_CANDIDATES,
+  HEADER, HEADER_BYTES, MAGIC, OUT_CAPACITY, IN_CAPACITY, STATES, SCRATCH_SLOTS, MAX_CANDIDATES,
   NODE_BYTES, PAGE_ROOT, FIRST_NODE, NONE,
   H_MAGIC, H_ORDER, H_ALPHA, H_ESCAPE, H_DEPTH, H_STREAMS, H_CAPACITY, H_PAGECOUNT, H_RANGE, H_FILTER,
   H_LOOKAHEAD, H_AGELIMIT, H_THRESHOLD, H_O_OUT, H_O_IN, H_O_STREAMS, H_O_LRU, H_O_FRONT, H_O_CAND,
@@ -33,7 +33,7 @@ export function layoutBytes(order: u32, streams: u32, capacity: u32, pageCount: 
   x += <u64>IN_CAPACITY * 4;
   x += (<u64>streams * stride + 7) & ~7;
   x += (<u64>filter * 12 + 7) & ~7;
-  x += <u64>(FRONTIER + 1) * state;
+  x += <u64>STATES * (state + 4);
   x += <u64>MAX_CANDIDATES * 12;
   x += <u64>SCRATCH_SLOTS * 12 * 3;
   x += ((<u64>pageCount + 7) / 8 + 7) & ~7;
@@ -73,7 +73,7 @@ export function init(
   setHdr32(H_O_IN, <u32>x); x += <usize>IN_CAPACITY * 4;
   setHdr32(H_O_STREAMS, <u32>x); x += align8(<usize>streams * stride);
   setHdr32(H_O_LRU, <u32>x); x += align8(<usize>filter * 12);
-  setHdr32(H_O_FRONT, <u32>x); x += <usize>(FRONTIER + 1) * state;
+  setHdr32(H_O_FRONT, <u32>x); x += <usize>STATES * (state + 4);
   setHdr32(H_O_CAND, <u32>x); x += <usize>MAX_CANDIDATES * 12;
   setHdr32(H_O_SEEN, <u32>x); x += <usize>SCRATCH_SLOTS * 12 * 3;
   setHdr32(H_O_BITMAP, <u32>x); x += align8((<usize>pageCount + 7) / 8);

@@ -48,22 +48,24 @@ export const TOP: usize = 768; // the search's top-BRANCH buffer (BRANCH u32)
 
 export const OUT_CAPACITY: u32 = 256; // most pages one prediction can return
 export const IN_CAPACITY: u32 = 65536; // pages per train() staging batch
-export const FRONTIER: u32 = 64; // states kept by the lookahead search
+export const STATES: u32 = 128 * 16 + 1; // search states: the root + lookahead(max 128) x BRANCH
 export const BRANCH: u32 = 16; // candidates followed from one expanded state
+export const SCAN: u32 = 16; // successors of one context considered when scoring (most recent first)
 export const SCRATCH_SLOTS: u32 = 4096; // slots of each scratch hash table (power of two)
 export const MAX_CANDIDATES: u32 = 2048; // distinct pages one expansion may score
 export const MAX_EXCLUDED: u32 = 3072; // symbols one alphabet may exclude in one expansion
 export const MAX_FOLLOWED: u32 = 3072; // pages one search may follow
 
-// Node: 28 bytes. Ids 1 and 2 are the roots of the page and delta tries; 0 is "none".
-export const NODE_BYTES: u32 = 28;
+// Node: 32 bytes. Ids 1 and 2 are the roots of the page and delta tries; 0 is "none".
+export const NODE_BYTES: u32 = 32;
 export const N_PARENT: u32 = 0;
 export const N_SYMBOL: u32 = 4;
 export const N_COUNT: u32 = 8;
 export const N_TOTAL: u32 = 12; // sum of the children's counts
-export const N_CHILD: u32 = 16; // first child (newest first)
+export const N_CHILD: u32 = 16; // first child (most recently counted first)
 export const N_SIBLING: u32 = 20; // next sibling; next free node on the free list
-export const N_HNEXT: u32 = 24; // next node in the hash bucket
+export const N_PREV: u32 = 24; // previous sibling (0: the first child)
+export const N_HNEXT: u32 = 28; // next node in the hash bucket
 export const PAGE_ROOT: u32 = 1;
 export const DELTA_ROOT: u32 = 2;
 export const FIRST_NODE: u32 = 3;

@@ -2,7 +2,8 @@
 //
 // One expansion scores the successors of a state (an anchor page and its contexts in both tries).
 // In each alphabet, PPM blends orders from K down to 0 (page trie: down to 1): an order's context
-// offers its successors with the probabilities of the escape method, symbols already offered by a
+// offers its SCAN most recently used successors (counts and escape are taken over those, so a wide
+// context costs no more than a narrow one) with the probabilities of the escape method, symbols already offered by a
 // longer context are excluded, and the escape probability carries the rest down to the next order.
 // A delta successor d of anchor a scores page a+d. The two alphabets' scores for a page are merged
 // by taking the larger (two estimates of the same event).
@@ -10,12 +11,13 @@
 // Lookahead is a best-first search over such states, so pages come out in order of path probability:
 // the most probable state is popped, its page is output if it is absent and unsent, and it is expanded:
 // its best BRANCH successors above `threshold` become states whose probability is the product along
-// the path. Present pages are not output but are still expanded, so the search walks through the hot
-// set to the missing pages behind it. After `lookahead` expansions the frontier is only drained. It
-// stops at `depth` pages or when no state is left.
+// the path (a state's contexts are computed only if it is expanded). Present pages are not output but
+// are still expanded, so the search walks through the hot set to the missing pages behind it. After
+// `lookahead` expansions the frontier is only drained. It stops at `depth` pages or when no state is
+// left. Ties between states go to the one created first.
 import {
   gOrder, gAlpha, gEscape, gDepth, gPageCount, gLookahead, gThreshold, oOut, oFront, oCand, oSeen,
-  stateStride, REGISTERS, TOP, PAGE_ROOT, DELTA_ROOT, FAR, FRONTIER, BRANCH, SCRATCH_SLOTS, MAX_CANDIDATES, MAX_EXCLUDED, MAX_FOLLOWED,
+  stateStride, REGISTERS, TOP, PAGE_ROOT, DELTA_ROOT, FAR, STATES, BRANCH, SCAN, SCRATCH_SLOTS, MAX_CANDIDATES, MAX_EXCLUDED, MAX_FOLLOWED,
   N_SYMBOL, N_COUNT, N_CHILD, N_SIBLING, H_GEN, H_PREDICTIONS, hdr32, setHdr32, bump,
 } from "./layout";
 import { nGet, findChild } from "./trie";
@@ -110,9 +112,50 @@ function offer(page: u32, p: f64): void {
   }
 }
 
+// Search states live in an append-only arena at oFront (never more than STATES per search), with a
+// binary max-heap of their indices after it. State layout: prob f64 @0, anchor u32 @8, parent u32
+// @12, contexts u32[2*(K+1)] @16 (filled lazily: only states that get expanded need them).
 @inline function stateAddr(i: u32): usize { return oFront + <usize>i * stateStride; }
-// State layout: prob f64 @0 (negative = empty slot), anchor u32 @8, contexts u32[2*(K+1)] @16.
 @inline function stateCtx(st: usize, a: u32, k: u32): usize { return st + 16 + ((<usize>(a * (gOrder + 1) + k)) << 2); }
+@inline function heapAt(i: u32): u32 { return load<u32>(oFront + <usize>STATES * stateStride + (<usize>i << 2)); }
+@inline function heapSet(i: u32, v: u32): void { store<u32>(oFront + <usize>STATES * stateStride + (<usize>i << 2), v); }
+let heapSize: u32 = 0;
+
+/** State a is popped before state b: more probable, or as probable and created earlier. */
+@inline function before(a: u32, b: u32): bool {
+  const pa = load<f64>(stateAddr(a));
+  const pb = load<f64>(stateAddr(b));
+  return pa > pb || (pa == pb && a < b);
+}
+
+function heapPush(s: u32): void {
+  let i = heapSize++;
+  while (i > 0) {
+    const up = (i - 1) >> 1;
+    const u = heapAt(up);
+    if (!before(s, u)) break;
+    heapSet(i, u);
+    i = up;
+  }
+  heapSet(i, s);
+}
+
+function heapPop(): u32 {
+  const top = heapAt(0);
+  const last = heapAt(--heapSize);
+  let i: u32 = 0;
+  for (;;) {
+    const l: u32 = 2 * i + 1;
+    if (l >= heapSize) break;
+    let c = l;
+    if (l + 1 < heapSize && before(heapAt(l + 1), heapAt(l))) c = l + 1;
+    if (!before(heapAt(c), last)) break;
+    heapSet(i, heapAt(c));
+    i = c;
+  }
+  if (heapSize > 0) heapSet(i, last);
+  return top;
+}
 
 /** Score one alphabet's successors of state `st` into the candidate table. */
 function scoreAlphabet(st: usize, a: u32): void {
@@ -128,7 +171,7 @@ function scoreAlphabet(st: usize, a: u32): void {
     let d: f64 = 0;
     let c = nGet(node, N_CHILD);
     if (c == 0) continue;
-    while (c != 0) {
+    for (let seen: u32 = 0; c != 0 && seen < SCAN; seen++) {
       if (!contains(T_EXCL, nGet(c, N_SYMBOL))) { tot += <f64>nGet(c, N_COUNT); d += 1; }
       c = nGet(c, N_SIBLING);
     }
@@ -140,7 +183,7 @@ function scoreAlphabet(st: usize, a: u32): void {
     else if (gEscape == 2) { denom = tot + d; esc = d / denom; }
     else { denom = 2 * tot; esc = d / denom; }
     c = nGet(node, N_CHILD);
-    while (c != 0) {
+    for (let seen: u32 = 0; c != 0 && seen < SCAN; seen++) {
       const sym = nGet(c, N_SYMBOL);
       slotOf(T_EXCL, sym);
       if (fresh && !(a == 1 && sym == FAR)) {
@@ -159,25 +202,24 @@ function scoreAlphabet(st: usize, a: u32): void {
   }
 }
 
-/** Write into state slot `dst` the state reached from `src` by touching `page` next (no learning). */
-function advance(src: usize, dst: usize, page: u32, p: f64): void {
+/** Fill state `st`'s contexts: its parent's, advanced by touching `st`'s page (no learning). */
+function fillContexts(st: usize): void {
   const K = gOrder;
-  const anchor = load<u32>(src + 8);
+  const src = stateAddr(load<u32>(st + 12));
+  const page = load<u32>(st + 8);
   if (gAlpha & 1) {
     for (let k = <i32>K - 1; k >= 0; k--) {
       const ctx = k == 0 ? PAGE_ROOT : load<u32>(stateCtx(src, 0, <u32>k));
-      store<u32>(stateCtx(dst, 0, <u32>k + 1), ctx != 0 ? findChild(ctx, page) : 0);
+      store<u32>(stateCtx(st, 0, <u32>k + 1), ctx != 0 ? findChild(ctx, page) : 0);
     }
   }
   if (gAlpha & 2) {
-    const sym = deltaSymbol(anchor, page);
+    const sym = deltaSymbol(load<u32>(src + 8), page);
     for (let k = <i32>K - 1; k >= 0; k--) {
       const ctx = k == 0 ? DELTA_ROOT : load<u32>(stateCtx(src, 1, <u32>k));
-      store<u32>(stateCtx(dst, 1, <u32>k + 1), ctx != 0 ? findChild(ctx, sym) : 0);
+      store<u32>(stateCtx(st, 1, <u32>k + 1), ctx != 0 ? findChild(ctx, sym) : 0);
     }
   }
-  store<u32>(dst + 8, page);
-  store<f64>(dst, p);
 }
 
 // Top-BRANCH selection buffer (indices into the candidate arrays), best first.
@@ -202,22 +244,9 @@ function selectTop(): void {
   }
 }
 
-/** Pick a frontier slot for a new state of probability p: a free one, else the weakest if p beats it. */
-function slotFor(p: f64): i32 {
-  let weakest: i32 = -1;
-  let weakestP: f64 = Infinity;
-  for (let i: u32 = 0; i < FRONTIER; i++) {
-    const q = load<f64>(stateAddr(i));
-    if (q < 0) return <i32>i;
-    if (q < weakestP) { weakestP = q; weakest = <i32>i; }
-  }
-  return p > weakestP ? weakest : -1;
-}
-
 /** Run the search from `stream`'s current context; returns the number of pages written to OUT. */
 export function predictFrom(stream: u32): u32 {
   const K = gOrder;
-  for (let i: u32 = 0; i < FRONTIER; i++) store<f64>(stateAddr(i), -1);
   // The root state: the stream's own contexts.
   const s0 = stateAddr(0);
   store<f64>(s0, 1);
@@ -225,25 +254,20 @@ export function predictFrom(stream: u32): u32 {
   for (let a: u32 = 0; a < 2; a++) {
     for (let k: u32 = 1; k <= K; k++) store<u32>(stateCtx(s0, a, k), load<u32>(ctxAddr(stream, a, k)));
   }
+  let nStates: u32 = 1;
+  heapSize = 0;
+  heapPush(0);
   clearTable(T_SEEN, MAX_FOLLOWED);
   slotOf(T_SEEN, load<u32>(s0 + 8));
   const depth = gDepth;
   const thr = gThreshold;
   let out: u32 = 0;
   let expansions: u32 = 0;
-  // A scratch state slot beyond the frontier to expand from.
-  const cur = stateAddr(FRONTIER);
-  while (out < depth) {
-    // Pop the most probable state (lowest slot on ties) and offer its page.
-    let best: i32 = -1;
-    let bestP: f64 = -1;
-    for (let i: u32 = 0; i < FRONTIER; i++) {
-      const q = load<f64>(stateAddr(i));
-      if (q > bestP) { bestP = q; best = <i32>i; }
-    }
-    if (best < 0) break;
-    memory.copy(cur, stateAddr(<u32>best), stateStride);
-    store<f64>(stateAddr(<u32>best), -1);
+  while (out < depth && heapSize > 0) {
+    // The most probable state: offer its page.
+    const si = heapPop();
+    const cur = stateAddr(si);
+    const pathP = load<f64>(cur);
     const page = load<u32>(cur + 8);
     if (!isSet(page)) {
       setBit(page);
@@ -253,6 +277,7 @@ export function predictFrom(stream: u32): u32 {
     // Expand it while the budget lasts; afterwards the frontier is only drained.
     if (expansions >= gLookahead) continue;
     expansions++;
+    if (si != 0) fillContexts(cur);
     clearTable(T_CAND, MAX_CANDIDATES);
     nCand = 0;
     if (gAlpha & 1) scoreAlphabet(cur, 0);
@@ -261,12 +286,15 @@ export function predictFrom(stream: u32): u32 {
     for (let t: u32 = 0; t < nTop; t++) {
       const i = topAt(t);
       const next = load<u32>(candPage(i));
-      const p = bestP * load<f64>(candProb(i));
+      const p = pathP * load<f64>(candProb(i));
       if (p < thr) break;
       slotOf(T_SEEN, next);
-      if (fresh) {
-        const slot = slotFor(p);
-        if (slot >= 0) advance(cur, stateAddr(<u32>slot), next, p);
+      if (fresh && nStates < STATES) {
+        const st = stateAddr(nStates);
+        store<f64>(st, p);
+        store<u32>(st + 8, next);
+        store<u32>(st + 12, si);
+        heapPush(nStates++);
       }
     }
   }

@@ -10,10 +10,12 @@
 // Memory is fixed: when a new node is needed and the arena is full, the whole trie is pruned (every
 // count halved, zero-count subtrees dropped onto a free list, the index rebuilt) rather than trapping.
 // Counts also age locally: when a context's children add up to more than the age limit, they are
-// halved (never below 1), so recent behaviour outweighs old history.
+// halved and those that fall to zero are dropped with their subtrees, so recent behaviour outweighs
+// old history and a wide context cannot keep re-triggering its own ageing. The page root is exempt:
+// its counts (order 0 of the page alphabet) decide nothing, and ageing it would forget whole contexts.
 import {
   oNodes, oBuckets, gBucketMask, gCapacity, gAgeLimit, oStreams, streamStride, gStreams, gOrder,
-  NODE_BYTES, N_PARENT, N_SYMBOL, N_COUNT, N_TOTAL, N_CHILD, N_SIBLING, N_HNEXT,
+  NODE_BYTES, N_PARENT, N_SYMBOL, N_COUNT, N_TOTAL, N_CHILD, N_SIBLING, N_PREV, N_HNEXT,
   PAGE_ROOT, DELTA_ROOT, FIRST_NODE, FREE_MARK, H_NODES, H_NEXTNODE, H_FREE, H_PRUNES,
   hdr32, setHdr32, bump,
 } from "./layout";
@@ -41,6 +43,17 @@ export function findChild(parent: u32, symbol: u32): u32 {
   return 0;
 }
 
+function unindexNode(id: u32): void {
+  const b = oBuckets + (<usize>hashKey(nGet(id, N_PARENT), nGet(id, N_SYMBOL)) << 2);
+  let cur = load<u32>(b);
+  if (cur == id) { store<u32>(b, nGet(id, N_HNEXT)); return; }
+  while (cur != 0) {
+    const next = nGet(cur, N_HNEXT);
+    if (next == id) { nSet(cur, N_HNEXT, nGet(id, N_HNEXT)); return; }
+    cur = next;
+  }
+}
+
 function indexNode(id: u32): void {
   const b = oBuckets + (<usize>hashKey(nGet(id, N_PARENT), nGet(id, N_SYMBOL)) << 2);
   nSet(id, N_HNEXT, load<u32>(b));
@@ -60,6 +73,21 @@ function allocNode(): u32 {
   return next;
 }
 
+function unlinkSibling(parent: u32, c: u32): void {
+  const prev = nGet(c, N_PREV);
+  const next = nGet(c, N_SIBLING);
+  if (prev == 0) nSet(parent, N_CHILD, next); else nSet(prev, N_SIBLING, next);
+  if (next != 0) nSet(next, N_PREV, prev);
+}
+
+function pushFront(parent: u32, c: u32): void {
+  const head = nGet(parent, N_CHILD);
+  nSet(c, N_PREV, 0);
+  nSet(c, N_SIBLING, head);
+  if (head != 0) nSet(head, N_PREV, c);
+  nSet(parent, N_CHILD, c);
+}
+
 /** Count one more `symbol` after context `parent`; creates the child if needed. Returns it, or 0. */
 export function increment(parent: u32, symbol: u32): u32 {
   let id = findChild(parent, symbol);
@@ -76,30 +104,43 @@ export function increment(parent: u32, symbol: u32): u32 {
     store<u32>(a + N_COUNT, 0);
     store<u32>(a + N_TOTAL, 0);
     store<u32>(a + N_CHILD, 0);
-    store<u32>(a + N_SIBLING, nGet(parent, N_CHILD));
-    nSet(parent, N_CHILD, id);
+    pushFront(parent, id);
     indexNode(id);
     setHdr32(H_NODES, hdr32(H_NODES) + 1);
+  } else if (nGet(parent, N_CHILD) != id) {
+    unlinkSibling(parent, id);
+    pushFront(parent, id);
   }
   nSet(id, N_COUNT, nGet(id, N_COUNT) + 1);
   const total = nGet(parent, N_TOTAL) + 1;
   nSet(parent, N_TOTAL, total);
-  if (total > gAgeLimit) age(parent);
+  if (total > gAgeLimit && parent != PAGE_ROOT) {
+    age(parent);
+    if (nGet(id, N_PARENT) == FREE_MARK) return 0;
+  }
   return id;
 }
 
-/** Halve the counts of a context's children (never below 1). */
+/** Halve the counts of a context's children; drop those that reach zero, with their subtrees. */
 function age(parent: u32): void {
   let total: u32 = 0;
+  let dropped = false;
   let c = nGet(parent, N_CHILD);
   while (c != 0) {
-    let n = nGet(c, N_COUNT) >> 1;
-    if (n == 0) n = 1;
-    nSet(c, N_COUNT, n);
-    total += n;
-    c = nGet(c, N_SIBLING);
+    const next = nGet(c, N_SIBLING);
+    const n = nGet(c, N_COUNT) >> 1;
+    if (n == 0) {
+      unlinkSibling(parent, c);
+      freeSubtree(c);
+      dropped = true;
+    } else {
+      nSet(c, N_COUNT, n);
+      total += n;
+    }
+    c = next;
   }
   nSet(parent, N_TOTAL, total);
+  if (dropped) forgetFreedContexts();
 }
 
 function freeSubtree(id: u32): void {
@@ -109,6 +150,7 @@ function freeSubtree(id: u32): void {
     freeSubtree(c);
     c = next;
   }
+  unindexNode(id);
   nSet(id, N_PARENT, FREE_MARK);
   nSet(id, N_SIBLING, hdr32(H_FREE));
   setHdr32(H_FREE, id);
@@ -117,20 +159,18 @@ function freeSubtree(id: u32): void {
 
 /** Halve every count below `parent`; children that reach 0 are dropped with their subtrees. */
 function halveBelow(parent: u32): void {
-  let prev: u32 = 0;
   let total: u32 = 0;
   let c = nGet(parent, N_CHILD);
   while (c != 0) {
     const next = nGet(c, N_SIBLING);
     const n = nGet(c, N_COUNT) >> 1;
     if (n == 0) {
-      if (prev == 0) nSet(parent, N_CHILD, next); else nSet(prev, N_SIBLING, next);
+      unlinkSibling(parent, c);
       freeSubtree(c);
     } else {
       nSet(c, N_COUNT, n);
       total += n;
       halveBelow(c);
-      prev = c;
     }
     c = next;
   }
@@ -142,12 +182,11 @@ export function prune(): void {
   halveBelow(PAGE_ROOT);
   halveBelow(DELTA_ROOT);
   bump(H_PRUNES, 1);
-  memory.fill(oBuckets, 0, (<usize>gBucketMask + 1) << 2);
-  const end = hdr32(H_NEXTNODE);
-  for (let id = FIRST_NODE; id < end; id++) {
-    if (nGet(id, N_PARENT) != FREE_MARK) indexNode(id);
-  }
-  // Stream contexts that pointed at dropped nodes escape to shorter orders.
+  forgetFreedContexts();
+}
+
+/** Stream contexts that point at dropped nodes escape to shorter orders. */
+function forgetFreedContexts(): void {
   const slots: u32 = 2 * (gOrder + 1);
   for (let s: u32 = 0; s < gStreams; s++) {
     const base = oStreams + <usize>s * streamStride + 4;

@@ -4,8 +4,8 @@
  * Every default below was chosen by measurement on the real traces (see README, RESULTS.md):
  * order 3 and the hybrid alphabet win on both contiguous and scattered layouts; escape method A
  * beats B, C and D there (B cannot predict a symbol seen once, which is most of post-copy's first
- * touches); a 32-state lookahead reaches the missing pages behind the hot set (64 gains a little more
- * on xz at twice the worst-case cost); a 128-page LRU filter on the history makes the model learn the
+ * touches); an 8-state lookahead reaches the missing pages behind the hot set (16 and 32 take ~3-4%
+ * fewer faults on xz for 2-3x the fault-path time, see BENCHMARKS.md); a 128-page LRU filter on the history makes the model learn the
  * miss stream it will serve (8 or none: the model learns the ping-pong between hot pages; 1024: too
  * few events are left to learn from). The threshold only cuts paths that are practically dead.
  */
@@ -51,7 +51,7 @@ export const DEFAULTS = {
   maxContexts: 1 << 20,
   deltaRange: 64,
   filter: 128,
-  lookahead: 32,
+  lookahead: 8,
   ageLimit: 1 << 16,
 } as const;
 

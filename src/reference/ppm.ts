@@ -10,18 +10,19 @@ import { resolveOptions, describe, type FullPredictorOptions, type ResolvedOptio
 import type { Predictor, PredictorStats } from "../engine/types.js";
 
 const FAR = 0x80000000; // the delta symbol for every |delta| > deltaRange
-const FRONTIER = 64; // states kept by the lookahead search
+const STATES = 128 * 16 + 1; // search states: the root + lookahead (max 128) x BRANCH
 const BRANCH = 16; // candidates followed from one expanded state
 const MAX_CANDIDATES = 2048;
 const MAX_EXCLUDED = 3072;
 const MAX_FOLLOWED = 3072;
+const SCAN = 16; // successors of one context considered when scoring (most recently counted first)
 
 /** A context: the path from its root is the context's symbols; children are its successors. */
 class Node {
   count = 0;
   total = 0; // sum of the children's counts
   freed = false;
-  readonly kids: Node[] = []; // insertion order; iterated newest first, as the core's lists are
+  readonly kids: Node[] = []; // least recently counted first; iterated from the end, as the core's lists are
   readonly byKey = new Map<number, Node>();
   constructor(readonly symbol: number) {}
 }
@@ -102,49 +103,60 @@ export class ReferencePredictor implements Predictor {
       parent.kids.push(child);
       parent.byKey.set(symbol, child);
       this.nodes++;
+    } else if (parent.kids[parent.kids.length - 1] !== child) {
+      // Most recently counted last (the core keeps it first in its linked list).
+      parent.kids.splice(parent.kids.indexOf(child), 1);
+      parent.kids.push(child);
     }
     child.count++;
     parent.total++;
-    if (parent.total > this.options.ageLimit) {
-      let total = 0;
-      for (const c of parent.kids) {
-        c.count = Math.max(1, c.count >>> 1);
-        total += c.count;
-      }
-      parent.total = total;
+    // Ageing: halve the successors' counts, dropping those that reach zero (the page root is exempt).
+    if (parent.total > this.options.ageLimit && parent !== this.pageRoot) {
+      if (this.halveChildren(parent, false)) this.forgetFreedContexts();
+      if (child.freed) return null;
     }
     return child;
   }
 
-  private prune(): void {
-    const free = (n: Node): void => {
-      for (const c of n.kids) free(c);
-      n.freed = true;
-      this.nodes--;
-    };
-    const halve = (parent: Node): void => {
-      let total = 0;
-      const keep: Node[] = [];
-      for (const c of parent.kids) {
-        const n = c.count >>> 1;
-        if (n === 0) {
-          parent.byKey.delete(c.symbol);
-          free(c);
-        } else {
-          c.count = n;
-          total += n;
-          halve(c);
-          keep.push(c);
-        }
+  private free(n: Node): void {
+    for (const c of n.kids) this.free(c);
+    n.freed = true;
+    this.nodes--;
+  }
+
+  /** Halve the children's counts (recursively for a prune); drop zero counts. True if any dropped. */
+  private halveChildren(parent: Node, recursive: boolean): boolean {
+    let total = 0;
+    let dropped = false;
+    const keep: Node[] = [];
+    for (const c of parent.kids) {
+      const n = c.count >>> 1;
+      if (n === 0) {
+        parent.byKey.delete(c.symbol);
+        this.free(c);
+        dropped = true;
+      } else {
+        c.count = n;
+        total += n;
+        if (recursive && this.halveChildren(c, true)) dropped = true;
+        keep.push(c);
       }
-      parent.kids.length = 0;
-      parent.kids.push(...keep);
-      parent.total = total;
-    };
-    halve(this.pageRoot);
-    halve(this.deltaRoot);
-    this.counters.prunes++;
+    }
+    parent.kids.length = 0;
+    parent.kids.push(...keep);
+    parent.total = total;
+    return dropped;
+  }
+
+  private forgetFreedContexts(): void {
     for (const s of this.streamStates) for (const a of s.ctx) for (let k = 0; k < a.length; k++) if (a[k]?.freed) a[k] = null;
+  }
+
+  private prune(): void {
+    this.halveChildren(this.pageRoot, true);
+    this.halveChildren(this.deltaRoot, true);
+    this.counters.prunes++;
+    this.forgetFreedContexts();
   }
 
   // ---- learning ----
@@ -197,16 +209,16 @@ export class ReferencePredictor implements Predictor {
     for (let k = this.K; k >= (a === 0 ? 1 : 0); k--) {
       const node = k === 0 ? this.deltaRoot : st.ctx[a][k];
       if (!node || node.kids.length === 0) continue;
+      const recent = node.kids.slice(-SCAN).reverse();
       let tot = 0, d = 0;
-      for (let i = node.kids.length - 1; i >= 0; i--) {
-        if (!excl.has(node.kids[i].symbol)) { tot += node.kids[i].count; d++; }
+      for (const c of recent) {
+        if (!excl.has(c.symbol)) { tot += c.count; d++; }
       }
       if (d === 0) continue;
       const e = this.options.escape;
       const denom = e === "A" ? tot + 1 : e === "B" ? tot : e === "C" ? tot + d : 2 * tot;
       const esc = e === "A" ? 1 / denom : e === "B" ? d / tot : d / denom;
-      for (let i = node.kids.length - 1; i >= 0; i--) {
-        const c = node.kids[i];
+      for (const c of recent) {
         if (!excl.insert(c.symbol) || (a === 1 && c.symbol === FAR)) continue;
         const num = e === "A" || e === "C" ? c.count : e === "B" ? c.count - 1 : 2 * c.count - 1;
         const p = mult * (num / denom);
@@ -234,18 +246,19 @@ export class ReferencePredictor implements Predictor {
 
   private search(stream: number): number[] {
     const s = this.streamStates[stream];
-    const frontier: SearchState[] = Array.from({ length: FRONTIER }, () => ({ p: -1, anchor: 0, ctx: [] }));
-    frontier[0] = { p: 1, anchor: s.last, ctx: [s.ctx[0].slice(), s.ctx[1].slice()] };
+    // Every state ever created, in creation order; a popped state is marked done.
+    const states: (SearchState & { done: boolean })[] = [{ p: 1, anchor: s.last, ctx: [s.ctx[0].slice(), s.ctx[1].slice()], done: false }];
     const followed = new CappedSet(MAX_FOLLOWED);
     followed.insert(s.last);
     const out: number[] = [];
     let expansions = 0;
     while (out.length < this.options.depth) {
-      let best = -1, bestP = -1;
-      for (let i = 0; i < FRONTIER; i++) if (frontier[i].p > bestP) { bestP = frontier[i].p; best = i; }
+      // Pop the most probable state; ties go to the one created first.
+      let best = -1;
+      for (let i = 0; i < states.length; i++) if (!states[i].done && (best < 0 || states[i].p > states[best].p)) best = i;
       if (best < 0) break;
-      const cur = frontier[best];
-      frontier[best] = { p: -1, anchor: 0, ctx: [] };
+      const cur = states[best];
+      cur.done = true;
       if (!this.present.has(cur.anchor)) {
         this.present.add(cur.anchor);
         out.push(cur.anchor);
@@ -256,20 +269,12 @@ export class ReferencePredictor implements Predictor {
       if (this.usePage) this.score(cur, 0, cand);
       if (this.useDelta) this.score(cur, 1, cand);
       // Best BRANCH candidates: probability descending; ties keep the order of scoring (longer
-      // contexts first, newer successors first), so recency breaks ties. Array sort is stable.
+      // contexts first, more recently counted successors first). Array sort is stable.
       const top = [...cand].sort((x, y) => y[1] - x[1]).slice(0, BRANCH);
       for (const [page, q] of top) {
-        const p = bestP * q;
+        const p = cur.p * q;
         if (p < this.options.threshold) break;
-        if (followed.insert(page)) {
-          let slot = frontier.findIndex((f) => f.p < 0);
-          if (slot < 0) {
-            let weakest = -1, weakestP = Infinity;
-            for (let i = 0; i < FRONTIER; i++) if (frontier[i].p < weakestP) { weakestP = frontier[i].p; weakest = i; }
-            slot = p > weakestP ? weakest : -1;
-          }
-          if (slot >= 0) frontier[slot] = this.advance(cur, page, p);
-        }
+        if (followed.insert(page) && states.length < STATES) states.push({ ...this.advance(cur, page, p), done: false });
       }
     }
     this.counters.predictions += out.length;

@@ -51,19 +51,22 @@ test("exclusion: without it, order 1 would give c a share and b less (C: b = 2/7
   assert.ok(predictAfterAbracadabra("C", 0.15).includes(b));
 });
 
-test("ageing: a context's counts halve when they pass the age limit", () => {
+test("ageing: a context's counts halve when they pass the age limit, and zero counts are dropped", () => {
   // x=1 is followed by y=2 four times, then by z=3 once: counts {y:4, z:1}, total 5. The fault on
   // x that follows is learned as z -> x, so x's successors are as trained when it predicts.
   const seq: number[] = [];
   for (let i = 0; i < 4; i++) seq.push(1, 2);
   seq.push(1, 3);
   const run = (ageLimit: number, threshold: number) => {
-    const p = createPredictor({ pageCount: 10, alphabet: "page", order: 1, escape: "C", filter: 0, depth: 1, threshold, ageLimit });
+    const p = createPredictor({ pageCount: 10, alphabet: "page", order: 1, escape: "C", filter: 0, depth: 2, lookahead: 1, threshold, ageLimit });
     p.train(seq);
     return Array.from(p.predictNext(1));
   };
-  // No ageing: P(y) = 4 / (5 + 2) = 0.571. With limit 4, total 5 > 4 halves to {y:2, z:1}: P(y) = 2/5 = 0.4.
-  assert.deepEqual(run(1 << 20, 4 / 7), [2]);
-  assert.deepEqual(run(4, 4 / 7), []);
-  assert.deepEqual(run(4, 2 / 5), [2]);
+  // No ageing: P(y) = 4/(5+2), P(z) = 1/7.
+  assert.deepEqual(run(1 << 20, 1 / 7), [2, 3]);
+  assert.deepEqual(run(1 << 20, (4 / 7) * (1 + 1e-9)), []);
+  // Limit 4: total 5 > 4 halves {y:4, z:1} to {y:2} (z reaches 0 and is dropped): P(y) = 2/(2+1).
+  assert.deepEqual(run(4, 1e-9), [2]);
+  assert.deepEqual(run(4, 2 / 3), [2]);
+  assert.deepEqual(run(4, (2 / 3) * (1 + 1e-9)), []);
 });

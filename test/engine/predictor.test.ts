@@ -102,8 +102,8 @@ test("memoryBytes sizes the arena to the budget", () => {
   assert.throws(() => createPredictor({ pageCount: 1 << 20, memoryBytes: 1000 }), /options\.memoryBytes 1000 is too small/);
 });
 
-test("markPresent and markPresentRange: present pages are never predicted", () => {
-  const p = createPredictor({ pageCount: 100000, alphabet: "delta" });
+test("markPresent and markPresentRange: present pages are never predicted, but the search walks through them", () => {
+  const p = createPredictor({ pageCount: 100000, alphabet: "delta", lookahead: 16 });
   p.train(Array.from({ length: 1000 }, (_, i) => 10 + i));
   p.markPresentRange(50001, 3); // 50001..50003
   p.markPresent(50005);
