@@ -6,7 +6,7 @@ import {
   H_MAGIC, H_ORDER, H_ALPHA, H_ESCAPE, H_DEPTH, H_STREAMS, H_CAPACITY, H_PAGECOUNT, H_RANGE, H_FILTER,
   H_LOOKAHEAD, H_AGELIMIT, H_THRESHOLD, H_O_OUT, H_O_IN, H_O_STREAMS, H_O_LRU, H_O_FRONT, H_O_CAND,
   H_O_SEEN, H_O_BITMAP, H_O_BUCKETS, H_O_NODES, H_END, H_BUCKETMASK, H_NODES, H_NEXTNODE, H_FREE,
-  H_FAULTS, H_OBSERVED, H_TICK, hdr32, setHdr32, setHdr64, hdr64, bump, attachConfig,
+  H_FAULTS, H_OBSERVED, H_TICK, H_PRESENT, hdr32, setHdr32, setHdr64, hdr64, bump, attachConfig,
   oOut, oIn, oStreams, oLru, oBitmap, oBuckets, oNodes, gStreams, gFilter, gPageCount, gBucketMask,
   streamStride, gCapacity, stateStride,
 } from "./layout";
@@ -127,6 +127,11 @@ export function observe(page: u32, stream: u32): void {
 
 export function train(count: u32, stream: u32): void { trainBatch(count, stream); }
 export function markPresent(page: u32): void { setBit(page); }
+/** Forget which pages are present (a new migration over a model already learned). */
+export function clearPresent(): void {
+  memory.fill(oBitmap, 0, ((<usize>gPageCount + 7) >> 3));
+  setHdr64(H_PRESENT, 0);
+}
 export function markPresentRange(start: u32, count: u32): void { setRange(start, count); }
 export function isPresent(page: u32): i32 { return isSet(page) ? 1 : 0; }
 /** A counter of the header (field offset), as f64. */

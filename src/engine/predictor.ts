@@ -142,6 +142,11 @@ export class WasmPredictor implements Predictor {
     core.markPresentRange(start, count);
   }
 
+  /** Forget every present/sent page but keep the model: a new migration with what was learned. */
+  clearPresent(): void {
+    this.live("clearPresent").clearPresent();
+  }
+
   isPresent(page: number): boolean {
     const core = this.live("isPresent");
     this.checkPage("page", page);

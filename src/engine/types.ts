@@ -51,6 +51,8 @@ export interface Predictor {
   markPresent(page: number): void;
   markPresentRange(start: number, count: number): void;
   isPresent(page: number): boolean;
+  /** Forget every present/sent page, keep the model (a new migration with what was learned). */
+  clearPresent(): void;
   stats(): PredictorStats;
   snapshot(): Uint8Array;
   reset(): void;

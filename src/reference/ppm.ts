@@ -348,6 +348,11 @@ export class ReferencePredictor implements Predictor {
     for (let p = start; p < start + count; p++) this.present.add(p);
   }
 
+  clearPresent(): void {
+    this.live("clearPresent");
+    this.present.clear();
+  }
+
   isPresent(page: number): boolean {
     this.live("isPresent");
     return this.present.has(this.checkPage("page", page));

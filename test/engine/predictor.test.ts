@@ -112,6 +112,11 @@ test("markPresent and markPresentRange: present pages are never predicted, but t
   p.markPresentRange(7, 21);
   for (let q = 0; q < 40; q++) assert.equal(p.isPresent(q), q >= 7 && q < 28, `page ${q}`);
   assert.equal(p.stats().presentPages, 1 + 8 + 3 + 1 + 21);
+  // A new migration over the same model: nothing is present, the same pages come back.
+  p.clearPresent();
+  assert.equal(p.stats().presentPages, 0);
+  assert.ok(!p.isPresent(50001));
+  assert.deepEqual(Array.from(p.predictNext(50000)), [50001, 50002, 50003, 50004, 50005, 50006, 50007, 50008]);
 });
 
 test("snapshot: the restored predictor continues exactly as the original", () => {
@@ -215,7 +220,7 @@ test("every call after dispose() throws a TypeError naming the call", () => {
   const calls: [string, () => unknown][] = [
     ["predictNext", () => p.predictNext(1)], ["train", () => p.train([1])], ["observe", () => p.observe(1)],
     ["markPresent", () => p.markPresent(1)], ["markPresentRange", () => p.markPresentRange(1, 1)],
-    ["isPresent", () => p.isPresent(1)], ["stats", () => p.stats()], ["snapshot", () => p.snapshot()], ["reset", () => p.reset()],
+    ["isPresent", () => p.isPresent(1)], ["clearPresent", () => p.clearPresent()], ["stats", () => p.stats()], ["snapshot", () => p.snapshot()], ["reset", () => p.reset()],
   ];
   for (const [name, call] of calls) assert.throws(call, (e: Error) => e instanceof TypeError && e.message === `predictor.${name}() called after dispose()`);
 });

@@ -1,0 +1,139 @@
+/**
+ * `npm run bench`: the engine's speed, side by side in one run (these machines are shared and noisy,
+ * so ratios between tasks of the same run mean more than absolute figures).
+ *
+ *  1. predictNext on a model holding >= 1M contexts (order 3, hybrid, depth 8): tinybench, 1000 calls
+ *     per iteration (the timer's floor is far above one call); the present bitmap is cleared before
+ *     each batch so that every batch predicts on the same terms.
+ *  2. The same calls timed one by one with process.hrtime.bigint() over a 1M-call run: median, p99.
+ *  3. train throughput: the real traces' histories (LRU-filtered, the normal case) and a synthetic
+ *     stream where every event is a miss (the worst case).
+ *  4. Wasm core against the TypeScript reference model: same model, same faults.
+ *  5. Memory: bytes per context entry and the resident memory of a 1M-context model.
+ * Writes bench/results.json; BENCHMARKS.md records the figures.
+ */
+import { Bench } from "tinybench";
+import { writeFileSync, renameSync } from "node:fs";
+import { cpus } from "node:os";
+import { createPredictor } from "../src/engine/predictor.js";
+import { createReferencePredictor } from "../src/reference/ppm.js";
+import { readTextTrace } from "../src/trace/format.js";
+import { BUNDLED_TRACES } from "../src/cli/quality.js";
+import { mixedStream, BENCH_PAGES } from "./workload.js";
+
+const quick = process.argv.includes("--quick");
+const results: Record<string, unknown> = {
+  machine: `${cpus()[0]?.model ?? "?"} x${cpus().length}`,
+  node: process.version,
+  date: new Date().toISOString(),
+};
+const fmt = (ns: number) => (ns >= 1000 ? `${(ns / 1000).toFixed(2)} us` : `${ns.toFixed(0)} ns`);
+function quantiles(a: Float64Array | number[]) {
+  const s = Float64Array.from(a).sort();
+  const q = (x: number) => s[Math.min(s.length - 1, Math.floor(x * s.length))];
+  return { median: q(0.5), p90: q(0.9), p99: q(0.99), max: s[s.length - 1] };
+}
+
+// ---- 1 + 2: predictNext on a >= 1M-context model ----
+const rssBefore = process.memoryUsage().rss;
+const big = createPredictor({ pageCount: BENCH_PAGES, maxContexts: 1 << 21, filter: 0 });
+const history = mixedStream(quick ? 200_000 : 450_000, 1);
+big.train(history);
+const rssModel = process.memoryUsage().rss - rssBefore;
+const contexts = big.stats().contexts;
+console.log(`model: ${contexts} contexts, ${(big.stats().memoryBytes / 2 ** 20).toFixed(1)} MiB linear memory`);
+const faults = mixedStream(1 << 20, 2);
+const BATCH = 1000;
+let cursor = 0;
+const snapshotOfModel = big.snapshot(); // every task starts from the same model
+
+const bench = new Bench({ time: quick ? 500 : 3000, warmupTime: 200 });
+bench.add(`wasm predictNext x${BATCH}`, () => {
+  big.clearPresent();
+  for (let i = 0; i < BATCH; i++) big.predictInto(faults[(cursor++) & (faults.length - 1)]);
+});
+await bench.run();
+const t = bench.tasks[0].result as { latency: { p50: number; mad: number; p99: number }; period: number };
+results.predictBatch = { callsPerIteration: BATCH, medianNsPerCall: (t.latency.p50 * 1e6) / BATCH, madNsPerCall: (t.latency.mad * 1e6) / BATCH, contexts };
+console.log(`predictNext (tinybench, per call): median ${fmt((t.latency.p50 * 1e6) / BATCH)}, MAD ${fmt((t.latency.mad * 1e6) / BATCH)}`);
+
+const single = createPredictorFromSnapshot();
+const N = quick ? 100_000 : 1_000_000;
+const times = new Float64Array(N);
+for (let i = 0; i < N; i++) {
+  if (i % BATCH === 0) single.clearPresent();
+  const f = faults[i & (faults.length - 1)];
+  const a = process.hrtime.bigint();
+  single.predictInto(f);
+  times[i] = Number(process.hrtime.bigint() - a);
+}
+const sq = quantiles(times);
+results.predictSingle = { calls: N, ...sq };
+console.log(`predictNext (single calls, hrtime, ${N}): median ${fmt(sq.median)}, p90 ${fmt(sq.p90)}, p99 ${fmt(sq.p99)}, max ${fmt(sq.max)}`);
+
+function createPredictorFromSnapshot() {
+  return createPredictorFrom(snapshotOfModel);
+}
+function createPredictorFrom(bytes: Uint8Array) {
+  // restorePredictor lives in the same module; imported lazily to keep the header list short
+  return restore(bytes);
+}
+import { restorePredictor as restore } from "../src/engine/predictor.js";
+
+// ---- 3: train throughput ----
+const trainRows: Record<string, number> = {};
+for (const path of BUNDLED_TRACES) {
+  const tr = await readTextTrace(path);
+  const h = tr.pages.subarray(0, Math.floor(tr.length * 0.3));
+  const reps: number[] = [];
+  for (let r = 0; r < (quick ? 1 : 5); r++) {
+    const p = createPredictor({ pageCount: 1 << 20 });
+    const a = process.hrtime.bigint();
+    p.train(h);
+    reps.push(h.length / (Number(process.hrtime.bigint() - a) / 1e9));
+    p.dispose();
+  }
+  trainRows[tr.name] = quantiles(reps).median;
+  console.log(`train ${tr.name} history (${h.length} events, LRU-filtered): ${(trainRows[tr.name] / 1e6).toFixed(1)} M events/s (median of ${reps.length})`);
+}
+{
+  const h = mixedStream(400_000, 3);
+  const p = createPredictor({ pageCount: BENCH_PAGES, maxContexts: 1 << 21, filter: 0 });
+  const a = process.hrtime.bigint();
+  p.train(h);
+  trainRows["synthetic, every event a miss"] = h.length / (Number(process.hrtime.bigint() - a) / 1e9);
+  console.log(`train synthetic (every event learned): ${(trainRows["synthetic, every event a miss"] / 1e6).toFixed(2)} M events/s`);
+}
+results.train = trainRows;
+
+// ---- 4: Wasm vs reference, same inputs ----
+{
+  const tr = await readTextTrace(BUNDLED_TRACES[1]);
+  const split = Math.floor(tr.length * 0.3);
+  const h = tr.pages.subarray(0, split);
+  const seen = new Set<number>();
+  const fs: number[] = [];
+  for (let i = split; i < tr.length && fs.length < (quick ? 500 : 3000); i++) if (!seen.has(tr.pages[i])) { seen.add(tr.pages[i]); fs.push(tr.pages[i]); }
+  const w = createPredictor({ pageCount: 1 << 20 });
+  const r = createReferencePredictor({ pageCount: 1 << 20 });
+  const tw0 = process.hrtime.bigint(); w.train(h); const tw = Number(process.hrtime.bigint() - tw0);
+  const tr0 = process.hrtime.bigint(); r.train(h); const trr = Number(process.hrtime.bigint() - tr0);
+  const cmp = new Bench({ time: quick ? 300 : 2000 });
+  cmp.add("wasm", () => { w.clearPresent(); for (const f of fs) w.predictInto(f); });
+  cmp.add("reference", () => { r.clearPresent(); for (const f of fs) r.predictNext(f); });
+  await cmp.run();
+  const med = (i: number) => (cmp.tasks[i].result as { latency: { p50: number } }).latency.p50;
+  results.versusReference = { faults: fs.length, predictRatio: med(1) / med(0), trainRatio: trr / tw };
+  console.log(`wasm vs reference (xz, ${fs.length} faults per iteration): predictNext ${(med(1) / med(0)).toFixed(1)}x faster, train ${(trr / tw).toFixed(1)}x faster`);
+}
+
+// ---- 5: memory ----
+{
+  const cap = big.stats().capacity;
+  const bytes = big.stats().memoryBytes;
+  results.memory = { capacity: cap, linearMemoryBytes: bytes, bytesPerContextEntry: bytes / cap, rssDeltaBytesForModel: rssModel };
+  console.log(`memory: ${cap} entries in ${(bytes / 2 ** 20).toFixed(1)} MiB = ${(bytes / cap).toFixed(1)} bytes per entry (node 32 + index 4 + bitmap/scratch); RSS of the model +${(rssModel / 2 ** 20).toFixed(1)} MiB`);
+}
+
+writeFileSync("bench/results.json.tmp", JSON.stringify(results, null, 2) + "\n");
+renameSync("bench/results.json.tmp", "bench/results.json");
