@@ -121,8 +121,11 @@ export function increment(parent: u32, symbol: u32): u32 {
   return id;
 }
 
-/** Halve the counts of a context's children; drop those that reach zero, with their subtrees. */
-function age(parent: u32): void {
+/**
+ * Halve the counts of a context's children (and, when `recursive`, of everything below them);
+ * children that reach zero are dropped with their subtrees. Returns true if any node was dropped.
+ */
+function halveChildren(parent: u32, recursive: bool): bool {
   let total: u32 = 0;
   let dropped = false;
   let c = nGet(parent, N_CHILD);
@@ -136,11 +139,17 @@ function age(parent: u32): void {
     } else {
       nSet(c, N_COUNT, n);
       total += n;
+      if (recursive && halveChildren(c, true)) dropped = true;
     }
     c = next;
   }
   nSet(parent, N_TOTAL, total);
-  if (dropped) forgetFreedContexts();
+  return dropped;
+}
+
+/** Ageing of one context. */
+function age(parent: u32): void {
+  if (halveChildren(parent, false)) forgetFreedContexts();
 }
 
 function freeSubtree(id: u32): void {
@@ -157,30 +166,10 @@ function freeSubtree(id: u32): void {
   setHdr32(H_NODES, hdr32(H_NODES) - 1);
 }
 
-/** Halve every count below `parent`; children that reach 0 are dropped with their subtrees. */
-function halveBelow(parent: u32): void {
-  let total: u32 = 0;
-  let c = nGet(parent, N_CHILD);
-  while (c != 0) {
-    const next = nGet(c, N_SIBLING);
-    const n = nGet(c, N_COUNT) >> 1;
-    if (n == 0) {
-      unlinkSibling(parent, c);
-      freeSubtree(c);
-    } else {
-      nSet(c, N_COUNT, n);
-      total += n;
-      halveBelow(c);
-    }
-    c = next;
-  }
-  nSet(parent, N_TOTAL, total);
-}
-
 /** The arena is full: halve all counts, drop what falls to zero, rebuild the index. */
 export function prune(): void {
-  halveBelow(PAGE_ROOT);
-  halveBelow(DELTA_ROOT);
+  halveChildren(PAGE_ROOT, true);
+  halveChildren(DELTA_ROOT, true);
   bump(H_PRUNES, 1);
   forgetFreedContexts();
 }

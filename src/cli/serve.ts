@@ -105,7 +105,7 @@ export async function run(args: string[]): Promise<number> {
 
   let make: (pc: number) => Strategy;
   if (strategyName === "ppm") {
-    const { createPredictorStrategy } = await import("../transport/predictor-strategy.js");
+    const { createPredictorStrategy } = await import("../strategies/predictor-strategy.js");
     make = (pc) => createPredictorStrategy({ pageCount: pc, ...predOpts });
   } else if (strategyName === "demand") {
     make = () => demandStrategy();

@@ -4,7 +4,8 @@
  * fixed input and output buffers, and never copies on the fault path.
  */
 import type { Predictor, PredictorStats } from "./types.js";
-import { resolveOptions, describe, DEFAULTS, type FullPredictorOptions, type ResolvedOptions } from "./options.js";
+import { checkPage, checkStream, checkPages, checkRange } from "./validate.js";
+import { resolveOptions, DEFAULTS, type FullPredictorOptions, type ResolvedOptions } from "./options.js";
 import { instantiateCore, layoutBytes, COUNTER, OUT_CAPACITY, IN_CAPACITY, type CoreExports } from "./wasm.js";
 import { encodeSnapshot, decodeSnapshot } from "./snapshot.js";
 
@@ -57,35 +58,17 @@ export class WasmPredictor implements Predictor {
   }
 
   private checkPage(name: string, v: unknown): number {
-    if (typeof v !== "number" || !Number.isInteger(v)) throw new TypeError(`${name} must be an integer page number, got ${describe(v)}`);
-    if (v < 0 || v >= this.options.pageCount) throw new RangeError(`${name} must be in 0..${this.options.pageCount - 1}, got ${v}`);
-    return v;
+    return checkPage(name, v, this.options.pageCount);
   }
 
   private checkStream(v: unknown): number {
-    if (v === undefined) return 0;
-    if (typeof v !== "number" || !Number.isInteger(v)) throw new TypeError(`stream must be an integer, got ${describe(v)}`);
-    if (v < 0 || v >= this.options.streams) throw new RangeError(`stream must be in 0..${this.options.streams - 1}, got ${v}`);
-    return v;
+    return checkStream(v, this.options.streams);
   }
 
   train(pages: Uint32Array | readonly number[], stream?: number): void {
     const core = this.live("train");
     const s = this.checkStream(stream);
-    const n = this.options.pageCount;
-    if (pages instanceof Uint32Array) {
-      for (let i = 0; i < pages.length; i++) {
-        if (pages[i] >= n) throw new RangeError(`pages[${i}] must be in 0..${n - 1}, got ${pages[i]}`);
-      }
-    } else if (Array.isArray(pages)) {
-      for (let i = 0; i < pages.length; i++) {
-        const v = pages[i];
-        if (typeof v !== "number" || !Number.isInteger(v)) throw new TypeError(`pages[${i}] must be an integer page number, got ${describe(v)}`);
-        if (v < 0 || v >= n) throw new RangeError(`pages[${i}] must be in 0..${n - 1}, got ${v}`);
-      }
-    } else {
-      throw new TypeError(`pages must be a Uint32Array or an array of page numbers, got ${describe(pages)}`);
-    }
+    checkPages(pages, this.options.pageCount);
     this.refreshViews();
     for (let off = 0; off < pages.length; off += IN_CAPACITY) {
       const end = Math.min(pages.length, off + IN_CAPACITY);
@@ -134,11 +117,7 @@ export class WasmPredictor implements Predictor {
 
   markPresentRange(start: number, count: number): void {
     const core = this.live("markPresentRange");
-    this.checkPage("start", start);
-    if (typeof count !== "number" || !Number.isInteger(count)) throw new TypeError(`count must be an integer, got ${describe(count)}`);
-    if (count < 0 || start + count > this.options.pageCount) {
-      throw new RangeError(`count must be in 0..${this.options.pageCount - start} (start ${start}, pageCount ${this.options.pageCount}), got ${count}`);
-    }
+    checkRange(start, count, this.options.pageCount);
     core.markPresentRange(start, count);
   }
 

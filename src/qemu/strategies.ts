@@ -30,10 +30,10 @@ type AdapterModule = { createPredictorStrategy(o: PredictorOptions): Strategy };
 
 let adapter: AdapterModule | null = null;
 
-/** Load the engine through the project's adapter (src/transport/predictor-strategy.ts). */
+/** Load the engine through the project's adapter (src/strategies/predictor-strategy.ts). */
 export async function loadEngine(): Promise<void> {
   if (adapter) return;
-  const adapterPath = "../transport/predictor-strategy.js";
+  const adapterPath = "../strategies/predictor-strategy.js";
   try {
     adapter = (await import(adapterPath)) as AdapterModule;
   } catch (e) {

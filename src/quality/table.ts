@@ -6,12 +6,12 @@
 import { readTextTrace } from "../trace/format.js";
 import { placePages, type LayoutName } from "../trace/layout.js";
 import { replay, type ReplayResult } from "./replay.js";
-import { createPredictor } from "../engine/predictor.js";
+import { createPredictorStrategy } from "../strategies/predictor-strategy.js";
 import type { FullPredictorOptions } from "../engine/options.js";
 import { createNextPages } from "../strategies/next-pages.js";
 import { createMarkov1 } from "../strategies/markov1.js";
 import { createBlend } from "../strategies/blend.js";
-import type { Strategy, StrategyContext } from "../strategies/types.js";
+import type { Strategy } from "../strategies/types.js";
 
 export const QUALITY_STRATEGIES = ["ppm", "next8", "markov1", "blend"] as const;
 export type QualityStrategy = (typeof QUALITY_STRATEGIES)[number];
@@ -34,19 +34,6 @@ export interface QualityOptions {
   onProgress?: (msg: string) => void;
 }
 
-/** The engine behind the Strategy interface, as the replay drives it. */
-export function enginePrefetcher(ctx: StrategyContext, extra: Partial<FullPredictorOptions> = {}): Strategy {
-  const p = createPredictor({ pageCount: ctx.pageCount, depth: ctx.depth, ...extra });
-  return {
-    name: "ppm",
-    train: (h) => p.train(h),
-    onFault: (f, s) => p.predictNext(f, s),
-    onTouch: (f, s) => p.observe(f, s),
-    onPresent: (f) => p.markPresent(f),
-    dispose: () => p.dispose(),
-  };
-}
-
 export async function qualityTable(paths: string[], opts: QualityOptions = {}): Promise<QualityRow[]> {
   const layouts = opts.layouts ?? ["virtual", "4k"];
   const depth = opts.depth ?? 8;
@@ -57,7 +44,7 @@ export async function qualityTable(paths: string[], opts: QualityOptions = {}): 
       const placed = placePages(trace.pages, { layout, seed: opts.seed ?? 1 });
       const ctx = { pageCount: placed.pageCount, depth };
       const make: Record<QualityStrategy, () => Strategy> = {
-        ppm: () => enginePrefetcher(ctx, opts.engine),
+        ppm: () => createPredictorStrategy({ ...ctx, streams: 1, ...opts.engine }),
         next8: () => createNextPages(ctx),
         markov1: () => createMarkov1(ctx),
         blend: () => createBlend(ctx),

@@ -6,7 +6,8 @@
  * updates, pruning, tie-breaking, caps of the scratch tables) is mirrored exactly; node ids and
  * memory layout, which decide nothing, are not.
  */
-import { resolveOptions, describe, type FullPredictorOptions, type ResolvedOptions } from "../engine/options.js";
+import { checkPage, checkStream, checkPages, checkRange } from "../engine/validate.js";
+import { resolveOptions, type FullPredictorOptions, type ResolvedOptions } from "../engine/options.js";
 import type { Predictor, PredictorStats } from "../engine/types.js";
 
 const FAR = 0x80000000; // the delta symbol for every |delta| > deltaRange
@@ -288,25 +289,17 @@ export class ReferencePredictor implements Predictor {
   }
 
   private checkPage(name: string, v: unknown): number {
-    if (typeof v !== "number" || !Number.isInteger(v)) throw new TypeError(`${name} must be an integer page number, got ${describe(v)}`);
-    if (v < 0 || v >= this.options.pageCount) throw new RangeError(`${name} must be in 0..${this.options.pageCount - 1}, got ${v}`);
-    return v;
+    return checkPage(name, v, this.options.pageCount);
   }
 
   private checkStream(v: unknown): number {
-    if (v === undefined) return 0;
-    if (typeof v !== "number" || !Number.isInteger(v)) throw new TypeError(`stream must be an integer, got ${describe(v)}`);
-    if (v < 0 || v >= this.options.streams) throw new RangeError(`stream must be in 0..${this.options.streams - 1}, got ${v}`);
-    return v;
+    return checkStream(v, this.options.streams);
   }
 
   train(pages: Uint32Array | readonly number[], stream?: number): void {
     this.live("train");
     const s = this.checkStream(stream);
-    if (!(pages instanceof Uint32Array) && !Array.isArray(pages)) {
-      throw new TypeError(`pages must be a Uint32Array or an array of page numbers, got ${describe(pages)}`);
-    }
-    for (let i = 0; i < pages.length; i++) this.checkPage(`pages[${i}]`, pages[i]);
+    checkPages(pages, this.options.pageCount);
     for (let i = 0; i < pages.length; i++) {
       if (this.options.filter !== 0 && this.recentlyTouched(pages[i])) continue;
       this.learn(pages[i], s);
@@ -340,11 +333,7 @@ export class ReferencePredictor implements Predictor {
 
   markPresentRange(start: number, count: number): void {
     this.live("markPresentRange");
-    this.checkPage("start", start);
-    if (typeof count !== "number" || !Number.isInteger(count)) throw new TypeError(`count must be an integer, got ${describe(count)}`);
-    if (count < 0 || start + count > this.options.pageCount) {
-      throw new RangeError(`count must be in 0..${this.options.pageCount - start} (start ${start}, pageCount ${this.options.pageCount}), got ${count}`);
-    }
+    checkRange(start, count, this.options.pageCount);
     for (let p = start; p < start + count; p++) this.present.add(p);
   }
 

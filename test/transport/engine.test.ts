@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startPageServer } from "../../src/transport/source.js";
 import { runMigration } from "../../src/transport/destination.js";
-import { createPredictorStrategy, type PredictorStrategy } from "../../src/transport/predictor-strategy.js";
+import { createPredictorStrategy, type PredictorStrategy } from "../../src/strategies/predictor-strategy.js";
 import { Rng } from "../../src/util/random.js";
 import { image } from "./helpers.js";
 

@@ -4,14 +4,15 @@
  * markPresent, train -> train per stream (the history split by vCPU). Streams beyond the
  * predictor's are folded onto its histories (stream % streams).
  */
-import type { Strategy } from "../strategies/types.js";
-import type { Predictor, PredictorOptions } from "../engine/types.js";
+import type { Strategy } from "./types.js";
+import type { Predictor } from "../engine/types.js";
 import { createPredictor } from "../engine/predictor.js";
+import type { FullPredictorOptions } from "../engine/options.js";
 
 export type PredictorStrategy = Strategy & { readonly predictor: Predictor };
 
 /** Wrap an existing predictor. */
-export function predictorStrategy(pred: Predictor, name = `ppm-${pred.options.alphabet}`): PredictorStrategy {
+export function predictorStrategy(pred: Predictor, name: string = `ppm-${pred.options.alphabet}`): PredictorStrategy {
   const streams = pred.options.streams;
   const slot = streams === 1 ? () => 0 : (s: number) => s % streams;
   return {
@@ -36,6 +37,6 @@ export function predictorStrategy(pred: Predictor, name = `ppm-${pred.options.al
 }
 
 /** A fresh predictor with these options, as a Strategy. */
-export function createPredictorStrategy(options: PredictorOptions): PredictorStrategy {
+export function createPredictorStrategy(options: FullPredictorOptions): PredictorStrategy {
   return predictorStrategy(createPredictor(options));
 }
