@@ -15,7 +15,7 @@
 import { Bench } from "tinybench";
 import { writeFileSync, renameSync } from "node:fs";
 import { cpus } from "node:os";
-import { createPredictor } from "../src/engine/predictor.js";
+import { createPredictor, restorePredictor } from "../src/engine/predictor.js";
 import { createReferencePredictor } from "../src/reference/ppm.js";
 import { readTextTrace } from "../src/trace/format.js";
 import { BUNDLED_TRACES } from "../src/cli/quality.js";
@@ -57,7 +57,7 @@ const t = bench.tasks[0].result as { latency: { p50: number; mad: number; p99: n
 results.predictBatch = { callsPerIteration: BATCH, medianNsPerCall: (t.latency.p50 * 1e6) / BATCH, madNsPerCall: (t.latency.mad * 1e6) / BATCH, contexts };
 console.log(`predictNext (tinybench, per call): median ${fmt((t.latency.p50 * 1e6) / BATCH)}, MAD ${fmt((t.latency.mad * 1e6) / BATCH)}`);
 
-const single = createPredictorFromSnapshot();
+const single = restorePredictor(snapshotOfModel);
 const N = quick ? 100_000 : 1_000_000;
 const times = new Float64Array(N);
 for (let i = 0; i < N; i++) {
@@ -71,14 +71,7 @@ const sq = quantiles(times);
 results.predictSingle = { calls: N, ...sq };
 console.log(`predictNext (single calls, hrtime, ${N}): median ${fmt(sq.median)}, p90 ${fmt(sq.p90)}, p99 ${fmt(sq.p99)}, max ${fmt(sq.max)}`);
 
-function createPredictorFromSnapshot() {
-  return createPredictorFrom(snapshotOfModel);
-}
-function createPredictorFrom(bytes: Uint8Array) {
-  // restorePredictor lives in the same module; imported lazily to keep the header list short
-  return restore(bytes);
-}
-import { restorePredictor as restore } from "../src/engine/predictor.js";
+
 
 // ---- 3: train throughput ----
 const trainRows: Record<string, number> = {};
@@ -113,12 +106,12 @@ results.train = trainRows;
   const h = tr.pages.subarray(0, split);
   const seen = new Set<number>();
   const fs: number[] = [];
-  for (let i = split; i < tr.length && fs.length < (quick ? 500 : 3000); i++) if (!seen.has(tr.pages[i])) { seen.add(tr.pages[i]); fs.push(tr.pages[i]); }
+  for (let i = split; i < tr.length && fs.length < (quick ? 200 : 500); i++) if (!seen.has(tr.pages[i])) { seen.add(tr.pages[i]); fs.push(tr.pages[i]); }
   const w = createPredictor({ pageCount: 1 << 20 });
   const r = createReferencePredictor({ pageCount: 1 << 20 });
   const tw0 = process.hrtime.bigint(); w.train(h); const tw = Number(process.hrtime.bigint() - tw0);
   const tr0 = process.hrtime.bigint(); r.train(h); const trr = Number(process.hrtime.bigint() - tr0);
-  const cmp = new Bench({ time: quick ? 300 : 2000 });
+  const cmp = new Bench({ time: quick ? 300 : 2000, iterations: 8, warmupIterations: 2 });
   cmp.add("wasm", () => { w.clearPresent(); for (const f of fs) w.predictInto(f); });
   cmp.add("reference", () => { r.clearPresent(); for (const f of fs) r.predictNext(f); });
   await cmp.run();
