@@ -4,6 +4,8 @@
  * `run(args: string[]): Promise<number>` and returns the exit code; a UsageError becomes a message
  * on stderr and exit code 2.
  */
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { UsageError } from "./args.js";
 
 const COMMANDS: Record<string, { describe: string; load: () => Promise<{ run(args: string[]): Promise<number> }> }> = {
@@ -51,7 +53,16 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const isMain = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/^.*\/(?=(src|dist)\/)/, "/"));
+// Run when executed directly, also through the npm bin symlink (compare real paths).
+function invokedDirectly(): boolean {
+  if (process.argv[1] === undefined) return false;
+  try {
+    return realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+const isMain = invokedDirectly();
 if (isMain) {
   main(process.argv.slice(2)).then(
     (code) => { process.exitCode = code; },
