@@ -158,13 +158,18 @@ function heapPop(): u32 {
 }
 
 /** Score one alphabet's successors of state `st` into the candidate table. */
-function scoreAlphabet(st: usize, a: u32): void {
+function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
   const K = gOrder;
   const anchor = load<u32>(st + 8);
   const lowest: u32 = a == 0 ? 1 : 0;
   clearTable(T_EXCL, MAX_EXCLUDED);
   let mult: f64 = 1;
+  // No successor scores more than the escape mass that reaches its order, and a candidate whose
+  // path probability falls under the threshold is never used: once the mass is below that, the
+  // shorter contexts are not worth their cache misses (the margin keeps this exact under rounding).
+  const floor = gThreshold * 0.999999;
   for (let k = <i32>K; k >= <i32>lowest; k--) {
+    if (pathP * mult < floor) break;
     const node = k == 0 ? DELTA_ROOT : load<u32>(stateCtx(st, a, <u32>k));
     if (node == 0) continue;
     let tot: f64 = 0;
@@ -280,8 +285,8 @@ export function predictFrom(stream: u32): u32 {
     if (si != 0) fillContexts(cur);
     clearTable(T_CAND, MAX_CANDIDATES);
     nCand = 0;
-    if (gAlpha & 1) scoreAlphabet(cur, 0);
-    if (gAlpha & 2) scoreAlphabet(cur, 1);
+    if (gAlpha & 1) scoreAlphabet(cur, 0, pathP);
+    if (gAlpha & 2) scoreAlphabet(cur, 1, pathP);
     selectTop();
     for (let t: u32 = 0; t < nTop; t++) {
       const i = topAt(t);
