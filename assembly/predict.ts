@@ -3,8 +3,9 @@
 // One expansion scores the successors of a state (an anchor page and its contexts in both tries).
 // In each alphabet, PPM blends orders from K down to 0 (page trie: down to 1): an order's context
 // offers its SCAN most recently used successors (counts and escape are taken over those, so a wide
-// context costs no more than a narrow one) with the probabilities of the escape method, symbols already offered by a
-// longer context are excluded, and the escape probability carries the rest down to the next order.
+// context costs no more than a narrow one) with the probabilities of the escape method; symbols
+// already offered by a longer context are excluded, and the escape probability carries the rest
+// down to the next order.
 // A delta successor d of anchor a scores page a+d. The two alphabets' scores for a page are merged
 // by taking the larger (two estimates of the same event).
 //
@@ -39,11 +40,7 @@ const T_SEEN: u32 = 2;
 @inline function tableCap(t: u32): usize { return REGISTERS + 24 + (<usize>t << 2); }
 
 function clearTable(t: u32, cap: u32): void {
-  let g = hdr32(H_GEN) + 1;
-  if (g == 0x7fffffff) {
-    memory.fill(oSeen, 0, TABLE_BYTES * 3);
-    g = 1;
-  }
+  const g = hdr32(H_GEN) + 1;
   setHdr32(H_GEN, g);
   store<u32>(tableGen(t), g);
   store<u32>(tableCount(t), 0);
@@ -258,6 +255,12 @@ export function predictFrom(stream: u32): u32 {
   store<u32>(s0 + 8, load<u32>(streamAddr(stream)));
   for (let a: u32 = 0; a < 2; a++) {
     for (let k: u32 = 1; k <= K; k++) store<u32>(stateCtx(s0, a, k), load<u32>(ctxAddr(stream, a, k)));
+  }
+  // Generations only grow; long before they could wrap, wipe the tables between two searches (one
+  // search draws at most 1 + 3 x lookahead generations), never while one is using them.
+  if (hdr32(H_GEN) > 0x7fff0000) {
+    memory.fill(oSeen, 0, TABLE_BYTES * 3);
+    setHdr32(H_GEN, 0);
   }
   let nStates: u32 = 1;
   heapSize = 0;
