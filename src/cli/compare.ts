@@ -168,7 +168,7 @@ export async function run(args: string[]): Promise<number> {
   if (setup.svg) {
     const first = comps.filter((c) => c.bandwidthGbps === bandwidths[0]);
     const sub = `push ${opts.push}, depth ${opts.depth}, ${bandwidths[0]} Gbit/s nominal${opts.rawBandwidth ? "" : " (scaled)"}, latency ${opts.latencyUs} us`;
-    await writeAtomic(setup.svg, renderSvg(trace.name, first, sub));
+    await writeAtomic(setup.svg, await renderSvg(trace.name, first, sub));
     if (!setup.json) process.stdout.write(`\nwrote ${setup.svg}\n`);
   }
   return 0;

@@ -1,7 +1,7 @@
 /**
- * Reports for `compare` and `simulate`: the text table, the JSON record, and a hand-made SVG chart
- * (faults as % of demand paging and total stall per strategy, grouped by layout, plus each strategy's
- * stall distribution as p50-p90-p99-max on a log axis). The SVG is written atomically (tmp + rename).
+ * Reports for `compare` and `simulate`: the text table, the JSON record, and an SVG chart drawn with
+ * vega-lite (faults as % of demand paging and total stall per strategy, grouped by layout, plus each
+ * strategy's stall distribution as p50-p90-p99-max on a log axis). The SVG is written atomically.
  */
 import { writeFile, rename, unlink } from "node:fs/promises";
 import type { Comparison } from "../sim/run.js";
@@ -131,114 +131,69 @@ function us(s: number): string {
 
 // ---------------------------------------------------------------------------------------------- SVG
 
-const PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#eeca3b", "#9d755d"];
-
-function esc(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
-}
-
-function niceMax(x: number): number {
-  if (!(x > 0)) return 1;
-  const e = 10 ** Math.floor(Math.log10(x));
-  for (const m of [1, 1.2, 1.6, 2, 2.4, 3.2, 4, 6, 8, 10]) if (m * e >= x) return m * e; // four even gridline steps
-  return 10 * e;
-}
-
-/** Grouped bar chart: one group per strategy, one bar per layout. */
-function barPanel(title: string, unit: string, names: string[], layouts: string[], value: (name: string, layout: string) => number | undefined, x0: number, y0: number, width: number, height: number): string {
-  const vals: number[] = [];
-  for (const n of names) for (const l of layouts) { const v = value(n, l); if (v !== undefined) vals.push(v); }
-  const top = niceMax(Math.max(0, ...vals));
-  const left = 56, bottom = 70, plotW = width - left - 10, plotH = height - bottom - 28;
-  const px = x0 + left, py = y0 + 28;
-  let s = `<text x="${x0 + width / 2}" y="${y0 + 16}" text-anchor="middle" font-weight="bold">${esc(title)}</text>\n`;
-  for (let k = 0; k <= 4; k++) {
-    const v = (top * k) / 4;
-    const y = py + plotH - (plotH * k) / 4;
-    s += `<line x1="${px}" y1="${y}" x2="${px + plotW}" y2="${y}" stroke="#ddd"/>`;
-    s += `<text x="${px - 4}" y="${y + 4}" text-anchor="end" font-size="10">${+v.toPrecision(3)}</text>\n`;
-  }
-  s += `<text transform="translate(${x0 + 12},${py + plotH / 2}) rotate(-90)" text-anchor="middle" font-size="11">${esc(unit)}</text>\n`;
-  const gw = plotW / Math.max(1, names.length);
-  const bw = Math.min(24, (gw * 0.8) / Math.max(1, layouts.length));
-  names.forEach((n, i) => {
-    const gx = px + i * gw + (gw - bw * layouts.length) / 2;
-    layouts.forEach((l, j) => {
-      const v = value(n, l);
-      if (v === undefined) return;
-      const h = (plotH * v) / top;
-      s += `<rect x="${(gx + j * bw).toFixed(1)}" y="${(py + plotH - h).toFixed(1)}" width="${(bw - 1).toFixed(1)}" height="${h.toFixed(1)}" fill="${PALETTE[j % PALETTE.length]}"><title>${esc(`${n} (${l}): ${+v.toPrecision(4)} ${unit}`)}</title></rect>`;
-    });
-    const cx = px + i * gw + gw / 2;
-    s += `<text transform="translate(${cx.toFixed(1)},${py + plotH + 10}) rotate(40)" font-size="11">${esc(n)}</text>\n`;
-  });
-  s += `<line x1="${px}" y1="${py + plotH}" x2="${px + plotW}" y2="${py + plotH}" stroke="#333"/>\n`;
-  return s;
-}
-
-/** Stall distribution: per strategy and layout, a p50-p99 bar with ticks at p90 and max, on a log axis. */
-function stallPanel(names: string[], layouts: string[], get: (name: string, layout: string) => SimResult | undefined, x0: number, y0: number, width: number): { svg: string; height: number } {
-  const rowH = 10, left = 110, right = 20;
-  const rows: { label: string; r: SimResult; j: number }[] = [];
-  for (const n of names) layouts.forEach((l, j) => { const r = get(n, l); if (r && r.stall.count > 0) rows.push({ label: n, r, j }); });
-  const all = rows.flatMap((x) => [x.r.stall.p50, x.r.stall.max]).filter((v) => v > 0);
-  const lo = Math.max(1e-6, Math.min(...all, 1e-4)), hi = Math.max(...all, 1e-3);
-  const l0 = Math.floor(Math.log10(lo)), l1 = Math.ceil(Math.log10(hi));
-  const plotW = width - left - right;
-  const X = (v: number) => x0 + left + (plotW * (Math.log10(Math.max(v, 10 ** l0)) - l0)) / (l1 - l0);
-  const py = y0 + 28;
-  const height = 28 + rows.length * rowH + names.length * 4 + 30;
-  let s = `<text x="${x0 + width / 2}" y="${y0 + 16}" text-anchor="middle" font-weight="bold">Stall per fault: p50-p99 bar, p90 and max ticks (log scale)</text>\n`;
-  const steps = l1 - l0 <= 3 ? [1, 2, 5] : [1];
-  for (let e = l0; e <= l1; e++) {
-    for (const m of steps) {
-      const v = m * 10 ** e;
-      if (v > 10 ** l1 * 1.0001) break;
-      const x = X(v);
-      s += `<line x1="${x.toFixed(1)}" y1="${py}" x2="${x.toFixed(1)}" y2="${y0 + height - 24}" stroke="${m === 1 ? "#ccc" : "#eee"}"/>`;
-      s += `<text x="${x.toFixed(1)}" y="${y0 + height - 10}" text-anchor="middle" font-size="10">${esc(us(v))}</text>\n`;
-    }
-  }
-  let y = py, prev = "";
-  for (const row of rows) {
-    if (row.label !== prev) { if (prev) y += 4; s += `<text x="${x0 + left - 6}" y="${y + rowH - 1}" text-anchor="end" font-size="11">${esc(row.label)}</text>`; prev = row.label; }
-    const st = row.r.stall, c = PALETTE[row.j % PALETTE.length];
-    s += `<rect x="${X(st.p50).toFixed(1)}" y="${y + 1}" width="${Math.max(1, X(st.p99) - X(st.p50)).toFixed(1)}" height="${rowH - 2}" fill="${c}" opacity="0.8"><title>${esc(`${row.label} (${layouts[row.j]}): p50 ${us(st.p50)}, p90 ${us(st.p90)}, p99 ${us(st.p99)}, max ${us(st.max)}, ${st.count} stalls`)}</title></rect>`;
-    s += `<line x1="${X(st.p90).toFixed(1)}" y1="${y}" x2="${X(st.p90).toFixed(1)}" y2="${y + rowH}" stroke="#000"/>`;
-    s += `<line x1="${X(st.max).toFixed(1)}" y1="${y + 2}" x2="${X(st.max).toFixed(1)}" y2="${y + rowH - 2}" stroke="${c}" stroke-width="2"/>\n`;
-    y += rowH;
-  }
-  return { svg: s, height };
-}
-
-export function renderSvg(traceName: string, comps: Comparison[], subtitle: string): string {
-  const layouts = comps.map((c) => c.layout);
+/**
+ * The chart, drawn by vega-lite (compiled to a vega spec and rendered to SVG headless, in pure JS):
+ * network faults as % of demand paging and total stall per strategy, bars grouped by layout, and each
+ * strategy's stall distribution (p50-p99 bar, p90 tick, max point) on a log axis.
+ */
+export async function renderSvg(traceName: string, comps: Comparison[], subtitle: string): Promise<string> {
   const names = [...new Set(comps.flatMap((c) => c.results.map((r) => r.strategy)))];
-  const get = (n: string, l: string) => comps.find((c) => c.layout === l)?.results.find((r) => r.strategy === n);
-  const width = Math.max(720, 120 + names.length * 60);
-  const panelH = 300;
-  let body = "";
-  body += barPanel("Network faults (% of demand paging)", "% of demand faults", names, layouts, (n, l) => { const r = get(n, l); return r ? (100 * r.faults) / Math.max(1, r.demandFaults) : undefined; }, 0, 50, width, panelH);
-  body += barPanel("Total vCPU stall (blocktime)", "ms", names, layouts, (n, l) => { const r = get(n, l); return r ? r.stallS * 1e3 : undefined; }, 0, 50 + panelH, width, panelH);
-  const sp = stallPanel(names, layouts, get, 0, 50 + 2 * panelH, width);
-  body += sp.svg;
-  let legend = "";
-  layouts.forEach((l, j) => {
-    const x = 20 + j * 110;
-    legend += `<rect x="${x}" y="34" width="12" height="12" fill="${PALETTE[j % PALETTE.length]}"/><text x="${x + 16}" y="44" font-size="12">layout ${esc(l)}</text>`;
+  const rows = comps.flatMap((c) =>
+    c.results.map((r) => ({
+      strategy: r.strategy,
+      layout: c.layout,
+      faultsPct: (100 * r.faults) / Math.max(1, r.demandFaults),
+      stallMs: ms(r.stallS),
+      p50: r.stall.count ? ms(r.stall.p50) : null,
+      p90: r.stall.count ? ms(r.stall.p90) : null,
+      p99: r.stall.count ? ms(r.stall.p99) : null,
+      max: r.stall.count ? ms(r.stall.max) : null,
+    })));
+  const strategyX = { field: "strategy", type: "nominal", sort: names, title: null, axis: { labelAngle: -40 } };
+  const layoutColor = { field: "layout", type: "nominal", title: "layout" };
+  const bars = (field: string, title: string) => ({
+    width: Math.max(480, names.length * 48),
+    height: 220,
+    title,
+    mark: { type: "bar", tooltip: true },
+    encoding: {
+      x: strategyX,
+      xOffset: { field: "layout", type: "nominal" },
+      y: { field, type: "quantitative", title },
+      color: layoutColor,
+    },
   });
-  const height = 50 + 2 * panelH + sp.height + 10;
-  return (
-    `<?xml version="1.0" encoding="UTF-8"?>\n` +
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">\n` +
-    `<rect width="100%" height="100%" fill="white"/>\n` +
-    `<text x="20" y="20" font-size="15" font-weight="bold">${esc(`Post-copy prefetching on ${traceName}`)}</text>\n` +
-    `<text x="${width - 10}" y="20" text-anchor="end" font-size="10" fill="#555">${esc(subtitle)}</text>\n` +
-    legend + "\n" + body + `</svg>\n`
-  );
+  const stallRows = rows.filter((r) => r.p50 !== null && r.p50 > 0);
+  const y = { field: "strategy", type: "nominal", sort: names, title: null };
+  const yOffset = { field: "layout", type: "nominal" };
+  const logX = (field: string) => ({ field, type: "quantitative", scale: { type: "log" }, title: "stall per fault (ms, log scale)" });
+  const spec = {
+    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+    title: { text: `Post-copy prefetching on ${traceName}`, subtitle },
+    data: { values: rows },
+    config: { font: "Helvetica, Arial, sans-serif", background: "white" },
+    vconcat: [
+      bars("faultsPct", "Network faults (% of demand paging)"),
+      bars("stallMs", "Total vCPU stall (blocktime, ms)"),
+      {
+        width: Math.max(480, names.length * 48),
+        title: "Stall per fault: p50-p99 bar, p90 tick, max point",
+        data: { values: stallRows },
+        layer: [
+          { mark: { type: "bar", height: 6, tooltip: true }, encoding: { y, yOffset, x: logX("p50"), x2: { field: "p99" }, color: layoutColor } },
+          { mark: { type: "tick", color: "black", thickness: 1 }, encoding: { y, yOffset, x: logX("p90") } },
+          { mark: { type: "point", filled: true }, encoding: { y, yOffset, x: logX("max"), color: layoutColor } },
+        ],
+      },
+    ],
+  };
+  const [vega, vegaLite] = await Promise.all([import("vega"), import("vega-lite")]);
+  const view = new vega.View(vega.parse(vegaLite.compile(spec as never).spec), { renderer: "none" });
+  const svg = await view.toSVG();
+  view.finalize();
+  return `<?xml version="1.0" encoding="UTF-8"?>\n${svg}${svg.endsWith("\n") ? "" : "\n"}`;
 }
 
-/** Write a file atomically: a temporary sibling, then rename over the target. */
 export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   try {

@@ -22,6 +22,6 @@ export async function run(args: string[]): Promise<number> {
     if (!setup.json) process.stdout.write(`${describeComparison(c, setup.run.rawBandwidth ?? false)}\n\n${formatDetail(c.results[0])}`);
   }
   if (setup.json) process.stdout.write(JSON.stringify(out.length === 1 ? { layout: out[0].layout, ...out[0].results[0] } : out.map((c) => ({ layout: c.layout, ...c.results[0] })), null, 2) + "\n");
-  if (setup.svg) await writeAtomic(setup.svg, renderSvg(setup.trace.name, out, `${setup.names[0]}, push ${setup.run.push}`));
+  if (setup.svg) await writeAtomic(setup.svg, await renderSvg(setup.trace.name, out, `${setup.names[0]}, push ${setup.run.push}`));
   return 0;
 }
