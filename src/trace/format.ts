@@ -203,15 +203,19 @@ export interface ReadTraceOptions {
   limit?: number;
 }
 
-/** Read a whole text trace (optionally gzipped) into memory. */
-export async function readTextTrace(path: string, opts: ReadTraceOptions = {}): Promise<Trace> {
-  const limit = opts.limit ?? Infinity;
+/** Gather streamed chunks into one trace, stopping after `limit` accesses. */
+export async function collectTrace(chunks: AsyncIterable<TraceChunk>, name: string, limit = Infinity): Promise<Trace> {
   const b = new TraceBuilder();
-  for await (const c of readTraceChunks(path)) {
+  for await (const c of chunks) {
     b.add(c, limit);
     if (b.length >= limit) break;
   }
-  return b.build(baseName(path));
+  return b.build(name);
+}
+
+/** Read a whole text trace (optionally gzipped) into memory. */
+export async function readTextTrace(path: string, opts: ReadTraceOptions = {}): Promise<Trace> {
+  return collectTrace(readTraceChunks(path), baseName(path), opts.limit);
 }
 
 /** Parse text already in memory (tests, small fixtures). */

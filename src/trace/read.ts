@@ -7,7 +7,7 @@ import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 import { createGunzip } from "node:zlib";
 import type { Readable } from "node:stream";
-import { TextTraceParser, TraceBuilder, baseName, type Trace, type TraceChunk } from "./format.js";
+import { TextTraceParser, collectTrace, baseName, type Trace, type TraceChunk } from "./format.js";
 import { BinaryTraceParser, isBinaryTrace } from "./binary.js";
 
 export type TraceEncoding = "text" | "binary";
@@ -68,11 +68,5 @@ export interface ReadOptions {
 
 /** Read a whole trace (text or binary, optionally gzipped) into memory. Nothing half-read is returned. */
 export async function readTrace(path: string, opts: ReadOptions = {}): Promise<Trace> {
-  const limit = opts.limit ?? Infinity;
-  const b = new TraceBuilder();
-  for await (const c of readAnyTraceChunks(path)) {
-    b.add(c, limit);
-    if (b.length >= limit) break;
-  }
-  return b.build(baseName(path).replace(/\.ppmt$/, ""));
+  return collectTrace(readAnyTraceChunks(path), baseName(path).replace(/\.ppmt$/, ""), opts.limit);
 }
