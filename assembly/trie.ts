@@ -107,7 +107,8 @@ export function increment(parent: u32, symbol: u32): u32 {
     pushFront(parent, id);
     indexNode(id);
     setHdr32(H_NODES, hdr32(H_NODES) + 1);
-  } else if (nGet(parent, N_CHILD) != id) {
+  } else if (parent != PAGE_ROOT && nGet(parent, N_CHILD) != id) {
+    // (The page root's children are order-1 contexts, never scored: their order decides nothing.)
     unlinkSibling(parent, id);
     pushFront(parent, id);
   }
