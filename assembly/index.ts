@@ -11,6 +11,7 @@ import {
   streamStride, gCapacity, stateStride,
 } from "./layout";
 import { learn, trainBatch } from "./learn";
+import { lruBytes } from "./lru";
 import { predictFrom } from "./predict";
 import { isSet, setBit, setRange } from "./bitmap";
 
@@ -32,7 +33,7 @@ export function layoutBytes(order: u32, streams: u32, capacity: u32, pageCount: 
   x += <u64>OUT_CAPACITY * 4;
   x += <u64>IN_CAPACITY * 4;
   x += (<u64>streams * stride + 7) & ~7;
-  x += (<u64>filter * 12 + 7) & ~7;
+  x += (<u64>lruBytes(filter) + 7) & ~7;
   x += <u64>STATES * (state + 4);
   x += <u64>MAX_CANDIDATES * 12;
   x += <u64>SCRATCH_SLOTS * 12 * 3;
@@ -72,7 +73,7 @@ export function init(
   setHdr32(H_O_OUT, <u32>x); x += <usize>OUT_CAPACITY * 4;
   setHdr32(H_O_IN, <u32>x); x += <usize>IN_CAPACITY * 4;
   setHdr32(H_O_STREAMS, <u32>x); x += align8(<usize>streams * stride);
-  setHdr32(H_O_LRU, <u32>x); x += align8(<usize>filter * 12);
+  setHdr32(H_O_LRU, <u32>x); x += align8(lruBytes(filter));
   setHdr32(H_O_FRONT, <u32>x); x += <usize>STATES * (state + 4);
   setHdr32(H_O_CAND, <u32>x); x += <usize>MAX_CANDIDATES * 12;
   setHdr32(H_O_SEEN, <u32>x); x += <usize>SCRATCH_SLOTS * 12 * 3;

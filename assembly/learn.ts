@@ -8,10 +8,11 @@
 // recently touched pages can never fault in post-copy, so only the misses are learned. The model then
 // learns the stream it will serve (faults are misses), not the ping-pong between hot pages.
 import {
-  oStreams, streamStride, gOrder, gAlpha, gRange, gFilter, oLru, oIn,
-  PAGE_ROOT, DELTA_ROOT, NONE, FAR, H_TICK, H_TRAINED, hdr64, setHdr64, bump,
+  oStreams, streamStride, gOrder, gAlpha, gRange, gFilter, oIn,
+  PAGE_ROOT, DELTA_ROOT, NONE, FAR, H_TRAINED, bump,
 } from "./layout";
 import { increment } from "./trie";
+import { recentlyTouched } from "./lru";
 
 @inline export function streamAddr(stream: u32): usize { return oStreams + <usize>stream * streamStride; }
 /** Address of the stream's order-k context in alphabet a (0 = page, 1 = delta). */
@@ -49,30 +50,6 @@ export function learn(page: u32, stream: u32): void {
     }
   }
   store<u32>(s, page);
-}
-
-/** True when `page` is among the `filter` most recently touched pages (and refreshes it). */
-function recentlyTouched(page: u32): bool {
-  const n = gFilter;
-  const tick = hdr64(H_TICK) + 1;
-  setHdr64(H_TICK, tick);
-  const pages = oLru;
-  const stamps = oLru + (<usize>n << 2);
-  let oldest: u32 = 0;
-  let oldestStamp: f64 = Infinity;
-  for (let i: u32 = 0; i < n; i++) {
-    if (load<u32>(pages + (<usize>i << 2)) == page) {
-      store<f64>(stamps + (<usize>i << 3), tick);
-      return true;
-    }
-  }
-  for (let i: u32 = 0; i < n; i++) {
-    const st = load<f64>(stamps + (<usize>i << 3));
-    if (st < oldestStamp) { oldestStamp = st; oldest = i; }
-  }
-  store<u32>(pages + (<usize>oldest << 2), page);
-  store<f64>(stamps + (<usize>oldest << 3), tick);
-  return false;
 }
 
 /** Learn the misses among the `count` pages staged in the input buffer. */

@@ -106,3 +106,14 @@ test("they agree on long runs that prune the arena many times", () => {
     }
   }
 });
+
+test("the training filter (an indexed LRU in the core, a plain array in the reference) agrees over long histories", () => {
+  let seed = 5;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+  for (const filter of [1, 7, 128, 1024]) {
+    // Hot pages, scans and random pages: many hits, many evictions.
+    const hist = Array.from({ length: 60000 }, (_, i) => (rnd() < 0.5 ? Math.floor(rnd() * (filter + 40)) : rnd() < 0.5 ? i % 3000 : Math.floor(rnd() * 3000)));
+    const ops: Op[] = Array.from({ length: 300 }, (_, i) => ({ kind: "fault", page: (i * 7919) % 3000, stream: 0 }));
+    runBoth({ pageCount: 3000, filter, maxContexts: 1 << 16 }, hist, ops);
+  }
+});
