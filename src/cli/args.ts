@@ -9,22 +9,22 @@ export class UsageError extends Error {
   }
 }
 
-export function intOption(name: string, raw: string | undefined, def: number, min: number, max: number): number {
+function rangedOption(kind: "an integer" | "a number", name: string, raw: string | undefined, def: number, min: number, max: number): number {
   if (raw === undefined) return def;
   const v = Number(raw);
-  if (raw.trim() === "" || !Number.isInteger(v) || v < min || v > max) {
-    throw new UsageError(`--${name} must be an integer in ${min}..${max}, got ${JSON.stringify(raw)}`);
+  const ok = kind === "an integer" ? Number.isInteger(v) : Number.isFinite(v);
+  if (raw.trim() === "" || !ok || v < min || v > max) {
+    throw new UsageError(`--${name} must be ${kind} in ${min}..${max}, got ${JSON.stringify(raw)}`);
   }
   return v;
 }
 
+export function intOption(name: string, raw: string | undefined, def: number, min: number, max: number): number {
+  return rangedOption("an integer", name, raw, def, min, max);
+}
+
 export function numberOption(name: string, raw: string | undefined, def: number, min: number, max: number): number {
-  if (raw === undefined) return def;
-  const v = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(v) || v < min || v > max) {
-    throw new UsageError(`--${name} must be a number in ${min}..${max}, got ${JSON.stringify(raw)}`);
-  }
-  return v;
+  return rangedOption("a number", name, raw, def, min, max);
 }
 
 export function choiceOption<T extends string>(name: string, raw: string | undefined, def: T, choices: readonly T[]): T {

@@ -10,6 +10,7 @@
  *   hines   Hines & Gopalan's bubbling: outward from the latest fault, two pages forward for each one
  *           backward, re-centring on every fault; when both edges are exhausted, ascending order
  */
+import { lowerBound } from "../util/search.js";
 export type PushMode = "none" | "linear" | "qemu" | "hines";
 export const PUSH_MODES: readonly PushMode[] = ["none", "linear", "qemu", "hines"];
 
@@ -20,12 +21,6 @@ export interface PushOrder {
   onFault(page: number): void;
 }
 
-/** First index i with sorted[i] >= x. */
-export function lowerBound(sorted: Uint32Array, x: number): number {
-  let lo = 0, hi = sorted.length;
-  while (lo < hi) { const mid = (lo + hi) >>> 1; if (sorted[mid] < x) lo = mid + 1; else hi = mid; }
-  return lo;
-}
 
 export function createPush(mode: PushMode, footprint: Uint32Array): PushOrder {
   const n = footprint.length;

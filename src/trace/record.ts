@@ -25,6 +25,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
+import { lowerBound } from "../util/search.js";
 
 export const PAGE_SHIFT = 12;
 export const DEFAULT_WINDOW = 8;
@@ -223,12 +224,7 @@ export function remapPages(raw: Float64Array): { indices: Uint32Array; distinct:
   for (let i = 0; i < raw.length; i++) {
     const p = raw[i];
     if (p === prevRaw) { indices[i] = prevIdx; continue; }
-    let lo = 0;
-    let hi = d - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (distinct[mid] < p) lo = mid + 1; else hi = mid;
-    }
+    const lo = lowerBound(distinct, p, d - 1);
     indices[i] = lo;
     prevRaw = p;
     prevIdx = lo;

@@ -20,6 +20,7 @@
  *   Both shares are caught / distinctPages (the first first touch can never be caught).
  */
 import type { Trace } from "./format.js";
+import { lowerBound } from "../util/search.js";
 
 export const PREDICT_DEPTH = 8;
 export const DELTA_HISTORY = 8;
@@ -70,13 +71,7 @@ function densify(pages: Uint32Array): { ids: Uint32Array; distinct: number } {
   for (let i = 0; i < n; i++) if (d === 0 || sorted[i] !== sorted[d - 1]) sorted[d++] = sorted[i];
   for (let i = 0; i < n; i++) {
     const p = pages[i];
-    let lo = 0;
-    let hi = d - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (sorted[mid] < p) lo = mid + 1; else hi = mid;
-    }
-    ids[i] = lo;
+    ids[i] = lowerBound(sorted, p, d - 1);
   }
   return { ids, distinct: d };
 }

@@ -16,6 +16,7 @@
  */
 import { Rng } from "../util/random.js";
 import type { Trace } from "./format.js";
+import { lowerBound } from "../util/search.js";
 
 export const WORKLOADS = ["seq", "stride", "random", "zipf", "chase", "matmul", "multi", "phase"] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
@@ -110,9 +111,7 @@ function zipfGen(rng: Rng, base: number, count: number): Gen {
   for (let r = 0; r < count; r++) { s += 1 / (r + 1); cdf[r] = s; }
   return () => {
     const u = rng.next() * s;
-    let lo = 0, hi = count - 1;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (cdf[mid] < u) lo = mid + 1; else hi = mid; }
-    return base + perm[lo];
+    return base + perm[lowerBound(cdf, u, count - 1)];
   };
 }
 

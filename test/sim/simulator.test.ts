@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { synthesize } from "../../src/trace/synth.js";
 import { prepareRun, runOne, compareStrategies } from "../../src/sim/run.js";
 import { scaledBitsPerSecond } from "../../src/sim/link.js";
-import { createPush, lowerBound } from "../../src/sim/push.js";
+import { createPush } from "../../src/sim/push.js";
+import { lowerBound } from "../../src/util/search.js";
 import { parseTraceText } from "../../src/trace/format.js";
 import type { SimResult } from "../../src/sim/metrics.js";
 
