@@ -5,9 +5,9 @@ import {
   NODE_BYTES, PAGE_ROOT, FIRST_NODE, NONE,
   H_MAGIC, H_ORDER, H_ALPHA, H_ESCAPE, H_DEPTH, H_STREAMS, H_CAPACITY, H_PAGECOUNT, H_RANGE, H_FILTER,
   H_LOOKAHEAD, H_AGELIMIT, H_THRESHOLD, H_O_OUT, H_O_IN, H_O_STREAMS, H_O_LRU, H_O_FRONT, H_O_CAND,
-  H_O_SEEN, H_O_BITMAP, H_O_BUCKETS, H_O_NODES, H_END, H_BUCKETMASK, H_NODES, H_NEXTNODE, H_FREE,
+  H_O_SEEN, H_O_BITMAP, H_O_NODES, H_END, H_SLOTS, H_NODES, H_NEXTNODE, H_FREE,
   H_FAULTS, H_OBSERVED, H_TICK, H_PRESENT, hdr32, setHdr32, setHdr64, hdr64, bump, attachConfig,
-  oOut, oIn, oStreams, oLru, oBitmap, oBuckets, oNodes, gStreams, gFilter, gPageCount, gBucketMask,
+  oOut, oIn, oStreams, oLru, oBitmap, oNodes, gStreams, gFilter, gPageCount, 
   streamStride, gCapacity, stateStride,
 } from "./layout";
 import { learn, trainBatch } from "./learn";
@@ -18,12 +18,6 @@ import { isSet, setBit, setRange } from "./bitmap";
 const SECTIONS_START: usize = 1024;
 
 @inline function align8(x: usize): usize { return (x + 7) & ~7; }
-
-function bucketCount(capacity: u32): u32 {
-  let b: u32 = 16;
-  while (b < capacity + FIRST_NODE) b <<= 1;
-  return b;
-}
 
 /** Bytes of linear memory a model of this shape needs (for sizing from a byte budget). */
 export function layoutBytes(order: u32, streams: u32, capacity: u32, pageCount: u32, filter: u32): f64 {
@@ -38,7 +32,6 @@ export function layoutBytes(order: u32, streams: u32, capacity: u32, pageCount: 
   x += <u64>MAX_CANDIDATES * 12;
   x += <u64>SCRATCH_SLOTS * 12 * 3;
   x += ((<u64>pageCount + 7) / 8 + 7) & ~7;
-  x += <u64>bucketCount(capacity) * 4;
   x += (<u64>capacity + FIRST_NODE) * NODE_BYTES;
   return <f64>x;
 }
@@ -78,11 +71,9 @@ export function init(
   setHdr32(H_O_CAND, <u32>x); x += <usize>MAX_CANDIDATES * 12;
   setHdr32(H_O_SEEN, <u32>x); x += <usize>SCRATCH_SLOTS * 12 * 3;
   setHdr32(H_O_BITMAP, <u32>x); x += align8((<usize>pageCount + 7) / 8);
-  const buckets = bucketCount(capacity);
-  setHdr32(H_O_BUCKETS, <u32>x); x += <usize>buckets * 4;
   setHdr32(H_O_NODES, <u32>x); x += (<usize>capacity + FIRST_NODE) * NODE_BYTES;
   setHdr32(H_END, <u32>x);
-  setHdr32(H_BUCKETMASK, buckets - 1);
+  setHdr32(H_SLOTS, capacity + FIRST_NODE);
   attachConfig();
   clearModel();
   return 1;

@@ -3,7 +3,7 @@
 // copy of memory (a snapshot) restores everything; `attach` reloads the cached globals from it.
 
 export const HEADER: u32 = 64;
-export const MAGIC: u32 = 0x50504d31; // "PPM1"
+export const MAGIC: u32 = 0x50504d32; // "PPM2"
 
 // Header fields (byte offsets from HEADER).
 export const H_MAGIC: u32 = 0;
@@ -27,10 +27,9 @@ export const H_O_FRONT: u32 = 72;
 export const H_O_CAND: u32 = 76;
 export const H_O_SEEN: u32 = 80;
 export const H_O_BITMAP: u32 = 84;
-export const H_O_BUCKETS: u32 = 88;
+export const H_SLOTS: u32 = 88; // node slots (roots included): also the number of hash buckets
 export const H_O_NODES: u32 = 92;
 export const H_END: u32 = 96;
-export const H_BUCKETMASK: u32 = 100;
 export const H_NODES: u32 = 104; // live nodes besides the roots
 export const H_NEXTNODE: u32 = 108; // bump pointer (node id)
 export const H_FREE: u32 = 112; // free-list head (node id, 0 = empty)
@@ -56,16 +55,23 @@ export const MAX_CANDIDATES: u32 = 2048; // distinct pages one expansion may sco
 export const MAX_EXCLUDED: u32 = 3072; // symbols one alphabet may exclude in one expansion
 export const MAX_FOLLOWED: u32 = 3072; // pages one search may follow
 
-// Node: 32 bytes. Ids 1 and 2 are the roots of the page and delta tries; 0 is "none".
+// Node: 32 bytes, and that is the whole cost of a context entry: the hash index has one bucket per
+// node slot and keeps its head in the slot's last field (a bucket belongs to the slot, not to the node
+// that happens to live there). Counts are 16-bit: ageing keeps every context's total <= ageLimit + 1
+// <= 65535, except the page root's, which is exempt and never read: its children's counts saturate.
+// Ids 1 and 2 are the roots of the page and delta tries; 0 is "none".
 export const NODE_BYTES: u32 = 32;
 export const N_PARENT: u32 = 0;
 export const N_SYMBOL: u32 = 4;
-export const N_COUNT: u32 = 8;
-export const N_TOTAL: u32 = 12; // sum of the children's counts
-export const N_CHILD: u32 = 16; // first child (most recently counted first)
-export const N_SIBLING: u32 = 20; // next sibling; next free node on the free list
-export const N_PREV: u32 = 24; // previous sibling (0: the first child)
-export const N_HNEXT: u32 = 28; // next node in the hash bucket
+export const N_COUNT: u32 = 8; // u16
+export const N_TOTAL: u32 = 10; // u16: sum of the children's counts (saturating at the page root)
+export const N_CHILD: u32 = 12; // first child (most recently counted first)
+export const N_SIBLING: u32 = 16; // next sibling; next free node on the free list
+export const N_PREV: u32 = 20; // previous sibling (0: the first child)
+export const N_HNEXT: u32 = 24; // next node in the hash bucket
+export const N_BUCKET: u32 = 28; // head of hash bucket number <slot id> (not a field of the node)
+export const COUNT_MAX: u32 = 0xffff;
+export const AGE_LIMIT_MAX: u32 = COUNT_MAX - 1;
 export const PAGE_ROOT: u32 = 1;
 export const DELTA_ROOT: u32 = 2;
 export const FIRST_NODE: u32 = 3;
@@ -95,9 +101,8 @@ export let oFront: usize = 0;
 export let oCand: usize = 0;
 export let oSeen: usize = 0;
 export let oBitmap: usize = 0;
-export let oBuckets: usize = 0;
 export let oNodes: usize = 0;
-export let gBucketMask: u32 = 0;
+export let gSlots: u32 = 0; // node slots = hash buckets
 export let streamStride: usize = 0; // bytes per stream record
 export let stateStride: usize = 0; // bytes per frontier state
 
@@ -128,9 +133,8 @@ export function attachConfig(): void {
   oCand = hdr32(H_O_CAND);
   oSeen = hdr32(H_O_SEEN);
   oBitmap = hdr32(H_O_BITMAP);
-  oBuckets = hdr32(H_O_BUCKETS);
   oNodes = hdr32(H_O_NODES);
-  gBucketMask = hdr32(H_BUCKETMASK);
+  gSlots = hdr32(H_SLOTS);
   streamStride = 4 * (1 + 2 * (gOrder + 1));
   stateStride = (16 + 8 * (gOrder + 1) + 7) & ~7;
 }

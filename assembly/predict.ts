@@ -19,9 +19,9 @@
 import {
   gOrder, gAlpha, gEscape, gDepth, gPageCount, gLookahead, gThreshold, oOut, oFront, oCand, oSeen,
   stateStride, REGISTERS, TOP, PAGE_ROOT, DELTA_ROOT, FAR, STATES, BRANCH, SCAN, SCRATCH_SLOTS, MAX_CANDIDATES, MAX_EXCLUDED, MAX_FOLLOWED,
-  N_SYMBOL, N_COUNT, N_CHILD, N_SIBLING, H_GEN, H_PREDICTIONS, hdr32, setHdr32, bump,
+  N_SYMBOL, N_CHILD, N_SIBLING, H_GEN, H_PREDICTIONS, hdr32, setHdr32, bump,
 } from "./layout";
-import { nGet, findChild } from "./trie";
+import { nGet, countOf, findChild } from "./trie";
 import { isSet, setBit } from "./bitmap";
 import { ctxAddr, streamAddr, deltaSymbol } from "./learn";
 
@@ -174,7 +174,7 @@ function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
     let c = nGet(node, N_CHILD);
     if (c == 0) continue;
     for (let seen: u32 = 0; c != 0 && seen < SCAN; seen++) {
-      if (!contains(T_EXCL, nGet(c, N_SYMBOL))) { tot += <f64>nGet(c, N_COUNT); d += 1; }
+      if (!contains(T_EXCL, nGet(c, N_SYMBOL))) { tot += <f64>countOf(c); d += 1; }
       c = nGet(c, N_SIBLING);
     }
     if (d == 0) continue;
@@ -189,7 +189,7 @@ function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
       const sym = nGet(c, N_SYMBOL);
       slotOf(T_EXCL, sym);
       if (fresh && !(a == 1 && sym == FAR)) {
-        const n = <f64>nGet(c, N_COUNT);
+        const n = <f64>countOf(c);
         const num = gEscape == 0 || gEscape == 2 ? n : gEscape == 1 ? n - 1 : 2 * n - 1;
         const p = mult * (num / denom);
         if (p > 0) {

@@ -14,8 +14,8 @@
 // old history and a wide context cannot keep re-triggering its own ageing. The page root is exempt:
 // its counts (order 0 of the page alphabet) decide nothing, and ageing it would forget whole contexts.
 import {
-  oNodes, oBuckets, gBucketMask, gCapacity, gAgeLimit, oStreams, streamStride, gStreams, gOrder,
-  NODE_BYTES, N_PARENT, N_SYMBOL, N_COUNT, N_TOTAL, N_CHILD, N_SIBLING, N_PREV, N_HNEXT,
+  oNodes, gSlots, gCapacity, gAgeLimit, oStreams, streamStride, gStreams, gOrder,
+  NODE_BYTES, N_PARENT, N_SYMBOL, N_COUNT, N_TOTAL, N_CHILD, N_SIBLING, N_PREV, N_HNEXT, N_BUCKET, COUNT_MAX,
   PAGE_ROOT, DELTA_ROOT, FIRST_NODE, FREE_MARK, H_NODES, H_NEXTNODE, H_FREE, H_PRUNES,
   hdr32, setHdr32, bump,
 } from "./layout";
@@ -24,17 +24,23 @@ import {
 @inline export function nGet(id: u32, f: u32): u32 { return load<u32>(nodeAddr(id) + f); }
 @inline export function nSet(id: u32, f: u32, v: u32): void { store<u32>(nodeAddr(id) + f, v); }
 
-@inline function hashKey(parent: u32, symbol: u32): u32 {
+@inline export function countOf(id: u32): u32 { return load<u16>(nodeAddr(id) + N_COUNT); }
+@inline function setCount(id: u32, v: u32): void { store<u16>(nodeAddr(id) + N_COUNT, v); }
+@inline function totalOf(id: u32): u32 { return load<u16>(nodeAddr(id) + N_TOTAL); }
+@inline function setTotal(id: u32, v: u32): void { store<u16>(nodeAddr(id) + N_TOTAL, v < COUNT_MAX ? v : COUNT_MAX); }
+
+/** Address of the head of the hash bucket of (parent, symbol): a field of node slot h * slots / 2^32. */
+@inline function bucketOf(parent: u32, symbol: u32): usize {
   let h = parent * 0x9e3779b1 ^ (symbol + 0x7f4a7c15) * 0x85ebca77;
   h ^= h >> 15;
   h *= 0x2c1b3c6d;
   h ^= h >> 12;
-  return h & gBucketMask;
+  return nodeAddr(<u32>((<u64>h * <u64>gSlots) >> 32)) + N_BUCKET;
 }
 
 /** The child of `parent` for `symbol`, or 0. */
 export function findChild(parent: u32, symbol: u32): u32 {
-  let id = load<u32>(oBuckets + (<usize>hashKey(parent, symbol) << 2));
+  let id = load<u32>(bucketOf(parent, symbol));
   while (id != 0) {
     const a = nodeAddr(id);
     if (load<u32>(a + N_PARENT) == parent && load<u32>(a + N_SYMBOL) == symbol) return id;
@@ -44,7 +50,7 @@ export function findChild(parent: u32, symbol: u32): u32 {
 }
 
 function unindexNode(id: u32): void {
-  const b = oBuckets + (<usize>hashKey(nGet(id, N_PARENT), nGet(id, N_SYMBOL)) << 2);
+  const b = bucketOf(nGet(id, N_PARENT), nGet(id, N_SYMBOL));
   let cur = load<u32>(b);
   if (cur == id) { store<u32>(b, nGet(id, N_HNEXT)); return; }
   while (cur != 0) {
@@ -55,7 +61,7 @@ function unindexNode(id: u32): void {
 }
 
 function indexNode(id: u32): void {
-  const b = oBuckets + (<usize>hashKey(nGet(id, N_PARENT), nGet(id, N_SYMBOL)) << 2);
+  const b = bucketOf(nGet(id, N_PARENT), nGet(id, N_SYMBOL));
   nSet(id, N_HNEXT, load<u32>(b));
   store<u32>(b, id);
 }
@@ -101,8 +107,7 @@ export function increment(parent: u32, symbol: u32): u32 {
     const a = nodeAddr(id);
     store<u32>(a + N_PARENT, parent);
     store<u32>(a + N_SYMBOL, symbol);
-    store<u32>(a + N_COUNT, 0);
-    store<u32>(a + N_TOTAL, 0);
+    store<u32>(a + N_COUNT, 0); // count and total
     store<u32>(a + N_CHILD, 0);
     pushFront(parent, id);
     indexNode(id);
@@ -112,9 +117,10 @@ export function increment(parent: u32, symbol: u32): u32 {
     unlinkSibling(parent, id);
     pushFront(parent, id);
   }
-  nSet(id, N_COUNT, nGet(id, N_COUNT) + 1);
-  const total = nGet(parent, N_TOTAL) + 1;
-  nSet(parent, N_TOTAL, total);
+  const n = countOf(id);
+  if (n < COUNT_MAX) setCount(id, n + 1); // saturates only under the page root (see layout)
+  const total = totalOf(parent) + 1;
+  setTotal(parent, total);
   if (total > gAgeLimit && parent != PAGE_ROOT) {
     age(parent);
     if (nGet(id, N_PARENT) == FREE_MARK) return 0;
@@ -132,19 +138,19 @@ function halveChildren(parent: u32, recursive: bool): bool {
   let c = nGet(parent, N_CHILD);
   while (c != 0) {
     const next = nGet(c, N_SIBLING);
-    const n = nGet(c, N_COUNT) >> 1;
+    const n = countOf(c) >> 1;
     if (n == 0) {
       unlinkSibling(parent, c);
       freeSubtree(c);
       dropped = true;
     } else {
-      nSet(c, N_COUNT, n);
+      setCount(c, n);
       total += n;
       if (recursive && halveChildren(c, true)) dropped = true;
     }
     c = next;
   }
-  nSet(parent, N_TOTAL, total);
+  setTotal(parent, total);
   return dropped;
 }
 

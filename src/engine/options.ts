@@ -52,7 +52,7 @@ export const DEFAULTS = {
   deltaRange: 64,
   filter: 128,
   lookahead: 8,
-  ageLimit: 1 << 16,
+  ageLimit: 65534,
 } as const;
 
 export const LIMITS = {
@@ -64,7 +64,7 @@ export const LIMITS = {
   deltaRange: [1, 1 << 20],
   filter: [0, 1024],
   lookahead: [1, 128],
-  ageLimit: [2, 0x7fffffff],
+  ageLimit: [2, 65534], // counts are 16-bit: a total may reach ageLimit + 1 before it is halved
 } as const;
 
 function int(name: string, v: unknown, [min, max]: readonly [number, number]): number {

@@ -16,6 +16,7 @@ const BRANCH = 16; // candidates followed from one expanded state
 const MAX_CANDIDATES = 2048;
 const MAX_EXCLUDED = 3072;
 const MAX_FOLLOWED = 3072;
+const COUNT_MAX = 0xffff; // counts are 16-bit in the core (they saturate; see increment)
 const SCAN = 16; // successors of one context considered when scoring (most recently counted first)
 
 /** A context: the path from its root is the context's symbols; children are its successors. */
@@ -109,7 +110,8 @@ export class ReferencePredictor implements Predictor {
       parent.kids.splice(parent.kids.indexOf(child), 1);
       parent.kids.push(child);
     }
-    child.count++;
+    // Counts are 16-bit in the core; only the page root's children (which ageing never bounds) reach it.
+    if (child.count < COUNT_MAX) child.count++;
     parent.total++;
     // Ageing: halve the successors' counts, dropping those that reach zero (the page root is exempt).
     if (parent.total > this.options.ageLimit && parent !== this.pageRoot) {
