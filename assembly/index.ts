@@ -14,6 +14,7 @@ import { learn, trainBatch } from "./learn";
 import { lruBytes } from "./lru";
 import { predictFrom } from "./predict";
 import { isSet, setBit, setRange } from "./bitmap";
+import { compact as compactNodes } from "./compact";
 
 const SECTIONS_START: usize = 1024;
 
@@ -118,6 +119,8 @@ export function observe(page: u32, stream: u32): void {
 }
 
 export function train(count: u32, stream: u32): void { trainBatch(count, stream); }
+/** Renumber the nodes so that each context's successors are adjacent (see compact.ts). */
+export function compact(): void { compactNodes(); }
 export function markPresent(page: u32): void { setBit(page); }
 /** Forget which pages are present (a new migration over a model already learned). */
 export function clearPresent(): void {

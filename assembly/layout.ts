@@ -50,10 +50,8 @@ export const IN_CAPACITY: u32 = 65536; // pages per train() staging batch
 export const STATES: u32 = 128 * 16 + 1; // search states: the root + lookahead(max 128) x BRANCH
 export const BRANCH: u32 = 16; // candidates followed from one expanded state
 export const SCAN: u32 = 16; // successors of one context considered when scoring (most recent first)
-export const SCRATCH_SLOTS: u32 = 4096; // slots of each scratch hash table (power of two)
+export const SCRATCH_SLOTS: u32 = 4096; // reserved slots per scratch table (predict.ts sizes each to its bound)
 export const MAX_CANDIDATES: u32 = 2048; // distinct pages one expansion may score
-export const MAX_EXCLUDED: u32 = 3072; // symbols one alphabet may exclude in one expansion
-export const MAX_FOLLOWED: u32 = 3072; // pages one search may follow
 
 // Node: 32 bytes, and that is the whole cost of a context entry: the hash index has one bucket per
 // node slot and keeps its head in the slot's last field (a bucket belongs to the slot, not to the node

@@ -18,74 +18,90 @@
 // left. Ties between states go to the one created first.
 import {
   gOrder, gAlpha, gEscape, gDepth, gPageCount, gLookahead, gThreshold, oOut, oFront, oCand, oSeen,
-  stateStride, REGISTERS, TOP, PAGE_ROOT, DELTA_ROOT, FAR, STATES, BRANCH, SCAN, SCRATCH_SLOTS, MAX_CANDIDATES, MAX_EXCLUDED, MAX_FOLLOWED,
+  stateStride, REGISTERS, TOP, PAGE_ROOT, DELTA_ROOT, FAR, STATES, BRANCH, SCAN, SCRATCH_SLOTS, MAX_CANDIDATES,
   N_SYMBOL, N_CHILD, N_SIBLING, H_GEN, H_PREDICTIONS, hdr32, setHdr32, bump,
 } from "./layout";
 import { nGet, countOf, findChild } from "./trie";
 import { isSet, setBit } from "./bitmap";
 import { ctxAddr, streamAddr, deltaSymbol } from "./learn";
 
-// Scratch tables live at oSeen: three stamped open-addressing tables of SCRATCH_SLOTS slots
-// (key u32, generation u32, value u32): candidate pages, excluded symbols, pages already followed.
-// A table is emptied in O(1) by drawing a new generation; each holds at most its cap of keys per use
-// (a key beyond the cap is treated as already there), so probing always terminates.
+// Scratch tables live at oSeen: three stamped open-addressing tables (slots of key u32, generation
+// u32, value u32): candidate pages, excluded symbols, pages already followed. A table is emptied in
+// O(1) by drawing a new generation. Each is sized to twice the most keys one use can insert (one
+// expansion offers at most SCAN successors per context: SCAN x (2K + 1) candidates, SCAN x (K + 1)
+// excluded symbols per alphabet; one search follows at most 1 + lookahead x BRANCH pages), so no
+// table fills up and a probe always ends; small tables stay in the L1/L2 caches.
 const SLOT_BYTES: usize = 12;
-const TABLE_BYTES: usize = <usize>SCRATCH_SLOTS * SLOT_BYTES;
 const T_CAND: u32 = 0;
 const T_EXCL: u32 = 1;
 const T_SEEN: u32 = 2;
-// Per-table generation, count and cap: 3 x 3 u32 registers in the reserved area below the sections.
+// Per-table generation, slot mask and base address: 3 x 3 u32 registers below the sections.
 @inline function tableGen(t: u32): usize { return REGISTERS + (<usize>t << 2); }
-@inline function tableCount(t: u32): usize { return REGISTERS + 12 + (<usize>t << 2); }
-@inline function tableCap(t: u32): usize { return REGISTERS + 24 + (<usize>t << 2); }
+@inline function tableMask(t: u32): u32 { return load<u32>(REGISTERS + 12 + (<usize>t << 2)); }
+@inline function tableBase(t: u32): usize { return <usize>load<u32>(REGISTERS + 24 + (<usize>t << 2)); }
 
-function clearTable(t: u32, cap: u32): void {
+@inline function slotsFor(keys: u32): u32 {
+  let n: u32 = 16;
+  while (n < 2 * keys) n <<= 1;
+  return n;
+}
+
+@inline function placeTable(t: u32, slots: u32, base: usize): usize {
+  store<u32>(REGISTERS + 12 + (<usize>t << 2), slots - 1);
+  store<u32>(REGISTERS + 24 + (<usize>t << 2), <u32>base);
+  return base + <usize>slots * SLOT_BYTES;
+}
+
+/** Size the three tables for this configuration (on every search: the registers are scratch). */
+function layoutTables(): void {
+  let base = placeTable(T_CAND, slotsFor(SCAN * (2 * gOrder + 1)), oSeen);
+  base = placeTable(T_EXCL, slotsFor(SCAN * (gOrder + 1)), base);
+  placeTable(T_SEEN, slotsFor(1 + gLookahead * BRANCH), base);
+}
+
+function clearTable(t: u32): void {
   const g = hdr32(H_GEN) + 1;
   setHdr32(H_GEN, g);
   store<u32>(tableGen(t), g);
-  store<u32>(tableCount(t), 0);
-  store<u32>(tableCap(t), cap);
 }
 
-@inline function mix(k: u32): u32 {
+@inline function mix(k: u32, mask: u32): u32 {
   let h = k * 0x9e3779b1;
   h ^= h >> 16;
-  return h & (SCRATCH_SLOTS - 1);
+  return h & mask;
 }
 
-/** Find or insert `key` in table t; returns the slot address (0 when full); sets `fresh`. */
+/** Find or insert `key` in table t; returns the slot address; sets `fresh`. */
 let fresh = false;
 function slotOf(t: u32, key: u32): usize {
-  const base = oSeen + <usize>t * TABLE_BYTES;
+  const base = tableBase(t);
+  const mask = tableMask(t);
   const g = load<u32>(tableGen(t));
-  let i = mix(key);
+  let i = mix(key, mask);
   for (;;) {
     const a = base + <usize>i * SLOT_BYTES;
     if (load<u32>(a + 4) != g) {
-      fresh = false;
-      const n = load<u32>(tableCount(t));
-      if (n >= load<u32>(tableCap(t))) return 0;
-      store<u32>(tableCount(t), n + 1);
       store<u32>(a, key);
       store<u32>(a + 4, g);
       fresh = true;
       return a;
     }
     if (load<u32>(a) == key) { fresh = false; return a; }
-    i = (i + 1) & (SCRATCH_SLOTS - 1);
+    i = (i + 1) & mask;
   }
   return 0;
 }
 
 function contains(t: u32, key: u32): bool {
-  const base = oSeen + <usize>t * TABLE_BYTES;
+  const base = tableBase(t);
+  const mask = tableMask(t);
   const g = load<u32>(tableGen(t));
-  let i = mix(key);
+  let i = mix(key, mask);
   for (;;) {
     const a = base + <usize>i * SLOT_BYTES;
     if (load<u32>(a + 4) != g) return false;
     if (load<u32>(a) == key) return true;
-    i = (i + 1) & (SCRATCH_SLOTS - 1);
+    i = (i + 1) & mask;
   }
   return false;
 }
@@ -97,7 +113,6 @@ let nCand: u32 = 0;
 
 function offer(page: u32, p: f64): void {
   const a = slotOf(T_CAND, page);
-  if (a == 0) return;
   if (fresh) {
     store<u32>(a + 8, nCand);
     store<u32>(candPage(nCand), page);
@@ -159,7 +174,7 @@ function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
   const K = gOrder;
   const anchor = load<u32>(st + 8);
   const lowest: u32 = a == 0 ? 1 : 0;
-  clearTable(T_EXCL, MAX_EXCLUDED);
+  clearTable(T_EXCL);
   let mult: f64 = 1;
   // No successor scores more than the escape mass that reaches its order, and a candidate whose
   // path probability falls under the threshold is never used: once the mass is below that, the
@@ -246,6 +261,38 @@ function selectTop(): void {
   }
 }
 
+/**
+ * The frontier after the last expansion: popping it to the end would output its absent pages in
+ * order (most probable first, ties to the earlier state) until `depth`. Pages are distinct among
+ * states, so outputting one never changes another: pick those pages in one pass over the heap instead
+ * (no sift-downs, whose unpredictable comparisons dominated the search). The picks are kept sorted in
+ * OUT's free tail as state indices, then replaced by their pages.
+ */
+function drain(out: u32, depth: u32): u32 {
+  const room = depth - out;
+  let n: u32 = 0;
+  for (let h: u32 = 0; h < heapSize; h++) {
+    const s = heapAt(h);
+    if (isSet(load<u32>(stateAddr(s) + 8))) continue;
+    if (n == room && !before(s, load<u32>(oOut + (<usize>(out + n - 1) << 2)))) continue;
+    let j = n < room ? n : room - 1;
+    while (j > 0 && before(s, load<u32>(oOut + (<usize>(out + j - 1) << 2)))) {
+      store<u32>(oOut + (<usize>(out + j) << 2), load<u32>(oOut + (<usize>(out + j - 1) << 2)));
+      j--;
+    }
+    store<u32>(oOut + (<usize>(out + j) << 2), s);
+    if (n < room) n++;
+  }
+  heapSize = 0;
+  for (let j: u32 = 0; j < n; j++) {
+    const a = oOut + (<usize>(out + j) << 2);
+    const page = load<u32>(stateAddr(load<u32>(a)) + 8);
+    setBit(page);
+    store<u32>(a, page);
+  }
+  return out + n;
+}
+
 /** Run the search from `stream`'s current context; returns the number of pages written to OUT. */
 export function predictFrom(stream: u32): u32 {
   const K = gOrder;
@@ -259,19 +306,24 @@ export function predictFrom(stream: u32): u32 {
   // Generations only grow; long before they could wrap, wipe the tables between two searches (one
   // search draws at most 1 + 3 x lookahead generations), never while one is using them.
   if (hdr32(H_GEN) > 0x7fff0000) {
-    memory.fill(oSeen, 0, TABLE_BYTES * 3);
+    memory.fill(oSeen, 0, <usize>SCRATCH_SLOTS * SLOT_BYTES * 3);
     setHdr32(H_GEN, 0);
   }
   let nStates: u32 = 1;
   heapSize = 0;
   heapPush(0);
-  clearTable(T_SEEN, MAX_FOLLOWED);
+  layoutTables();
+  clearTable(T_SEEN);
   slotOf(T_SEEN, load<u32>(s0 + 8));
   const depth = gDepth;
   const thr = gThreshold;
   let out: u32 = 0;
   let expansions: u32 = 0;
   while (out < depth && heapSize > 0) {
+    if (expansions >= gLookahead) {
+      out = drain(out, depth);
+      break;
+    }
     // The most probable state: offer its page.
     const si = heapPop();
     const cur = stateAddr(si);
@@ -286,7 +338,7 @@ export function predictFrom(stream: u32): u32 {
     if (expansions >= gLookahead) continue;
     expansions++;
     if (si != 0) fillContexts(cur);
-    clearTable(T_CAND, MAX_CANDIDATES);
+    clearTable(T_CAND);
     nCand = 0;
     if (gAlpha & 1) scoreAlphabet(cur, 0, pathP);
     if (gAlpha & 2) scoreAlphabet(cur, 1, pathP);

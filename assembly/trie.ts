@@ -60,7 +60,7 @@ function unindexNode(id: u32): void {
   }
 }
 
-function indexNode(id: u32): void {
+export function indexNode(id: u32): void {
   const b = bucketOf(nGet(id, N_PARENT), nGet(id, N_SYMBOL));
   nSet(id, N_HNEXT, load<u32>(b));
   store<u32>(b, id);
@@ -96,7 +96,10 @@ function pushFront(parent: u32, c: u32): void {
 
 /** Count one more `symbol` after context `parent`; creates the child if needed. Returns it, or 0. */
 export function increment(parent: u32, symbol: u32): u32 {
-  let id = findChild(parent, symbol);
+  // A context's most recent successor is its first child: a repeat is found without the hash probe
+  // (two cache misses saved; the page root's list is not kept in order of use, so it always probes).
+  const head = nGet(parent, N_CHILD);
+  let id = parent != PAGE_ROOT && head != 0 && nGet(head, N_SYMBOL) == symbol ? head : findChild(parent, symbol);
   if (id == 0) {
     if (hdr32(H_NODES) >= gCapacity) {
       prune();

@@ -19,6 +19,7 @@ export interface CoreExports {
   predictNext(page: number, stream: number): number;
   observe(page: number, stream: number): void;
   train(count: number, stream: number): void;
+  compact(): void;
   markPresent(page: number): void;
   clearPresent(): void;
   markPresentRange(start: number, count: number): void;

@@ -3,7 +3,7 @@
  * objects, Maps and arrays. It is slow on purpose-free code paths and exists for two reasons: to
  * explain the algorithm in plain TypeScript, and to check the core: differential tests feed both
  * the same calls and require identical predictions. Every rule that decides an output (order of
- * updates, pruning, tie-breaking, caps of the scratch tables) is mirrored exactly; node ids and
+ * updates, pruning, tie-breaking) is mirrored exactly; node ids and
  * memory layout, which decide nothing, are not.
  */
 import { checkPage, checkStream, checkPages, checkRange } from "../engine/validate.js";
@@ -13,9 +13,6 @@ import type { Predictor, PredictorStats } from "../engine/types.js";
 const FAR = 0x80000000; // the delta symbol for every |delta| > deltaRange
 const STATES = 128 * 16 + 1; // search states: the root + lookahead (max 128) x BRANCH
 const BRANCH = 16; // candidates followed from one expanded state
-const MAX_CANDIDATES = 2048;
-const MAX_EXCLUDED = 3072;
-const MAX_FOLLOWED = 3072;
 const COUNT_MAX = 0xffff; // counts are 16-bit in the core (they saturate; see increment)
 const SCAN = 16; // successors of one context considered when scoring (most recently counted first)
 
@@ -40,14 +37,13 @@ interface SearchState {
   ctx: (Node | null)[][];
 }
 
-/** A page-level set with a cap: an insert beyond the cap is refused, as the core's tables are. */
-class CappedSet {
+/** A set whose insert says whether the key is new. */
+class KeySet {
   private s = new Set<number>();
-  constructor(private readonly cap: number) {}
   has(k: number): boolean { return this.s.has(k); }
   /** true when k was not there and was inserted */
   insert(k: number): boolean {
-    if (this.s.has(k) || this.s.size >= this.cap) return false;
+    if (this.s.has(k)) return false;
     this.s.add(k);
     return true;
   }
@@ -207,7 +203,7 @@ export class ReferencePredictor implements Predictor {
   // ---- prediction ----
 
   private score(st: SearchState, a: number, cand: Map<number, number>): void {
-    const excl = new CappedSet(MAX_EXCLUDED);
+    const excl = new KeySet();
     let mult = 1;
     for (let k = this.K; k >= (a === 0 ? 1 : 0); k--) {
       const node = k === 0 ? this.deltaRoot : st.ctx[a][k];
@@ -229,8 +225,7 @@ export class ReferencePredictor implements Predictor {
         const page = a === 0 ? c.symbol : st.anchor + (c.symbol | 0);
         if (page < 0 || page >= this.options.pageCount) continue;
         const old = cand.get(page);
-        if (old === undefined) { if (cand.size < MAX_CANDIDATES) cand.set(page, p); }
-        else if (old < p) cand.set(page, p);
+        if (old === undefined || old < p) cand.set(page, p);
       }
       mult *= esc < 1 ? esc : 1;
     }
@@ -251,7 +246,7 @@ export class ReferencePredictor implements Predictor {
     const s = this.streamStates[stream];
     // Every state ever created, in creation order; a popped state is marked done.
     const states: (SearchState & { done: boolean })[] = [{ p: 1, anchor: s.last, ctx: [s.ctx[0].slice(), s.ctx[1].slice()], done: false }];
-    const followed = new CappedSet(MAX_FOLLOWED);
+    const followed = new KeySet();
     followed.insert(s.last);
     const out: number[] = [];
     let expansions = 0;
@@ -307,6 +302,11 @@ export class ReferencePredictor implements Predictor {
       this.learn(pages[i], s);
     }
     this.counters.trained += pages.length;
+  }
+
+  /** The core renumbers its nodes here; ids and layout decide nothing, so the reference has nothing to do. */
+  compact(): void {
+    this.live("compact");
   }
 
   predictNext(fault: number, stream?: number): Uint32Array {

@@ -15,19 +15,23 @@ export type PredictorStrategy = Strategy & { readonly predictor: Predictor };
 export function predictorStrategy(pred: Predictor, name: string = `ppm-${pred.options.alphabet}`): PredictorStrategy {
   const streams = pred.options.streams;
   const slot = streams === 1 ? () => 0 : (s: number) => s % streams;
+  const learnHistory = (pages: Uint32Array, ss?: Uint16Array): void => {
+    if (!ss || streams === 1) { pred.train(pages, 0); return; }
+    const by = new Map<number, number[]>();
+    for (let i = 0; i < pages.length; i++) {
+      const k = slot(ss[i]);
+      let a = by.get(k);
+      if (!a) by.set(k, (a = []));
+      a.push(pages[i]);
+    }
+    for (const [k, a] of [...by].sort((x, y) => x[0] - y[0])) pred.train(Uint32Array.from(a), k);
+  };
   return {
     name,
     predictor: pred,
     train(pages: Uint32Array, ss?: Uint16Array): void {
-      if (!ss || streams === 1) { pred.train(pages, 0); return; }
-      const by = new Map<number, number[]>();
-      for (let i = 0; i < pages.length; i++) {
-        const k = slot(ss[i]);
-        let a = by.get(k);
-        if (!a) by.set(k, (a = []));
-        a.push(pages[i]);
-      }
-      for (const [k, a] of [...by].sort((x, y) => x[0] - y[0])) pred.train(Uint32Array.from(a), k);
+      learnHistory(pages, ss);
+      pred.compact(); // the history is in: lay the model out for the fault path
     },
     onFault: (p, s) => pred.predictNext(p, slot(s)),
     onTouch: (p, s) => pred.observe(p, slot(s)),

@@ -29,7 +29,8 @@ type Op =
   | { kind: "fault"; page: number; stream: number }
   | { kind: "observe"; page: number; stream: number }
   | { kind: "present"; page: number }
-  | { kind: "range"; start: number; count: number };
+  | { kind: "range"; start: number; count: number }
+  | { kind: "compact" };
 
 /** A page stream mixing the patterns real traces have: runs, strides, repeated loops, noise. */
 const pagesArb = (n: number) =>
@@ -55,6 +56,7 @@ const scenarioArb = optionsArb.chain((o) =>
         { weight: 1, arbitrary: fc.record({ kind: fc.constant("present" as const), page: fc.nat(o.pageCount - 1) }) },
         { weight: 1, arbitrary: fc.nat(o.pageCount - 1).chain((start) => fc.record({ kind: fc.constant("range" as const), start: fc.constant(start), count: fc.nat(Math.min(40, o.pageCount - start)) })) },
         { weight: 1, arbitrary: fc.record({ kind: fc.constant("train" as const), pages: pagesArb(o.pageCount), stream: fc.nat(o.streams - 1) }) },
+        { weight: 1, arbitrary: fc.constant({ kind: "compact" as const }) },
       ) as fc.Arbitrary<Op>,
       { maxLength: 150 },
     ),
@@ -77,6 +79,7 @@ function runBoth(options: FullPredictorOptions, history: number[], ops: Op[]): v
       case "observe": w.observe(op.page, op.stream); r.observe(op.page, op.stream); break;
       case "present": w.markPresent(op.page); r.markPresent(op.page); break;
       case "range": w.markPresentRange(op.start, op.count); r.markPresentRange(op.start, op.count); break;
+      case "compact": w.compact(); r.compact(); break;
     }
   });
   const ws = w.stats(), rs = r.stats();
@@ -91,14 +94,15 @@ test("Wasm core and reference model agree on random and structured sequences", (
   fc.assert(fc.property(scenarioArb, ({ options, history, ops }) => runBoth(options, history, ops)), { numRuns: 250, seed: 20261126 });
 });
 
-test("they agree on long runs that prune the arena many times", () => {
+test("they agree on long runs that prune the arena many times (and compact it between prunes)", () => {
   let seed = 99;
   const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
   for (const alphabet of ["page", "delta", "hybrid"] as const) {
     for (const escape of ["A", "B", "C", "D"] as const) {
       const opts = { pageCount: 4000, alphabet, escape, order: 3, maxContexts: 300, streams: 2, filter: 16 };
       const hist = Array.from({ length: 4000 }, (_, i) => (rnd() < 0.5 ? (i * 3) % 4000 : Math.floor(rnd() * 300)));
-      const ops: Op[] = Array.from({ length: 1500 }, (_, i) => ({ kind: "fault", page: rnd() < 0.6 ? (i * 3 + 7) % 4000 : Math.floor(rnd() * 4000), stream: i % 2 }));
+      // Compaction now and then, between prunes (free lists full of holes), must change nothing.
+      const ops: Op[] = Array.from({ length: 1500 }, (_, i): Op => i % 97 === 50 ? { kind: "compact" } : ({ kind: "fault", page: rnd() < 0.6 ? (i * 3 + 7) % 4000 : Math.floor(rnd() * 4000), stream: i % 2 }));
       runBoth(opts, hist, ops);
       const w = createPredictor(opts);
       w.train(hist);
