@@ -92,20 +92,6 @@ function slotOf(t: u32, key: u32): usize {
   return 0;
 }
 
-function contains(t: u32, key: u32): bool {
-  const base = tableBase(t);
-  const mask = tableMask(t);
-  const g = load<u32>(tableGen(t));
-  let i = mix(key, mask);
-  for (;;) {
-    const a = base + <usize>i * SLOT_BYTES;
-    if (load<u32>(a + 4) != g) return false;
-    if (load<u32>(a) == key) return true;
-    i = (i + 1) & mask;
-  }
-  return false;
-}
-
 // Candidates of the current expansion: page u32 array then prob f64 array.
 let nCand: u32 = 0;
 @inline function candPage(i: u32): usize { return oCand + (<usize>i << 2); }
@@ -169,6 +155,9 @@ function heapPop(): u32 {
   return top;
 }
 
+// The successors of one context that no longer context offered: SCAN x (symbol u32, count u32).
+const STAGE: usize = REGISTERS + 64;
+
 /** Score one alphabet's successors of state `st` into the candidate table. */
 function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
   const K = gOrder;
@@ -184,36 +173,43 @@ function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
     if (pathP * mult < floor) break;
     const node = k == 0 ? DELTA_ROOT : load<u32>(stateCtx(st, a, <u32>k));
     if (node == 0) continue;
+    // One walk of the successors: a context's symbols are distinct, so inserting each into the
+    // exclusion table as it is met tells exactly which were offered by a longer context. The new
+    // ones are staged (symbol, count) for scoring once their total is known.
     let tot: f64 = 0;
-    let d: f64 = 0;
+    let d: u32 = 0;
     let c = nGet(node, N_CHILD);
-    if (c == 0) continue;
-    for (let seen: u32 = 0; c != 0 && seen < SCAN; seen++) {
-      if (!contains(T_EXCL, nGet(c, N_SYMBOL))) { tot += <f64>countOf(c); d += 1; }
-      c = nGet(c, N_SIBLING);
-    }
-    if (d == 0) continue;
-    let esc: f64;
-    let denom: f64;
-    if (gEscape == 0) { denom = tot + 1; esc = 1 / denom; }
-    else if (gEscape == 1) { denom = tot; esc = d / tot; }
-    else if (gEscape == 2) { denom = tot + d; esc = d / denom; }
-    else { denom = 2 * tot; esc = d / denom; }
-    c = nGet(node, N_CHILD);
     for (let seen: u32 = 0; c != 0 && seen < SCAN; seen++) {
       const sym = nGet(c, N_SYMBOL);
       slotOf(T_EXCL, sym);
-      if (fresh && !(a == 1 && sym == FAR)) {
-        const n = <f64>countOf(c);
-        const num = gEscape == 0 || gEscape == 2 ? n : gEscape == 1 ? n - 1 : 2 * n - 1;
-        const p = mult * (num / denom);
-        if (p > 0) {
-          const page = a == 0 ? sym : anchor + sym;
-          const inRange = a == 0 ? sym < gPageCount : (<i64>anchor + <i64><i32>sym >= 0 && <i64>anchor + <i64><i32>sym < <i64>gPageCount);
-          if (inRange) offer(page, p);
-        }
+      if (fresh) {
+        const n = countOf(c);
+        store<u32>(STAGE + (<usize>d << 3), sym);
+        store<u32>(STAGE + (<usize>d << 3) + 4, n);
+        tot += <f64>n;
+        d++;
       }
       c = nGet(c, N_SIBLING);
+    }
+    if (d == 0) continue;
+    const nd = <f64>d;
+    let esc: f64;
+    let denom: f64;
+    if (gEscape == 0) { denom = tot + 1; esc = 1 / denom; }
+    else if (gEscape == 1) { denom = tot; esc = nd / tot; }
+    else if (gEscape == 2) { denom = tot + nd; esc = nd / denom; }
+    else { denom = 2 * tot; esc = nd / denom; }
+    for (let j: u32 = 0; j < d; j++) {
+      const sym = load<u32>(STAGE + (<usize>j << 3));
+      if (a == 1 && sym == FAR) continue;
+      const n = <f64>load<u32>(STAGE + (<usize>j << 3) + 4);
+      const num = gEscape == 0 || gEscape == 2 ? n : gEscape == 1 ? n - 1 : 2 * n - 1;
+      const p = mult * (num / denom);
+      if (p > 0) {
+        const page = a == 0 ? sym : anchor + sym;
+        const inRange = a == 0 ? sym < gPageCount : (<i64>anchor + <i64><i32>sym >= 0 && <i64>anchor + <i64><i32>sym < <i64>gPageCount);
+        if (inRange) offer(page, p);
+      }
     }
     mult *= esc < 1 ? esc : 1;
   }
