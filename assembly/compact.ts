@@ -11,8 +11,8 @@
 // (3) records are permuted into place by following cycles; (4) the free list is gone (live nodes are
 // a prefix, the bump pointer follows them) and the hash index is rebuilt. No output changes: only ids do.
 import {
-  oStreams, streamStride, gStreams, gOrder, gSlots, NODE_BYTES, N_PARENT, N_CHILD, N_SIBLING, N_PREV,
-  N_HNEXT, N_BUCKET, PAGE_ROOT, DELTA_ROOT, FIRST_NODE, FREE_MARK, H_NODES, H_NEXTNODE, H_FREE, hdr32, setHdr32,
+  oStreams, streamStride, gStreams, gOrder, gSlots, oBuckets, NODE_BYTES, N_PARENT, N_CHILD, N_SIBLING, N_PREV,
+  N_HNEXT, PAGE_ROOT, DELTA_ROOT, FIRST_NODE, FREE_MARK, H_NODES, H_NEXTNODE, H_FREE, hdr32, setHdr32,
 } from "./layout";
 import { nodeAddr, nGet, nSet, indexNode } from "./trie";
 
@@ -33,9 +33,8 @@ function numberChildren(root: u32, next: u32): u32 {
 }
 
 @inline function swapRecords(i: u32, j: u32): void {
-  // The node's fields are its first 28 bytes; the last word is the slot's hash bucket and stays.
   const a = nodeAddr(i), b = nodeAddr(j);
-  for (let f: usize = 0; f < <usize>N_BUCKET; f += 4) {
+  for (let f: usize = 0; f < <usize>NODE_BYTES; f += 4) {
     const x = load<u32>(a + f);
     store<u32>(a + f, load<u32>(b + f));
     store<u32>(b + f, x);
@@ -69,7 +68,7 @@ export function compact(): void {
   // (4) live nodes are ids FIRST_NODE .. FIRST_NODE + live - 1; rebuild the index over them.
   setHdr32(H_NEXTNODE, FIRST_NODE + live);
   setHdr32(H_FREE, 0);
-  for (let i: u32 = 0; i < gSlots; i++) store<u32>(nodeAddr(i) + N_BUCKET, 0);
+  memory.fill(oBuckets, 0, <usize>gSlots << 2);
   nSet(PAGE_ROOT, N_HNEXT, 0);
   nSet(DELTA_ROOT, N_HNEXT, 0);
   for (let i: u32 = FIRST_NODE; i < FIRST_NODE + live; i++) indexNode(i);

@@ -5,7 +5,7 @@ import {
   NODE_BYTES, PAGE_ROOT, FIRST_NODE, NONE,
   H_MAGIC, H_ORDER, H_ALPHA, H_ESCAPE, H_DEPTH, H_STREAMS, H_CAPACITY, H_PAGECOUNT, H_RANGE, H_FILTER,
   H_LOOKAHEAD, H_AGELIMIT, H_THRESHOLD, H_O_OUT, H_O_IN, H_O_STREAMS, H_O_LRU, H_O_FRONT, H_O_CAND,
-  H_O_SEEN, H_O_BITMAP, H_O_NODES, H_END, H_SLOTS, H_NODES, H_NEXTNODE, H_FREE,
+  H_O_SEEN, H_O_BITMAP, H_O_NODES, H_END, H_SLOTS, H_O_BUCKETS, H_NODES, H_NEXTNODE, H_FREE,
   H_FAULTS, H_OBSERVED, H_TICK, H_PRESENT, hdr32, setHdr32, setHdr64, hdr64, bump, attachConfig,
   oOut, oIn, oStreams, oLru, oBitmap, oNodes, gStreams, gFilter, gPageCount, 
   streamStride, gCapacity, stateStride,
@@ -33,6 +33,7 @@ export function layoutBytes(order: u32, streams: u32, capacity: u32, pageCount: 
   x += <u64>MAX_CANDIDATES * 12;
   x += <u64>SCRATCH_SLOTS * 12 * 3;
   x += ((<u64>pageCount + 7) / 8 + 7) & ~7;
+  x += (<u64>capacity + FIRST_NODE) * 4;
   x += (<u64>capacity + FIRST_NODE) * NODE_BYTES;
   return <f64>x;
 }
@@ -72,6 +73,7 @@ export function init(
   setHdr32(H_O_CAND, <u32>x); x += <usize>MAX_CANDIDATES * 12;
   setHdr32(H_O_SEEN, <u32>x); x += <usize>SCRATCH_SLOTS * 12 * 3;
   setHdr32(H_O_BITMAP, <u32>x); x += align8((<usize>pageCount + 7) / 8);
+  setHdr32(H_O_BUCKETS, <u32>x); x += (<usize>capacity + FIRST_NODE) * 4;
   setHdr32(H_O_NODES, <u32>x); x += (<usize>capacity + FIRST_NODE) * NODE_BYTES;
   setHdr32(H_END, <u32>x);
   setHdr32(H_SLOTS, capacity + FIRST_NODE);

@@ -28,6 +28,7 @@ export const H_O_CAND: u32 = 76;
 export const H_O_SEEN: u32 = 80;
 export const H_O_BITMAP: u32 = 84;
 export const H_SLOTS: u32 = 88; // node slots (roots included): also the number of hash buckets
+export const H_O_BUCKETS: u32 = 100;
 export const H_O_NODES: u32 = 92;
 export const H_END: u32 = 96;
 export const H_NODES: u32 = 104; // live nodes besides the roots
@@ -53,12 +54,11 @@ export const SCAN: u32 = 16; // successors of one context considered when scorin
 export const SCRATCH_SLOTS: u32 = 4096; // reserved slots per scratch table (predict.ts sizes each to its bound)
 export const MAX_CANDIDATES: u32 = 2048; // distinct pages one expansion may score
 
-// Node: 32 bytes, and that is the whole cost of a context entry: the hash index has one bucket per
-// node slot and keeps its head in the slot's last field (a bucket belongs to the slot, not to the node
-// that happens to live there). Counts are 16-bit: ageing keeps every context's total <= ageLimit + 1
-// <= 65535, except the page root's, which is exempt and never read: its children's counts saturate.
-// Ids 1 and 2 are the roots of the page and delta tries; 0 is "none".
-export const NODE_BYTES: u32 = 32;
+// Node: 28 bytes, plus its 4-byte hash bucket in a dense array beside the nodes (one bucket per node
+// slot): 32 bytes per context entry. Counts are 16-bit: ageing keeps every context's total <=
+// ageLimit + 1 <= 65535, except the page root's, which is exempt and never read: its children's
+// counts saturate. Ids 1 and 2 are the roots of the page and delta tries; 0 is "none".
+export const NODE_BYTES: u32 = 28;
 export const N_PARENT: u32 = 0;
 export const N_SYMBOL: u32 = 4;
 export const N_COUNT: u32 = 8; // u16
@@ -67,7 +67,6 @@ export const N_CHILD: u32 = 12; // first child (most recently counted first)
 export const N_SIBLING: u32 = 16; // next sibling; next free node on the free list
 export const N_PREV: u32 = 20; // previous sibling (0: the first child)
 export const N_HNEXT: u32 = 24; // next node in the hash bucket
-export const N_BUCKET: u32 = 28; // head of hash bucket number <slot id> (not a field of the node)
 export const COUNT_MAX: u32 = 0xffff;
 export const AGE_LIMIT_MAX: u32 = COUNT_MAX - 1;
 export const PAGE_ROOT: u32 = 1;
@@ -101,6 +100,7 @@ export let oSeen: usize = 0;
 export let oBitmap: usize = 0;
 export let oNodes: usize = 0;
 export let gSlots: u32 = 0; // node slots = hash buckets
+export let oBuckets: usize = 0;
 export let streamStride: usize = 0; // bytes per stream record
 export let stateStride: usize = 0; // bytes per frontier state
 
@@ -133,6 +133,7 @@ export function attachConfig(): void {
   oBitmap = hdr32(H_O_BITMAP);
   oNodes = hdr32(H_O_NODES);
   gSlots = hdr32(H_SLOTS);
+  oBuckets = hdr32(H_O_BUCKETS);
   streamStride = 4 * (1 + 2 * (gOrder + 1));
   stateStride = (16 + 8 * (gOrder + 1) + 7) & ~7;
 }

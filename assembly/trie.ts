@@ -14,8 +14,8 @@
 // old history and a wide context cannot keep re-triggering its own ageing. The page root is exempt:
 // its counts (order 0 of the page alphabet) decide nothing, and ageing it would forget whole contexts.
 import {
-  oNodes, gSlots, gCapacity, gAgeLimit, oStreams, streamStride, gStreams, gOrder,
-  NODE_BYTES, N_PARENT, N_SYMBOL, N_COUNT, N_TOTAL, N_CHILD, N_SIBLING, N_PREV, N_HNEXT, N_BUCKET, COUNT_MAX,
+  oNodes, oBuckets, gSlots, gCapacity, gAgeLimit, oStreams, streamStride, gStreams, gOrder,
+  NODE_BYTES, N_PARENT, N_SYMBOL, N_COUNT, N_TOTAL, N_CHILD, N_SIBLING, N_PREV, N_HNEXT, COUNT_MAX,
   PAGE_ROOT, DELTA_ROOT, FIRST_NODE, FREE_MARK, H_NODES, H_NEXTNODE, H_FREE, H_PRUNES,
   hdr32, setHdr32, bump,
 } from "./layout";
@@ -29,13 +29,13 @@ import {
 @inline function totalOf(id: u32): u32 { return load<u16>(nodeAddr(id) + N_TOTAL); }
 @inline function setTotal(id: u32, v: u32): void { store<u16>(nodeAddr(id) + N_TOTAL, v < COUNT_MAX ? v : COUNT_MAX); }
 
-/** Address of the head of the hash bucket of (parent, symbol): a field of node slot h * slots / 2^32. */
+/** Address of the head of the hash bucket of (parent, symbol): bucket h * slots / 2^32. */
 @inline function bucketOf(parent: u32, symbol: u32): usize {
   let h = parent * 0x9e3779b1 ^ (symbol + 0x7f4a7c15) * 0x85ebca77;
   h ^= h >> 15;
   h *= 0x2c1b3c6d;
   h ^= h >> 12;
-  return nodeAddr(<u32>((<u64>h * <u64>gSlots) >> 32)) + N_BUCKET;
+  return oBuckets + (<usize>((<u64>h * <u64>gSlots) >> 32) << 2);
 }
 
 /** The child of `parent` for `symbol`, or 0. */
