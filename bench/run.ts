@@ -3,9 +3,11 @@
  * so ratios between tasks of the same run mean more than absolute figures).
  *
  *  1. predictNext on a model holding >= 1M contexts (order 3, hybrid, depth 8): tinybench, 1000 calls
- *     per iteration (the timer's floor is far above one call); the present bitmap is cleared before
- *     each batch so that every batch predicts on the same terms.
- *  2. The same calls timed one by one with process.hrtime.bigint() over a 1M-call run: median, p99.
+ *     per iteration (the timer's floor is far above one call), after compact() and without it; the
+ *     present bitmap is cleared before each batch so that every batch predicts on the same terms.
+ *  2. The same calls timed one by one with process.hrtime.bigint() over a 1M-call run: median, p99;
+ *     then with the caches emptied before each call (the field case); and the machine's cost of one
+ *     cache miss (a dependent random load), the floor under every figure above.
  *  3. train throughput: the real traces' histories (LRU-filtered, the normal case) and a synthetic
  *     stream where every event is a miss (the worst case).
  *  4. Wasm core against the TypeScript reference model: same model, same faults.
@@ -42,20 +44,33 @@ big.train(history);
 const rssModel = process.memoryUsage().rss - rssBefore;
 const contexts = big.stats().contexts;
 console.log(`model: ${contexts} contexts, ${(big.stats().memoryBytes / 2 ** 20).toFixed(1)} MiB linear memory`);
+const loose = restorePredictor(big.snapshot()); // the same model, not compacted
+{
+  const a = process.hrtime.bigint();
+  big.compact();
+  const ns = Number(process.hrtime.bigint() - a);
+  results.compact = { contexts, ms: ns / 1e6, nsPerContext: ns / contexts };
+  console.log(`compact(): ${(ns / 1e6).toFixed(0)} ms for ${contexts} contexts (${fmt(ns / contexts)} per context)`);
+}
 const faults = mixedStream(1 << 20, 2);
 const BATCH = 1000;
-let cursor = 0;
-const snapshotOfModel = big.snapshot(); // every task starts from the same model
+const snapshotOfModel = big.snapshot(); // the single-call runs start from the same (compacted) model
 
 const bench = new Bench({ time: quick ? 500 : 3000, warmupTime: 200 });
-bench.add(`wasm predictNext x${BATCH}`, () => {
-  big.clearPresent();
-  for (let i = 0; i < BATCH; i++) big.predictInto(faults[(cursor++) & (faults.length - 1)]);
-});
+for (const [name, p] of [["after compact()", big], ["not compacted", loose]] as const) {
+  let cursor = 0;
+  bench.add(`wasm predictNext x${BATCH} (${name})`, () => {
+    p.clearPresent();
+    for (let i = 0; i < BATCH; i++) p.predictInto(faults[(cursor++) & (faults.length - 1)]);
+  });
+}
 await bench.run();
-const t = bench.tasks[0].result as { latency: { p50: number; mad: number; p99: number }; period: number };
-results.predictBatch = { callsPerIteration: BATCH, medianNsPerCall: (t.latency.p50 * 1e6) / BATCH, madNsPerCall: (t.latency.mad * 1e6) / BATCH, contexts };
-console.log(`predictNext (tinybench, per call): median ${fmt((t.latency.p50 * 1e6) / BATCH)}, MAD ${fmt((t.latency.mad * 1e6) / BATCH)}`);
+const perCall = (i: number) => {
+  const r = bench.tasks[i].result as { latency: { p50: number; mad: number } };
+  return { medianNsPerCall: (r.latency.p50 * 1e6) / BATCH, madNsPerCall: (r.latency.mad * 1e6) / BATCH };
+};
+results.predictBatch = { callsPerIteration: BATCH, contexts, compacted: perCall(0), notCompacted: perCall(1), compactSpeedup: perCall(1).medianNsPerCall / perCall(0).medianNsPerCall };
+console.log(`predictNext (tinybench, per call): median ${fmt(perCall(0).medianNsPerCall)} (MAD ${fmt(perCall(0).madNsPerCall)}) after compact(), ${fmt(perCall(1).medianNsPerCall)} (MAD ${fmt(perCall(1).madNsPerCall)}) without`);
 
 const single = restorePredictor(snapshotOfModel);
 const N = quick ? 100_000 : 1_000_000;
@@ -71,7 +86,48 @@ const sq = quantiles(times);
 results.predictSingle = { calls: N, ...sq };
 console.log(`predictNext (single calls, hrtime, ${N}): median ${fmt(sq.median)}, p90 ${fmt(sq.p90)}, p99 ${fmt(sq.p99)}, max ${fmt(sq.max)}`);
 
+// The same calls with the caches emptied before each one (64 MiB touched), as in a hypervisor where
+// the guest and the network stack run between two faults: what the fault path costs in the field.
+{
+  const evict = new Uint8Array(64 << 20);
+  const M = quick ? 300 : 2000;
+  const cold = new Float64Array(M);
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < evict.length; j += 64) evict[j]++;
+    const f = faults[(N + i) & (faults.length - 1)];
+    const a = process.hrtime.bigint();
+    single.predictInto(f);
+    cold[i] = Number(process.hrtime.bigint() - a);
+  }
+  const cq = quantiles(cold);
+  results.predictCold = { calls: M, ...cq };
+  console.log(`predictNext (single calls, caches emptied before each, ${M}): median ${fmt(cq.median)}, p90 ${fmt(cq.p90)}, p99 ${fmt(cq.p99)}`);
+}
 
+// The floor under all of it: one dependent random load (a cache miss) over arrays of growing size.
+{
+  const floor: Record<string, number> = {};
+  for (const mib of [0.25, 4, 64]) {
+    const n = (mib * 2 ** 20) >> 2;
+    const next = new Uint32Array(n);
+    const order = new Uint32Array(n);
+    for (let i = 0; i < n; i++) order[i] = i;
+    let x = 12345;
+    for (let i = n - 1; i > 0; i--) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      const k = x % (i + 1);
+      const tmp = order[i]; order[i] = order[k]; order[k] = tmp;
+    }
+    for (let i = 0; i < n; i++) next[order[i]] = order[(i + 1) % n];
+    const steps = quick ? 200_000 : 2_000_000;
+    let at = 0;
+    const a = process.hrtime.bigint();
+    for (let i = 0; i < steps; i++) at = next[at];
+    floor[`${mib} MiB`] = Number(process.hrtime.bigint() - a) / steps + (at & 0);
+  }
+  results.memoryLatency = floor;
+  console.log(`one dependent random load: ${Object.entries(floor).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")}`);
+}
 
 // ---- 3: train throughput ----
 const trainRows: Record<string, number> = {};
@@ -125,7 +181,7 @@ results.train = trainRows;
   const cap = big.stats().capacity;
   const bytes = big.stats().memoryBytes;
   results.memory = { capacity: cap, linearMemoryBytes: bytes, bytesPerContextEntry: bytes / cap, rssDeltaBytesForModel: rssModel };
-  console.log(`memory: ${cap} entries in ${(bytes / 2 ** 20).toFixed(1)} MiB = ${(bytes / cap).toFixed(1)} bytes per entry (node 32 + index 4 + bitmap/scratch); RSS of the model +${(rssModel / 2 ** 20).toFixed(1)} MiB`);
+  console.log(`memory: ${cap} entries in ${(bytes / 2 ** 20).toFixed(1)} MiB = ${(bytes / cap).toFixed(1)} bytes per entry (node 28 + index 4, plus bitmap/scratch); RSS of the model +${(rssModel / 2 ** 20).toFixed(1)} MiB`);
 }
 
 writeFileSync("bench/results.json.tmp", JSON.stringify(results, null, 2) + "\n");
