@@ -9,9 +9,9 @@
 // learns the stream it will serve (faults are misses), not the ping-pong between hot pages.
 import {
   oStreams, streamStride, gOrder, gAlpha, gRange, gFilter, oIn,
-  PAGE_ROOT, DELTA_ROOT, NONE, FAR, H_TRAINED, bump,
+  PAGE_ROOT, DELTA_ROOT, NONE, FAR, H_TRAINED, N_CHILD, N_PARENT, bump,
 } from "./layout";
-import { increment } from "./trie";
+import { increment, bucketOf, nodeAddr } from "./trie";
 import { recentlyTouched } from "./lru";
 
 @inline export function streamAddr(stream: u32): usize { return oStreams + <usize>stream * streamStride; }
@@ -36,10 +36,40 @@ function updateAlphabet(stream: u32, a: u32, root: u32, symbol: u32): void {
   }
 }
 
+// The K + 1 counts one alphabet updates are independent lookups (every order's context is known
+// before the first), but each is a chain of cache misses (context node, hash bucket, child node) that
+// the CPU would take one after the other. Touching all the buckets first, then all the nodes they
+// lead to, lets those misses overlap; the updates that follow then find their lines in cache.
+let touched: u32 = 0;
+function touchAlphabet(stream: u32, a: u32, root: u32, symbol: u32): void {
+  let x: u32 = 0;
+  for (let k: u32 = 0; k <= gOrder; k++) {
+    const ctx = k == 0 ? root : load<u32>(ctxAddr(stream, a, k));
+    if (ctx != 0) x += load<u32>(bucketOf(ctx, symbol)) + load<u32>(nodeAddr(ctx) + N_CHILD);
+  }
+  touched += x;
+}
+function touchChains(stream: u32, a: u32, root: u32, symbol: u32): void {
+  let x: u32 = 0;
+  for (let k: u32 = 0; k <= gOrder; k++) {
+    const ctx = k == 0 ? root : load<u32>(ctxAddr(stream, a, k));
+    if (ctx == 0) continue;
+    const id = load<u32>(bucketOf(ctx, symbol));
+    if (id != 0) x += load<u32>(nodeAddr(id) + N_PARENT);
+  }
+  touched += x;
+}
+
 /** Learn that `stream` touched `page` next. */
 export function learn(page: u32, stream: u32): void {
   const s = streamAddr(stream);
   const last = load<u32>(s);
+  const dsym = last == NONE ? FAR : deltaSymbol(last, page);
+  const touchDelta = (gAlpha & 2) != 0 && last != NONE;
+  if (gAlpha & 1) touchAlphabet(stream, 0, PAGE_ROOT, page);
+  if (touchDelta) touchAlphabet(stream, 1, DELTA_ROOT, dsym);
+  if (gAlpha & 1) touchChains(stream, 0, PAGE_ROOT, page);
+  if (touchDelta) touchChains(stream, 1, DELTA_ROOT, dsym);
   if (gAlpha & 1) updateAlphabet(stream, 0, PAGE_ROOT, page);
   if (gAlpha & 2) {
     if (last == NONE) {

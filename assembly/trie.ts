@@ -30,7 +30,7 @@ import {
 @inline function setTotal(id: u32, v: u32): void { store<u16>(nodeAddr(id) + N_TOTAL, v < COUNT_MAX ? v : COUNT_MAX); }
 
 /** Address of the head of the hash bucket of (parent, symbol): bucket h * slots / 2^32. */
-@inline function bucketOf(parent: u32, symbol: u32): usize {
+@inline export function bucketOf(parent: u32, symbol: u32): usize {
   let h = parent * 0x9e3779b1 ^ (symbol + 0x7f4a7c15) * 0x85ebca77;
   h ^= h >> 15;
   h *= 0x2c1b3c6d;
