@@ -6,12 +6,12 @@ import {
   H_MAGIC, H_ORDER, H_ALPHA, H_ESCAPE, H_DEPTH, H_STREAMS, H_CAPACITY, H_PAGECOUNT, H_RANGE, H_FILTER,
   H_LOOKAHEAD, H_AGELIMIT, H_THRESHOLD, H_O_OUT, H_O_IN, H_O_STREAMS, H_O_LRU, H_O_FRONT, H_O_CAND,
   H_O_SEEN, H_O_BITMAP, H_O_NODES, H_END, H_SLOTS, H_O_BUCKETS, H_NODES, H_NEXTNODE, H_FREE,
-  H_FAULTS, H_OBSERVED, H_TICK, H_PRESENT, hdr32, setHdr32, setHdr64, hdr64, bump, attachConfig,
+  H_FAULTS, H_OBSERVED, H_PRESENT, hdr32, setHdr32, setHdr64, hdr64, bump, attachConfig,
   oOut, oIn, oStreams, oLru, oBitmap, oNodes, gStreams, gFilter, gPageCount, 
   streamStride, gCapacity, stateStride,
 } from "./layout";
 import { learn, trainBatch } from "./learn";
-import { lruBytes } from "./lru";
+import { lruBytes, lruReset } from "./lru";
 import { predictFrom } from "./predict";
 import { isSet, setBit, setRange } from "./bitmap";
 import { compact as compactNodes } from "./compact";
@@ -89,7 +89,7 @@ export function clearModel(): void {
   for (let i: u32 = H_NODES; i < HEADER_BYTES; i += 4) setHdr32(i, 0);
   setHdr32(H_NEXTNODE, FIRST_NODE);
   for (let s: u32 = 0; s < gStreams; s++) store<u32>(oStreams + <usize>s * streamStride, NONE);
-  for (let i: u32 = 0; i < gFilter; i++) store<u32>(oLru + (<usize>i << 2), NONE);
+  lruReset();
   // Roots: parent 0, count 0; they are never freed.
   memory.fill(oNodes, 0, <usize>FIRST_NODE * NODE_BYTES);
 }

@@ -41,7 +41,6 @@ export const H_OBSERVED: u32 = 136;
 export const H_TRAINED: u32 = 144;
 export const H_PRUNES: u32 = 152;
 export const H_PRESENT: u32 = 160;
-export const H_TICK: u32 = 168; // f64: LRU clock
 export const HEADER_BYTES: u32 = 192;
 export const REGISTERS: usize = 512; // scratch registers of the search (not state)
 export const TOP: usize = 768; // the search's top-BRANCH buffer (BRANCH u32)
