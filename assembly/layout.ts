@@ -86,6 +86,7 @@ export let gCapacity: u32 = 0;
 export let gPageCount: u32 = 0;
 export let gRange: i32 = 0;
 export let gFilter: u32 = 0;
+export let gLruMask: u32 = 0; // index slots of the training filter - 1 (see lru.ts)
 export let gLookahead: u32 = 0;
 export let gAgeLimit: u32 = 0;
 export let gThreshold: f64 = 0;
@@ -119,6 +120,7 @@ export function attachConfig(): void {
   gPageCount = hdr32(H_PAGECOUNT);
   gRange = <i32>hdr32(H_RANGE);
   gFilter = hdr32(H_FILTER);
+  gLruMask = lruIndexSlots(gFilter) - 1;
   gLookahead = hdr32(H_LOOKAHEAD);
   gAgeLimit = hdr32(H_AGELIMIT);
   gThreshold = hdr64(H_THRESHOLD);
@@ -135,4 +137,11 @@ export function attachConfig(): void {
   oBuckets = hdr32(H_O_BUCKETS);
   streamStride = 4 * (1 + 2 * (gOrder + 1));
   stateStride = (16 + 8 * (gOrder + 1) + 7) & ~7;
+}
+
+/** Index slots of the training filter for n pages: a power of two >= 4n (load factor <= 1/4). */
+export function lruIndexSlots(n: u32): u32 {
+  let h: u32 = 8;
+  while (h < 4 * n) h <<= 1;
+  return h;
 }

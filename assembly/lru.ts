@@ -4,14 +4,8 @@
 // linear probing, backward-shift deletion) finds a page's slot. A hit moves its slot to the front, a
 // miss reuses the last slot: both O(1). Initially slot 0 is last, then 1, 2... (the reference model
 // evicts the lowest slot among the never-used ones, which is the same order).
-import { oLru, gFilter, NONE } from "./layout";
+import { oLru, gFilter, gLruMask, lruIndexSlots, NONE } from "./layout";
 
-/** Index slots for a filter of n pages: a power of two >= 4n (load factor <= 1/4). */
-export function lruIndexSlots(n: u32): u32 {
-  let h: u32 = 8;
-  while (h < 4 * n) h <<= 1;
-  return h;
-}
 
 /** Bytes of the filter's section: pages u32[n], links (prev u16, next u16)[n], head, tail, index u32[slots]. */
 export function lruBytes(n: u32): usize {
@@ -97,7 +91,7 @@ function removeAt(i: u32, mask: u32): void {
 
 /** True when `page` is among the `filter` most recently touched pages; records the touch either way. */
 export function recentlyTouched(page: u32): bool {
-  const mask = lruIndexSlots(gFilter) - 1;
+  const mask = gLruMask;
   const at = find(page, mask);
   if (at >= 0) {
     toFront(load<u32>(indexAt(<u32>at)) - 1);
