@@ -8,6 +8,7 @@
  *  2. The same calls timed one by one with process.hrtime.bigint() over a 1M-call run: median, p99;
  *     then with the caches emptied before each call (the field case); and the machine's cost of one
  *     cache miss (a dependent random load), the floor under every figure above.
+ *     2b. predictNext in the quality replay of the real xz trace, compacted and not, call by call.
  *  3. train throughput: the real traces' histories (LRU-filtered, the normal case) and a synthetic
  *     stream where every event is a miss (the worst case).
  *  4. Wasm core against the TypeScript reference model: same model, same faults.
@@ -20,6 +21,7 @@ import { cpus } from "node:os";
 import { createPredictor, restorePredictor } from "../src/engine/predictor.js";
 import { createReferencePredictor } from "../src/reference/ppm.js";
 import { readTextTrace } from "../src/trace/format.js";
+import { placePages } from "../src/trace/layout.js";
 import { BUNDLED_TRACES } from "../src/cli/quality.js";
 import { mixedStream, BENCH_PAGES } from "./workload.js";
 
@@ -127,6 +129,45 @@ console.log(`predictNext (single calls, hrtime, ${N}): median ${fmt(sq.median)},
   }
   results.memoryLatency = floor;
   console.log(`one dependent random load: ${Object.entries(floor).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")}`);
+}
+
+// ---- 2b: predictNext in the real replay (xz, both layouts): compacted and not, call by call ----
+// Two predictors hold the same trained model, one compacted; each fault of the quality replay goes
+// to both, in alternating order (their outputs are identical, so they see the same faults). Between
+// two faults the replay walks the trace, as a guest runs between faults: caches are not warm.
+{
+  const tr = await readTextTrace(BUNDLED_TRACES[1]);
+  const rows: Record<string, unknown> = {};
+  for (const layout of ["virtual", "4k"] as const) {
+    const placed = placePages(tr.pages, { layout, seed: 1 });
+    const split = Math.floor(placed.pages.length * 0.3);
+    const a = createPredictor({ pageCount: placed.pageCount, streams: 1 });
+    a.train(placed.pages.subarray(0, split));
+    const b = restorePredictor(a.snapshot());
+    a.compact();
+    const ta: number[] = [], tb: number[] = [];
+    const present = new Uint8Array(placed.pageCount);
+    let k = 0;
+    for (let i = split; i < placed.pages.length; i++) {
+      const f = placed.pages[i];
+      if (present[f]) continue;
+      present[f] = 1;
+      const order = (k++ & 1) === 0 ? [a, b] : [b, a];
+      let n = 0;
+      for (const p of order) {
+        const t0 = process.hrtime.bigint();
+        n = p.predictInto(f);
+        (p === a ? ta : tb).push(Number(process.hrtime.bigint() - t0));
+      }
+      for (let j = 0; j < n; j++) present[a.output[j]] = 1;
+    }
+    const qa = quantiles(ta), qb = quantiles(tb);
+    rows[layout] = { contexts: a.stats().contexts, calls: ta.length, compacted: qa, notCompacted: qb, speedup: qb.median / qa.median };
+    console.log(`predictNext in the xz/${layout} replay (${ta.length} faults, ${a.stats().contexts} contexts): median ${fmt(qa.median)} (p99 ${fmt(qa.p99)}) after compact(), ${fmt(qb.median)} (p99 ${fmt(qb.p99)}) without: ${(qb.median / qa.median).toFixed(2)}x`);
+    a.dispose();
+    b.dispose();
+  }
+  results.predictReplay = rows;
 }
 
 // ---- 3: train throughput ----
