@@ -15,6 +15,7 @@ import { lruBytes, lruReset } from "./lru";
 import { predictFrom } from "./predict";
 import { isSet, setBit, setRange } from "./bitmap";
 import { compact as compactNodes } from "./compact";
+import { prune as pruneNodes } from "./trie";
 
 const SECTIONS_START: usize = 1024;
 
@@ -123,6 +124,8 @@ export function observe(page: u32, stream: u32): void {
 export function train(count: u32, stream: u32): void { trainBatch(count, stream); }
 /** Renumber the nodes so that each context's successors are adjacent (see compact.ts). */
 export function compact(): void { compactNodes(); }
+/** Prune now (what a full arena does by itself): every count halved, zero counts dropped. */
+export function prune(): void { pruneNodes(); }
 export function markPresent(page: u32): void { setBit(page); }
 /** Forget which pages are present (a new migration over a model already learned). */
 export function clearPresent(): void {

@@ -82,6 +82,10 @@ export class WasmPredictor implements Predictor {
     this.live("compact").compact();
   }
 
+  prune(): void {
+    this.live("prune").prune();
+  }
+
   /**
    * Learn from a fault and return the pages to send with it. The result is a view of the engine's
    * output buffer: the next predictNext call overwrites it (copy it with .slice() to keep it).

@@ -20,6 +20,7 @@ export interface CoreExports {
   observe(page: number, stream: number): void;
   train(count: number, stream: number): void;
   compact(): void;
+  prune(): void;
   markPresent(page: number): void;
   clearPresent(): void;
   markPresentRange(start: number, count: number): void;

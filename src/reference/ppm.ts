@@ -93,7 +93,7 @@ export class ReferencePredictor implements Predictor {
     let child = parent.byKey.get(symbol);
     if (!child) {
       if (this.nodes >= this.options.maxContexts) {
-        this.prune();
+        this.pruneAll();
         if (parent.freed) return null;
         if (this.nodes >= this.options.maxContexts) return null;
       }
@@ -151,7 +151,12 @@ export class ReferencePredictor implements Predictor {
     for (const s of this.streamStates) for (const a of s.ctx) for (let k = 0; k < a.length; k++) if (a[k]?.freed) a[k] = null;
   }
 
-  private prune(): void {
+  prune(): void {
+    this.live("prune");
+    this.pruneAll();
+  }
+
+  private pruneAll(): void {
     this.halveChildren(this.pageRoot, true);
     this.halveChildren(this.deltaRoot, true);
     this.counters.prunes++;

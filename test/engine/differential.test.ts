@@ -30,7 +30,8 @@ type Op =
   | { kind: "observe"; page: number; stream: number }
   | { kind: "present"; page: number }
   | { kind: "range"; start: number; count: number }
-  | { kind: "compact" };
+  | { kind: "compact" }
+  | { kind: "prune" };
 
 /** A page stream mixing the patterns real traces have: runs, strides, repeated loops, noise. */
 const pagesArb = (n: number) =>
@@ -57,6 +58,7 @@ const scenarioArb = optionsArb.chain((o) =>
         { weight: 1, arbitrary: fc.nat(o.pageCount - 1).chain((start) => fc.record({ kind: fc.constant("range" as const), start: fc.constant(start), count: fc.nat(Math.min(40, o.pageCount - start)) })) },
         { weight: 1, arbitrary: fc.record({ kind: fc.constant("train" as const), pages: pagesArb(o.pageCount), stream: fc.nat(o.streams - 1) }) },
         { weight: 1, arbitrary: fc.constant({ kind: "compact" as const }) },
+        { weight: 1, arbitrary: fc.constant({ kind: "prune" as const }) },
       ) as fc.Arbitrary<Op>,
       { maxLength: 150 },
     ),
@@ -80,6 +82,7 @@ function runBoth(options: FullPredictorOptions, history: number[], ops: Op[]): v
       case "present": w.markPresent(op.page); r.markPresent(op.page); break;
       case "range": w.markPresentRange(op.start, op.count); r.markPresentRange(op.start, op.count); break;
       case "compact": w.compact(); r.compact(); break;
+      case "prune": w.prune(); r.prune(); break;
     }
   });
   const ws = w.stats(), rs = r.stats();

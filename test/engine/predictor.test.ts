@@ -221,8 +221,23 @@ test("every call after dispose() throws a TypeError naming the call", () => {
     ["predictNext", () => p.predictNext(1)], ["train", () => p.train([1])], ["observe", () => p.observe(1)],
     ["markPresent", () => p.markPresent(1)], ["markPresentRange", () => p.markPresentRange(1, 1)],
     ["isPresent", () => p.isPresent(1)], ["clearPresent", () => p.clearPresent()], ["stats", () => p.stats()], ["snapshot", () => p.snapshot()], ["reset", () => p.reset()],
+    ["compact", () => p.compact()], ["prune", () => p.prune()],
   ];
   for (const [name, call] of calls) assert.throws(call, (e: Error) => e instanceof TypeError && e.message === `predictor.${name}() called after dispose()`);
+});
+
+test("prune() halves the model now, as a full arena would: singletons go, repeated contexts stay", () => {
+  const p = createPredictor({ pageCount: 100, alphabet: "page", order: 1, filter: 0 });
+  // 1 -> 2 eight times (counts survive a halving), 5 -> 6 -> 7 once each (counts of 1 drop).
+  p.train([1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 5, 6, 7]);
+  const before = p.stats();
+  p.prune();
+  const after = p.stats();
+  assert.equal(after.prunes, before.prunes + 1);
+  assert.ok(after.contexts < before.contexts, `contexts ${before.contexts} -> ${after.contexts}`);
+  p.clearPresent();
+  assert.deepEqual(Array.from(p.predictNext(1)), [2], "the repeated successor survives");
+  assert.deepEqual(Array.from(p.predictNext(6)), [], "a singleton successor is gone");
 });
 
 test("reset forgets the model and the present pages but keeps the options", () => {
