@@ -2,7 +2,7 @@
 // wrapper validates every argument before calling in; nothing here allocates after init.
 import {
   HEADER, HEADER_BYTES, MAGIC, OUT_CAPACITY, IN_CAPACITY, STATES, SCRATCH_SLOTS, MAX_CANDIDATES,
-  NODE_BYTES, PAGE_ROOT, FIRST_NODE, NONE,
+  NODE_BYTES, PAGE_ROOT, FIRST_NODE, NONE, AGE_LIMIT_MAX,
   H_MAGIC, H_ORDER, H_ALPHA, H_ESCAPE, H_DEPTH, H_STREAMS, H_CAPACITY, H_PAGECOUNT, H_RANGE, H_FILTER,
   H_LOOKAHEAD, H_AGELIMIT, H_THRESHOLD, H_O_OUT, H_O_IN, H_O_STREAMS, H_O_LRU, H_O_FRONT, H_O_CAND,
   H_O_SEEN, H_O_BITMAP, H_O_NODES, H_END, H_SLOTS, H_O_BUCKETS, H_NODES, H_NEXTNODE, H_FREE,
@@ -61,7 +61,8 @@ export function init(
   setHdr32(H_RANGE, range);
   setHdr32(H_FILTER, filter);
   setHdr32(H_LOOKAHEAD, lookahead);
-  setHdr32(H_AGELIMIT, ageLimit);
+  // Counts are 16-bit: a total may reach ageLimit + 1 (the wrapper validates; this guards the raw ABI).
+  setHdr32(H_AGELIMIT, ageLimit < AGE_LIMIT_MAX ? ageLimit : AGE_LIMIT_MAX);
   setHdr64(H_THRESHOLD, threshold);
   const stride: usize = 4 * (1 + 2 * (<usize>order + 1));
   const state: usize = (16 + 8 * (<usize>order + 1) + 7) & ~7;

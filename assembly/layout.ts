@@ -3,7 +3,7 @@
 // copy of memory (a snapshot) restores everything; `attach` reloads the cached globals from it.
 
 export const HEADER: u32 = 64;
-export const MAGIC: u32 = 0x50504d32; // "PPM2"
+export const MAGIC: u32 = 0x50504d33; // "PPM3"
 
 // Header fields (byte offsets from HEADER).
 export const H_MAGIC: u32 = 0;

@@ -155,7 +155,8 @@ function heapPop(): u32 {
   return top;
 }
 
-// The successors of one context that no longer context offered: SCAN x (symbol u32, count u32).
+// The successors of one context that no longer context offered, staged for scoring: SCAN x
+// (symbol u32, count u32).
 const STAGE: usize = REGISTERS + 64;
 
 /** Score one alphabet's successors of state `st` into the candidate table. */
@@ -330,8 +331,7 @@ export function predictFrom(stream: u32): u32 {
       store<u32>(oOut + (<usize>out << 2), page);
       out++;
     }
-    // Expand it while the budget lasts; afterwards the frontier is only drained.
-    if (expansions >= gLookahead) continue;
+    // Expand it (the loop's head hands the frontier to drain() once the budget is spent).
     expansions++;
     if (si != 0) fillContexts(cur);
     clearTable(T_CAND);

@@ -15,7 +15,7 @@
 import { crc32 } from "../util/crc32.js";
 
 export const SNAPSHOT_MAGIC = 0x534d5050; // "PPMS" little-endian
-export const FORMAT_VERSION = 2; // 2: 32-byte entries with the hash buckets inside the node slots
+export const FORMAT_VERSION = 3; // 3: 28-byte nodes, 16-bit counts, a dense bucket array, a linked LRU
 
 export interface SnapshotParts {
   options: unknown;
