@@ -4,11 +4,13 @@
 // and its children are the symbols seen right after that context, each with a count. Two tries share
 // one arena: the page trie (symbols are page numbers) and the delta trie (symbols are the signed
 // distance to the previous page of the same stream, with every |delta| > range folded into FAR).
-// A hash index over (parent, symbol) finds a child in O(1); children also form a singly linked list
-// (newest first) so a context's successors can be enumerated.
+// A hash index over (parent, symbol) finds a child in O(1); children also form a doubly linked list
+// in order of last use (most recently counted first; the page root's in order of creation), so a
+// context's most recent successors are enumerated first and a move to the front is O(1).
 //
 // Memory is fixed: when a new node is needed and the arena is full, the whole trie is pruned (every
-// count halved, zero-count subtrees dropped onto a free list, the index rebuilt) rather than trapping.
+// count halved, zero-count subtrees dropped onto a free list and out of the index) rather than
+// trapping.
 // Counts also age locally: when a context's children add up to more than the age limit, they are
 // halved and those that fall to zero are dropped with their subtrees, so recent behaviour outweighs
 // old history and a wide context cannot keep re-triggering its own ageing. The page root is exempt:
