@@ -5,7 +5,7 @@
 // one arena: the page trie (symbols are page numbers) and the delta trie (symbols are the signed
 // distance to the previous page of the same stream, with every |delta| > range folded into FAR).
 // A hash index over (parent, symbol) finds a child in O(1); children also form a doubly linked list
-// in order of last use (most recently counted first; the page root's in order of creation), so a
+// in order of last use (most recently counted first; the page root's: newest first), so a
 // context's most recent successors are enumerated first and a move to the front is O(1).
 //
 // Memory is fixed: when a new node is needed and the arena is full, the whole trie is pruned (every
