@@ -7,12 +7,12 @@ import {
   H_LOOKAHEAD, H_AGELIMIT, H_THRESHOLD, H_O_OUT, H_O_IN, H_O_STREAMS, H_O_LRU, H_O_FRONT, H_O_CAND,
   H_O_SEEN, H_O_BITMAP, H_O_NODES, H_END, H_SLOTS, H_O_BUCKETS, H_NODES, H_NEXTNODE, H_FREE,
   H_FAULTS, H_OBSERVED, H_PRESENT, hdr32, setHdr32, setHdr64, hdr64, bump, attachConfig,
-  oOut, oIn, oStreams, oLru, oBitmap, oNodes, gStreams, gFilter, gPageCount, 
+  oOut, oIn, oStreams, oLru, oBitmap, oNodes, gStreams, gFilter, gPageCount,
   streamStride, gCapacity, stateStride,
 } from "./layout";
 import { learn, trainBatch } from "./learn";
 import { lruBytes, lruReset } from "./lru";
-import { predictFrom } from "./predict";
+import { predictFrom, layoutTables } from "./predict";
 import { isSet, setBit, setRange } from "./bitmap";
 import { compact as compactNodes } from "./compact";
 import { prune as pruneNodes } from "./trie";
@@ -80,6 +80,7 @@ export function init(
   setHdr32(H_END, <u32>x);
   setHdr32(H_SLOTS, capacity + FIRST_NODE);
   attachConfig();
+  layoutTables();
   clearModel();
   return 1;
 }
@@ -100,6 +101,7 @@ export function clearModel(): void {
 export function attach(): i32 {
   if (hdr32(H_MAGIC) != MAGIC) return 0;
   attachConfig();
+  layoutTables();
   return 1;
 }
 

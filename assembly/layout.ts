@@ -28,9 +28,9 @@ export const H_O_CAND: u32 = 76;
 export const H_O_SEEN: u32 = 80;
 export const H_O_BITMAP: u32 = 84;
 export const H_SLOTS: u32 = 88; // node slots (roots included): also the number of hash buckets
-export const H_O_BUCKETS: u32 = 100;
 export const H_O_NODES: u32 = 92;
 export const H_END: u32 = 96;
+export const H_O_BUCKETS: u32 = 100;
 export const H_NODES: u32 = 104; // live nodes besides the roots
 export const H_NEXTNODE: u32 = 108; // bump pointer (node id)
 export const H_FREE: u32 = 112; // free-list head (node id, 0 = empty)

@@ -52,8 +52,8 @@ const T_SEEN: u32 = 2;
   return base + <usize>slots * SLOT_BYTES;
 }
 
-/** Size the three tables for this configuration (on every search: the registers are scratch). */
-function layoutTables(): void {
+/** Size the three tables for this configuration: once per init or attach, not per search. */
+export function layoutTables(): void {
   let base = placeTable(T_CAND, slotsFor(SCAN * (2 * gOrder + 1)), oSeen);
   base = placeTable(T_EXCL, slotsFor(SCAN * (gOrder + 1)), base);
   placeTable(T_SEEN, slotsFor(1 + gLookahead * BRANCH), base);
@@ -309,7 +309,6 @@ export function predictFrom(stream: u32): u32 {
   let nStates: u32 = 1;
   heapSize = 0;
   heapPush(0);
-  layoutTables();
   clearTable(T_SEEN);
   slotOf(T_SEEN, load<u32>(s0 + 8));
   const depth = gDepth;
