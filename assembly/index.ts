@@ -2,7 +2,7 @@
 // wrapper validates every argument before calling in; nothing here allocates after init.
 import {
   HEADER, HEADER_BYTES, MAGIC, OUT_CAPACITY, IN_CAPACITY, STATES, SCRATCH_SLOTS, MAX_CANDIDATES,
-  NODE_BYTES, PAGE_ROOT, FIRST_NODE, NONE, AGE_LIMIT_MAX,
+  NODE_BYTES, PAGE_ROOT, FIRST_NODE, NONE, AGE_LIMIT_MAX, REHEARSAL_BYTES,
   H_MAGIC, H_ORDER, H_ALPHA, H_ESCAPE, H_DEPTH, H_STREAMS, H_CAPACITY, H_PAGECOUNT, H_RANGE, H_FILTER,
   H_LOOKAHEAD, H_AGELIMIT, H_THRESHOLD, H_O_OUT, H_O_IN, H_O_STREAMS, H_O_LRU, H_O_FRONT, H_O_CAND,
   H_O_SEEN, H_O_BITMAP, H_O_NODES, H_END, H_SLOTS, H_O_BUCKETS, H_NODES, H_NEXTNODE, H_FREE,
@@ -11,6 +11,7 @@ import {
   streamStride, gCapacity, stateStride,
 } from "./layout";
 import { learn, trainBatch } from "./learn";
+import { beginRehearsal, openSuffix, scanSuffix, learnSuffix } from "./rehearse";
 import { lruBytes, lruReset } from "./lru";
 import { predictFrom, layoutTables } from "./predict";
 import { isSet, setBit, setRange } from "./bitmap";
@@ -23,16 +24,17 @@ const SECTIONS_START: usize = 1024;
 
 /** Bytes of linear memory a model of this shape needs (for sizing from a byte budget). */
 export function layoutBytes(order: u32, streams: u32, capacity: u32, pageCount: u32, filter: u32): f64 {
-  const stride: u64 = 4 * (1 + 2 * (<u64>order + 1));
+  const stride: u64 = 4 * (1 + 2 * (<u64>order + 1)); // streams + 1 records: the last is the rehearsal's
   const state: u64 = (16 + 8 * (<u64>order + 1) + 7) & ~7;
   let x: u64 = SECTIONS_START;
   x += <u64>OUT_CAPACITY * 4;
   x += <u64>IN_CAPACITY * 4;
-  x += (<u64>streams * stride + 7) & ~7;
+  x += ((<u64>streams + 1) * stride + 7) & ~7;
   x += (<u64>lruBytes(filter) + 7) & ~7;
   x += <u64>STATES * (state + 4);
   x += <u64>MAX_CANDIDATES * 12;
   x += <u64>SCRATCH_SLOTS * 12 * 3;
+  x += <u64>REHEARSAL_BYTES;
   x += ((<u64>pageCount + 7) / 8 + 7) & ~7;
   x += (<u64>capacity + FIRST_NODE) * 4;
   x += (<u64>capacity + FIRST_NODE) * NODE_BYTES;
@@ -69,11 +71,11 @@ export function init(
   let x: usize = SECTIONS_START;
   setHdr32(H_O_OUT, <u32>x); x += <usize>OUT_CAPACITY * 4;
   setHdr32(H_O_IN, <u32>x); x += <usize>IN_CAPACITY * 4;
-  setHdr32(H_O_STREAMS, <u32>x); x += align8(<usize>streams * stride);
+  setHdr32(H_O_STREAMS, <u32>x); x += align8((<usize>streams + 1) * stride);
   setHdr32(H_O_LRU, <u32>x); x += align8(lruBytes(filter));
   setHdr32(H_O_FRONT, <u32>x); x += <usize>STATES * (state + 4);
   setHdr32(H_O_CAND, <u32>x); x += <usize>MAX_CANDIDATES * 12;
-  setHdr32(H_O_SEEN, <u32>x); x += <usize>SCRATCH_SLOTS * 12 * 3;
+  setHdr32(H_O_SEEN, <u32>x); x += <usize>SCRATCH_SLOTS * 12 * 3 + REHEARSAL_BYTES; // oRehearse follows
   setHdr32(H_O_BITMAP, <u32>x); x += align8((<usize>pageCount + 7) / 8);
   setHdr32(H_O_BUCKETS, <u32>x); x += (<usize>capacity + FIRST_NODE) * 4;
   setHdr32(H_O_NODES, <u32>x); x += (<usize>capacity + FIRST_NODE) * NODE_BYTES;
@@ -91,7 +93,7 @@ export function clearModel(): void {
   memory.fill(SECTIONS_START, 0, <usize>end - SECTIONS_START);
   for (let i: u32 = H_NODES; i < HEADER_BYTES; i += 4) setHdr32(i, 0);
   setHdr32(H_NEXTNODE, FIRST_NODE);
-  for (let s: u32 = 0; s < gStreams; s++) store<u32>(oStreams + <usize>s * streamStride, NONE);
+  for (let s: u32 = 0; s <= gStreams; s++) store<u32>(oStreams + <usize>s * streamStride, NONE);
   lruReset();
   // Roots: parent 0, count 0; they are never freed.
   memory.fill(oNodes, 0, <usize>FIRST_NODE * NODE_BYTES);
@@ -125,6 +127,11 @@ export function observe(page: u32, stream: u32): void {
 }
 
 export function train(count: u32, stream: u32): void { trainBatch(count, stream); }
+// The switch-over rehearsal, driven by the wrapper one suffix at a time (rehearse.ts).
+export function rehearseBegin(stream: u32): void { beginRehearsal(stream); }
+export function rehearseOpen(): void { openSuffix(); }
+export function rehearseScan(count: u32): i32 { return scanSuffix(count); }
+export function rehearseLearn(): i32 { return learnSuffix(); }
 /** Renumber the nodes so that each context's successors are adjacent (see compact.ts). */
 export function compact(): void { compactNodes(); }
 /** Prune now (what a full arena does by itself): every count halved, zero counts dropped. */

@@ -3,7 +3,7 @@
 // copy of memory (a snapshot) restores everything; `attach` reloads the cached globals from it.
 
 export const HEADER: u32 = 64;
-export const MAGIC: u32 = 0x50504d33; // "PPM3"
+export const MAGIC: u32 = 0x50504d34; // "PPM4"
 
 // Header fields (byte offsets from HEADER).
 export const H_MAGIC: u32 = 0;
@@ -41,6 +41,11 @@ export const H_OBSERVED: u32 = 136;
 export const H_TRAINED: u32 = 144;
 export const H_PRUNES: u32 = 152;
 export const H_PRESENT: u32 = 160;
+export const H_REHEARSED: u32 = 168; // f64: first touches learned by the switch-over rehearsal
+export const H_RGEN: u32 = 176; // stamp of the rehearsal's current suffix in its page set
+export const H_RCUR: u32 = 180; // pages in the rehearsal's current first-touch list
+export const H_RPREV: u32 = 184; // pages in the previous (shorter) suffix's list
+export const H_RFLIP: u32 = 188; // which of the two list buffers is the current one
 export const HEADER_BYTES: u32 = 192;
 export const REGISTERS: usize = 512; // scratch registers of the search (not state)
 export const TOP: usize = 768; // the search's top-BRANCH buffer (BRANCH u32)
@@ -52,6 +57,11 @@ export const BRANCH: u32 = 16; // candidates followed from one expanded state
 export const SCAN: u32 = 16; // successors of one context considered when scoring (most recent first)
 export const SCRATCH_SLOTS: u32 = 4096; // reserved slots per scratch table (predict.ts sizes each to its bound)
 export const MAX_CANDIDATES: u32 = 2048; // distinct pages one expansion may score
+// Switch-over rehearsal (rehearse.ts): most distinct pages of one suffix (src/engine/rehearsal.ts
+// says the same), a page set of twice as many slots, two first-touch lists.
+export const REHEARSAL_PAGES: u32 = 16384;
+export const REHEARSAL_SLOTS: u32 = 2 * REHEARSAL_PAGES;
+export const REHEARSAL_BYTES: usize = <usize>REHEARSAL_SLOTS * 8 + <usize>REHEARSAL_PAGES * 4 * 2;
 
 // Node: 28 bytes, plus its 4-byte hash bucket in a dense array beside the nodes (one bucket per node
 // slot): 32 bytes per context entry. Counts are 16-bit: ageing keeps every context's total <=
@@ -97,6 +107,7 @@ export let oLru: usize = 0;
 export let oFront: usize = 0;
 export let oCand: usize = 0;
 export let oSeen: usize = 0;
+export let oRehearse: usize = 0; // right after the search's scratch tables
 export let oBitmap: usize = 0;
 export let oNodes: usize = 0;
 export let gSlots: u32 = 0; // node slots = hash buckets
@@ -131,6 +142,7 @@ export function attachConfig(): void {
   oFront = hdr32(H_O_FRONT);
   oCand = hdr32(H_O_CAND);
   oSeen = hdr32(H_O_SEEN);
+  oRehearse = oSeen + <usize>SCRATCH_SLOTS * 12 * 3;
   oBitmap = hdr32(H_O_BITMAP);
   oNodes = hdr32(H_O_NODES);
   gSlots = hdr32(H_SLOTS);

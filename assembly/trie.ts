@@ -186,10 +186,10 @@ export function prune(): void {
   forgetFreedContexts();
 }
 
-/** Stream contexts that point at dropped nodes escape to shorter orders. */
+/** Stream contexts that point at dropped nodes escape to shorter orders (the rehearsal's record too). */
 function forgetFreedContexts(): void {
   const slots: u32 = 2 * (gOrder + 1);
-  for (let s: u32 = 0; s < gStreams; s++) {
+  for (let s: u32 = 0; s <= gStreams; s++) {
     const base = oStreams + <usize>s * streamStride + 4;
     for (let i: u32 = 0; i < slots; i++) {
       const a = base + (<usize>i << 2);

@@ -32,6 +32,8 @@ export interface ResolvedOptions {
   lookahead: number;
   /** A context's counts are halved when they add up to more than this. */
   ageLimit: number;
+  /** train() also learns the first touches of the history's suffixes (engine/rehearsal.ts). */
+  rehearse: boolean;
 }
 
 export interface FullPredictorOptions extends PredictorOptions {
@@ -39,6 +41,7 @@ export interface FullPredictorOptions extends PredictorOptions {
   filter?: number;
   lookahead?: number;
   ageLimit?: number;
+  rehearse?: boolean;
 }
 
 export const DEFAULTS = {
@@ -53,6 +56,7 @@ export const DEFAULTS = {
   filter: 128,
   lookahead: 8,
   ageLimit: 65534,
+  rehearse: true,
 } as const;
 
 export const LIMITS = {
@@ -86,7 +90,7 @@ export function describe(v: unknown): string {
 /** Validate and complete options; throws TypeError/RangeError naming the option and the value. */
 export function resolveOptions(o: FullPredictorOptions, bytesFor?: (capacity: number) => number): ResolvedOptions {
   if (o === null || typeof o !== "object") throw new TypeError(`options must be an object, got ${describe(o)}`);
-  const known = new Set(["pageCount", "order", "alphabet", "escape", "depth", "threshold", "streams", "maxContexts", "memoryBytes", "deltaRange", "filter", "lookahead", "ageLimit"]);
+  const known = new Set(["pageCount", "order", "alphabet", "escape", "depth", "threshold", "streams", "maxContexts", "memoryBytes", "deltaRange", "filter", "lookahead", "ageLimit", "rehearse"]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new TypeError(`options.${k} is not an option (known: ${[...known].join(", ")})`);
   if (o.pageCount === undefined) throw new TypeError("options.pageCount is required (pages in the guest)");
   const pageCount = int("pageCount", o.pageCount, LIMITS.pageCount);
@@ -104,6 +108,8 @@ export function resolveOptions(o: FullPredictorOptions, bytesFor?: (capacity: nu
   const filter = int("filter", o.filter ?? DEFAULTS.filter, LIMITS.filter);
   const lookahead = int("lookahead", o.lookahead ?? DEFAULTS.lookahead, LIMITS.lookahead);
   const ageLimit = int("ageLimit", o.ageLimit ?? DEFAULTS.ageLimit, LIMITS.ageLimit);
+  const rehearse = o.rehearse ?? DEFAULTS.rehearse;
+  if (typeof rehearse !== "boolean") throw new TypeError(`options.rehearse must be a boolean, got ${describe(rehearse)}`);
   let maxContexts: number;
   if (o.memoryBytes !== undefined) {
     if (o.maxContexts !== undefined) throw new TypeError("options.maxContexts and options.memoryBytes exclude each other; give one");
@@ -114,7 +120,7 @@ export function resolveOptions(o: FullPredictorOptions, bytesFor?: (capacity: nu
   } else {
     maxContexts = int("maxContexts", o.maxContexts ?? DEFAULTS.maxContexts, LIMITS.maxContexts);
   }
-  return { pageCount, order, alphabet, escape, depth, threshold, streams, maxContexts, deltaRange, filter, lookahead, ageLimit };
+  return { pageCount, order, alphabet, escape, depth, threshold, streams, maxContexts, deltaRange, filter, lookahead, ageLimit, rehearse };
 }
 
 /** The largest capacity whose layout fits the byte budget (binary search over the exact layout). */

@@ -8,6 +8,7 @@ import { checkPage, checkStream, checkPages, checkRange } from "./validate.js";
 import { resolveOptions, DEFAULTS, type FullPredictorOptions, type ResolvedOptions } from "./options.js";
 import { instantiateCore, layoutBytes, COUNTER, OUT_CAPACITY, IN_CAPACITY, type CoreExports } from "./wasm.js";
 import { encodeSnapshot, decodeSnapshot } from "./snapshot.js";
+import { rehearsalLengths } from "./rehearsal.js";
 
 const ALPHA_BITS = { page: 1, delta: 2, hybrid: 3 } as const;
 const ESCAPE_CODE = { A: 0, B: 1, C: 2, D: 3 } as const;
@@ -70,11 +71,35 @@ export class WasmPredictor implements Predictor {
     const s = this.checkStream(stream);
     checkPages(pages, this.options.pageCount);
     this.refreshViews();
-    for (let off = 0; off < pages.length; off += IN_CAPACITY) {
-      const end = Math.min(pages.length, off + IN_CAPACITY);
-      if (pages instanceof Uint32Array) this.input.set(pages.subarray(off, end));
-      else for (let i = off; i < end; i++) this.input[i - off] = pages[i];
-      core.train(end - off, s);
+    for (let off = 0; off < pages.length; off += IN_CAPACITY) core.train(this.stage(pages, off, pages.length), s);
+    if (this.options.rehearse) this.rehearse(core, pages, s);
+  }
+
+  /** Copy pages[from, min(to, from + IN_CAPACITY)) into the core's input buffer; returns the count. */
+  private stage(pages: Uint32Array | readonly number[], from: number, to: number): number {
+    const end = Math.min(to, from + IN_CAPACITY);
+    if (pages instanceof Uint32Array) this.input.set(pages.subarray(from, end));
+    else for (let i = from; i < end; i++) this.input[i - from] = pages[i];
+    return end - from;
+  }
+
+  /**
+   * The switch-over rehearsal (engine/rehearsal.ts): for each suffix, shortest first, the core scans
+   * only the part the previous suffix did not cover and merges the rest from its previous list.
+   */
+  private rehearse(core: CoreExports, pages: Uint32Array | readonly number[], stream: number): void {
+    const n = pages.length;
+    core.rehearseBegin(stream);
+    let covered = 0;
+    for (const len of rehearsalLengths(n)) {
+      core.rehearseOpen();
+      for (let off = n - len; off < n - covered; ) {
+        const count = this.stage(pages, off, n - covered);
+        if (!core.rehearseScan(count)) return;
+        off += count;
+      }
+      if (!core.rehearseLearn()) return;
+      covered = len;
     }
   }
 
@@ -147,6 +172,7 @@ export class WasmPredictor implements Predictor {
       predictions: core.counter(COUNTER.predictions),
       observed: core.counter(COUNTER.observed),
       trained: core.counter(COUNTER.trained),
+      rehearsed: core.counter(COUNTER.rehearsed),
       contexts: core.liveContexts(),
       capacity: core.capacity(),
       memoryBytes: core.memory.buffer.byteLength,

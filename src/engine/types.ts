@@ -29,8 +29,10 @@ export interface PredictorStats {
   predictions: number;
   /** observe calls. */
   observed: number;
-  /** Events learned by train. */
+  /** Pages passed to train (the history). */
   trained: number;
+  /** First touches learned by train's switch-over rehearsal (see README). */
+  rehearsed: number;
   /** Live context entries in the arena. */
   contexts: number;
   /** Arena capacity in entries. */

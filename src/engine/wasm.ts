@@ -19,6 +19,10 @@ export interface CoreExports {
   predictNext(page: number, stream: number): number;
   observe(page: number, stream: number): void;
   train(count: number, stream: number): void;
+  rehearseBegin(stream: number): void;
+  rehearseOpen(): void;
+  rehearseScan(count: number): number;
+  rehearseLearn(): number;
   compact(): void;
   prune(): void;
   markPresent(page: number): void;
@@ -31,7 +35,7 @@ export interface CoreExports {
 }
 
 /** Header offsets of the f64 counters (assembly/layout.ts). */
-export const COUNTER = { faults: 120, predictions: 128, observed: 136, trained: 144, prunes: 152, present: 160 } as const;
+export const COUNTER = { faults: 120, predictions: 128, observed: 136, trained: 144, prunes: 152, present: 160, rehearsed: 168 } as const;
 /** Staging capacities (assembly/layout.ts). */
 export const OUT_CAPACITY = 256;
 export const IN_CAPACITY = 65536;

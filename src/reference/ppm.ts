@@ -9,6 +9,7 @@
 import { checkPage, checkStream, checkPages, checkRange } from "../engine/validate.js";
 import { resolveOptions, type FullPredictorOptions, type ResolvedOptions } from "../engine/options.js";
 import type { Predictor, PredictorStats } from "../engine/types.js";
+import { rehearsalLengths, REHEARSAL_PAGES } from "../engine/rehearsal.js";
 
 const FAR = 0x80000000; // the delta symbol for every |delta| > deltaRange
 const STATES = 128 * 16 + 1; // search states: the root + lookahead (max 128) x BRANCH
@@ -59,7 +60,7 @@ export class ReferencePredictor implements Predictor {
   private lruPages: number[] = [];
   private lruStamps: number[] = [];
   private tick = 0;
-  private counters = { faults: 0, predictions: 0, observed: 0, trained: 0, prunes: 0 };
+  private counters = { faults: 0, predictions: 0, observed: 0, trained: 0, rehearsed: 0, prunes: 0 };
   private disposed = false;
 
   constructor(options: ResolvedOptions) {
@@ -80,7 +81,7 @@ export class ReferencePredictor implements Predictor {
     this.lruPages = new Array(this.options.filter).fill(-1);
     this.lruStamps = new Array(this.options.filter).fill(0);
     this.tick = 0;
-    this.counters = { faults: 0, predictions: 0, observed: 0, trained: 0, prunes: 0 };
+    this.counters = { faults: 0, predictions: 0, observed: 0, trained: 0, rehearsed: 0, prunes: 0 };
   }
 
   private emptyCtx(): (Node | null)[] {
@@ -307,6 +308,26 @@ export class ReferencePredictor implements Predictor {
       this.learn(pages[i], s);
     }
     this.counters.trained += pages.length;
+    if (this.options.rehearse) this.rehearse(pages, s);
+  }
+
+  /**
+   * Learn the first touches of the history's suffixes, shortest first (see engine/rehearsal.ts), on
+   * a scratch stream that starts where `stream` stands: the real stream keeps the context the history
+   * left it in, which is where the actual switch-over will find it.
+   */
+  private rehearse(pages: Uint32Array | readonly number[], stream: number): void {
+    const from = this.streamStates[stream];
+    const scratch: StreamState = { last: from.last, ctx: from.ctx.map((c) => c.slice()) };
+    const id = this.streamStates.push(scratch) - 1; // pruning keeps its contexts valid as it does every stream's
+    for (const len of rehearsalLengths(pages.length)) {
+      const firstTouches = new Set<number>(); // a Set iterates in insertion order: first touch first
+      for (let i = pages.length - len; i < pages.length; i++) firstTouches.add(pages[i]);
+      if (firstTouches.size > REHEARSAL_PAGES) break;
+      for (const p of firstTouches) this.learn(p, id);
+      this.counters.rehearsed += firstTouches.size;
+    }
+    this.streamStates.pop();
   }
 
   /** The core renumbers its nodes here; ids and layout decide nothing, so the reference has nothing to do. */

@@ -8,6 +8,7 @@ import fc from "fast-check";
 import { createPredictor } from "../../src/engine/predictor.js";
 import { createReferencePredictor } from "../../src/reference/ppm.js";
 import type { FullPredictorOptions } from "../../src/engine/options.js";
+import { rehearsalLengths, REHEARSAL_PAGES } from "../../src/engine/rehearsal.js";
 
 const optionsArb = fc.record({
   pageCount: fc.integer({ min: 40, max: 3000 }),
@@ -86,7 +87,7 @@ function runBoth(options: FullPredictorOptions, history: number[], ops: Op[]): v
     }
   });
   const ws = w.stats(), rs = r.stats();
-  for (const k of ["faults", "predictions", "observed", "trained", "contexts", "prunes", "presentPages"] as const) {
+  for (const k of ["faults", "predictions", "observed", "trained", "rehearsed", "contexts", "prunes", "presentPages"] as const) {
     assert.equal(ws[k], rs[k], `stats().${k}`);
   }
   assert.ok(ws.contexts <= ws.capacity, "the arena is never exceeded");
@@ -123,6 +124,43 @@ test("the training filter (an indexed LRU in the core, a plain array in the refe
     const ops: Op[] = Array.from({ length: 300 }, (_, i) => ({ kind: "fault", page: (i * 7919) % 3000, stream: 0 }));
     runBoth({ pageCount: 3000, filter, maxContexts: 1 << 16 }, hist, ops);
   }
+});
+
+test("the switch-over rehearsal agrees: long histories, several streams, tiny arenas, suffixes past the page limit", () => {
+  // The core builds each suffix's first-touch list incrementally from the shorter suffix's list and
+  // a stamped page set; the reference builds every suffix's Set from scratch. Histories of 9k-70k
+  // pages give 2-12 suffixes; a 300-entry arena prunes while they are learned (the rehearsal's
+  // scratch context must then drop freed nodes like every stream's); 40k random pages over a large
+  // space pass REHEARSAL_PAGES distinct pages, which must end both rehearsals at the same suffix.
+  let seed = 7;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+  const cases: { opts: FullPredictorOptions; hist: () => number[] }[] = [
+    { opts: { pageCount: 5000, maxContexts: 1 << 16 }, hist: () => Array.from({ length: 70000 }, (_, i) => (rnd() < 0.7 ? Math.floor(rnd() * 150) : (i * 13) % 5000)) },
+    { opts: { pageCount: 5000, maxContexts: 300, alphabet: "page", escape: "C" }, hist: () => Array.from({ length: 20000 }, () => Math.floor(rnd() * 2000)) },
+    { opts: { pageCount: 5000, maxContexts: 300, alphabet: "delta", ageLimit: 8 }, hist: () => Array.from({ length: 12000 }, (_, i) => (i % 50 < 30 ? i % 5000 : Math.floor(rnd() * 5000))) },
+    { opts: { pageCount: 1 << 20, maxContexts: 1 << 17 }, hist: () => Array.from({ length: 80000 }, () => Math.floor(rnd() * (1 << 20))) },
+    { opts: { pageCount: 3000, streams: 3, filter: 0, order: 2 }, hist: () => Array.from({ length: 9000 }, (_, i) => (i % 7 === 0 ? Math.floor(rnd() * 3000) : i % 40)) },
+  ];
+  for (const { opts, hist } of cases) {
+    const h = hist();
+    const faults: Op[] = Array.from({ length: 400 }, (_, i) => ({ kind: "fault", page: h[(i * 7919) % h.length], stream: i % (opts.streams ?? 1) }));
+    // A second history on another stream rehearses from that stream's context.
+    const again: Op = { kind: "train", pages: h.slice(0, 9000), stream: (opts.streams ?? 1) - 1 };
+    runBoth(opts, h, [...faults.slice(0, 200), again, ...faults.slice(200)]);
+  }
+  // The limit, counted independently: suffixes are learned while their distinct pages fit.
+  const h = cases[3].hist();
+  let expected = 0, stoppedAt = 0;
+  for (const len of rehearsalLengths(h.length)) {
+    const distinct = new Set(h.slice(h.length - len)).size;
+    if (distinct > REHEARSAL_PAGES) { stoppedAt = len; break; }
+    expected += distinct;
+  }
+  assert.equal(stoppedAt, 24576, "80k random pages: the 24576-page suffix is the first past the limit");
+  const big = createPredictor({ pageCount: 1 << 20 });
+  big.train(h);
+  assert.equal(big.stats().rehearsed, expected);
+  big.dispose();
 });
 
 test("16-bit counts: an order-1 context counted past 65535 saturates, and prunes then drop it alike", () => {

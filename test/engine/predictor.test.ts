@@ -119,9 +119,37 @@ test("markPresent and markPresentRange: present pages are never predicted, but t
   assert.deepEqual(Array.from(p.predictNext(50000)), [50001, 50002, 50003, 50004, 50005, 50006, 50007, 50008]);
 });
 
+test("rehearsal: train learns the order in which the hot set faults after a switch-over", () => {
+  // The hot set (40 pages scattered over 1M) is first touched in one order A at startup, then used
+  // over and over in another order B. It never leaves a 128-page LRU, so the filtered history knows
+  // only A. After a switch-over the guest runs B: each of its pages faults in B's order. The
+  // rehearsal learns B's first-touch order from the history's suffixes; without it the model offers A.
+  let seed = 3;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+  const A = Array.from({ length: 40 }, () => Math.floor(rnd() * (1 << 20)));
+  const B = [...A].sort((x, y) => ((x * 2654435761) >>> 0) - ((y * 2654435761) >>> 0));
+  const hist = [...A, ...Array.from({ length: 20000 }, (_, i) => B[i % 40])];
+  const firstPrediction = (rehearse: boolean) => {
+    const p = createPredictor({ pageCount: 1 << 20, rehearse });
+    p.train(hist);
+    const s = p.stats();
+    const out = Array.from(p.predictNext(B[0]));
+    p.dispose();
+    return { out, rehearsed: s.rehearsed };
+  };
+  const withIt = firstPrediction(true);
+  const without = firstPrediction(false);
+  assert.deepEqual(withIt.out.slice(0, 6), B.slice(1, 7), "with the rehearsal: B's next pages, in order");
+  assert.ok(withIt.out.filter((p) => B.slice(1, 9).includes(p)).length >= 7, `${withIt.out} vs ${B.slice(1, 9)}`);
+  assert.equal(withIt.rehearsed, 40 * 3, "3 suffixes (4096, 6144, 8192 of 20040), each holding the 40 hot pages");
+  assert.equal(without.rehearsed, 0);
+  assert.equal(without.out[0], A[A.indexOf(B[0]) + 1], "without: the startup order's successor");
+});
+
 test("snapshot: the restored predictor continues exactly as the original", () => {
   const p = createPredictor({ ...OPTS, alphabet: "hybrid" });
-  p.train(history());
+  p.train(history(12000)); // long enough to be rehearsed
+  assert.ok(p.stats().rehearsed > 0);
   drive(p, FAULTS.slice(0, 20));
   const bytes = p.snapshot();
   const q = restorePredictor(bytes);
@@ -209,6 +237,7 @@ test("bad options name the option and the value", () => {
     [{ pageCount: 10, maxContexts: 1 }, RangeError, /options\.maxContexts must be in/],
     [{ pageCount: 10, maxContexts: 100, memoryBytes: 1 << 20 }, TypeError, /exclude each other/],
     [{ pageCount: 10, colour: "red" } as FullPredictorOptions, TypeError, /options\.colour is not an option/],
+    [{ pageCount: 10, rehearse: "yes" as unknown as boolean }, TypeError, /options\.rehearse must be a boolean, got "yes"/],
   ];
   for (const [o, type, msg] of cases) assert.throws(() => createPredictor(o), (e: Error) => e instanceof type && msg.test(e.message), JSON.stringify(o));
   assert.throws(() => createPredictor(null as unknown as FullPredictorOptions), /options must be an object, got null/);

@@ -13,12 +13,12 @@ test("the engine takes no more faults than next-8 on every trace and layout", as
   for (const r of await table()) assert.ok(pct(r, "ppm") <= pct(r, "next8"), `${r.trace}/${r.layout}: ppm ${pct(r, "ppm")} vs next8 ${pct(r, "next8")}`);
 });
 
-test("the engine takes no more faults than first-order Markov, except the known sqlite/4k gap (within 5%)", async () => {
+test("the engine takes no more faults than first-order Markov on every trace and layout", async () => {
+  // sqlite/4k is the tight one (RESULTS.md): without train's switch-over rehearsal the engine takes
+  // 71.3% there against markov1's 68.6.
   for (const r of await table()) {
-    const ppm = pct(r, "ppm"), m = pct(r, "markov1");
-    // sqlite/4k: markov1 learns 3.2M raw transitions, the engine ~450 history misses (RESULTS.md).
-    const bound = r.trace === "sqlite" && r.layout === "4k" ? m * 1.05 : m;
-    assert.ok(ppm <= bound, `${r.trace}/${r.layout}: ppm ${ppm} vs markov1 ${m}`);
+    const ppm = r.results.ppm.faults, m = r.results.markov1.faults;
+    assert.ok(ppm <= m, `${r.trace}/${r.layout}: ppm ${ppm} faults vs markov1 ${m}`);
   }
 });
 

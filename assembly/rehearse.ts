@@ -1,0 +1,117 @@
+// Switch-over rehearsal: train() also learns, for suffixes of the history of growing length, the
+// pages of the suffix in order of first touch: the fault stream a switch-over at the suffix's start
+// would have produced (why: src/engine/rehearsal.ts). The wrapper chooses the suffixes and feeds
+// each one's new part, from its start to where the previous (shorter) suffix began, through the
+// input buffer; the core keeps the first-touch list of the previous suffix, so every page of the
+// history is scanned once:
+//   firstTouches(longer) = firstTouches(new part) ++ (firstTouches(shorter) minus the new part's pages).
+// The lists are learned on a scratch stream record (index `streams`) that starts as a copy of the
+// trained stream's: the real stream keeps the context the history left it in.
+//
+// Memory (fixed, after the search's scratch tables): a page set of REHEARSAL_SLOTS (key u32, stamp
+// u32) slots, emptied in O(1) per suffix by a new stamp, and two lists of REHEARSAL_PAGES pages.
+import {
+  oRehearse, oIn, oStreams, streamStride, gStreams, REHEARSAL_PAGES, REHEARSAL_SLOTS,
+  H_RGEN, H_RCUR, H_RPREV, H_RFLIP, H_REHEARSED, hdr32, setHdr32, bump,
+} from "./layout";
+import { learn } from "./learn";
+
+@inline function listAddr(which: u32): usize {
+  return oRehearse + <usize>REHEARSAL_SLOTS * 8 + <usize>which * REHEARSAL_PAGES * 4;
+}
+@inline function curList(): usize { return listAddr(hdr32(H_RFLIP)); }
+@inline function prevList(): usize { return listAddr(hdr32(H_RFLIP) ^ 1); }
+
+/** Insert `page` into the current suffix's set; true if it was not there. */
+function insertPage(page: u32, stamp: u32): bool {
+  let h = page * 0x9e3779b1;
+  h ^= h >> 16;
+  let i = h & (REHEARSAL_SLOTS - 1);
+  for (;;) {
+    const a = oRehearse + (<usize>i << 3);
+    if (load<u32>(a + 4) != stamp) {
+      store<u32>(a, page);
+      store<u32>(a + 4, stamp);
+      return true;
+    }
+    if (load<u32>(a) == page) return false;
+    i = (i + 1) & (REHEARSAL_SLOTS - 1);
+  }
+  return false;
+}
+
+function containsPage(page: u32, stamp: u32): bool {
+  let h = page * 0x9e3779b1;
+  h ^= h >> 16;
+  let i = h & (REHEARSAL_SLOTS - 1);
+  for (;;) {
+    const a = oRehearse + (<usize>i << 3);
+    if (load<u32>(a + 4) != stamp) return false;
+    if (load<u32>(a) == page) return true;
+    i = (i + 1) & (REHEARSAL_SLOTS - 1);
+  }
+  return false;
+}
+
+/** Start a rehearsal of `stream`'s history: the scratch stream takes its context, no list yet. */
+export function beginRehearsal(stream: u32): void {
+  memory.copy(oStreams + <usize>gStreams * streamStride, oStreams + <usize>stream * streamStride, streamStride);
+  setHdr32(H_RPREV, 0);
+  setHdr32(H_RCUR, 0);
+}
+
+/** Start the next (longer) suffix: an empty set and an empty current list. */
+export function openSuffix(): void {
+  let g = hdr32(H_RGEN) + 1;
+  if (g == 0xffffffff) {
+    // Stamps only grow; before one could repeat, empty the set for real.
+    memory.fill(oRehearse, 0, <usize>REHEARSAL_SLOTS * 8);
+    g = 1;
+  }
+  setHdr32(H_RGEN, g);
+  setHdr32(H_RCUR, 0);
+}
+
+/**
+ * The next `count` pages of the suffix's new part, staged in the input buffer. Returns 0 when the
+ * suffix holds more than REHEARSAL_PAGES distinct pages (the rehearsal ends there), else 1.
+ */
+export function scanSuffix(count: u32): i32 {
+  const g = hdr32(H_RGEN);
+  const list = curList();
+  let n = hdr32(H_RCUR);
+  for (let i: u32 = 0; i < count; i++) {
+    const page = load<u32>(oIn + (<usize>i << 2));
+    if (!insertPage(page, g)) continue;
+    if (n == REHEARSAL_PAGES) { setHdr32(H_RCUR, n); return 0; }
+    store<u32>(list + (<usize>n << 2), page);
+    n++;
+  }
+  setHdr32(H_RCUR, n);
+  return 1;
+}
+
+/**
+ * Complete the suffix's first-touch list with the shorter suffix's pages not in the new part, learn
+ * it on the scratch stream, and keep it for the next suffix. Returns 0 (nothing learned) when the
+ * list would exceed REHEARSAL_PAGES, else 1.
+ */
+export function learnSuffix(): i32 {
+  const g = hdr32(H_RGEN);
+  const list = curList();
+  const prev = prevList();
+  let n = hdr32(H_RCUR);
+  const m = hdr32(H_RPREV);
+  for (let i: u32 = 0; i < m; i++) {
+    const page = load<u32>(prev + (<usize>i << 2));
+    if (containsPage(page, g)) continue;
+    if (n == REHEARSAL_PAGES) return 0;
+    store<u32>(list + (<usize>n << 2), page);
+    n++;
+  }
+  for (let i: u32 = 0; i < n; i++) learn(load<u32>(list + (<usize>i << 2)), gStreams);
+  bump(H_REHEARSED, <f64>n);
+  setHdr32(H_RPREV, n);
+  setHdr32(H_RFLIP, hdr32(H_RFLIP) ^ 1);
+  return 1;
+}
