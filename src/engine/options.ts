@@ -1,13 +1,17 @@
 /**
  * Predictor options: defaults, validation, and the byte budget -> capacity rule.
  *
- * Every default below was chosen by measurement on the real traces (see README, RESULTS.md):
- * order 3 and the hybrid alphabet win on both contiguous and scattered layouts; escape method D
- * measures best there by a hair over C and A (30.2, 30.3, 30.4% of demand faults on average), and B
- * cannot offer a successor seen once, which most of post-copy's first touches are (55%); an 8-state lookahead reaches the missing pages behind the hot set (16 and 32 take ~3-4%
- * fewer faults on xz for 2-3x the fault-path time, see BENCHMARKS.md); a 128-page LRU filter on the history makes the model learn the
- * miss stream it will serve (8 or none: the model learns the ping-pong between hot pages; 1024: too
- * few events are left to learn from). The threshold only cuts paths that are practically dead.
+ * Every default below was chosen by measurement on the real traces (see README, RESULTS.md; figures
+ * are % of demand faults averaged over sqlite and xz, as recorded and scattered at 4 KiB): order 3
+ * (2 and 4 within 0.2) and the hybrid alphabet (page alone 44.1, delta alone 57.8) win on both
+ * layouts; escape method D measures best by a hair (28.3; C 28.3, A 28.4), and B cannot offer a
+ * successor seen once, which most of post-copy's first touches are (33.5); an 8-state lookahead
+ * reaches the missing pages behind the hot set (16 and 32: 27.9 and 27.6, for 2-3x the fault-path
+ * time, see BENCHMARKS.md); a 256-page LRU filter makes the model learn the miss stream it will
+ * serve (8 or none learn the ping-pong between hot pages: 33.0; 128: 28.9; 1024: 28.3), and the
+ * switch-over rehearsal adds the first touches that a filtered history does not show (without it
+ * 29.8, and sqlite/4k above first-order Markov). The threshold only cuts paths that are practically
+ * dead (0.01: 32.1).
  */
 import type { Alphabet, EscapeMethod, PredictorOptions } from "./types.js";
 
@@ -53,7 +57,7 @@ export const DEFAULTS = {
   streams: 64,
   maxContexts: 1 << 20,
   deltaRange: 64,
-  filter: 128,
+  filter: 256,
   lookahead: 8,
   ageLimit: 65534,
   rehearse: true,
