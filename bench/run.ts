@@ -9,8 +9,10 @@
  *     then with the caches emptied before each call (the field case); and the machine's cost of one
  *     cache miss (a dependent random load), the floor under every figure above.
  *     2b. predictNext in the quality replay of the real xz trace, compacted and not, call by call.
- *  3. train throughput: the real traces' histories (LRU-filtered, the normal case) and a synthetic
- *     stream where every event is a miss (the worst case).
+ *     2c. single calls with a smaller search budget (lookahead 1, 2, 4).
+ *  3. train throughput: the real traces' histories (LRU-filtered, the normal case; with and without
+ *     the switch-over rehearsal, alternating) and a synthetic stream where every event is a miss
+ *     (the worst case).
  *  4. Wasm core against the TypeScript reference model: same model, same faults.
  *  5. Memory: bytes per context entry and the resident memory of a 1M-context model.
  * Writes bench/results.json; BENCHMARKS.md records the figures.
@@ -106,6 +108,30 @@ console.log(`predictNext (single calls, hrtime, ${N}): median ${fmt(sq.median)},
   console.log(`predictNext (single calls, caches emptied before each, ${M}): median ${fmt(cq.median)}, p90 ${fmt(cq.p90)}, p99 ${fmt(cq.p99)}`);
 }
 
+// The search's budget: the same single calls with fewer expansions per fault (lookahead 8 is the
+// default, above). Each model is trained from the same history and compacted.
+{
+  const rows: Record<string, ReturnType<typeof quantiles>> = {};
+  for (const lookahead of [1, 2, 4]) {
+    const p = createPredictor({ pageCount: BENCH_PAGES, maxContexts: 1 << 21, filter: 0, lookahead });
+    p.train(history);
+    p.compact();
+    const M = quick ? 50_000 : 300_000;
+    const t = new Float64Array(M);
+    for (let i = 0; i < M; i++) {
+      if (i % BATCH === 0) p.clearPresent();
+      const f = faults[i & (faults.length - 1)];
+      const a = process.hrtime.bigint();
+      p.predictInto(f);
+      t[i] = Number(process.hrtime.bigint() - a);
+    }
+    rows[`lookahead ${lookahead}`] = quantiles(t);
+    p.dispose();
+  }
+  results.predictByLookahead = rows;
+  console.log(`predictNext single calls by lookahead: ${Object.entries(rows).map(([k, q]) => `${k}: median ${fmt(q.median)}, p99 ${fmt(q.p99)}`).join("; ")}`);
+}
+
 // The floor under all of it: one dependent random load (a cache miss) over arrays of growing size.
 {
   const floor: Record<string, number> = {};
@@ -175,16 +201,24 @@ const trainRows: Record<string, number> = {};
 for (const path of BUNDLED_TRACES) {
   const tr = await readTextTrace(path);
   const h = tr.pages.subarray(0, Math.floor(tr.length * 0.3));
-  const reps: number[] = [];
-  for (let r = 0; r < (quick ? 1 : 5); r++) {
-    const p = createPredictor({ pageCount: 1 << 20 });
-    const a = process.hrtime.bigint();
-    p.train(h);
-    reps.push(h.length / (Number(process.hrtime.bigint() - a) / 1e9));
-    p.dispose();
+  // The defaults, and the same without the switch-over rehearsal, alternating (what the rehearsal costs).
+  const reps: number[][] = [[], []];
+  let rehearsed = 0;
+  for (let r = 0; r < (quick ? 1 : 7); r++) {
+    for (const k of r & 1 ? [1, 0] : [0, 1]) {
+      const p = createPredictor({ pageCount: 1 << 20, rehearse: k === 0 });
+      const a = process.hrtime.bigint();
+      p.train(h);
+      reps[k].push(h.length / (Number(process.hrtime.bigint() - a) / 1e9));
+      if (k === 0) rehearsed = p.stats().rehearsed;
+      p.dispose();
+    }
   }
-  trainRows[tr.name] = quantiles(reps).median;
-  console.log(`train ${tr.name} history (${h.length} events, LRU-filtered): ${(trainRows[tr.name] / 1e6).toFixed(1)} M events/s (median of ${reps.length})`);
+  const [on, off] = reps.map((x) => quantiles(x).median);
+  trainRows[tr.name] = on;
+  trainRows[`${tr.name}, without the rehearsal`] = off;
+  console.log(`train ${tr.name} history (${h.length} events, LRU-filtered, ${rehearsed} first touches rehearsed): ` +
+    `${(on / 1e6).toFixed(1)} M events/s (median of ${reps[0].length}); without the rehearsal ${(off / 1e6).toFixed(1)}: ${(on / off).toFixed(2)}x`);
 }
 {
   const h = mixedStream(400_000, 3);
