@@ -22,31 +22,20 @@ import { learn } from "./learn";
 @inline function curList(): usize { return listAddr(hdr32(H_RFLIP)); }
 @inline function prevList(): usize { return listAddr(hdr32(H_RFLIP) ^ 1); }
 
-/** Insert `page` into the current suffix's set; true if it was not there. */
-function insertPage(page: u32, stamp: u32): bool {
+/** Whether `page` is in the current suffix's set (stamp `stamp`); with `insert`, it is added if not. */
+function findPage(page: u32, stamp: u32, insert: bool): bool {
   let h = page * 0x9e3779b1;
   h ^= h >> 16;
   let i = h & (REHEARSAL_SLOTS - 1);
   for (;;) {
     const a = oRehearse + (<usize>i << 3);
     if (load<u32>(a + 4) != stamp) {
-      store<u32>(a, page);
-      store<u32>(a + 4, stamp);
-      return true;
+      if (insert) {
+        store<u32>(a, page);
+        store<u32>(a + 4, stamp);
+      }
+      return false;
     }
-    if (load<u32>(a) == page) return false;
-    i = (i + 1) & (REHEARSAL_SLOTS - 1);
-  }
-  return false;
-}
-
-function containsPage(page: u32, stamp: u32): bool {
-  let h = page * 0x9e3779b1;
-  h ^= h >> 16;
-  let i = h & (REHEARSAL_SLOTS - 1);
-  for (;;) {
-    const a = oRehearse + (<usize>i << 3);
-    if (load<u32>(a + 4) != stamp) return false;
     if (load<u32>(a) == page) return true;
     i = (i + 1) & (REHEARSAL_SLOTS - 1);
   }
@@ -82,7 +71,7 @@ export function scanSuffix(count: u32): i32 {
   let n = hdr32(H_RCUR);
   for (let i: u32 = 0; i < count; i++) {
     const page = load<u32>(oIn + (<usize>i << 2));
-    if (!insertPage(page, g)) continue;
+    if (findPage(page, g, true)) continue;
     if (n == REHEARSAL_PAGES) { setHdr32(H_RCUR, n); return 0; }
     store<u32>(list + (<usize>n << 2), page);
     n++;
@@ -104,7 +93,7 @@ export function learnSuffix(): i32 {
   const m = hdr32(H_RPREV);
   for (let i: u32 = 0; i < m; i++) {
     const page = load<u32>(prev + (<usize>i << 2));
-    if (containsPage(page, g)) continue;
+    if (findPage(page, g, false)) continue;
     if (n == REHEARSAL_PAGES) return 0;
     store<u32>(list + (<usize>n << 2), page);
     n++;

@@ -76,17 +76,21 @@ const perCall = (i: number) => {
 results.predictBatch = { callsPerIteration: BATCH, contexts, compacted: perCall(0), notCompacted: perCall(1), compactSpeedup: perCall(1).medianNsPerCall / perCall(0).medianNsPerCall };
 console.log(`predictNext (tinybench, per call): median ${fmt(perCall(0).medianNsPerCall)} (MAD ${fmt(perCall(0).madNsPerCall)}) after compact(), ${fmt(perCall(1).medianNsPerCall)} (MAD ${fmt(perCall(1).madNsPerCall)}) without`);
 
+/** `count` single predictNext calls on the fault stream, each timed; the bitmap is cleared every BATCH calls. */
+function timeSingleCalls(p: ReturnType<typeof createPredictor>, count: number): Float64Array {
+  const t = new Float64Array(count);
+  for (let i = 0; i < count; i++) {
+    if (i % BATCH === 0) p.clearPresent();
+    const f = faults[i & (faults.length - 1)];
+    const a = process.hrtime.bigint();
+    p.predictInto(f);
+    t[i] = Number(process.hrtime.bigint() - a);
+  }
+  return t;
+}
 const single = restorePredictor(snapshotOfModel);
 const N = quick ? 100_000 : 1_000_000;
-const times = new Float64Array(N);
-for (let i = 0; i < N; i++) {
-  if (i % BATCH === 0) single.clearPresent();
-  const f = faults[i & (faults.length - 1)];
-  const a = process.hrtime.bigint();
-  single.predictInto(f);
-  times[i] = Number(process.hrtime.bigint() - a);
-}
-const sq = quantiles(times);
+const sq = quantiles(timeSingleCalls(single, N));
 results.predictSingle = { calls: N, ...sq };
 console.log(`predictNext (single calls, hrtime, ${N}): median ${fmt(sq.median)}, p90 ${fmt(sq.p90)}, p99 ${fmt(sq.p99)}, max ${fmt(sq.max)}`);
 
@@ -116,16 +120,7 @@ console.log(`predictNext (single calls, hrtime, ${N}): median ${fmt(sq.median)},
     const p = createPredictor({ pageCount: BENCH_PAGES, maxContexts: 1 << 21, filter: 0, lookahead });
     p.train(history);
     p.compact();
-    const M = quick ? 50_000 : 300_000;
-    const t = new Float64Array(M);
-    for (let i = 0; i < M; i++) {
-      if (i % BATCH === 0) p.clearPresent();
-      const f = faults[i & (faults.length - 1)];
-      const a = process.hrtime.bigint();
-      p.predictInto(f);
-      t[i] = Number(process.hrtime.bigint() - a);
-    }
-    rows[`lookahead ${lookahead}`] = quantiles(t);
+    rows[`lookahead ${lookahead}`] = quantiles(timeSingleCalls(p, quick ? 50_000 : 300_000));
     p.dispose();
   }
   results.predictByLookahead = rows;
