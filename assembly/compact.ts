@@ -11,10 +11,10 @@
 // (3) records are permuted into place by following cycles; (4) the free list is gone (live nodes are
 // a prefix, the bump pointer follows them) and the hash index is rebuilt. No output changes: only ids do.
 import {
-  oStreams, streamStride, gStreams, gOrder, gSlots, oBuckets, NODE_BYTES, N_PARENT, N_CHILD, N_SIBLING, N_PREV,
+  oStreams, streamStride, gStreams, gOrder, NODE_BYTES, N_PARENT, N_CHILD, N_SIBLING, N_PREV,
   N_HNEXT, PAGE_ROOT, DELTA_ROOT, FIRST_NODE, FREE_MARK, H_NODES, H_NEXTNODE, H_FREE, hdr32, setHdr32,
 } from "./layout";
-import { nodeAddr, nGet, nSet, indexNode } from "./trie";
+import { nodeAddr, nGet, nSet, rebuildIndex } from "./trie";
 
 @inline function newId(id: u32): u32 { return id == 0 ? 0 : nGet(id, N_HNEXT); }
 
@@ -68,8 +68,7 @@ export function compact(): void {
   // (4) live nodes are ids FIRST_NODE .. FIRST_NODE + live - 1; rebuild the index over them.
   setHdr32(H_NEXTNODE, FIRST_NODE + live);
   setHdr32(H_FREE, 0);
-  memory.fill(oBuckets, 0, <usize>gSlots << 2);
   nSet(PAGE_ROOT, N_HNEXT, 0);
   nSet(DELTA_ROOT, N_HNEXT, 0);
-  for (let i: u32 = FIRST_NODE; i < FIRST_NODE + live; i++) indexNode(i);
+  rebuildIndex();
 }

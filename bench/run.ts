@@ -56,6 +56,16 @@ const loose = restorePredictor(big.snapshot()); // the same model, not compacted
   results.compact = { contexts, ms: ns / 1e6, nsPerContext: ns / contexts };
   console.log(`compact(): ${(ns / 1e6).toFixed(0)} ms for ${contexts} contexts (${fmt(ns / contexts)} per context)`);
 }
+{
+  // The whole-model prune a full arena triggers inside the call that finds it full: the stall.
+  const q = restorePredictor(big.snapshot());
+  const a = process.hrtime.bigint();
+  q.prune();
+  const ns = Number(process.hrtime.bigint() - a);
+  results.prune = { contexts, after: q.stats().contexts, ms: ns / 1e6 };
+  console.log(`prune(): ${(ns / 1e6).toFixed(0)} ms for ${contexts} contexts (${q.stats().contexts} left)`);
+  q.dispose();
+}
 const faults = mixedStream(1 << 20, 2);
 const BATCH = 1000;
 const snapshotOfModel = big.snapshot(); // the single-call runs start from the same (compacted) model
