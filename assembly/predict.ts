@@ -110,14 +110,11 @@ function offer(page: u32, p: f64): void {
   }
 }
 
-// Search states live in an append-only arena at oFront (never more than STATES per search), with a
-// binary max-heap of their indices after it. State layout: prob f64 @0, anchor u32 @8, parent u32
-// @12, contexts u32[2*(K+1)] @16 (filled lazily: only states that get expanded need them).
+// Search states live in an append-only arena at oFront (never more than STATES per search). State
+// layout: prob f64 @0, anchor u32 @8, parent u32 @12, contexts u32[2*(K+1)] @16 (filled lazily: only
+// states that get expanded need them).
 @inline function stateAddr(i: u32): usize { return oFront + <usize>i * stateStride; }
 @inline function stateCtx(st: usize, a: u32, k: u32): usize { return st + 16 + ((<usize>(a * (gOrder + 1) + k)) << 2); }
-@inline function heapAt(i: u32): u32 { return load<u32>(oFront + <usize>STATES * stateStride + (<usize>i << 2)); }
-@inline function heapSet(i: u32, v: u32): void { store<u32>(oFront + <usize>STATES * stateStride + (<usize>i << 2), v); }
-let heapSize: u32 = 0;
 
 /** State a is popped before state b: more probable, or as probable and created earlier. */
 @inline function before(a: u32, b: u32): bool {
@@ -126,33 +123,38 @@ let heapSize: u32 = 0;
   return pa > pb || (pa == pb && a < b);
 }
 
-function heapPush(s: u32): void {
-  let i = heapSize++;
-  while (i > 0) {
-    const up = (i - 1) >> 1;
-    const u = heapAt(up);
-    if (!before(s, u)) break;
-    heapSet(i, u);
-    i = up;
-  }
-  heapSet(i, s);
+// The frontier is a set of runs, not a heap. One expansion creates its children consecutively, from
+// its candidates best first, so each run of states is already in pop order (probabilities multiply
+// by the same path probability, which keeps their order, and ties go to the earlier state). A pop
+// takes the best of the runs' heads: at most 1 + lookahead runs, and nothing to sift (pushes, most of
+// which are never popped, were the heap's cost). Runs: (next u32, end u32) pairs after the states.
+let nRuns: u32 = 0;
+@inline function runAddr(r: u32): usize { return oFront + <usize>STATES * stateStride + (<usize>r << 3); }
+
+function addRun(first: u32, end: u32): void {
+  if (first == end) return;
+  const a = runAddr(nRuns++);
+  store<u32>(a, first);
+  store<u32>(a + 4, end);
 }
 
-function heapPop(): u32 {
-  const top = heapAt(0);
-  const last = heapAt(--heapSize);
-  let i: u32 = 0;
-  for (;;) {
-    const l: u32 = 2 * i + 1;
-    if (l >= heapSize) break;
-    let c = l;
-    if (l + 1 < heapSize && before(heapAt(l + 1), heapAt(l))) c = l + 1;
-    if (!before(heapAt(c), last)) break;
-    heapSet(i, heapAt(c));
-    i = c;
+/** Take the frontier's best state (there is one: nRuns > 0). */
+function popBest(): u32 {
+  let best: u32 = 0;
+  let s = load<u32>(runAddr(0));
+  for (let r: u32 = 1; r < nRuns; r++) {
+    const h = load<u32>(runAddr(r));
+    if (before(h, s)) { s = h; best = r; }
   }
-  if (heapSize > 0) heapSet(i, last);
-  return top;
+  const a = runAddr(best);
+  const next = s + 1;
+  if (next < load<u32>(a + 4)) store<u32>(a, next);
+  else { // exhausted: the last run takes its place (run order decides nothing)
+    const last = runAddr(--nRuns);
+    store<u32>(a, load<u32>(last));
+    store<u32>(a + 4, load<u32>(last + 4));
+  }
+  return s;
 }
 
 // The successors of one context that no longer context offered, staged for scoring: SCAN x
@@ -261,26 +263,28 @@ function selectTop(): void {
 /**
  * The frontier after the last expansion: popping it to the end would output its absent pages in
  * order (most probable first, ties to the earlier state) until `depth`. Pages are distinct among
- * states, so outputting one never changes another: pick those pages in one pass over the heap instead
- * (no sift-downs, whose unpredictable comparisons dominated the search). The picks are kept sorted in
- * OUT's free tail as state indices, then replaced by their pages.
+ * states, so outputting one never changes another: pick those pages in one pass over the runs instead.
+ * The picks are kept sorted in OUT's free tail as state indices, then replaced by their pages; a run
+ * is left as soon as one of its states cannot make the picks (the rest of the run ranks lower).
  */
 function drain(out: u32, depth: u32): u32 {
   const room = depth - out;
   let n: u32 = 0;
-  for (let h: u32 = 0; h < heapSize; h++) {
-    const s = heapAt(h);
-    if (isSet(load<u32>(stateAddr(s) + 8))) continue;
-    if (n == room && !before(s, load<u32>(oOut + (<usize>(out + n - 1) << 2)))) continue;
-    let j = n < room ? n : room - 1;
-    while (j > 0 && before(s, load<u32>(oOut + (<usize>(out + j - 1) << 2)))) {
-      store<u32>(oOut + (<usize>(out + j) << 2), load<u32>(oOut + (<usize>(out + j - 1) << 2)));
-      j--;
+  for (let r: u32 = 0; r < nRuns; r++) {
+    const end = load<u32>(runAddr(r) + 4);
+    for (let s = load<u32>(runAddr(r)); s < end; s++) {
+      if (n == room && !before(s, load<u32>(oOut + (<usize>(out + n - 1) << 2)))) break;
+      if (isSet(load<u32>(stateAddr(s) + 8))) continue;
+      let j = n < room ? n : room - 1;
+      while (j > 0 && before(s, load<u32>(oOut + (<usize>(out + j - 1) << 2)))) {
+        store<u32>(oOut + (<usize>(out + j) << 2), load<u32>(oOut + (<usize>(out + j - 1) << 2)));
+        j--;
+      }
+      store<u32>(oOut + (<usize>(out + j) << 2), s);
+      if (n < room) n++;
     }
-    store<u32>(oOut + (<usize>(out + j) << 2), s);
-    if (n < room) n++;
   }
-  heapSize = 0;
+  nRuns = 0;
   for (let j: u32 = 0; j < n; j++) {
     const a = oOut + (<usize>(out + j) << 2);
     const page = load<u32>(stateAddr(load<u32>(a)) + 8);
@@ -307,21 +311,21 @@ export function predictFrom(stream: u32): u32 {
     setHdr32(H_GEN, 0);
   }
   let nStates: u32 = 1;
-  heapSize = 0;
-  heapPush(0);
+  nRuns = 0;
+  addRun(0, 1);
   clearTable(T_SEEN);
   slotOf(T_SEEN, load<u32>(s0 + 8));
   const depth = gDepth;
   const thr = gThreshold;
   let out: u32 = 0;
   let expansions: u32 = 0;
-  while (out < depth && heapSize > 0) {
+  while (out < depth && nRuns > 0) {
     if (expansions >= gLookahead) {
       out = drain(out, depth);
       break;
     }
     // The most probable state: offer its page.
-    const si = heapPop();
+    const si = popBest();
     const cur = stateAddr(si);
     const pathP = load<f64>(cur);
     const page = load<u32>(cur + 8);
@@ -338,6 +342,7 @@ export function predictFrom(stream: u32): u32 {
     if (gAlpha & 1) scoreAlphabet(cur, 0, pathP);
     if (gAlpha & 2) scoreAlphabet(cur, 1, pathP);
     selectTop();
+    const firstChild = nStates;
     for (let t: u32 = 0; t < nTop; t++) {
       const i = topAt(t);
       const next = load<u32>(candPage(i));
@@ -349,9 +354,10 @@ export function predictFrom(stream: u32): u32 {
         store<f64>(st, p);
         store<u32>(st + 8, next);
         store<u32>(st + 12, si);
-        heapPush(nStates++);
+        nStates++;
       }
     }
+    addRun(firstChild, nStates);
   }
   bump(H_PREDICTIONS, <f64>out);
   return out;
