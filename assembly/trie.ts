@@ -134,12 +134,10 @@ export function increment(parent: u32, symbol: u32): u32 {
 }
 
 /**
- * Halve the counts of a context's children (and, when `recursive`, of everything below them);
- * children that reach zero are dropped with their subtrees. Returns true if any node was dropped.
- * The whole-model prune (`recursive`) leaves the dropped nodes in the hash index and rebuilds it
- * afterwards: most nodes drop, and unlinking each from its chain is two dependent cache misses.
+ * Ageing of one context: halve its children's counts; children that reach zero are dropped with
+ * their subtrees.
  */
-function halveChildren(parent: u32, recursive: bool): bool {
+function age(parent: u32): void {
   let total: u32 = 0;
   let dropped = false;
   let c = nGet(parent, N_CHILD);
@@ -148,42 +146,74 @@ function halveChildren(parent: u32, recursive: bool): bool {
     const n = countOf(c) >> 1;
     if (n == 0) {
       unlinkSibling(parent, c);
-      freeSubtree(c, !recursive);
+      freeSubtree(c);
       dropped = true;
     } else {
       setCount(c, n);
       total += n;
-      if (recursive && halveChildren(c, true)) dropped = true;
     }
     c = next;
   }
   setTotal(parent, total);
-  return dropped;
+  if (dropped) forgetFreedContexts();
 }
 
-/** Ageing of one context. */
-function age(parent: u32): void {
-  if (halveChildren(parent, false)) forgetFreedContexts();
-}
-
-function freeSubtree(id: u32, unindex: bool): void {
+function freeSubtree(id: u32): void {
   let c = nGet(id, N_CHILD);
   while (c != 0) {
     const next = nGet(c, N_SIBLING);
-    freeSubtree(c, unindex);
+    freeSubtree(c);
     c = next;
   }
-  if (unindex) unindexNode(id);
+  unindexNode(id);
+  freeNode(id);
+}
+
+function freeNode(id: u32): void {
   nSet(id, N_PARENT, FREE_MARK);
   nSet(id, N_SIBLING, hdr32(H_FREE));
   setHdr32(H_FREE, id);
   setHdr32(H_NODES, hdr32(H_NODES) - 1);
 }
 
-/** The arena is full: halve all counts, drop what falls to zero, rebuild the index. */
+/**
+ * The arena is full: halve every count and drop every node whose count falls to zero, with its
+ * subtree. Done in passes over the arena in id order, not by walking the trie: a walk follows sibling
+ * links, one dependent cache miss per node once the free list has scattered the arena. (1) Counts
+ * halve and totals restart. (2) A node dies when its count or an ancestor's is zero: the walk up is
+ * at most K steps, and the upper levels stay cached. (3) Live nodes add their counts to their
+ * parent's total; dead nodes leave a live parent's sibling list (the survivors keep their order) and
+ * go to the free list. (4) The hash index is rebuilt. Ids decide no output,
+ * so this drops exactly what a walk would.
+ */
 export function prune(): void {
-  halveChildren(PAGE_ROOT, true);
-  halveChildren(DELTA_ROOT, true);
+  const end = hdr32(H_NEXTNODE);
+  setTotal(PAGE_ROOT, 0);
+  setTotal(DELTA_ROOT, 0);
+  for (let id: u32 = FIRST_NODE; id < end; id++) {
+    if (nGet(id, N_PARENT) == FREE_MARK) continue;
+    setCount(id, countOf(id) >> 1);
+    setTotal(id, 0);
+  }
+  for (let id: u32 = FIRST_NODE; id < end; id++) {
+    if (nGet(id, N_PARENT) == FREE_MARK || countOf(id) == 0) continue;
+    let up = nGet(id, N_PARENT);
+    while (up >= FIRST_NODE && countOf(up) != 0) up = nGet(up, N_PARENT);
+    if (up >= FIRST_NODE) setCount(id, 0); // an ancestor died
+  }
+  for (let id: u32 = FIRST_NODE; id < end; id++) {
+    const parent = nGet(id, N_PARENT);
+    if (parent == FREE_MARK) continue;
+    const n = countOf(id);
+    if (n != 0) {
+      setTotal(parent, totalOf(parent) + n);
+    } else {
+      // Out of a live parent's list first; a dead parent's list is never walked again. Freeing
+      // keeps the count at zero, so the node's own children still see it dead.
+      if (parent < FIRST_NODE || countOf(parent) != 0) unlinkSibling(parent, id);
+      freeNode(id);
+    }
+  }
   rebuildIndex();
   bump(H_PRUNES, 1);
   forgetFreedContexts();
