@@ -57,7 +57,7 @@ export interface Predictor {
   compact(): void;
   /**
    * Prune now: halve every count and drop the contexts that fall to zero, as a full arena does by
-   * itself inside the call that finds it full (O(contexts): ~0.03-0.13 s for 1-2M). Call it at a quiet moment
+   * itself inside the call that finds it full (O(contexts): ~25-90 ms for 1-2M). Call it at a quiet moment
    * when `stats().contexts` nears `stats().capacity` to keep that stall off the fault path.
    */
   prune(): void;
