@@ -6,7 +6,7 @@
  * have been the pages of that suffix in order of first touch. `train` learns that sequence for
  * suffixes of growing length (4096, 6144, 8192, 12288, ... accesses, up to half the history), shortest
  * first, so the recent past, which every suffix contains, weighs most. The LRU-filtered history alone
- * cannot teach this: a hot page never misses a 128-page LRU, yet after a switch-over the hot set is
+ * cannot teach this: a hot page never misses the LRU filter, yet after a switch-over the hot set is
  * the first thing to fault, in an order only first touches show.
  *
  * A suffix whose distinct pages exceed REHEARSAL_PAGES ends the rehearsal (the core's scratch
