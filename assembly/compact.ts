@@ -61,6 +61,9 @@ export function compact(): void {
     const base = oStreams + <usize>s * streamStride + 4;
     for (let k: u32 = 0; k < slots; k++) store<u32>(base + (<usize>k << 2), newId(load<u32>(base + (<usize>k << 2))));
   }
+  // The rehearsal's scratch record (index `streams`) is dead between rehearsals (each one starts by
+  // copying a stream's record): empty its contexts rather than map ids it may hold from before.
+  memory.fill(oStreams + <usize>gStreams * streamStride + 4, 0, <usize>slots << 2);
   // (3) every live record to its new slot (each swap puts one record in its final place).
   for (let i: u32 = FIRST_NODE; i < end; i++) {
     while (nGet(i, N_PARENT) != FREE_MARK && nGet(i, N_HNEXT) != i) swapRecords(i, nGet(i, N_HNEXT));

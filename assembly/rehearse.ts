@@ -2,8 +2,8 @@
 // pages of the suffix in order of first touch: the fault stream a switch-over at the suffix's start
 // would have produced (why: src/engine/rehearsal.ts). The wrapper chooses the suffixes and feeds
 // each one's new part, from its start to where the previous (shorter) suffix began, through the
-// input buffer; the core keeps the first-touch list of the previous suffix, so every page of the
-// history is scanned once:
+// input buffer; the core keeps the first-touch list of the previous suffix, so each page of the
+// longest suffix rehearsed (at most half the history) is scanned once, and each list is merged once:
 //   firstTouches(longer) = firstTouches(new part) ++ (firstTouches(shorter) minus the new part's pages).
 // The lists are learned on a scratch stream record (index `streams`) that starts as a copy of the
 // trained stream's: the real stream keeps the context the history left it in.

@@ -4,8 +4,8 @@
  * Every default below was chosen by measurement on the real traces (see README, RESULTS.md; figures
  * are % of demand faults averaged over sqlite and xz, as recorded and scattered at 4 KiB): order 3
  * (2 and 4 within 0.2) and the hybrid alphabet (page alone 44.1, delta alone 57.8) win on both
- * layouts; escape method D measures best by a hair (28.3; C 28.3, A 28.4), and B cannot offer a
- * successor seen once, which most of post-copy's first touches are (33.5); an 8-state lookahead
+ * layouts; escape methods D and C tie (28.3; A 28.4; D was ahead before the rehearsal,
+ * 30.2 against 30.3 and 30.4, and is kept), and B cannot offer a successor seen once, which most of post-copy's first touches are (33.5); an 8-state lookahead
  * reaches the missing pages behind the hot set (16 and 32: 27.9 and 27.6, for 2-3x the fault-path
  * time, see BENCHMARKS.md); a 256-page LRU filter makes the model learn the miss stream it will
  * serve (8 or none learn the ping-pong between hot pages: 33.0; 128: 28.9; 1024: 28.3), and the

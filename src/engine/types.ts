@@ -47,6 +47,12 @@ export interface PredictorStats {
 
 export interface Predictor {
   readonly options: Readonly<Required<Omit<PredictorOptions, "memoryBytes">>>;
+  /**
+   * Learn a pre-migration history: its LRU misses (the `filter`), then, with `rehearse`, the
+   * first-touch order of its suffixes of 4096, 6144, 8192, ... pages up to half of it (simulated
+   * switch-overs). One call is one history: a history split over several calls is rehearsed per call
+   * (and not at all under 8192 pages), so pass it whole where you can.
+   */
   train(pages: Uint32Array | readonly number[], stream?: number): void;
   /**
    * Lay the model out for the fault path: every context's successors in adjacent memory, so a

@@ -130,7 +130,7 @@ test("the switch-over rehearsal agrees: long histories, several streams, tiny ar
   // The core builds each suffix's first-touch list incrementally from the shorter suffix's list and
   // a stamped page set; the reference builds every suffix's Set from scratch. Histories of 9k-70k
   // pages give 2-12 suffixes; a 300-entry arena prunes while they are learned (the rehearsal's
-  // scratch context must then drop freed nodes like every stream's); 40k random pages over a large
+  // scratch context must then drop freed nodes like every stream's); 80k random pages over a large
   // space pass REHEARSAL_PAGES distinct pages, which must end both rehearsals at the same suffix.
   let seed = 7;
   const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
@@ -161,6 +161,35 @@ test("the switch-over rehearsal agrees: long histories, several streams, tiny ar
   big.train(h);
   assert.equal(big.stats().rehearsed, expected);
   big.dispose();
+});
+
+test("property: long histories (rehearsed) agree for every alphabet and escape, with tiny arenas and age limits", () => {
+  // The random scenarios above are too short to be rehearsed (8192 pages at least); these are not.
+  const longArb = fc.record({
+    seed: fc.nat(),
+    length: fc.integer({ min: 8192, max: 20000 }),
+    pageCount: fc.integer({ min: 300, max: 50000 }),
+    hot: fc.integer({ min: 2, max: 200 }),
+    alphabet: fc.constantFrom("page" as const, "delta" as const, "hybrid" as const),
+    escape: fc.constantFrom("A" as const, "B" as const, "C" as const, "D" as const),
+    order: fc.integer({ min: 1, max: 4 }),
+    streams: fc.integer({ min: 1, max: 3 }),
+    maxContexts: fc.constantFrom(16, 40, 300, 1 << 15),
+    filter: fc.constantFrom(0, 4, 32, 256),
+    ageLimit: fc.constantFrom(2, 16, 65534),
+  });
+  fc.assert(fc.property(longArb, ({ seed, length, pageCount, hot, ...o }) => {
+    let x = seed | 1;
+    const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 4294967296);
+    const hotSet = Array.from({ length: hot }, () => Math.floor(rnd() * pageCount));
+    // A hot set used in a changing order, runs, and random pages.
+    const hist = Array.from({ length }, (_, i) => {
+      const r = rnd();
+      return r < 0.6 ? hotSet[(i * 7 + Math.floor(i / 500)) % hot] : r < 0.8 ? (i * 3) % pageCount : Math.floor(rnd() * pageCount);
+    });
+    const ops: Op[] = Array.from({ length: 120 }, (_, i) => ({ kind: "fault", page: hist[(i * 7919) % length], stream: i % o.streams }));
+    runBoth({ pageCount, ...o }, hist, ops);
+  }), { numRuns: 16, seed: 20261127 });
 });
 
 test("16-bit counts: an order-1 context counted past 65535 saturates, and prunes then drop it alike", () => {
