@@ -56,9 +56,9 @@ export interface Predictor {
   train(pages: Uint32Array | readonly number[], stream?: number): void;
   /**
    * Lay the model out for the fault path: every context's successors in adjacent memory, so a
-   * prediction touches far fewer cache lines and memory pages (1.6-1.7x faster on a 364k-context
+   * prediction touches far fewer cache lines and memory pages (1.7-2.1x faster on a 336k-context
    * model). Call it once after train() and before the migration starts; predictions are unchanged.
-   * Costs 0.4-0.6 us per context (O(contexts), in place, no extra memory).
+   * Costs 0.3-0.5 us per context (O(contexts), in place, no extra memory).
    */
   compact(): void;
   /**
