@@ -13,7 +13,8 @@ import {
 import { learn, trainBatch } from "./learn";
 import { beginRehearsal, openSuffix, scanSuffix, learnSuffix } from "./rehearse";
 import { lruBytes, lruReset } from "./lru";
-import { predictFrom, layoutTables } from "./predict";
+import { predictFrom } from "./predict";
+import { layoutTables } from "./scratch";
 import { isSet, setBit, setRange } from "./bitmap";
 import { compact as compactNodes } from "./compact";
 import { prune as pruneNodes } from "./trie";

@@ -3,7 +3,7 @@
 // copy of memory (a snapshot) restores everything; `attach` reloads the cached globals from it.
 
 export const HEADER: u32 = 64;
-export const MAGIC: u32 = 0x50504d34; // "PPM4"
+export const MAGIC: u32 = 0x50504d35; // "PPM5"
 
 // Header fields (byte offsets from HEADER).
 export const H_MAGIC: u32 = 0;
@@ -34,7 +34,7 @@ export const H_O_BUCKETS: u32 = 100;
 export const H_NODES: u32 = 104; // live nodes besides the roots
 export const H_NEXTNODE: u32 = 108; // bump pointer (node id)
 export const H_FREE: u32 = 112; // free-list head (node id, 0 = empty)
-export const H_GEN: u32 = 116; // generation of the scratch hash tables
+export const H_GEN: u32 = 116; // generation of the stamped scratch tables (scratch.ts)
 export const H_FAULTS: u32 = 120; // f64 counters from here
 export const H_PREDICTIONS: u32 = 128;
 export const H_OBSERVED: u32 = 136;
@@ -42,12 +42,12 @@ export const H_TRAINED: u32 = 144;
 export const H_PRUNES: u32 = 152;
 export const H_PRESENT: u32 = 160;
 export const H_REHEARSED: u32 = 168; // f64: first touches learned by the switch-over rehearsal
-export const H_RGEN: u32 = 176; // stamp of the rehearsal's current suffix in its page set
+// (176: unused)
 export const H_RCUR: u32 = 180; // pages in the rehearsal's current first-touch list
 export const H_RPREV: u32 = 184; // pages in the previous (shorter) suffix's list
 export const H_RFLIP: u32 = 188; // which of the two list buffers is the current one
 export const HEADER_BYTES: u32 = 192;
-export const REGISTERS: usize = 512; // scratch registers of the search (not state)
+export const REGISTERS: usize = 512; // scratch registers of the tables and the search (not state)
 export const TOP: usize = 768; // the search's top-BRANCH buffer (BRANCH u32)
 
 export const OUT_CAPACITY: u32 = 256; // most pages one prediction can return
@@ -58,10 +58,10 @@ export const SCAN: u32 = 16; // successors of one context considered when scorin
 export const SCRATCH_SLOTS: u32 = 4096; // reserved slots per scratch table (predict.ts sizes each to its bound)
 export const MAX_CANDIDATES: u32 = 2048; // distinct pages one expansion may score
 // Switch-over rehearsal (rehearse.ts): most distinct pages of one suffix (src/engine/rehearsal.ts
-// says the same), a page set of twice as many slots, two first-touch lists.
+// says the same), a stamped page set of twice as many 12-byte slots (scratch.ts), two first-touch lists.
 export const REHEARSAL_PAGES: u32 = 16384;
 export const REHEARSAL_SLOTS: u32 = 2 * REHEARSAL_PAGES;
-export const REHEARSAL_BYTES: usize = <usize>REHEARSAL_SLOTS * 8 + <usize>REHEARSAL_PAGES * 4 * 2;
+export const REHEARSAL_BYTES: usize = <usize>REHEARSAL_SLOTS * 12 + <usize>REHEARSAL_PAGES * 4 * 2;
 
 // Node: 28 bytes, plus its 4-byte hash bucket in a dense array beside the nodes (one bucket per node
 // slot): 32 bytes per context entry. Counts are 16-bit: ageing keeps every context's total <=

@@ -17,80 +17,17 @@
 // `lookahead` expansions the frontier is only drained. It stops at `depth` pages or when no state is
 // left. Ties between states go to the one created first.
 import {
-  gOrder, gAlpha, gEscape, gDepth, gPageCount, gLookahead, gThreshold, oOut, oFront, oCand, oSeen,
-  stateStride, REGISTERS, TOP, PAGE_ROOT, DELTA_ROOT, FAR, STATES, BRANCH, SCAN, SCRATCH_SLOTS, MAX_CANDIDATES,
-  N_SYMBOL, N_CHILD, N_SIBLING, H_GEN, H_PREDICTIONS, hdr32, setHdr32, bump,
+  gOrder, gAlpha, gEscape, gDepth, gPageCount, gLookahead, gThreshold, oOut, oFront, oCand,
+  stateStride, REGISTERS, TOP, PAGE_ROOT, DELTA_ROOT, FAR, STATES, BRANCH, SCAN, MAX_CANDIDATES,
+  N_SYMBOL, N_CHILD, N_SIBLING, H_PREDICTIONS, bump,
 } from "./layout";
 import { nGet, countOf, findChild } from "./trie";
+import { T_CAND, T_EXCL, T_SEEN, TABLE_REGISTERS, clearTable, reserveGenerations, slotOf, fresh } from "./scratch";
 import { isSet, setBit } from "./bitmap";
 import { ctxAddr, streamAddr, deltaSymbol } from "./learn";
 
-// Scratch tables live at oSeen: three stamped open-addressing tables (slots of key u32, generation
-// u32, value u32): candidate pages, excluded symbols, pages already followed. A table is emptied in
-// O(1) by drawing a new generation. Each is sized to twice the most keys one use can insert (one
-// expansion offers at most SCAN successors per context: SCAN x (2K + 1) candidates, SCAN x (K + 1)
-// excluded symbols per alphabet; one search follows at most 1 + lookahead x BRANCH pages), so no
-// table fills up and a probe always ends; small tables stay in the L1/L2 caches.
-const SLOT_BYTES: usize = 12;
-const T_CAND: u32 = 0;
-const T_EXCL: u32 = 1;
-const T_SEEN: u32 = 2;
-// Per-table generation, slot mask and base address: 3 x 3 u32 registers below the sections.
-@inline function tableGen(t: u32): usize { return REGISTERS + (<usize>t << 2); }
-@inline function tableMask(t: u32): u32 { return load<u32>(REGISTERS + 12 + (<usize>t << 2)); }
-@inline function tableBase(t: u32): usize { return <usize>load<u32>(REGISTERS + 24 + (<usize>t << 2)); }
-
-@inline function slotsFor(keys: u32): u32 {
-  let n: u32 = 16;
-  while (n < 2 * keys) n <<= 1;
-  return n;
-}
-
-@inline function placeTable(t: u32, slots: u32, base: usize): usize {
-  store<u32>(REGISTERS + 12 + (<usize>t << 2), slots - 1);
-  store<u32>(REGISTERS + 24 + (<usize>t << 2), <u32>base);
-  return base + <usize>slots * SLOT_BYTES;
-}
-
-/** Size the three tables for this configuration: once per init or attach, not per search. */
-export function layoutTables(): void {
-  let base = placeTable(T_CAND, slotsFor(SCAN * (2 * gOrder + 1)), oSeen);
-  base = placeTable(T_EXCL, slotsFor(SCAN * (gOrder + 1)), base);
-  placeTable(T_SEEN, slotsFor(1 + gLookahead * BRANCH), base);
-}
-
-function clearTable(t: u32): void {
-  const g = hdr32(H_GEN) + 1;
-  setHdr32(H_GEN, g);
-  store<u32>(tableGen(t), g);
-}
-
-@inline function mix(k: u32, mask: u32): u32 {
-  let h = k * 0x9e3779b1;
-  h ^= h >> 16;
-  return h & mask;
-}
-
-/** Find or insert `key` in table t; returns the slot address; sets `fresh`. */
-let fresh = false;
-function slotOf(t: u32, key: u32): usize {
-  const base = tableBase(t);
-  const mask = tableMask(t);
-  const g = load<u32>(tableGen(t));
-  let i = mix(key, mask);
-  for (;;) {
-    const a = base + <usize>i * SLOT_BYTES;
-    if (load<u32>(a + 4) != g) {
-      store<u32>(a, key);
-      store<u32>(a + 4, g);
-      fresh = true;
-      return a;
-    }
-    if (load<u32>(a) == key) { fresh = false; return a; }
-    i = (i + 1) & mask;
-  }
-  return 0;
-}
+// The search's scratch tables (candidate pages, excluded symbols, pages already followed) are
+// stamped sets (scratch.ts).
 
 // Candidates of the current expansion: page u32 array then prob f64 array.
 let nCand: u32 = 0;
@@ -159,7 +96,7 @@ function popBest(): u32 {
 
 // The successors of one context that no longer context offered, staged for scoring: SCAN x
 // (symbol u32, count u32).
-const STAGE: usize = REGISTERS + 64;
+const STAGE: usize = REGISTERS + TABLE_REGISTERS;
 
 /** Score one alphabet's successors of state `st` into the candidate table. */
 function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
@@ -304,12 +241,7 @@ export function predictFrom(stream: u32): u32 {
   for (let a: u32 = 0; a < 2; a++) {
     for (let k: u32 = 1; k <= K; k++) store<u32>(stateCtx(s0, a, k), load<u32>(ctxAddr(stream, a, k)));
   }
-  // Generations only grow; long before they could wrap, wipe the tables between two searches (one
-  // search draws at most 1 + 3 x lookahead generations), never while one is using them.
-  if (hdr32(H_GEN) > 0x7fff0000) {
-    memory.fill(oSeen, 0, <usize>SCRATCH_SLOTS * SLOT_BYTES * 3);
-    setHdr32(H_GEN, 0);
-  }
+  reserveGenerations();
   let nStates: u32 = 1;
   nRuns = 0;
   addRun(0, 1);

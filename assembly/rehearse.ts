@@ -8,38 +8,25 @@
 // The lists are learned on a scratch stream record (index `streams`) that starts as a copy of the
 // trained stream's: the real stream keeps the context the history left it in.
 //
-// Memory (fixed, after the search's scratch tables): a page set of REHEARSAL_SLOTS (key u32, stamp
-// u32) slots, emptied in O(1) per suffix by a new stamp, and two lists of REHEARSAL_PAGES pages.
+// Memory (fixed, after the search's scratch tables): the suffix's pages in a stamped set (scratch.ts,
+// emptied per suffix by a new generation) and two lists of REHEARSAL_PAGES pages.
 import {
   oRehearse, oIn, oStreams, streamStride, gStreams, REHEARSAL_PAGES, REHEARSAL_SLOTS,
-  H_RGEN, H_RCUR, H_RPREV, H_RFLIP, H_REHEARSED, hdr32, setHdr32, bump,
+  H_RCUR, H_RPREV, H_RFLIP, H_REHEARSED, hdr32, setHdr32, bump,
 } from "./layout";
 import { learn } from "./learn";
+import { T_REHEARSE, SLOT_BYTES, clearTable, reserveGenerations, slotOf, fresh } from "./scratch";
 
 @inline function listAddr(which: u32): usize {
-  return oRehearse + <usize>REHEARSAL_SLOTS * 8 + <usize>which * REHEARSAL_PAGES * 4;
+  return oRehearse + <usize>REHEARSAL_SLOTS * SLOT_BYTES + <usize>which * REHEARSAL_PAGES * 4;
 }
 @inline function curList(): usize { return listAddr(hdr32(H_RFLIP)); }
 @inline function prevList(): usize { return listAddr(hdr32(H_RFLIP) ^ 1); }
 
-/** Whether `page` is in the current suffix's set (stamp `stamp`); with `insert`, it is added if not. */
-function findPage(page: u32, stamp: u32, insert: bool): bool {
-  let h = page * 0x9e3779b1;
-  h ^= h >> 16;
-  let i = h & (REHEARSAL_SLOTS - 1);
-  for (;;) {
-    const a = oRehearse + (<usize>i << 3);
-    if (load<u32>(a + 4) != stamp) {
-      if (insert) {
-        store<u32>(a, page);
-        store<u32>(a + 4, stamp);
-      }
-      return false;
-    }
-    if (load<u32>(a) == page) return true;
-    i = (i + 1) & (REHEARSAL_SLOTS - 1);
-  }
-  return false;
+/** Whether `page` is new to the current suffix's set (it is in the set afterwards either way). */
+@inline function firstSeen(page: u32): bool {
+  slotOf(T_REHEARSE, page);
+  return fresh;
 }
 
 /** Start a rehearsal of `stream`'s history: the scratch stream takes its context, no list yet. */
@@ -51,13 +38,8 @@ export function beginRehearsal(stream: u32): void {
 
 /** Start the next (longer) suffix: an empty set and an empty current list. */
 export function openSuffix(): void {
-  let g = hdr32(H_RGEN) + 1;
-  if (g == 0xffffffff) {
-    // Stamps only grow; before one could repeat, empty the set for real.
-    memory.fill(oRehearse, 0, <usize>REHEARSAL_SLOTS * 8);
-    g = 1;
-  }
-  setHdr32(H_RGEN, g);
+  reserveGenerations();
+  clearTable(T_REHEARSE);
   setHdr32(H_RCUR, 0);
 }
 
@@ -66,12 +48,11 @@ export function openSuffix(): void {
  * suffix holds more than REHEARSAL_PAGES distinct pages (the rehearsal ends there), else 1.
  */
 export function scanSuffix(count: u32): i32 {
-  const g = hdr32(H_RGEN);
   const list = curList();
   let n = hdr32(H_RCUR);
   for (let i: u32 = 0; i < count; i++) {
     const page = load<u32>(oIn + (<usize>i << 2));
-    if (findPage(page, g, true)) continue;
+    if (!firstSeen(page)) continue;
     if (n == REHEARSAL_PAGES) { setHdr32(H_RCUR, n); return 0; }
     store<u32>(list + (<usize>n << 2), page);
     n++;
@@ -86,14 +67,13 @@ export function scanSuffix(count: u32): i32 {
  * list would exceed REHEARSAL_PAGES, else 1.
  */
 export function learnSuffix(): i32 {
-  const g = hdr32(H_RGEN);
   const list = curList();
   const prev = prevList();
   let n = hdr32(H_RCUR);
   const m = hdr32(H_RPREV);
   for (let i: u32 = 0; i < m; i++) {
     const page = load<u32>(prev + (<usize>i << 2));
-    if (findPage(page, g, false)) continue;
+    if (!firstSeen(page)) continue; // (the shorter list's pages are distinct: adding them changes no answer)
     if (n == REHEARSAL_PAGES) return 0;
     store<u32>(list + (<usize>n << 2), page);
     n++;
