@@ -21,25 +21,44 @@ import { prune as pruneNodes } from "./trie";
 
 const SECTIONS_START: usize = 1024;
 
-@inline function align8(x: usize): usize { return (x + 7) & ~7; }
+@inline function align8(x: u64): u64 { return (x + 7) & ~7; }
+
+// The memory-map walk: a cursor, and whether to store each section's offset in the header.
+let cursor: u64 = 0;
+let writing = false;
+@inline function section(field: u32, bytes: u64): void {
+  if (writing) setHdr32(field, <u32>cursor);
+  cursor += bytes;
+}
+
+/**
+ * Walk the memory map of a model of this shape: the sections in order, each offset stored in the
+ * header when `write` (init, once the total is known to fit). Returns the bytes it needs. One walk
+ * for sizing and for laying out, so the two cannot disagree. (No arrays: nothing may allocate in
+ * linear memory, which the map owns.)
+ */
+function placeSections(order: u32, streams: u32, capacity: u32, pageCount: u32, filter: u32, write: bool): u64 {
+  const stride: u64 = 4 * (1 + 2 * (<u64>order + 1)); // streams + 1 records: the last is the rehearsal's
+  const state: u64 = (16 + 8 * (<u64>order + 1) + 7) & ~7;
+  cursor = SECTIONS_START;
+  writing = write;
+  section(H_O_OUT, <u64>OUT_CAPACITY * 4);
+  section(H_O_IN, <u64>IN_CAPACITY * 4);
+  section(H_O_STREAMS, align8((<u64>streams + 1) * stride));
+  section(H_O_LRU, align8(<u64>lruBytes(filter)));
+  section(H_O_FRONT, <u64>STATES * (state + 4));
+  section(H_O_CAND, <u64>MAX_CANDIDATES * 12);
+  section(H_O_SEEN, <u64>SCRATCH_SLOTS * 12 * 3 + <u64>REHEARSAL_BYTES); // oRehearse follows the search's tables
+  section(H_O_BITMAP, align8((<u64>pageCount + 7) / 8));
+  section(H_O_BUCKETS, (<u64>capacity + FIRST_NODE) * 4);
+  section(H_O_NODES, (<u64>capacity + FIRST_NODE) * NODE_BYTES);
+  section(H_END, 0);
+  return cursor;
+}
 
 /** Bytes of linear memory a model of this shape needs (for sizing from a byte budget). */
 export function layoutBytes(order: u32, streams: u32, capacity: u32, pageCount: u32, filter: u32): f64 {
-  const stride: u64 = 4 * (1 + 2 * (<u64>order + 1)); // streams + 1 records: the last is the rehearsal's
-  const state: u64 = (16 + 8 * (<u64>order + 1) + 7) & ~7;
-  let x: u64 = SECTIONS_START;
-  x += <u64>OUT_CAPACITY * 4;
-  x += <u64>IN_CAPACITY * 4;
-  x += ((<u64>streams + 1) * stride + 7) & ~7;
-  x += (<u64>lruBytes(filter) + 7) & ~7;
-  x += <u64>STATES * (state + 4);
-  x += <u64>MAX_CANDIDATES * 12;
-  x += <u64>SCRATCH_SLOTS * 12 * 3;
-  x += <u64>REHEARSAL_BYTES;
-  x += ((<u64>pageCount + 7) / 8 + 7) & ~7;
-  x += (<u64>capacity + FIRST_NODE) * 4;
-  x += (<u64>capacity + FIRST_NODE) * NODE_BYTES;
-  return <f64>x;
+  return <f64>placeSections(order, streams, capacity, pageCount, filter, false);
 }
 
 /** Lay out and zero the model. Returns 1, or 0 when linear memory cannot grow that far. */
@@ -67,20 +86,7 @@ export function init(
   // Counts are 16-bit: a total may reach ageLimit + 1 (the wrapper validates; this guards the raw ABI).
   setHdr32(H_AGELIMIT, ageLimit < AGE_LIMIT_MAX ? ageLimit : AGE_LIMIT_MAX);
   setHdr64(H_THRESHOLD, threshold);
-  const stride: usize = 4 * (1 + 2 * (<usize>order + 1));
-  const state: usize = (16 + 8 * (<usize>order + 1) + 7) & ~7;
-  let x: usize = SECTIONS_START;
-  setHdr32(H_O_OUT, <u32>x); x += <usize>OUT_CAPACITY * 4;
-  setHdr32(H_O_IN, <u32>x); x += <usize>IN_CAPACITY * 4;
-  setHdr32(H_O_STREAMS, <u32>x); x += align8((<usize>streams + 1) * stride);
-  setHdr32(H_O_LRU, <u32>x); x += align8(lruBytes(filter));
-  setHdr32(H_O_FRONT, <u32>x); x += <usize>STATES * (state + 4);
-  setHdr32(H_O_CAND, <u32>x); x += <usize>MAX_CANDIDATES * 12;
-  setHdr32(H_O_SEEN, <u32>x); x += <usize>SCRATCH_SLOTS * 12 * 3 + REHEARSAL_BYTES; // oRehearse follows
-  setHdr32(H_O_BITMAP, <u32>x); x += align8((<usize>pageCount + 7) / 8);
-  setHdr32(H_O_BUCKETS, <u32>x); x += (<usize>capacity + FIRST_NODE) * 4;
-  setHdr32(H_O_NODES, <u32>x); x += (<usize>capacity + FIRST_NODE) * NODE_BYTES;
-  setHdr32(H_END, <u32>x);
+  placeSections(order, streams, capacity, pageCount, filter, true);
   setHdr32(H_SLOTS, capacity + FIRST_NODE);
   attachConfig();
   layoutTables();
