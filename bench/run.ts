@@ -10,6 +10,7 @@
  *     cache miss (a dependent random load), the floor under every figure above.
  *     2b. predictNext in the quality replay of the real xz trace, compacted and not, call by call.
  *     2c. single calls with a smaller search budget (lookahead 1, 2, 4).
+ *     2d. what a single call is made of: the timer alone, learning alone (observe), predictNext.
  *  3. train throughput: the real traces' histories (LRU-filtered, the normal case; with and without
  *     the switch-over rehearsal, alternating) and a synthetic stream where every event is a miss
  *     (the worst case).
@@ -86,14 +87,18 @@ const perCall = (i: number) => {
 results.predictBatch = { callsPerIteration: BATCH, contexts, compacted: perCall(0), notCompacted: perCall(1), compactSpeedup: perCall(1).medianNsPerCall / perCall(0).medianNsPerCall };
 console.log(`predictNext (tinybench, per call): median ${fmt(perCall(0).medianNsPerCall)} (MAD ${fmt(perCall(0).madNsPerCall)}) after compact(), ${fmt(perCall(1).medianNsPerCall)} (MAD ${fmt(perCall(1).madNsPerCall)}) without`);
 
-/** `count` single predictNext calls on the fault stream, each timed; the bitmap is cleared every BATCH calls. */
-function timeSingleCalls(p: ReturnType<typeof createPredictor>, count: number): Float64Array {
+type Engine = ReturnType<typeof createPredictor>;
+/**
+ * `count` single calls of `op` (predictNext by default) on the fault stream, each timed; the bitmap
+ * is cleared every BATCH calls.
+ */
+function timeSingleCalls(p: Engine, count: number, op: (p: Engine, f: number) => unknown = (q, f) => q.predictInto(f)): Float64Array {
   const t = new Float64Array(count);
   for (let i = 0; i < count; i++) {
     if (i % BATCH === 0) p.clearPresent();
     const f = faults[i & (faults.length - 1)];
     const a = process.hrtime.bigint();
-    p.predictInto(f);
+    op(p, f);
     t[i] = Number(process.hrtime.bigint() - a);
   }
   return t;
@@ -135,6 +140,26 @@ console.log(`predictNext (single calls, hrtime, ${N}): median ${fmt(sq.median)},
   }
   results.predictByLookahead = rows;
   console.log(`predictNext single calls by lookahead: ${Object.entries(rows).map(([k, q]) => `${k}: median ${fmt(q.median)}, p99 ${fmt(q.p99)}`).join("; ")}`);
+}
+
+// What a call is made of, on the same model and faults: the timer alone (an empty timed region),
+// learning alone (observe(): the same model update as predictNext, no search), then predictNext at
+// lookahead 1 (above) and 8 (the default). Learning is the floor of any predictNext that learns.
+{
+  const rows: Record<string, ReturnType<typeof quantiles>> = {};
+  const M = quick ? 50_000 : 300_000;
+  const parts: [string, (p: Engine, f: number) => unknown][] = [
+    ["timer only", () => 0],
+    ["observe (learn only)", (p, f) => p.observe(f)],
+    ["predictNext", (p, f) => p.predictInto(f)],
+  ];
+  for (const [name, op] of parts) {
+    const p = restorePredictor(snapshotOfModel);
+    rows[name] = quantiles(timeSingleCalls(p, M, op));
+    p.dispose();
+  }
+  results.predictParts = rows;
+  console.log(`single calls, ${M} each: ${Object.entries(rows).map(([k, q]) => `${k}: median ${fmt(q.median)}, p99 ${fmt(q.p99)}`).join("; ")}`);
 }
 
 // The floor under all of it: one dependent random load (a cache miss) over arrays of growing size.
