@@ -8,7 +8,7 @@ import { checkPage, checkStream, checkPages, checkRange } from "./validate.js";
 import { resolveOptions, DEFAULTS, type FullPredictorOptions, type ResolvedOptions } from "./options.js";
 import { instantiateCore, layoutBytes, COUNTER, OUT_CAPACITY, IN_CAPACITY, type CoreExports } from "./wasm.js";
 import { encodeSnapshot, decodeSnapshot } from "./snapshot.js";
-import { rehearsalLengths } from "./rehearsal.js";
+import { rehearsalLengths, PendingHistories } from "./rehearsal.js";
 
 const ALPHA_BITS = { page: 1, delta: 2, hybrid: 3 } as const;
 const ESCAPE_CODE = { A: 0, B: 1, C: 2, D: 3 } as const;
@@ -19,9 +19,10 @@ export class WasmPredictor implements Predictor {
   private out!: Uint32Array; // view of the core's output buffer
   private input!: Uint32Array; // view of the core's train staging buffer
   private viewsOf: ArrayBuffer | undefined;
+  private pending = new PendingHistories(); // histories trained since the last rehearsal
 
   /** @internal use createPredictor / restorePredictor */
-  constructor(options: ResolvedOptions, memoryImage?: Uint8Array) {
+  constructor(options: ResolvedOptions, memoryImage?: Uint8Array, pending?: PendingHistories) {
     this.options = Object.freeze({ ...options });
     const core = instantiateCore();
     const o = options;
@@ -38,6 +39,7 @@ export class WasmPredictor implements Predictor {
       new Uint8Array(core.memory.buffer, 0, memoryImage.length).set(memoryImage);
       if (!core.attach()) throw new RangeError("bytes holds a memory image without the engine's header");
     }
+    if (pending) this.pending = pending;
     this.core = core;
     this.refreshViews();
   }
@@ -72,7 +74,22 @@ export class WasmPredictor implements Predictor {
     checkPages(pages, this.options.pageCount);
     this.refreshViews();
     for (let off = 0; off < pages.length; off += IN_CAPACITY) core.train(this.stage(pages, off, pages.length), s);
-    if (this.options.rehearse) this.rehearse(core, pages, s);
+    if (this.options.rehearse) this.pending.append(s, pages);
+  }
+
+  /**
+   * Run the switch-over rehearsal of every history trained since the last one, in stream order
+   * (engine/rehearsal.ts). predictNext and observe do it first when one is pending; call it at the
+   * switch-over (before compact()) to keep its cost off the first fault.
+   */
+  rehearse(): void {
+    this.rehearsePending(this.live("rehearse"));
+  }
+
+  private rehearsePending(core: CoreExports): void {
+    this.refreshViews();
+    for (const h of this.pending.list()) this.rehearseHistory(core, h.tail, h.length, h.stream);
+    this.pending.clear();
   }
 
   /** Copy pages[from, min(to, from + IN_CAPACITY)) into the core's input buffer; returns the count. */
@@ -84,17 +101,18 @@ export class WasmPredictor implements Predictor {
   }
 
   /**
-   * The switch-over rehearsal (engine/rehearsal.ts): for each suffix, shortest first, the core scans
-   * only the part the previous suffix did not cover and merges the rest from its previous list.
+   * One history's rehearsal: for each suffix, shortest first, the core scans only the part the
+   * previous suffix did not cover and merges the rest from its previous list. `tail` is the
+   * history's end, at least as long as its longest rehearsed suffix.
    */
-  private rehearse(core: CoreExports, pages: Uint32Array | readonly number[], stream: number): void {
-    const n = pages.length;
+  private rehearseHistory(core: CoreExports, tail: Uint32Array, length: number, stream: number): void {
+    const n = tail.length;
     core.rehearseBegin(stream);
     let covered = 0;
-    for (const len of rehearsalLengths(n)) {
+    for (const len of rehearsalLengths(length)) {
       core.rehearseOpen();
       for (let off = n - len; off < n - covered; ) {
-        const count = this.stage(pages, off, n - covered);
+        const count = this.stage(tail, off, n - covered);
         if (!core.rehearseScan(count)) return;
         off += count;
       }
@@ -126,6 +144,7 @@ export class WasmPredictor implements Predictor {
     const core = this.live("predictNext");
     this.checkPage("fault", fault);
     const s = this.checkStream(stream);
+    if (this.pending.size !== 0) this.rehearsePending(core);
     return core.predictNext(fault, s);
   }
 
@@ -139,7 +158,9 @@ export class WasmPredictor implements Predictor {
   observe(page: number, stream?: number): void {
     const core = this.live("observe");
     this.checkPage("page", page);
-    core.observe(page, this.checkStream(stream));
+    const s = this.checkStream(stream);
+    if (this.pending.size !== 0) this.rehearsePending(core);
+    core.observe(page, s);
   }
 
   markPresent(page: number): void {
@@ -183,16 +204,18 @@ export class WasmPredictor implements Predictor {
 
   snapshot(): Uint8Array {
     const core = this.live("snapshot");
-    return encodeSnapshot(this.options, new Uint8Array(core.memory.buffer, 0, core.usedBytes()));
+    return encodeSnapshot(this.options, new Uint8Array(core.memory.buffer, 0, core.usedBytes()), this.pending.encode());
   }
 
   reset(): void {
     this.live("reset").clearModel();
+    this.pending.clear();
   }
 
   dispose(): void {
     this.core = undefined;
     this.viewsOf = undefined;
+    this.pending.clear();
     this.out = this.input = new Uint32Array(0);
   }
 }
@@ -206,12 +229,12 @@ export function createPredictor(options: FullPredictorOptions): WasmPredictor {
 
 /** Rebuild a predictor from snapshot() bytes; it continues exactly as the original would. */
 export function restorePredictor(bytes: Uint8Array): WasmPredictor {
-  const { options, memory } = decodeSnapshot(bytes);
+  const { options, memory, pending } = decodeSnapshot(bytes);
   let o: ResolvedOptions;
   try {
     o = resolveOptions(options as FullPredictorOptions);
   } catch (e) {
     throw new RangeError(`bytes holds invalid options: ${(e as Error).message}`);
   }
-  return new WasmPredictor(o, memory);
+  return new WasmPredictor(o, memory, PendingHistories.decode(pending, o.streams, o.pageCount));
 }

@@ -10,18 +10,139 @@
  * the first thing to fault, in an order only first touches show.
  *
  * A suffix whose distinct pages exceed REHEARSAL_PAGES ends the rehearsal (the core's scratch
- * tables are sized for that at creation); it and longer ones are not learned.
+ * tables are sized for that at creation); it and longer ones are not learned. No suffix is longer
+ * than REHEARSAL_TAIL, the most of a history that is kept for it.
+ *
+ * The history is the sum of a stream's train() calls since the last rehearsal: calls add up, so a
+ * history fed in chunks learns what it would have learned in one call. The rehearsal needs the end
+ * of that history, which only the switch-over fixes; so it is pending until then (the first
+ * predictNext or observe, or an explicit rehearse()), and PendingHistories keeps each stream's last
+ * REHEARSAL_TAIL pages until it runs.
  */
 export const REHEARSAL_MIN = 4096;
 export const REHEARSAL_PAGES = 16384;
+export const REHEARSAL_TAIL = 1 << 21;
 
-/** Suffix lengths rehearsed for a history of n pages, shortest first: 1, 1.5, 2, 3, 4, 6, ... x REHEARSAL_MIN, at most n / 2. */
+/**
+ * Suffix lengths rehearsed for a history of n pages, shortest first: 1, 1.5, 2, 3, 4, 6, ... x
+ * REHEARSAL_MIN, at most n / 2 and at most REHEARSAL_TAIL.
+ */
 export function rehearsalLengths(n: number): number[] {
   const out: number[] = [];
   for (let k = 0; ; k++) {
     const base = REHEARSAL_MIN * 2 ** (k >> 1);
     const len = k & 1 ? base + base / 2 : base;
-    if (len > n / 2) return out;
+    if (len > n / 2 || len > REHEARSAL_TAIL) return out;
     out.push(len);
   }
+}
+
+/** A stream's history awaiting its rehearsal: its length and its last min(length, REHEARSAL_TAIL) pages. */
+export interface PendingHistory {
+  stream: number;
+  length: number;
+  tail: Uint32Array;
+}
+
+interface Tail {
+  length: number;
+  buf: Uint32Array; // pages [0, kept) are the history's last `kept` (kept >= min(length, REHEARSAL_TAIL))
+  kept: number;
+}
+
+/**
+ * The histories trained since the last rehearsal, by stream. Appending is amortised O(1) per page:
+ * the buffer grows to 2 x REHEARSAL_TAIL and then drops its oldest pages down to REHEARSAL_TAIL at once.
+ */
+export class PendingHistories {
+  private tails = new Map<number, Tail>();
+
+  get size(): number { return this.tails.size; }
+
+  /** Add pages (already validated) to `stream`'s history. */
+  append(stream: number, pages: Uint32Array | readonly number[]): void {
+    let t = this.tails.get(stream);
+    if (!t) this.tails.set(stream, (t = { length: 0, buf: new Uint32Array(0), kept: 0 }));
+    const c = pages.length;
+    t.length += c;
+    if (c >= REHEARSAL_TAIL) { // only the end of this chunk survives
+      t.buf = new Uint32Array(REHEARSAL_TAIL);
+      copyInto(t.buf, 0, pages, c - REHEARSAL_TAIL, c);
+      t.kept = REHEARSAL_TAIL;
+      return;
+    }
+    if (t.kept + c > t.buf.length) {
+      const cap = 2 * REHEARSAL_TAIL;
+      if (t.kept + c <= cap) {
+        const grown = new Uint32Array(Math.min(cap, Math.max(t.kept + c, 2 * t.buf.length, 1024)));
+        grown.set(t.buf.subarray(0, t.kept));
+        t.buf = grown;
+      } else { // keep the last REHEARSAL_TAIL - c old pages: REHEARSAL_TAIL after this chunk
+        if (t.buf.length < cap) { const full = new Uint32Array(cap); full.set(t.buf.subarray(0, t.kept)); t.buf = full; }
+        const keep = REHEARSAL_TAIL - c;
+        t.buf.copyWithin(0, t.kept - keep, t.kept);
+        t.kept = keep;
+      }
+    }
+    copyInto(t.buf, t.kept, pages, 0, c);
+    t.kept += c;
+  }
+
+  /** The pending histories in stream order (their tails are views: use them before the next append). */
+  list(): PendingHistory[] {
+    return [...this.tails].sort((a, b) => a[0] - b[0])
+      .map(([stream, t]) => ({ stream, length: t.length, tail: t.buf.subarray(Math.max(0, t.kept - REHEARSAL_TAIL), t.kept) }));
+  }
+
+  clear(): void { this.tails.clear(); }
+
+  /** Bytes: u32 count, then per stream u32 stream, f64 length, u32 kept, kept x u32 pages (little-endian). */
+  encode(): Uint8Array {
+    const list = this.list();
+    const out = new Uint8Array(4 + list.reduce((a, h) => a + 16 + 4 * h.tail.length, 0));
+    const dv = new DataView(out.buffer);
+    dv.setUint32(0, list.length, true);
+    let at = 4;
+    for (const h of list) {
+      dv.setUint32(at, h.stream, true);
+      dv.setFloat64(at + 4, h.length, true);
+      dv.setUint32(at + 12, h.tail.length, true);
+      at += 16;
+      for (let i = 0; i < h.tail.length; i++, at += 4) dv.setUint32(at, h.tail[i], true);
+    }
+    return out;
+  }
+
+  /** The inverse of encode(); throws a RangeError naming what is wrong (the argument is `bytes`). */
+  static decode(bytes: Uint8Array, streams: number, pageCount: number): PendingHistories {
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const bad = (what: string) => new RangeError(`bytes holds a bad pending history: ${what}`);
+    if (bytes.length < 4) throw bad(`${bytes.length} bytes`);
+    const n = dv.getUint32(0, true);
+    const out = new PendingHistories();
+    let at = 4;
+    for (let k = 0; k < n; k++) {
+      if (at + 16 > bytes.length) throw bad(`truncated at stream ${k} of ${n}`);
+      const stream = dv.getUint32(at, true);
+      const length = dv.getFloat64(at + 4, true);
+      const kept = dv.getUint32(at + 12, true);
+      at += 16;
+      if (stream >= streams || out.tails.has(stream)) throw bad(`stream ${stream}`);
+      if (!Number.isSafeInteger(length) || kept !== Math.min(length, REHEARSAL_TAIL)) throw bad(`length ${length} with ${kept} pages kept`);
+      if (at + 4 * kept > bytes.length) throw bad(`truncated in stream ${stream}'s pages`);
+      const buf = new Uint32Array(kept);
+      for (let i = 0; i < kept; i++, at += 4) {
+        buf[i] = dv.getUint32(at, true);
+        if (buf[i] >= pageCount) throw bad(`page ${buf[i]} of stream ${stream} is not below pageCount ${pageCount}`);
+      }
+      out.tails.set(stream, { length, buf, kept });
+    }
+    if (at !== bytes.length) throw bad(`${bytes.length - at} trailing bytes`);
+    return out;
+  }
+}
+
+function copyInto(dst: Uint32Array, at: number, src: Uint32Array | readonly number[], from: number, to: number): void {
+  if (src instanceof Uint32Array) dst.set(src.subarray(from, to), at);
+  else for (let i = from; i < to; i++) dst[at + i - from] = src[i];
 }

@@ -50,10 +50,17 @@ export interface Predictor {
   /**
    * Learn a pre-migration history: its LRU misses (the `filter`), then, with `rehearse`, the
    * first-touch order of its suffixes of 4096, 6144, 8192, ... pages up to half of it (simulated
-   * switch-overs). One call is one history: a history split over several calls is rehearsed per call
-   * (and not at all under 8192 pages), so pass it whole where you can.
+   * switch-overs). Calls add up: per stream, train(a); train(b) learns what train(a ++ b) would.
+   * The rehearsal needs the history's end, so it waits for the switch-over: the first predictNext
+   * or observe runs it, or rehearse() does.
    */
   train(pages: Uint32Array | readonly number[], stream?: number): void;
+  /**
+   * Run the pending switch-over rehearsal of every stream trained since the last one (stream order).
+   * Call it when the history is complete, before compact(), to keep its cost (milliseconds) off the
+   * first fault; nothing happens when none is pending.
+   */
+  rehearse(): void;
   /**
    * Lay the model out for the fault path: every context's successors in adjacent memory, so a
    * prediction touches far fewer cache lines and memory pages (1.7-2.1x faster on a 336k-context

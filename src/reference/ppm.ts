@@ -9,7 +9,7 @@
 import { checkPage, checkStream, checkPages, checkRange } from "../engine/validate.js";
 import { resolveOptions, type FullPredictorOptions, type ResolvedOptions } from "../engine/options.js";
 import type { Predictor, PredictorStats } from "../engine/types.js";
-import { rehearsalLengths, REHEARSAL_PAGES } from "../engine/rehearsal.js";
+import { rehearsalLengths, REHEARSAL_PAGES, PendingHistories } from "../engine/rehearsal.js";
 
 const FAR = 0x80000000; // the delta symbol for every |delta| > deltaRange
 const STATES = 128 * 16 + 1; // search states: the root + lookahead (max 128) x BRANCH
@@ -62,6 +62,7 @@ export class ReferencePredictor implements Predictor {
   private tick = 0;
   private counters = { faults: 0, predictions: 0, observed: 0, trained: 0, rehearsed: 0, prunes: 0 };
   private disposed = false;
+  private pending = new PendingHistories();
 
   constructor(options: ResolvedOptions) {
     this.options = Object.freeze({ ...options });
@@ -82,6 +83,7 @@ export class ReferencePredictor implements Predictor {
     this.lruStamps = new Array(this.options.filter).fill(0);
     this.tick = 0;
     this.counters = { faults: 0, predictions: 0, observed: 0, trained: 0, rehearsed: 0, prunes: 0 };
+    this.pending = new PendingHistories();
   }
 
   private emptyCtx(): (Node | null)[] {
@@ -308,7 +310,17 @@ export class ReferencePredictor implements Predictor {
       this.learn(pages[i], s);
     }
     this.counters.trained += pages.length;
-    if (this.options.rehearse) this.rehearse(pages, s);
+    if (this.options.rehearse) this.pending.append(s, pages);
+  }
+
+  rehearse(): void {
+    this.live("rehearse");
+    this.rehearsePending();
+  }
+
+  private rehearsePending(): void {
+    for (const h of this.pending.list()) this.rehearseHistory(h.tail, h.length, h.stream);
+    this.pending.clear();
   }
 
   /**
@@ -316,13 +328,13 @@ export class ReferencePredictor implements Predictor {
    * a scratch stream that starts where `stream` stands: the real stream keeps the context the history
    * left it in, which is where the actual switch-over will find it.
    */
-  private rehearse(pages: Uint32Array | readonly number[], stream: number): void {
+  private rehearseHistory(tail: Uint32Array, length: number, stream: number): void {
     const from = this.streamStates[stream];
     const scratch: StreamState = { last: from.last, ctx: from.ctx.map((c) => c.slice()) };
     const id = this.streamStates.push(scratch) - 1; // pruning keeps its contexts valid as it does every stream's
-    for (const len of rehearsalLengths(pages.length)) {
+    for (const len of rehearsalLengths(length)) {
       const firstTouches = new Set<number>(); // a Set iterates in insertion order: first touch first
-      for (let i = pages.length - len; i < pages.length; i++) firstTouches.add(pages[i]);
+      for (let i = tail.length - len; i < tail.length; i++) firstTouches.add(tail[i]);
       if (firstTouches.size > REHEARSAL_PAGES) break;
       for (const p of firstTouches) this.learn(p, id);
       this.counters.rehearsed += firstTouches.size;
@@ -339,6 +351,7 @@ export class ReferencePredictor implements Predictor {
     this.live("predictNext");
     this.checkPage("fault", fault);
     const s = this.checkStream(stream);
+    if (this.pending.size !== 0) this.rehearsePending();
     this.learn(fault, s);
     this.present.add(fault);
     this.counters.faults++;
@@ -349,6 +362,7 @@ export class ReferencePredictor implements Predictor {
     this.live("observe");
     this.checkPage("page", page);
     const s = this.checkStream(stream);
+    if (this.pending.size !== 0) this.rehearsePending();
     this.learn(page, s);
     this.present.add(page);
     this.counters.observed++;

@@ -159,6 +159,8 @@ test("the switch-over rehearsal agrees: long histories, several streams, tiny ar
   assert.equal(stoppedAt, 24576, "80k random pages: the 24576-page suffix is the first past the limit");
   const big = createPredictor({ pageCount: 1 << 20 });
   big.train(h);
+  assert.equal(big.stats().rehearsed, 0, "the rehearsal waits for the switch-over");
+  big.rehearse();
   assert.equal(big.stats().rehearsed, expected);
   big.dispose();
 });

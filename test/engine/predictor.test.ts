@@ -132,8 +132,9 @@ test("rehearsal: train learns the order in which the hot set faults after a swit
   const firstPrediction = (rehearse: boolean) => {
     const p = createPredictor({ pageCount: 1 << 20, rehearse });
     p.train(hist);
-    const s = p.stats();
+    assert.equal(p.stats().rehearsed, 0, "the rehearsal waits for the switch-over (the first fault)");
     const out = Array.from(p.predictNext(B[0]));
+    const s = p.stats();
     p.dispose();
     return { out, rehearsed: s.rehearsed };
   };
@@ -149,14 +150,32 @@ test("rehearsal: train learns the order in which the hot set faults after a swit
 test("snapshot: the restored predictor continues exactly as the original", () => {
   const p = createPredictor({ ...OPTS, alphabet: "hybrid" });
   p.train(history(12000)); // long enough to be rehearsed
-  assert.ok(p.stats().rehearsed > 0);
   drive(p, FAULTS.slice(0, 20));
+  assert.ok(p.stats().rehearsed > 0);
   const bytes = p.snapshot();
   const q = restorePredictor(bytes);
   assert.deepEqual(q.options, p.options);
   const rest = FAULTS.slice(20);
   assert.deepEqual(drive(q, rest, 1), drive(p, rest, 1));
   assert.deepEqual(q.stats(), p.stats());
+});
+
+test("snapshot: a history awaiting its rehearsal is kept, and the restored predictor rehearses it as the original does", () => {
+  const p = createPredictor({ ...OPTS, alphabet: "hybrid" });
+  p.train(history(9000));
+  p.train(history(12000).slice(9000)); // two calls, one pending history
+  assert.equal(p.stats().rehearsed, 0);
+  const pendingSnapshot = p.snapshot();
+  const q = restorePredictor(pendingSnapshot);
+  const r = restorePredictor(pendingSnapshot);
+  r.rehearse(); // explicitly, before the first fault: the same model as the first fault's own rehearsal
+  const outs = [p, q, r].map((x) => drive(x, FAULTS));
+  assert.ok(p.stats().rehearsed > 0);
+  assert.deepEqual(outs[1], outs[0]);
+  assert.deepEqual(outs[2], outs[0]);
+  assert.deepEqual(q.stats(), p.stats());
+  // The pending history (12000 pages) travels in the snapshot; once rehearsed, nothing is pending.
+  assert.equal(pendingSnapshot.length - p.snapshot().length, 16 + 4 * 12000);
 });
 
 test("snapshot: truncated, corrupted, foreign and mistyped bytes are refused with a clear error", () => {
@@ -250,7 +269,7 @@ test("every call after dispose() throws a TypeError naming the call", () => {
     ["predictNext", () => p.predictNext(1)], ["train", () => p.train([1])], ["observe", () => p.observe(1)],
     ["markPresent", () => p.markPresent(1)], ["markPresentRange", () => p.markPresentRange(1, 1)],
     ["isPresent", () => p.isPresent(1)], ["clearPresent", () => p.clearPresent()], ["stats", () => p.stats()], ["snapshot", () => p.snapshot()], ["reset", () => p.reset()],
-    ["compact", () => p.compact()], ["prune", () => p.prune()],
+    ["compact", () => p.compact()], ["prune", () => p.prune()], ["rehearse", () => p.rehearse()],
   ];
   for (const [name, call] of calls) assert.throws(call, (e: Error) => e instanceof TypeError && e.message === `predictor.${name}() called after dispose()`);
 });
