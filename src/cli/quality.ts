@@ -1,9 +1,10 @@
 /**
  * `ppm-prefetch quality [TRACE...] [--layouts virtual,4k] [--switch-at 0.3] [--depth 8] [--feedback]
- *   [--seed 1] [--engine JSON] [--json]`
+ *   [--seed 1] [--engine JSON] [--train-chunk N] [--json]`
  * The engine's quality table (faults as % of demand paging) against next-8, markov1 and the blend.
  * Without traces it uses the bundled real ones. `--engine '{"filter":128}'` replaces engine defaults
- * (how the design choices in RESULTS.md are measured); `--seed` places the 4k/2m layouts differently.
+ * (how the design choices in RESULTS.md are measured); `--seed` places the 4k/2m layouts differently;
+ * `--train-chunk N` feeds the engine its history in train() calls of N pages (0: one call).
  */
 import { parseArgs } from "node:util";
 import { existsSync } from "node:fs";
@@ -22,11 +23,11 @@ export async function run(args: string[]): Promise<number> {
     options: {
       layouts: { type: "string" }, "switch-at": { type: "string" }, depth: { type: "string" },
       feedback: { type: "boolean" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
-      seed: { type: "string" }, engine: { type: "string" },
+      seed: { type: "string" }, engine: { type: "string" }, "train-chunk": { type: "string" },
     },
   });
   if (values.help) {
-    process.stdout.write("usage: ppm-prefetch quality [TRACE...] [--layouts virtual,2m,4k] [--switch-at 0.3] [--depth 8] [--feedback] [--seed 1] [--engine JSON] [--json]\n");
+    process.stdout.write("usage: ppm-prefetch quality [TRACE...] [--layouts virtual,2m,4k] [--switch-at 0.3] [--depth 8] [--feedback] [--seed 1] [--engine JSON] [--train-chunk N] [--json]\n");
     return 0;
   }
   const layouts = (values.layouts ?? "virtual,4k").split(",");
@@ -35,12 +36,13 @@ export async function run(args: string[]): Promise<number> {
   const depth = intOption("depth", values.depth, 8, 1, 256);
   const seed = intOption("seed", values.seed, 1, 0, 0xffffffff);
   const engine = engineOptions(values.engine);
+  const trainChunk = intOption("train-chunk", values["train-chunk"], 0, 0, 0xffffffff);
   const traces = positionals.length ? positionals : BUNDLED_TRACES;
   for (const t of traces) if (!existsSync(t)) throw new UsageError(`trace file not found: ${t}`);
   const progress = process.stderr.isTTY ? (m: string) => process.stderr.write(`\r\x1b[K${m}`) : undefined;
-  const rows = await qualityTable(traces, { layouts: layouts as LayoutName[], switchAt, depth, feedback: values.feedback, seed, engine, onProgress: progress });
+  const rows = await qualityTable(traces, { layouts: layouts as LayoutName[], switchAt, depth, feedback: values.feedback, seed, engine, trainChunk, onProgress: progress });
   if (progress) process.stderr.write("\r\x1b[K");
-  if (values.json) process.stdout.write(JSON.stringify({ depth, switchAt, feedback: !!values.feedback, seed, engine, rows }, null, 2) + "\n");
+  if (values.json) process.stdout.write(JSON.stringify({ depth, switchAt, feedback: !!values.feedback, seed, engine, trainChunk, rows }, null, 2) + "\n");
   else process.stdout.write(formatQualityTable(rows, depth));
   return 0;
 }
