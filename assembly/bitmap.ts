@@ -22,7 +22,7 @@ export function setRange(start: u32, count: u32): void {
   let p = start;
   while (p < end && (p & 7) != 0) { setBit(p); p++; }
   let full: f64 = 0;
-  while (p + 8 <= end) {
+  while (end - p >= 8) { // (p + 8 <= end would wrap for the last pages of a 2^32-page guest)
     const a = oBitmap + (p >> 3);
     const b = load<u8>(a);
     full += <f64>(8 - popcnt<u32>(b));

@@ -146,7 +146,7 @@ export function prune(): void { pruneNodes(); }
 export function markPresent(page: u32): void { setBit(page); }
 /** Forget which pages are present (a new migration over a model already learned). */
 export function clearPresent(): void {
-  memory.fill(oBitmap, 0, ((<usize>gPageCount + 7) >> 3));
+  memory.fill(oBitmap, 0, <usize>((<u64>gPageCount + 7) >> 3)); // u64: pageCount may be 2^32 - 1
   setHdr64(H_PRESENT, 0);
 }
 export function markPresentRange(start: u32, count: u32): void { setRange(start, count); }

@@ -79,8 +79,8 @@ export class WasmPredictor implements Predictor {
 
   /**
    * Run the switch-over rehearsal of every history trained since the last one, in stream order
-   * (engine/rehearsal.ts). predictNext and observe do it first when one is pending; call it at the
-   * switch-over (before compact()) to keep its cost off the first fault.
+   * (engine/rehearsal.ts). predictNext, observe and compact do it first when one is pending; call it
+   * (or compact()) at the switch-over to keep its cost off the first fault.
    */
   rehearse(): void {
     this.rehearsePending(this.live("rehearse"));
@@ -121,8 +121,11 @@ export class WasmPredictor implements Predictor {
     }
   }
 
+  /** Ends training: a pending rehearsal runs first (its contexts are laid out too), then the layout. */
   compact(): void {
-    this.live("compact").compact();
+    const core = this.live("compact");
+    if (this.pending.size !== 0) this.rehearsePending(core);
+    core.compact();
   }
 
   prune(): void {
@@ -204,6 +207,10 @@ export class WasmPredictor implements Predictor {
 
   snapshot(): Uint8Array {
     const core = this.live("snapshot");
+    // The staging buffer holds whatever train last copied in, which is not state: cleared, the same
+    // model gives the same bytes however its history was fed.
+    this.refreshViews();
+    this.input.fill(0);
     return encodeSnapshot(this.options, new Uint8Array(core.memory.buffer, 0, core.usedBytes()), this.pending.encode());
   }
 
@@ -222,8 +229,9 @@ export class WasmPredictor implements Predictor {
 
 /** Create a predictor; synchronous. Throws TypeError/RangeError for bad options. */
 export function createPredictor(options: FullPredictorOptions): WasmPredictor {
+  // The linear memory is whole 64 KiB Wasm pages: a budget covers the layout rounded up to them.
   const o = resolveOptions(options, (cap) =>
-    layoutBytes(options.order ?? DEFAULTS.order, options.streams ?? DEFAULTS.streams, cap, options.pageCount, options.filter ?? DEFAULTS.filter));
+    Math.ceil(layoutBytes(options.order ?? DEFAULTS.order, options.streams ?? DEFAULTS.streams, cap, options.pageCount, options.filter ?? DEFAULTS.filter) / 65536) * 65536);
   return new WasmPredictor(o);
 }
 

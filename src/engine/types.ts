@@ -1,4 +1,5 @@
 /** The public shapes of the predictor: options, statistics and the predictor itself. */
+import type { ResolvedOptions } from "./options.js";
 
 export type Alphabet = "page" | "delta" | "hybrid";
 export type EscapeMethod = "A" | "B" | "C" | "D";
@@ -46,26 +47,30 @@ export interface PredictorStats {
 }
 
 export interface Predictor {
-  readonly options: Readonly<Required<Omit<PredictorOptions, "memoryBytes">>>;
+  /** Every option, defaults filled in (memoryBytes resolved to maxContexts). */
+  readonly options: Readonly<ResolvedOptions>;
   /**
    * Learn a pre-migration history: its LRU misses (the `filter`), then, with `rehearse`, the
    * first-touch order of its suffixes of 4096, 6144, 8192, ... pages up to half of it (simulated
-   * switch-overs). Calls add up: per stream, train(a); train(b) learns what train(a ++ b) would.
-   * The rehearsal needs the history's end, so it waits for the switch-over: the first predictNext
-   * or observe runs it, or rehearse() does.
+   * switch-overs). Calls add up: train(a, s); train(b, s) learns what train(a ++ b, s) would, when
+   * no other stream trains in between (the filter and the statistics are shared, so interleaving
+   * streams' calls matters). The rehearsal needs the history's end, so it waits for the
+   * switch-over: rehearse() or compact() runs it, or else the first predictNext or observe.
    */
   train(pages: Uint32Array | readonly number[], stream?: number): void;
   /**
    * Run the pending switch-over rehearsal of every stream trained since the last one (stream order).
-   * Call it when the history is complete, before compact(), to keep its cost (milliseconds) off the
-   * first fault; nothing happens when none is pending.
+   * Call it (or compact(), which calls it) when the history is complete, to keep its cost
+   * (milliseconds) off the first fault; nothing happens when none is pending.
    */
   rehearse(): void;
   /**
-   * Lay the model out for the fault path: every context's successors in adjacent memory, so a
-   * prediction touches far fewer cache lines and memory pages (1.7-2.1x faster on a 336k-context
-   * model). Call it once after train() and before the migration starts; predictions are unchanged.
-   * Costs 0.3-0.5 us per context (O(contexts), in place, no extra memory).
+   * End training and lay the model out for the fault path: a pending rehearsal runs first (so the
+   * first fault does not pay for it; a train() after this starts a new history), then every
+   * context's successors are put in adjacent memory, so a prediction touches far fewer cache lines
+   * and memory pages (1.7-2.1x faster on a 336k-context model). Call it once after train() and
+   * before the migration starts; the layout changes no prediction. Costs 0.25-0.5 us per context
+   * (O(contexts), in place, no extra memory).
    */
   compact(): void;
   /**
@@ -74,7 +79,15 @@ export interface Predictor {
    * when `stats().contexts` nears `stats().capacity` to keep that stall off the fault path.
    */
   prune(): void;
+  /**
+   * Learn from a fault and return the pages to send with it, most probable first, marked sent. The
+   * result is a view of the output buffer that the next call overwrites (.slice() to keep it).
+   */
   predictNext(fault: number, stream?: number): Uint32Array;
+  /** predictNext without creating a view (nothing allocated): returns the count; the pages are output[0..count). */
+  predictInto(fault: number, stream?: number): number;
+  /** The long-lived view of the output buffer that predictInto fills. */
+  readonly output: Uint32Array;
   observe(page: number, stream?: number): void;
   markPresent(page: number): void;
   markPresentRange(start: number, count: number): void;

@@ -31,7 +31,10 @@ export function checkPages(pages: unknown, pageCount: number): void {
 }
 
 export function checkRange(start: unknown, count: unknown, pageCount: number): void {
-  const s = checkPage("start", start, pageCount);
+  // start may equal pageCount: the empty range at the end.
+  if (typeof start !== "number" || !Number.isInteger(start)) throw new TypeError(`start must be an integer page number, got ${describe(start)}`);
+  if (start < 0 || start > pageCount) throw new RangeError(`start must be in 0..${pageCount}, got ${start}`);
+  const s = start;
   if (typeof count !== "number" || !Number.isInteger(count)) throw new TypeError(`count must be an integer, got ${describe(count)}`);
   if (count < 0 || s + count > pageCount) {
     throw new RangeError(`count must be in 0..${pageCount - s} (start ${s}, pageCount ${pageCount}), got ${count}`);

@@ -342,9 +342,26 @@ export class ReferencePredictor implements Predictor {
     this.streamStates.pop();
   }
 
-  /** The core renumbers its nodes here; ids and layout decide nothing, so the reference has nothing to do. */
+  /**
+   * Ends training: a pending rehearsal runs. The core then renumbers its nodes; ids and layout
+   * decide nothing, so the reference has nothing more to do.
+   */
   compact(): void {
     this.live("compact");
+    this.rehearsePending();
+  }
+
+  private out = new Uint32Array(256); // what predictInto fills, as the core's output buffer
+
+  predictInto(fault: number, stream?: number): number {
+    const pages = this.predictNext(fault, stream);
+    this.out.set(pages);
+    return pages.length;
+  }
+
+  get output(): Uint32Array {
+    this.live("output");
+    return this.out;
   }
 
   predictNext(fault: number, stream?: number): Uint32Array {

@@ -51,7 +51,25 @@ test("property: a history trained in chunks predicts exactly as the same history
     }), { numRuns: 12, seed: 20261126 });
 });
 
-test("the rehearsal runs once per switch-over: at the first fault or observe, or at rehearse(); train after it starts a new history", () => {
+test("snapshots of the same model are the same bytes, however its history was fed", () => {
+  const pageCount = 20000;
+  const h = history(30000, pageCount, 8);
+  const once = createPredictor({ pageCount });
+  once.train(h);
+  const pieces = createPredictor({ pageCount });
+  for (let at = 0; at < h.length; at += 7000) pieces.train(Array.from(h.subarray(at, Math.min(h.length, at + 7000))));
+  // (Compared by first differing byte: a diff of two 35 MB arrays would not fit in the heap.)
+  const firstDifference = (a: Uint8Array, b: Uint8Array) => {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return i;
+    return a.length === b.length ? -1 : Math.min(a.length, b.length);
+  };
+  assert.equal(firstDifference(pieces.snapshot(), once.snapshot()), -1); // a pending history included
+  once.compact();
+  pieces.compact();
+  assert.equal(firstDifference(pieces.snapshot(), once.snapshot()), -1);
+});
+
+test("the rehearsal runs once per switch-over: at the first fault or observe, at rehearse() or at compact(); train after it starts a new history", () => {
   const pageCount = 20000;
   const h = history(30000, pageCount, 5);
   const byFault = createPredictor({ pageCount });
@@ -59,13 +77,22 @@ test("the rehearsal runs once per switch-over: at the first fault or observe, or
   const byCall = createPredictor({ pageCount });
   for (const p of [byFault, byObserve, byCall]) p.train(h);
   assert.deepEqual([byFault, byObserve, byCall].map((p) => p.stats().rehearsed), [0, 0, 0]);
+  const byCompact = createPredictor({ pageCount });
+  byCompact.train(h);
   byFault.predictNext(h[0]);
   byObserve.observe(h[0]);
   byCall.rehearse();
+  byCompact.compact(); // ends training: the rehearsal runs before the layout
   const once = byFault.stats().rehearsed;
   assert.ok(once > 0);
   assert.equal(byObserve.stats().rehearsed, once);
   assert.equal(byCall.stats().rehearsed, once);
+  assert.equal(byCompact.stats().rehearsed, once);
+  const faults = Array.from({ length: 60 }, (_, i) => h[(i * 7919) % h.length]);
+  const viaCall = createPredictor({ pageCount });
+  viaCall.train(h);
+  viaCall.rehearse();
+  assert.deepEqual(outputs(byCompact, faults), outputs(viaCall, faults));
   byCall.rehearse(); // nothing pending: nothing happens
   byCall.predictNext(h[0]);
   assert.equal(byCall.stats().rehearsed, once);

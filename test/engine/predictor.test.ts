@@ -98,7 +98,13 @@ test("memoryBytes sizes the arena to the budget", () => {
   const p = createPredictor({ pageCount: 1 << 20, memoryBytes: budget });
   const s = p.stats();
   assert.ok(s.capacity > 150000, `capacity ${s.capacity}`);
-  assert.ok(s.memoryBytes <= budget + 65536, `memory ${s.memoryBytes} within the budget (+ one Wasm page)`);
+  assert.ok(s.memoryBytes <= budget, `memory ${s.memoryBytes} within the budget`);
+  // Budgets that are not whole Wasm pages (the memory is): the linear memory stays within them.
+  for (const b of [3_000_000, 40_000_000, 40_042_495]) {
+    const q = createPredictor({ pageCount: 1 << 16, memoryBytes: b });
+    assert.ok(q.stats().memoryBytes <= b, `budget ${b}: memory ${q.stats().memoryBytes}`);
+    q.dispose();
+  }
   assert.throws(() => createPredictor({ pageCount: 1 << 20, memoryBytes: 1000 }), /options\.memoryBytes 1000 is too small/);
 });
 
@@ -218,8 +224,12 @@ test("bad pages and streams: TypeError/RangeError naming argument and value, sta
     assert.throws(() => p.predictNext(v as number), (e: Error) => e instanceof type && e.message.startsWith("fault ") && msg.test(e.message));
     assert.throws(() => p.observe(v as number), (e: Error) => e instanceof type && e.message.startsWith("page ") && msg.test(e.message));
     assert.throws(() => p.markPresent(v as number), (e: Error) => e instanceof type && msg.test(e.message));
-    assert.throws(() => p.markPresentRange(v as number, 1), (e: Error) => e instanceof type && e.message.startsWith("start "));
+    // start may be pageCount (the empty range at the end), so 1000 with a count of 1 is a bad count.
+    assert.throws(() => p.markPresentRange(v as number, 1), (e: Error) => e instanceof type && e.message.startsWith(v === 1000 ? "count must be in 0..0 (start 1000" : "start "));
   }
+  assert.throws(() => p.markPresentRange(1001, 0), (e: Error) => e instanceof RangeError && e.message === "start must be in 0..1000, got 1001");
+  p.markPresentRange(1000, 0); // the empty range at the end: nothing to do, nothing wrong
+  q.markPresentRange(1000, 0);
   for (const s of [4, -1, 0.5, NaN, "0"]) {
     assert.throws(() => p.predictNext(10, s as number), (e: Error) => (e instanceof TypeError || e instanceof RangeError) && /^stream must be/.test(e.message) && e.message.includes(String(s)));
     assert.throws(() => p.train([1, 2], s as number), /stream must be/);
@@ -299,4 +309,37 @@ test("reset forgets the model and the present pages but keeps the options", () =
   p.train(h);
   fresh.train(h);
   assert.deepEqual(drive(p, FAULTS), drive(fresh, FAULTS));
+});
+
+test("a 2^32 - 1 page guest: ranges reach the bitmap's last page and clearPresent clears all of it", () => {
+  // Page arithmetic near 2^32 must not wrap: the range's byte loop once compared p + 8 <= end (which
+  // wraps to 0 for the top pages and never ended), and clearPresent's byte count wrapped to 0.
+  const pageCount = 2 ** 32 - 1;
+  const p = createPredictor({ pageCount, maxContexts: 16, streams: 1 }); // a 512 MiB bitmap
+  const start = pageCount - 25; // not byte-aligned; whole bytes in the middle; ends at the last page
+  p.markPresentRange(start, 25);
+  assert.equal(p.stats().presentPages, 25);
+  for (const q of [start - 1, start, start + 1, pageCount - 8, pageCount - 1]) assert.equal(p.isPresent(q), q >= start, `page ${q}`);
+  p.markPresent(5);
+  p.clearPresent();
+  for (const q of [5, start, pageCount - 1]) assert.equal(p.isPresent(q), false, `page ${q} after clearPresent`);
+  assert.equal(p.stats().presentPages, 0);
+  p.dispose();
+});
+
+test("predictInto and output: the same pages as predictNext, on the core and on the reference model", async () => {
+  const { createReferencePredictor } = await import("../../src/reference/ppm.js");
+  const makers = [() => createPredictor(OPTS), () => createReferencePredictor(OPTS)];
+  for (const make of makers) {
+    const [a, b] = [make(), make()];
+    a.train(history());
+    b.train(history());
+    for (const f of FAULTS) {
+      const viaView = Array.from(a.predictNext(f));
+      const n = b.predictInto(f);
+      assert.deepEqual(Array.from(b.output.subarray(0, n)), viaView);
+    }
+    b.dispose();
+    assert.throws(() => b.output, /predictor\.output\(\) called after dispose\(\)/);
+  }
 });
