@@ -7,7 +7,8 @@
  *     present bitmap is cleared before each batch so that every batch predicts on the same terms.
  *  2. The same calls timed one by one with process.hrtime.bigint() over a 1M-call run: median, p99;
  *     then with the caches emptied before each call (the field case); and the machine's cost of one
- *     cache miss (a dependent random load), the floor under every figure above.
+ *     cache miss (a dependent random load), the floor under every figure above, and an idealised
+ *     learning step (one overlapped miss per order, no search): the floor of any model update.
  *     2b. predictNext in the quality replay of the real xz trace, compacted and not, call by call.
  *     2c. single calls with a smaller search budget (lookahead 1, 2, 4).
  *     2d. what a single call is made of: the timer alone, learning alone (observe), predictNext.
@@ -187,6 +188,33 @@ console.log(`predictNext (single calls, hrtime, ${N}): median ${fmt(sq.median)},
   }
   results.memoryLatency = floor;
   console.log(`one dependent random load: ${Object.entries(floor).map(([k, v]) => `${k} ${fmt(v)}`).join(", ")}`);
+}
+
+// The floor of any model update on a model this size: an idealised learning step that reads and
+// writes one cache line per order (K + 1 = 4), all four addresses known up front so their misses
+// overlap, and no search at all. No layout of a >= 1M-context model does less per fault.
+{
+  const slots = (64 << 20) >> 2;
+  const table = new Uint32Array(slots);
+  const steps = quick ? 300_000 : 2_000_000;
+  const pages = mixedStream(steps, 9);
+  const line = (ctx: number, page: number) => {
+    let h = Math.imul(ctx, 0x9e3779b1) ^ Math.imul(page + 0x7f4a7c15, 0x85ebca77);
+    h ^= h >>> 15; h = Math.imul(h, 0x2c1b3c6d); h ^= h >>> 12;
+    return (h >>> 0) & (slots - 1) & ~15; // a 64-byte line
+  };
+  let c1 = 1, c2 = 2, c3 = 3, sink = 0;
+  const a = process.hrtime.bigint();
+  for (let i = 0; i < steps; i++) {
+    const p = pages[i];
+    const s0 = line(0, p), s1 = line(c1, p), s2 = line(c2, p), s3 = line(c3, p);
+    const v0 = table[s0], v1 = table[s1], v2 = table[s2], v3 = table[s3];
+    table[s0] = v0 + 1; table[s1] = v1 + 1; table[s2] = v2 + 1; table[s3] = v3 + 1;
+    c3 = s2; c2 = s1; c1 = s0; sink += v0 + v1 + v2 + v3;
+  }
+  const ns = Number(process.hrtime.bigint() - a) / steps + (sink & 0);
+  results.idealLearnStep = ns;
+  console.log(`an idealised learning step (4 overlapped misses in 64 MiB, no search): ${fmt(ns)}`);
 }
 
 // ---- 2b: predictNext in the real replay (xz, both layouts): compacted and not, call by call ----
