@@ -244,5 +244,7 @@ export function restorePredictor(bytes: Uint8Array): WasmPredictor {
   } catch (e) {
     throw new RangeError(`bytes holds invalid options: ${(e as Error).message}`);
   }
-  return new WasmPredictor(o, memory, PendingHistories.decode(pending, o.streams, o.pageCount));
+  const histories = PendingHistories.decode(pending, o.streams, o.pageCount);
+  if (!o.rehearse && histories.size !== 0) throw new RangeError("bytes holds a pending history for a predictor without the rehearsal");
+  return new WasmPredictor(o, memory, histories);
 }

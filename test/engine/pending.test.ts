@@ -174,3 +174,21 @@ test("PendingHistories.encode/decode round-trip, and bad bytes are refused namin
   new DataView(lying.buffer).setFloat64(8, 2, true); // stream 0 claims 2 pages, keeps 1
   bad(lying, 4, 10, /length 2 with 1 pages kept/);
 });
+
+test("restore refuses a pending history in bytes whose predictor has no rehearsal, and a pending history is checked like the rest", async () => {
+  const { decodeSnapshot, encodeSnapshot } = await import("../../src/engine/snapshot.js");
+  const { restorePredictor } = await import("../../src/index.js");
+  const off = createPredictor({ pageCount: 100, rehearse: false });
+  const { options, memory } = decodeSnapshot(off.snapshot());
+  const ph = new PendingHistories();
+  ph.append(0, [1, 2, 3]);
+  assert.throws(() => restorePredictor(encodeSnapshot(options, memory, ph.encode())),
+    (e: Error) => e instanceof RangeError && e.message === "bytes holds a pending history for a predictor without the rehearsal");
+  // With the rehearsal on, the same bytes are a valid snapshot; a page past pageCount is not.
+  const on = createPredictor({ pageCount: 100 });
+  const parts = decodeSnapshot(on.snapshot());
+  assert.equal(restorePredictor(encodeSnapshot(parts.options, parts.memory, ph.encode())).stats().trained, 0);
+  const far = new PendingHistories();
+  far.append(0, [1, 100]);
+  assert.throws(() => restorePredictor(encodeSnapshot(parts.options, parts.memory, far.encode())), /page 100 of stream 0 is not below pageCount 100/);
+});
