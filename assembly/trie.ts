@@ -178,13 +178,14 @@ function freeNode(id: u32): void {
 
 /**
  * The arena is full: halve every count and drop every node whose count falls to zero, with its
- * subtree. Done in passes over the arena in id order, not by walking the trie: a walk follows sibling
- * links, one dependent cache miss per node once the free list has scattered the arena. (1) Counts
- * halve and totals restart. (2) A node dies when its count or an ancestor's is zero: the walk up is
- * at most K steps, and the upper levels stay cached. (3) Live nodes add their counts to their
- * parent's total; dead nodes leave a live parent's sibling list (the survivors keep their order) and
- * go to the free list. (4) The hash index is rebuilt. Ids decide no output,
- * so this drops exactly what a walk would.
+ * subtree. Done in two passes over the arena in id order, not by walking the trie: a walk follows
+ * sibling links, one dependent cache miss per node once the free list has scattered the arena.
+ * (1) Totals restart, and a node is marked dead (count 0) when its count would halve to zero (<= 1)
+ * or an ancestor's would: the walk up is at most K steps, and the upper levels stay cached; an
+ * ancestor already marked reads 0, one not yet visited still has its own count, so the test is the
+ * same either way. (2) With the hash index emptied, live nodes halve, add to their parent's total
+ * and are entered in the index; dead nodes leave a live parent's sibling list (the survivors keep
+ * their order) and go to the free list. Ids decide no output, so this drops exactly what a walk would.
  */
 export function prune(): void {
   const end = hdr32(H_NEXTNODE);
@@ -192,29 +193,28 @@ export function prune(): void {
   setTotal(DELTA_ROOT, 0);
   for (let id: u32 = FIRST_NODE; id < end; id++) {
     if (nGet(id, N_PARENT) == FREE_MARK) continue;
-    setCount(id, countOf(id) >> 1);
     setTotal(id, 0);
+    let up = id;
+    while (up >= FIRST_NODE && countOf(up) > 1) up = nGet(up, N_PARENT);
+    if (up >= FIRST_NODE) setCount(id, 0); // it or an ancestor dies
   }
-  for (let id: u32 = FIRST_NODE; id < end; id++) {
-    if (nGet(id, N_PARENT) == FREE_MARK || countOf(id) == 0) continue;
-    let up = nGet(id, N_PARENT);
-    while (up >= FIRST_NODE && countOf(up) != 0) up = nGet(up, N_PARENT);
-    if (up >= FIRST_NODE) setCount(id, 0); // an ancestor died
-  }
+  memory.fill(oBuckets, 0, <usize>gSlots << 2);
   for (let id: u32 = FIRST_NODE; id < end; id++) {
     const parent = nGet(id, N_PARENT);
     if (parent == FREE_MARK) continue;
     const n = countOf(id);
     if (n != 0) {
-      setTotal(parent, totalOf(parent) + n);
+      setCount(id, n >> 1);
+      setTotal(parent, totalOf(parent) + (n >> 1));
+      indexNode(id);
     } else {
-      // Out of a live parent's list first; a dead parent's list is never walked again. Freeing
-      // keeps the count at zero, so the node's own children still see it dead.
+      // Out of a live parent's list first (a live parent has a count: halved or not yet); a dead
+      // parent's list is never walked again. Freeing keeps the count at zero, so the node's own
+      // children still see it dead.
       if (parent < FIRST_NODE || countOf(parent) != 0) unlinkSibling(parent, id);
       freeNode(id);
     }
   }
-  rebuildIndex();
   bump(H_PRUNES, 1);
   forgetFreedContexts();
 }
