@@ -79,8 +79,8 @@ export class WasmPredictor implements Predictor {
 
   /**
    * Run the switch-over rehearsal of every history trained since the last one, in stream order
-   * (engine/rehearsal.ts). predictNext, observe and compact do it first when one is pending; call it
-   * (or compact()) at the switch-over to keep its cost off the first fault.
+   * (engine/rehearsal.ts). predictNext and observe do it first when one is pending; call it at the
+   * switch-over to keep its cost off the first fault.
    */
   rehearse(): void {
     this.rehearsePending(this.live("rehearse"));
@@ -121,11 +121,8 @@ export class WasmPredictor implements Predictor {
     }
   }
 
-  /** Ends training: a pending rehearsal runs first (its contexts are laid out too), then the layout. */
   compact(): void {
-    const core = this.live("compact");
-    if (this.pending.size !== 0) this.rehearsePending(core);
-    core.compact();
+    this.live("compact").compact();
   }
 
   prune(): void {

@@ -55,22 +55,23 @@ export interface Predictor {
    * switch-overs). Calls add up: train(a, s); train(b, s) learns what train(a ++ b, s) would, when
    * no other stream trains in between (the filter and the statistics are shared, so interleaving
    * streams' calls matters). The rehearsal needs the history's end, so it waits for the
-   * switch-over: rehearse() or compact() runs it, or else the first predictNext or observe.
+   * switch-over: rehearse() runs it, or else the first predictNext or observe does.
    */
   train(pages: Uint32Array | readonly number[], stream?: number): void;
   /**
    * Run the pending switch-over rehearsal of every stream trained since the last one (stream order).
-   * Call it (or compact(), which calls it) when the history is complete, to keep its cost
-   * (milliseconds) off the first fault; nothing happens when none is pending.
+   * Call it at the switch-over, when the history is complete, to keep its cost (tens of
+   * milliseconds; its input crosses into Wasm) off the first fault; nothing happens when none is
+   * pending.
    */
   rehearse(): void;
   /**
-   * End training and lay the model out for the fault path: a pending rehearsal runs first (so the
-   * first fault does not pay for it; a train() after this starts a new history), then every
-   * context's successors are put in adjacent memory, so a prediction touches far fewer cache lines
-   * and memory pages (1.7-2.1x faster on a 336k-context model). Call it once after train() and
-   * before the migration starts; the layout changes no prediction. Costs 0.25-0.5 us per context
-   * (O(contexts), in place, no extra memory).
+   * Lay the model out for the fault path: every context's successors in adjacent memory, so a
+   * prediction touches far fewer cache lines and memory pages (1.7-2.1x faster on a 336k-context
+   * model). It changes no prediction and does not end training (a pending rehearsal stays pending:
+   * call rehearse() at the switch-over). Call it once the bulk of the history is in, e.g. before
+   * the switch-over to keep it out of the downtime: 0.25-0.5 us per context (O(contexts), in
+   * place, no extra memory).
    */
   compact(): void;
   /**

@@ -71,6 +71,7 @@ function inChunks(s: PredictorStrategy, chunk: number): Strategy {
     ...s,
     train(pages: Uint32Array): void {
       for (let at = 0; at < pages.length; at += chunk) s.predictor.train(pages.subarray(at, Math.min(pages.length, at + chunk)));
+      s.predictor.rehearse();
       s.predictor.compact();
     },
   };

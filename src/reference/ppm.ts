@@ -342,13 +342,9 @@ export class ReferencePredictor implements Predictor {
     this.streamStates.pop();
   }
 
-  /**
-   * Ends training: a pending rehearsal runs. The core then renumbers its nodes; ids and layout
-   * decide nothing, so the reference has nothing more to do.
-   */
+  /** The core renumbers its nodes here; ids and layout decide nothing, so the reference has nothing to do. */
   compact(): void {
     this.live("compact");
-    this.rehearsePending();
   }
 
   private out = new Uint32Array(256); // what predictInto fills, as the core's output buffer

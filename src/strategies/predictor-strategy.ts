@@ -31,7 +31,9 @@ export function predictorStrategy(pred: Predictor, name: string = `ppm-${pred.op
     predictor: pred,
     train(pages: Uint32Array, ss?: Uint16Array): void {
       learnHistory(pages, ss);
-      pred.compact(); // the history is in: rehearse it (off the first fault), lay the model out for the fault path
+      // The history is in: rehearse it (off the first fault) and lay the model out for the fault path.
+      pred.rehearse();
+      pred.compact();
     },
     onFault: (p, s) => pred.predictNext(p, slot(s)),
     onTouch: (p, s) => pred.observe(p, slot(s)),
