@@ -194,6 +194,7 @@ export class WasmPredictor implements Predictor {
       observed: core.counter(COUNTER.observed),
       trained: core.counter(COUNTER.trained),
       rehearsed: core.counter(COUNTER.rehearsed),
+      pendingHistory: this.pending.pages,
       contexts: core.liveContexts(),
       capacity: core.capacity(),
       memoryBytes: core.memory.buffer.byteLength,

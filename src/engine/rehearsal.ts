@@ -59,6 +59,13 @@ export class PendingHistories {
 
   get size(): number { return this.tails.size; }
 
+  /** Pages trained since the last rehearsal, all streams. */
+  get pages(): number {
+    let n = 0;
+    for (const t of this.tails.values()) n += t.length;
+    return n;
+  }
+
   /** Add pages (already validated) to `stream`'s history. */
   append(stream: number, pages: Uint32Array | readonly number[]): void {
     let t = this.tails.get(stream);

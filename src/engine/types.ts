@@ -34,6 +34,8 @@ export interface PredictorStats {
   trained: number;
   /** First touches learned by train's switch-over rehearsal (see README). */
   rehearsed: number;
+  /** Pages trained since the last rehearsal, awaiting it (0: nothing pending; see rehearse()). */
+  pendingHistory: number;
   /** Live context entries in the arena. */
   contexts: number;
   /** Arena capacity in entries. */

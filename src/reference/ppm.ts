@@ -406,6 +406,7 @@ export class ReferencePredictor implements Predictor {
     this.live("stats");
     return {
       ...this.counters,
+      pendingHistory: this.pending.pages,
       contexts: this.nodes,
       capacity: this.options.maxContexts,
       memoryBytes: 0,

@@ -87,7 +87,7 @@ function runBoth(options: FullPredictorOptions, history: number[], ops: Op[]): v
     }
   });
   const ws = w.stats(), rs = r.stats();
-  for (const k of ["faults", "predictions", "observed", "trained", "rehearsed", "contexts", "prunes", "presentPages"] as const) {
+  for (const k of ["faults", "predictions", "observed", "trained", "rehearsed", "pendingHistory", "contexts", "prunes", "presentPages"] as const) {
     assert.equal(ws[k], rs[k], `stats().${k}`);
   }
   assert.ok(ws.contexts <= ws.capacity, "the arena is never exceeded");

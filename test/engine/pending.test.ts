@@ -77,6 +77,7 @@ test("the rehearsal runs once per switch-over: at the first fault or observe, or
   const byCall = createPredictor({ pageCount });
   for (const p of [byFault, byObserve, byCall]) p.train(h);
   assert.deepEqual([byFault, byObserve, byCall].map((p) => p.stats().rehearsed), [0, 0, 0]);
+  assert.equal(byCall.stats().pendingHistory, 30000);
   const byCompact = createPredictor({ pageCount });
   byCompact.train(h);
   byFault.predictNext(h[0]);
@@ -85,6 +86,7 @@ test("the rehearsal runs once per switch-over: at the first fault or observe, or
   byCompact.compact(); // a layout: training goes on, the rehearsal stays pending
   const once = byFault.stats().rehearsed;
   assert.ok(once > 0);
+  assert.deepEqual([byFault, byObserve, byCall, byCompact].map((p) => p.stats().pendingHistory), [0, 0, 0, 30000]);
   assert.equal(byObserve.stats().rehearsed, once);
   assert.equal(byCall.stats().rehearsed, once);
   assert.equal(byCompact.stats().rehearsed, 0);
