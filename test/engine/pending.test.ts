@@ -199,3 +199,18 @@ test("restore refuses a pending history in bytes whose predictor has no rehearsa
   far.append(0, [1, 100]);
   assert.throws(() => restorePredictor(encodeSnapshot(parts.options, parts.memory, far.encode())), /page 100 of stream 0 is not below pageCount 100/);
 });
+
+test("a 6.6M-page history in pieces across the 2^21 and 2^22 tail boundaries predicts as the whole (the suffix cap applies)", () => {
+  const pageCount = 16000; // few enough distinct pages that every suffix up to the cap is rehearsed
+  const h = history(6_600_000, pageCount, 21);
+  // Half the history would admit the next suffix (3 x 2^20); the cap stops at 2^21, all the tail keeps.
+  assert.ok(rehearsalLengths(h.length).at(-1) === REHEARSAL_TAIL && h.length / 2 >= 1.5 * REHEARSAL_TAIL, "the cap, not half the history, bounds the suffixes");
+  const faults = Array.from({ length: 100 }, (_, i) => h[(i * 7919) % h.length]);
+  const once = createPredictor({ pageCount });
+  once.train(h);
+  const pieces = createPredictor({ pageCount });
+  for (const [a, b] of chunks(h.length, [1, REHEARSAL_TAIL - 3, REHEARSAL_TAIL + 5, 2 * REHEARSAL_TAIL + 1, 3_500_000])) pieces.train(h.subarray(a, b));
+  assert.equal(pieces.stats().pendingHistory, h.length);
+  assert.deepEqual(outputs(pieces, faults), outputs(once, faults));
+  assert.deepEqual(pieces.stats(), once.stats());
+});
