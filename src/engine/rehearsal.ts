@@ -78,18 +78,16 @@ export class PendingHistories {
       t.kept = REHEARSAL_TAIL;
       return;
     }
-    if (t.kept + c > t.buf.length) {
-      const cap = 2 * REHEARSAL_TAIL;
-      if (t.kept + c <= cap) {
-        const grown = new Uint32Array(Math.min(cap, Math.max(t.kept + c, 2 * t.buf.length, 1024)));
-        grown.set(t.buf.subarray(0, t.kept));
-        t.buf = grown;
-      } else { // keep the last REHEARSAL_TAIL - c old pages: REHEARSAL_TAIL after this chunk
-        if (t.buf.length < cap) { const full = new Uint32Array(cap); full.set(t.buf.subarray(0, t.kept)); t.buf = full; }
-        const keep = REHEARSAL_TAIL - c;
-        t.buf.copyWithin(0, t.kept - keep, t.kept);
-        t.kept = keep;
-      }
+    if (t.kept + c > 2 * REHEARSAL_TAIL) {
+      // Keep the last REHEARSAL_TAIL - c old pages: REHEARSAL_TAIL after this chunk. They fit: the
+      // buffer already holds more than REHEARSAL_TAIL.
+      const keep = REHEARSAL_TAIL - c;
+      t.buf.copyWithin(0, t.kept - keep, t.kept);
+      t.kept = keep;
+    } else if (t.kept + c > t.buf.length) {
+      const grown = new Uint32Array(Math.min(2 * REHEARSAL_TAIL, Math.max(t.kept + c, 2 * t.buf.length, 1024)));
+      grown.set(t.buf.subarray(0, t.kept));
+      t.buf = grown;
     }
     copyInto(t.buf, t.kept, pages, 0, c);
     t.kept += c;

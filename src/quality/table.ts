@@ -6,7 +6,7 @@
 import { readTextTrace } from "../trace/format.js";
 import { placePages, type LayoutName } from "../trace/layout.js";
 import { replay, type ReplayResult } from "./replay.js";
-import { createPredictorStrategy, type PredictorStrategy } from "../strategies/predictor-strategy.js";
+import { createPredictorStrategy } from "../strategies/predictor-strategy.js";
 import type { FullPredictorOptions } from "../engine/options.js";
 import { createNextPages } from "../strategies/next-pages.js";
 import { createMarkov1 } from "../strategies/markov1.js";
@@ -46,7 +46,7 @@ export async function qualityTable(paths: string[], opts: QualityOptions = {}): 
       const placed = placePages(trace.pages, { layout, seed: opts.seed ?? 1 });
       const ctx = { pageCount: placed.pageCount, depth };
       const make: Record<QualityStrategy, () => Strategy> = {
-        ppm: () => inChunks(createPredictorStrategy({ ...ctx, streams: 1, ...opts.engine }), opts.trainChunk ?? 0),
+        ppm: () => createPredictorStrategy({ ...ctx, streams: 1, ...opts.engine }, { trainChunk: opts.trainChunk }),
         next8: () => createNextPages(ctx),
         markov1: () => createMarkov1(ctx),
         blend: () => createBlend(ctx),
@@ -62,19 +62,6 @@ export async function qualityTable(paths: string[], opts: QualityOptions = {}): 
     }
   }
   return rows;
-}
-
-/** The adapter with its history split into train() calls of `chunk` pages (calls add up). */
-function inChunks(s: PredictorStrategy, chunk: number): Strategy {
-  if (chunk === 0) return s;
-  return {
-    ...s,
-    train(pages: Uint32Array): void {
-      for (let at = 0; at < pages.length; at += chunk) s.predictor.train(pages.subarray(at, Math.min(pages.length, at + chunk)));
-      s.predictor.rehearse();
-      s.predictor.compact();
-    },
-  };
 }
 
 export function formatQualityTable(rows: QualityRow[], depth = 8): string {

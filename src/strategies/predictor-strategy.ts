@@ -11,12 +11,21 @@ import type { FullPredictorOptions } from "../engine/options.js";
 
 export type PredictorStrategy = Strategy & { readonly predictor: Predictor };
 
+export interface AdapterOptions {
+  /** Feed the history in train() calls of this many pages, as a recorder would (0: one call per stream). */
+  trainChunk?: number;
+}
+
 /** Wrap an existing predictor. */
-export function predictorStrategy(pred: Predictor, name: string = `ppm-${pred.options.alphabet}`): PredictorStrategy {
+export function predictorStrategy(pred: Predictor, name: string = `ppm-${pred.options.alphabet}`, { trainChunk = 0 }: AdapterOptions = {}): PredictorStrategy {
   const streams = pred.options.streams;
   const slot = streams === 1 ? () => 0 : (s: number) => s % streams;
+  const feed = (pages: Uint32Array, s: number): void => {
+    if (trainChunk === 0) pred.train(pages, s);
+    else for (let at = 0; at < pages.length; at += trainChunk) pred.train(pages.subarray(at, Math.min(pages.length, at + trainChunk)), s);
+  };
   const learnHistory = (pages: Uint32Array, ss?: Uint16Array): void => {
-    if (!ss || streams === 1) { pred.train(pages, 0); return; }
+    if (!ss || streams === 1) { feed(pages, 0); return; }
     const by = new Map<number, number[]>();
     for (let i = 0; i < pages.length; i++) {
       const k = slot(ss[i]);
@@ -24,7 +33,7 @@ export function predictorStrategy(pred: Predictor, name: string = `ppm-${pred.op
       if (!a) by.set(k, (a = []));
       a.push(pages[i]);
     }
-    for (const [k, a] of [...by].sort((x, y) => x[0] - y[0])) pred.train(Uint32Array.from(a), k);
+    for (const [k, a] of [...by].sort((x, y) => x[0] - y[0])) feed(Uint32Array.from(a), k);
   };
   return {
     name,
@@ -43,6 +52,7 @@ export function predictorStrategy(pred: Predictor, name: string = `ppm-${pred.op
 }
 
 /** A fresh predictor with these options, as a Strategy. */
-export function createPredictorStrategy(options: FullPredictorOptions): PredictorStrategy {
-  return predictorStrategy(createPredictor(options));
+export function createPredictorStrategy(options: FullPredictorOptions, adapter?: AdapterOptions): PredictorStrategy {
+  const pred = createPredictor(options);
+  return predictorStrategy(pred, undefined, adapter);
 }
