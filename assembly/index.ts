@@ -1,13 +1,13 @@
 // The exported ABI: a handful of functions over fixed buffers in linear memory. The TypeScript
 // wrapper validates every argument before calling in; nothing here allocates after init.
 import {
-  HEADER, HEADER_BYTES, MAGIC, OUT_CAPACITY, IN_CAPACITY, STATES, SCRATCH_SLOTS, MAX_CANDIDATES,
+  HEADER, HEADER_BYTES, MAGIC, OUT_BYTES, IN_CAPACITY, STATES, SCRATCH_SLOTS, MAX_CANDIDATES,
   NODE_BYTES, PAGE_ROOT, FIRST_NODE, NONE, AGE_LIMIT_MAX, REHEARSAL_BYTES,
   H_MAGIC, H_ORDER, H_ALPHA, H_ESCAPE, H_DEPTH, H_STREAMS, H_CAPACITY, H_PAGECOUNT, H_RANGE, H_FILTER,
   H_LOOKAHEAD, H_AGELIMIT, H_THRESHOLD, H_O_OUT, H_O_IN, H_O_STREAMS, H_O_LRU, H_O_FRONT, H_O_CAND,
   H_O_SEEN, H_O_BITMAP, H_O_NODES, H_END, H_SLOTS, H_O_BUCKETS, H_NODES, H_NEXTNODE, H_FREE,
   H_FAULTS, H_OBSERVED, H_PRESENT, hdr32, setHdr32, setHdr64, hdr64, bump, attachConfig,
-  oOut, oIn, oStreams, oLru, oBitmap, oNodes, gStreams, gFilter, gPageCount,
+  oOut, oConf, oIn, oStreams, oLru, oBitmap, oNodes, gStreams, gFilter, gPageCount,
   streamStride, gCapacity, stateStride,
 } from "./layout";
 import { learn, trainBatch } from "./learn";
@@ -42,7 +42,7 @@ function placeSections(order: u32, streams: u32, capacity: u32, pageCount: u32, 
   const state: u64 = (16 + 8 * (<u64>order + 1) + 7) & ~7;
   cursor = SECTIONS_START;
   writing = write;
-  section(H_O_OUT, <u64>OUT_CAPACITY * 4);
+  section(H_O_OUT, <u64>OUT_BYTES);
   section(H_O_IN, <u64>IN_CAPACITY * 4);
   section(H_O_STREAMS, align8((<u64>streams + 1) * stride));
   section(H_O_LRU, align8(<u64>lruBytes(filter)));
@@ -116,6 +116,7 @@ export function attach(): i32 {
 
 export function usedBytes(): u32 { return hdr32(H_END); }
 export function outPtr(): u32 { return <u32>oOut; }
+export function confPtr(): u32 { return <u32>oConf; }
 export function inPtr(): u32 { return <u32>oIn; }
 
 /** A fault on `page` by `stream`: learn it, mark it present, predict. Returns the pages in OUT. */

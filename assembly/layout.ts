@@ -51,6 +51,9 @@ export const REGISTERS: usize = 512; // scratch registers of the tables and the 
 export const TOP: usize = 768; // the search's top-BRANCH buffer (BRANCH u32)
 
 export const OUT_CAPACITY: u32 = 256; // most pages one prediction can return
+// The OUT section holds OUT_CAPACITY u32 pages, then OUT_CAPACITY f32 confidences (each page's path
+// probability: what a caller weighs against the cost of sending it).
+export const OUT_BYTES: u32 = OUT_CAPACITY * 8;
 export const IN_CAPACITY: u32 = 65536; // pages per train() staging batch
 export const STATES: u32 = 128 * 16 + 1; // search states: the root + lookahead(max 128) x BRANCH
 export const BRANCH: u32 = 16; // candidates followed from one expanded state
@@ -101,6 +104,7 @@ export let gLookahead: u32 = 0;
 export let gAgeLimit: u32 = 0;
 export let gThreshold: f64 = 0;
 export let oOut: usize = 0;
+export let oConf: usize = 0; // f32 confidences, beside the pages of OUT
 export let oIn: usize = 0;
 export let oStreams: usize = 0;
 export let oLru: usize = 0;
@@ -136,6 +140,7 @@ export function attachConfig(): void {
   gAgeLimit = hdr32(H_AGELIMIT);
   gThreshold = hdr64(H_THRESHOLD);
   oOut = hdr32(H_O_OUT);
+  oConf = oOut + <usize>OUT_CAPACITY * 4;
   oIn = hdr32(H_O_IN);
   oStreams = hdr32(H_O_STREAMS);
   oLru = hdr32(H_O_LRU);

@@ -17,7 +17,7 @@
 // `lookahead` expansions the frontier is only drained. It stops at `depth` pages or when no state is
 // left. Ties between states go to the one created first.
 import {
-  gOrder, gAlpha, gEscape, gDepth, gPageCount, gLookahead, gThreshold, oOut, oFront, oCand,
+  gOrder, gAlpha, gEscape, gDepth, gPageCount, gLookahead, gThreshold, oOut, oConf, oFront, oCand,
   stateStride, REGISTERS, TOP, PAGE_ROOT, DELTA_ROOT, FAR, STATES, BRANCH, SCAN, MAX_CANDIDATES,
   N_SYMBOL, N_CHILD, N_SIBLING, H_PREDICTIONS, bump,
 } from "./layout";
@@ -224,9 +224,11 @@ function drain(out: u32, depth: u32): u32 {
   nRuns = 0;
   for (let j: u32 = 0; j < n; j++) {
     const a = oOut + (<usize>(out + j) << 2);
-    const page = load<u32>(stateAddr(load<u32>(a)) + 8);
+    const st = stateAddr(load<u32>(a));
+    const page = load<u32>(st + 8);
     setBit(page);
     store<u32>(a, page);
+    store<f32>(oConf + (<usize>(out + j) << 2), <f32>load<f64>(st));
   }
   return out + n;
 }
@@ -264,6 +266,7 @@ export function predictFrom(stream: u32): u32 {
     if (!isSet(page)) {
       setBit(page);
       store<u32>(oOut + (<usize>out << 2), page);
+      store<f32>(oConf + (<usize>out << 2), <f32>pathP);
       out++;
     }
     // Expand it (the loop's head hands the frontier to drain() once the budget is spent).

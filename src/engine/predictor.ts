@@ -17,6 +17,7 @@ export class WasmPredictor implements Predictor {
   readonly options: Readonly<ResolvedOptions>;
   private core: CoreExports | undefined;
   private out!: Uint32Array; // view of the core's output buffer
+  private conf!: Float32Array; // view of the confidences beside it
   private input!: Uint32Array; // view of the core's train staging buffer
   private viewsOf: ArrayBuffer | undefined;
   private pending = new PendingHistories(); // histories trained since the last rehearsal
@@ -50,6 +51,7 @@ export class WasmPredictor implements Predictor {
     const buf = core.memory.buffer;
     if (buf === this.viewsOf) return;
     this.out = new Uint32Array(buf, core.outPtr(), OUT_CAPACITY);
+    this.conf = new Float32Array(buf, core.confPtr(), OUT_CAPACITY);
     this.input = new Uint32Array(buf, core.inPtr(), IN_CAPACITY);
     this.viewsOf = buf;
   }
@@ -153,6 +155,13 @@ export class WasmPredictor implements Predictor {
     this.live("output");
     this.refreshViews();
     return this.out;
+  }
+
+  /** The long-lived view of the confidences beside `output`: confidence[i] is output[i]'s path probability. */
+  get confidence(): Float32Array {
+    this.live("confidence");
+    this.refreshViews();
+    return this.conf;
   }
 
   observe(page: number, stream?: number): void {

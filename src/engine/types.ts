@@ -91,6 +91,13 @@ export interface Predictor {
   predictInto(fault: number, stream?: number): number;
   /** The long-lived view of the output buffer that predictInto fills. */
   readonly output: Uint32Array;
+  /**
+   * The long-lived view of each output page's confidence: its path probability in the search (the
+   * product of the blended probabilities along the path from the fault; a page reached through
+   * present pages carries their probabilities too). Non-increasing along the output. A caller weighs
+   * it against the cost of sending the page (see the `ppm` strategy).
+   */
+  readonly confidence: Float32Array;
   observe(page: number, stream?: number): void;
   markPresent(page: number): void;
   markPresentRange(start: number, count: number): void;

@@ -15,6 +15,7 @@ export interface CoreExports {
   attach(): number;
   usedBytes(): number;
   outPtr(): number;
+  confPtr(): number;
   inPtr(): number;
   predictNext(page: number, stream: number): number;
   observe(page: number, stream: number): void;

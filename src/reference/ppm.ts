@@ -267,6 +267,7 @@ export class ReferencePredictor implements Predictor {
       cur.done = true;
       if (!this.present.has(cur.anchor)) {
         this.present.add(cur.anchor);
+        this.conf[out.length] = cur.p;
         out.push(cur.anchor);
       }
       if (expansions >= this.options.lookahead) continue;
@@ -348,6 +349,7 @@ export class ReferencePredictor implements Predictor {
   }
 
   private out = new Uint32Array(256); // what predictInto fills, as the core's output buffer
+  private conf = new Float32Array(256); // the path probability of each page of the latest search
 
   predictInto(fault: number, stream?: number): number {
     const pages = this.predictNext(fault, stream);
@@ -358,6 +360,11 @@ export class ReferencePredictor implements Predictor {
   get output(): Uint32Array {
     this.live("output");
     return this.out;
+  }
+
+  get confidence(): Float32Array {
+    this.live("confidence");
+    return this.conf;
   }
 
   predictNext(fault: number, stream?: number): Uint32Array {

@@ -77,6 +77,9 @@ function runBoth(options: FullPredictorOptions, history: number[], ops: Op[]): v
         const a = Array.from(w.predictNext(op.page, op.stream));
         const b = Array.from(r.predictNext(op.page, op.stream));
         assert.deepEqual(a, b, `op ${i}: predictNext(${op.page}, ${op.stream})`);
+        const ca = Array.from(w.confidence.subarray(0, a.length)), cb = Array.from(r.confidence.subarray(0, b.length));
+        assert.deepEqual(ca, cb, `op ${i}: confidences of predictNext(${op.page}, ${op.stream})`);
+        for (let j = 0; j < ca.length; j++) assert.ok(ca[j] > 0 && ca[j] <= 1 && (j === 0 || ca[j] <= ca[j - 1]), `op ${i}: confidence ${j} = ${ca[j]} after ${ca[j - 1]}`);
         break;
       }
       case "observe": w.observe(op.page, op.stream); r.observe(op.page, op.stream); break;
