@@ -1,13 +1,10 @@
 /**
- * Shared CLI plumbing: a usage error that main turns into a message and exit code 2, and typed
- * option readers that name the option and the value they refuse.
+ * Shared CLI plumbing: typed option readers that name the option and the value they refuse (with a
+ * UsageError, which main turns into a message and exit code 2; see errors.ts).
  */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+import { UsageError } from "./errors.js";
+
+export { UsageError };
 
 function rangedOption(kind: "an integer" | "a number", name: string, raw: string | undefined, def: number, min: number, max: number): number {
   if (raw === undefined) return def;

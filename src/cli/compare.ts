@@ -6,7 +6,6 @@ import { parseArgs } from "node:util";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { UsageError, intOption, numberOption, choiceOption } from "./args.js";
-import { readTrace } from "../trace/read.js";
 import { synthesize, isWorkloadName, WORKLOADS } from "../trace/synth.js";
 import { LAYOUTS, type LayoutName } from "../trace/layout.js";
 import type { Trace } from "../trace/format.js";
@@ -15,6 +14,7 @@ import { STRATEGIES, STRATEGY_NAMES, isStrategyName } from "../strategies/index.
 import { compareStrategies, type Comparison, type RunOptions } from "../sim/run.js";
 import { DEFAULT_PARAMS, QUEUE_POLICIES, type QueuePolicy } from "../sim/simulator.js";
 import { describeComparison, formatSummary, formatTable, renderSvg, toJson, writeAtomic } from "./report.js";
+import { MAX_GUEST_PAGES, checkAccesses, checkFits, checkOutputDir, checkSpan, maxPageOf, readTraceFile } from "./input.js";
 
 export const DEFAULT_TRACE = fileURLToPath(new URL("../../traces/sqlite.txt.gz", import.meta.url));
 
@@ -31,7 +31,7 @@ const USAGE = `usage: ppm-prefetch compare [--trace FILE | --workload NAME] [opt
   --depth D             predicted pages per fault (default 8)
   --push MODE           background push: ${PUSH_MODES.join(", ")} (default qemu)
   --layout L            ${LAYOUTS.join(", ")} or all (default all)
-  --vm-pages N          guest size in 4 KiB pages for 2m/4k (default 262144 = 1 GiB)
+  --vm-pages N          guest size in 4 KiB pages for 2m/4k (default 262144 = 1 GiB; at most 2^26)
   --seed S              layout and workload seed (default 1)
   --strategies a,b      subset of: ${STRATEGY_NAMES.join(", ")}
   --feedback on|off     piggybacked feedback of touched prefetched pages (default on)
@@ -77,7 +77,7 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
   const latencyUs = numberOption("latency-us", v["latency-us"], 50, 0, 1e7);
   const depth = intOption("depth", v.depth, 8, 0, 256);
   const push = choiceOption<PushMode>("push", v.push, "qemu", PUSH_MODES);
-  const vmPages = v["vm-pages"] === undefined ? undefined : intOption("vm-pages", v["vm-pages"], 0, 512, 1 << 28);
+  const vmPages = v["vm-pages"] === undefined ? undefined : intOption("vm-pages", v["vm-pages"], 0, 512, MAX_GUEST_PAGES);
   const ips = numberOption("ips", v.ips, 1e9, 1e3, 1e13);
   const pageSize = intOption("page-size", v["page-size"], 4096, 64, 1 << 21);
   const feedback = choiceOption("feedback", v.feedback, "on", ["on", "off"] as const) === "on";
@@ -98,20 +98,26 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
     if (names.length === 0) throw new UsageError("--strategies is empty");
     for (const n of names) if (!isStrategyName(n)) throw new UsageError(`unknown strategy ${JSON.stringify(n)} in --strategies; known: ${STRATEGY_NAMES.join(", ")}`);
   }
+  if (v.svg !== undefined) await checkOutputDir(v.svg, "--svg");
   let trace: Trace;
+  let source: string;
   if (v.workload !== undefined) {
     if (!isWorkloadName(v.workload)) throw new UsageError(`--workload must be one of ${WORKLOADS.join(", ")}, got ${JSON.stringify(v.workload)}`);
     const accesses = intOption("accesses", v.accesses, 200_000, 100, 1e9);
     const pages = intOption("pages", v.pages, 4096, 16, 1 << 26);
     trace = synthesize(v.workload, { accesses, pages, seed });
+    source = `workload ${v.workload}`;
   } else {
     if (v.accesses !== undefined || v.pages !== undefined) throw new UsageError("--accesses and --pages go with --workload");
     const path = v.trace ?? DEFAULT_TRACE;
     if (!existsSync(path)) throw new UsageError(v.trace === undefined ? `the bundled trace ${path} is missing; give --trace FILE or --workload NAME` : `no such trace file: ${path}`);
     const limit = v.limit === undefined ? undefined : intOption("limit", v.limit, 0, 1, 2 ** 40);
-    trace = await readTrace(path, { limit });
+    trace = await readTraceFile(path, { limit });
+    source = path;
   }
-  if (trace.length < 2) throw new UsageError(`the trace has ${trace.length} accesses; need at least 2`);
+  checkAccesses(source, trace.length);
+  checkSpan(source, maxPageOf(trace.pages), layouts, vmPages);
+  if (vmPages !== undefined) checkFits(source, trace.pages, layouts, vmPages);
   return {
     trace, names, layouts, bandwidths, json: v.json ?? false, svg: v.svg, explicitStrategies: single || v.strategies !== undefined,
     run: { switchAt, latencyUs, depth, push, vmPages, seed, ips, pageSize, feedback, queue, adaptive: v.adaptive ?? false, rawBandwidth: v["raw-bandwidth"] ?? false },

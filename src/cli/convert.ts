@@ -3,15 +3,19 @@
  * The input format (text or binary, gzipped or not) is detected from its bytes; the output format
  * follows --to, else OUT's name (`.ppmt` or `.bin` = binary, anything else text; a `.gz` suffix
  * gzips). Memory stays constant: chunks of 64k accesses flow through, never one object per access.
- * The output appears atomically (tmp + rename); on a malformed input nothing is left behind.
+ * The output appears atomically (tmp + rename); on a malformed or empty input, a write error or an
+ * interruption (SIGINT, SIGTERM, SIGHUP) nothing is left behind.
  */
 import { parseArgs } from "node:util";
 import { createWriteStream, existsSync } from "node:fs";
 import { rename, unlink } from "node:fs/promises";
 import { createGzip } from "node:zlib";
-import { once } from "node:events";
-import type { Writable } from "node:stream";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { UsageError, choiceOption } from "./args.js";
+import { nameFile } from "./errors.js";
+import { checkOutputDir } from "./input.js";
+import { trackTempFile } from "../util/temp-files.js";
 import { readAnyTraceChunks } from "../trace/read.js";
 import { BinaryTraceEncoder } from "../trace/binary.js";
 import { formatTraceLines } from "../trace/format.js";
@@ -28,6 +32,7 @@ export async function run(args: string[]): Promise<number> {
   if (positionals.length !== 2) throw new UsageError(`expected IN and OUT, got ${positionals.length} argument(s)`);
   const [input, output] = positionals;
   if (!existsSync(input)) throw new UsageError(`no such file: ${input}`);
+  await checkOutputDir(output);
   const byName = /\.(ppmt|bin)(\.gz)?$/.test(output) ? "binary" : "text";
   const to = choiceOption("to", values.to, byName, ["text", "binary"] as const);
   const n = await convertTrace(input, output, to);
@@ -35,31 +40,38 @@ export async function run(args: string[]): Promise<number> {
   return 0;
 }
 
-/** Stream IN to OUT in the given encoding; returns the number of accesses. */
+/**
+ * Stream IN to OUT in the given encoding; returns the number of accesses. An input without accesses
+ * is refused (UsageError) and writes nothing.
+ */
 export async function convertTrace(input: string, output: string, to: "text" | "binary"): Promise<number> {
   const tmp = `${output}.tmp-${process.pid}`;
-  const file = createWriteStream(tmp);
-  let sink: Writable = file;
-  if (output.endsWith(".gz")) { const gz = createGzip(); gz.pipe(file); sink = gz; }
-  const write = async (data: Uint8Array | string) => { if (data.length && !sink.write(data)) await once(sink, "drain"); };
-  const enc = new BinaryTraceEncoder();
+  const untrack = trackTempFile(tmp);
   let n = 0;
-  try {
-    if (to === "binary") await write(enc.header());
-    else await write("# ppm-prefetch trace: page gap [stream]\n");
+  let reading = true;
+  async function* encode(): AsyncGenerator<Uint8Array | string> {
+    const enc = new BinaryTraceEncoder();
+    yield to === "binary" ? enc.header() : "# ppm-prefetch trace: page gap [stream]\n";
     for await (const c of readAnyTraceChunks(input)) {
-      await write(to === "binary" ? enc.encode(c) : formatTraceLines(c));
+      yield to === "binary" ? enc.encode(c) : formatTraceLines(c);
       n += c.length;
     }
-    if (to === "binary") await write(enc.trailer());
-    sink.end();
-    await once(file, "close");
+    reading = false;
+    if (n === 0) throw new UsageError(`${input} holds no accesses; nothing written`);
+    if (to === "binary") yield enc.trailer();
+  }
+  try {
+    const source = Readable.from(encode(), { objectMode: false });
+    if (output.endsWith(".gz")) await pipeline(source, createGzip(), createWriteStream(tmp));
+    else await pipeline(source, createWriteStream(tmp));
     await rename(tmp, output);
   } catch (e) {
-    sink.destroy();
-    file.destroy();
     await unlink(tmp).catch(() => undefined);
-    throw e;
+    // a pathless error (gunzip) while reading names the input; one on the temp file names OUT
+    const onTmp = (e as { path?: string }).path === tmp || (e as { dest?: string }).dest === output;
+    throw onTmp ? nameFile(e, output, true) : reading ? nameFile(e, input) : e;
+  } finally {
+    untrack();
   }
   return n;
 }

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /**
  * `ppm-prefetch COMMAND [options]`: dispatch to one module per command. Each command module exports
- * `run(args: string[]): Promise<number>` and returns the exit code; a UsageError becomes a message
- * on stderr and exit code 2.
+ * `run(args: string[]): Promise<number>` and returns the exit code. Whatever a command throws becomes
+ * one line on stderr and an exit code here (errors.ts decides which: 2 bad input, 1 runtime failure);
+ * PPM_DEBUG=1 adds the stack trace.
  */
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { UsageError } from "./args.js";
+import { reportError } from "./errors.js";
 
 const COMMANDS: Record<string, { describe: string; load: () => Promise<{ run(args: string[]): Promise<number> }> }> = {
   quality: { describe: "engine quality table on real traces (train 30%, replay the rest)", load: () => import("./quality.js") },
@@ -43,13 +44,7 @@ export async function main(argv: string[]): Promise<number> {
     const mod = await entry.load();
     return await mod.run(rest);
   } catch (e) {
-    if (e instanceof UsageError || (e as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ||
-        (e as { code?: string }).code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" ||
-        (e as { code?: string }).code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
-      process.stderr.write(`ppm-prefetch ${cmd}: ${(e as Error).message}\n`);
-      return 2;
-    }
-    throw e;
+    return reportError(`ppm-prefetch ${cmd}`, e);
   }
 }
 
@@ -64,8 +59,14 @@ function invokedDirectly(): boolean {
 }
 const isMain = invokedDirectly();
 if (isMain) {
+  const command = process.argv[2] ?? "";
+  // Errors no command awaited (an 'error' event without a listener, a throw in a socket callback)
+  // get the same one line; the process state is unknown after them, so exit now.
+  const fatal = (e: unknown) => process.exit(reportError(`ppm-prefetch ${command}`.trimEnd(), e));
+  process.on("uncaughtException", fatal);
+  process.on("unhandledRejection", fatal);
   main(process.argv.slice(2)).then(
     (code) => { process.exitCode = code; },
-    (e) => { process.stderr.write(`ppm-prefetch: ${(e as Error).stack ?? e}\n`); process.exitCode = 1; },
+    (e) => { process.exitCode = reportError("ppm-prefetch", e); },
   );
 }

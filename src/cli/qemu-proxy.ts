@@ -99,9 +99,27 @@ export async function run(args: string[]): Promise<number> {
   const log = values.quiet ? () => {} : (l: string) => process.stderr.write(l + "\n");
 
   if (predict === "ppm") await loadEngine();
+  const factory = strategyFactory(predict, engineOpts);
+  // Build the predictor once now (for the declared blocks, else the smallest guest), so that options
+  // the engine refuses (say --memory-bytes 5) fail here with exit code 2, not when QEMU connects.
+  const declaredPages = blocks ? blocks.reduce((s, b) => s + b.size / 4096, 0) : 1;
+  try {
+    factory(declaredPages)?.dispose?.();
+  } catch (e) {
+    throw new UsageError(`the ${predict} predictor refuses these options: ${(e as Error).message}`);
+  }
+  // A guest larger than that may still not fit the budget: then this migration goes unpredicted.
+  const makeStrategy = (pageCount: number) => {
+    try {
+      return factory(pageCount);
+    } catch (e) {
+      log(`qemu-proxy: cannot build the ${predict} predictor for ${pageCount} pages (${(e as Error).message}); forwarding without prediction`);
+      return null;
+    }
+  };
   const proxy = new QemuProxy({
     listenHost: listen.host, listenPort: listen.port, targetHost: target.host, targetPort: target.port,
-    delayMs, rateMbps: rateMbps || undefined, blocks, makeStrategy: strategyFactory(predict, engineOpts), log,
+    delayMs, rateMbps: rateMbps || undefined, blocks, makeStrategy, log,
   });
   const addr = await proxy.listen();
   log(`qemu-proxy: listening on ${addr.address}:${addr.port} -> ${target.host}:${target.port}, predict ${predict}` +

@@ -9,10 +9,12 @@
 import { parseArgs } from "node:util";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { qualityTable, formatQualityTable } from "../quality/table.js";
+import { qualityTable, formatQualityTable, type QualityRow } from "../quality/table.js";
 import { isLayoutName, type LayoutName } from "../trace/layout.js";
 import { UsageError, intOption, numberOption } from "./args.js";
 import { resolveOptions, type FullPredictorOptions } from "../engine/options.js";
+import { inFile } from "./errors.js";
+import { checkAccesses, checkSpan, scanTraceFile } from "./input.js";
 
 export const BUNDLED_TRACES = ["sqlite.txt.gz", "xz.txt.gz"].map((f) => fileURLToPath(new URL(`../../traces/${f}`, import.meta.url)));
 
@@ -39,8 +41,20 @@ export async function run(args: string[]): Promise<number> {
   const trainChunk = intOption("train-chunk", values["train-chunk"], 0, 0, 0xffffffff);
   const traces = positionals.length ? positionals : BUNDLED_TRACES;
   for (const t of traces) if (!existsSync(t)) throw new UsageError(`trace file not found: ${t}`);
+  // Every trace is checked (one streaming pass, nothing kept) before any replay runs: a malformed,
+  // truncated, empty or binary trace, or one whose pages span more than a replay can hold, is
+  // refused up front and named.
+  for (const t of traces) {
+    const s = await scanTraceFile(t);
+    if (s.encoding !== "text") throw new UsageError(`${t} is a binary trace; quality reads text traces (ppm-prefetch convert ${t} OUT.txt.gz)`);
+    checkAccesses(t, s.accesses);
+    checkSpan(t, s.maxPage, layouts as LayoutName[]);
+  }
   const progress = process.stderr.isTTY ? (m: string) => process.stderr.write(`\r\x1b[K${m}`) : undefined;
-  const rows = await qualityTable(traces, { layouts: layouts as LayoutName[], switchAt, depth, feedback: values.feedback, seed, engine, trainChunk, onProgress: progress });
+  const opts = { layouts: layouts as LayoutName[], switchAt, depth, feedback: values.feedback, seed, engine, trainChunk, onProgress: progress };
+  // one trace per call (the table treats traces independently), so an error names its file
+  const rows: QualityRow[] = [];
+  for (const t of traces) rows.push(...await inFile(t, () => qualityTable([t], opts)));
   if (progress) process.stderr.write("\r\x1b[K");
   if (values.json) process.stdout.write(JSON.stringify({ depth, switchAt, feedback: !!values.feedback, seed, engine, trainChunk, rows }, null, 2) + "\n");
   else process.stdout.write(formatQualityTable(rows, depth));

@@ -6,6 +6,8 @@
 import { writeFile, rename, unlink } from "node:fs/promises";
 import type { Comparison } from "../sim/run.js";
 import type { SimResult } from "../sim/metrics.js";
+import { nameFile } from "./errors.js";
+import { trackTempFile } from "../util/temp-files.js";
 
 const ms = (s: number) => s * 1e3;
 
@@ -194,13 +196,17 @@ export async function renderSvg(traceName: string, comps: Comparison[], subtitle
   return `<?xml version="1.0" encoding="UTF-8"?>\n${svg}${svg.endsWith("\n") ? "" : "\n"}`;
 }
 
+/** Write PATH.tmp-PID, then rename it to PATH; on an error or an interruption the temp file is removed. */
 export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
+  const untrack = trackTempFile(tmp);
   try {
     await writeFile(tmp, data);
     await rename(tmp, path);
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
-    throw e;
+    throw nameFile(e, path, true);
+  } finally {
+    untrack();
   }
 }

@@ -1,0 +1,114 @@
+/**
+ * The CLI's checks on what the user hands it, made before any work that depends on them:
+ *   - a trace file is read with its name attached to any error (a truncated .gz names the file);
+ *   - an empty trace (fewer than 2 accesses) is refused;
+ *   - a trace whose pages span more of the guest than the simulator can hold is refused before any
+ *     per-page array is allocated (the message names the span and the limit);
+ *   - an output file's directory must exist before a long run that ends by writing it.
+ *
+ * Why refuse a huge span rather than renumber it: the `virtual` layout is defined as "pages as
+ * recorded", so compacting the holes would silently change what the spatial strategies (next-N,
+ * readahead, Leap) and the background push see; the user can renumber (as `record` does) or choose a
+ * layout that places the pages into a guest of a given size (`--layout 4k --vm-pages N`), and both
+ * say what they mean. The simulator and the replay hold about 20 bytes per page of the guest
+ * (state, arrival time, footprint, every strategy's present bitmap), so 2^26 pages (a 256 GiB guest
+ * of 4 KiB pages) is about 1.3 GB; beyond it, `Array buffer allocation failed` is what happens.
+ */
+import { stat } from "node:fs/promises";
+import { dirname } from "node:path";
+import { readTrace, readAnyTraceChunks, type TraceEncoding } from "../trace/read.js";
+import type { Trace } from "../trace/format.js";
+import { DEFAULT_VM_PAGES, PAGES_PER_2M, type LayoutName } from "../trace/layout.js";
+import { UsageError, inFile } from "./errors.js";
+
+/** The most guest pages a simulation or replay may span (a 256 GiB guest of 4 KiB pages). */
+export const MAX_GUEST_PAGES = 1 << 26;
+
+/** The least accesses a trace must hold to be simulated (one before, one after the switch-over). */
+export const MIN_ACCESSES = 2;
+
+/** Read a whole trace; any error names the file. */
+export function readTraceFile(path: string, opts: { limit?: number } = {}): Promise<Trace> {
+  return inFile(path, () => readTrace(path, opts));
+}
+
+export interface TraceSummary {
+  accesses: number;
+  maxPage: number;
+  encoding: TraceEncoding;
+}
+
+/** Stream a trace once without keeping it: access count, highest page, encoding. Errors name the file. */
+export function scanTraceFile(path: string): Promise<TraceSummary> {
+  return inFile(path, async () => {
+    let accesses = 0, maxPage = 0;
+    let encoding: TraceEncoding = "text";
+    for await (const c of readAnyTraceChunks(path, (e) => { encoding = e; })) {
+      accesses += c.length;
+      const p = c.pages;
+      for (let i = 0; i < p.length; i++) if (p[i] > maxPage) maxPage = p[i];
+    }
+    return { accesses, maxPage, encoding };
+  });
+}
+
+/** The highest page of a trace. */
+export function maxPageOf(pages: Uint32Array): number {
+  let m = 0;
+  for (let i = 0; i < pages.length; i++) if (pages[i] > m) m = pages[i];
+  return m;
+}
+
+/** Refuse a trace with fewer than MIN_ACCESSES accesses. */
+export function checkAccesses(name: string, accesses: number): void {
+  if (accesses < MIN_ACCESSES) {
+    throw new UsageError(`${name} has ${accesses} access${accesses === 1 ? "" : "es"}; need at least ${MIN_ACCESSES}`);
+  }
+}
+
+/**
+ * The guest size (pages) the layouts give a trace whose highest page is `maxPage` (as placePages
+ * computes it): `virtual` spans at least the trace, `2m`/`4k` take `vmPages` or else the span.
+ */
+export function guestPagesFor(layout: LayoutName, maxPage: number, vmPages?: number): number {
+  const span = maxPage + 1;
+  const vm = vmPages ?? Math.max(DEFAULT_VM_PAGES, span);
+  return layout === "virtual" ? Math.max(vm, span) : vm;
+}
+
+/** Refuse, before any per-page allocation, a trace whose guest would exceed MAX_GUEST_PAGES. */
+export function checkSpan(name: string, maxPage: number, layouts: readonly LayoutName[], vmPages?: number): void {
+  for (const layout of layouts) {
+    const pages = guestPagesFor(layout, maxPage, vmPages);
+    if (pages > MAX_GUEST_PAGES) {
+      const fix = vmPages === undefined && layout !== "virtual" ? " or give --vm-pages N" : "";
+      throw new UsageError(
+        `${name}: page ${maxPage} makes the ${layout} layout's guest ${pages} pages, over the limit of ${MAX_GUEST_PAGES} ` +
+        `(2^26 pages, 256 GiB); renumber the pages densely (as \`record\` does)${fix}`,
+      );
+    }
+  }
+}
+
+/** With --vm-pages, the 2m/4k layouts must find room for the trace's distinct pages (2 MiB blocks). */
+export function checkFits(name: string, pages: Uint32Array, layouts: readonly LayoutName[], vmPages: number): void {
+  if (layouts.includes("4k")) {
+    const distinct = new Set(pages).size;
+    if (distinct > vmPages) throw new UsageError(`${name} touches ${distinct} distinct pages, more than --vm-pages ${vmPages} holds (layout 4k)`);
+  }
+  if (layouts.includes("2m")) {
+    const seen = new Set<number>();
+    for (let i = 0; i < pages.length; i++) seen.add(Math.floor(pages[i] / PAGES_PER_2M));
+    const blocks = seen.size;
+    const room = Math.floor(vmPages / PAGES_PER_2M);
+    if (blocks > room) throw new UsageError(`${name} touches ${blocks} distinct 2 MiB blocks, more than the ${room} of --vm-pages ${vmPages} (layout 2m)`);
+  }
+}
+
+/** The directory an output file goes into must exist (checked before the work that ends by writing it). */
+export async function checkOutputDir(path: string, option = ""): Promise<void> {
+  if (path === "" || path.endsWith("/")) throw new UsageError(`${option ? `${option}: ` : ""}expected a file name, got ${JSON.stringify(path)}`);
+  const dir = dirname(path);
+  const st = await stat(dir).catch(() => null);
+  if (!st || !st.isDirectory()) throw new UsageError(`${option ? `${option}: ` : ""}cannot write ${path}: directory ${dir} does not exist`);
+}

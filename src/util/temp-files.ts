@@ -1,0 +1,59 @@
+/**
+ * Temporary files that must not outlive the process: an atomic write's `OUT.tmp-PID` is removed
+ * when the process is interrupted (SIGINT, SIGTERM, SIGHUP) or exits before the rename.
+ *
+ * The signal handlers are installed only while a file is registered, so a process that writes no
+ * temp file keeps Node's default signal behaviour (and the handlers of commands like `serve`). After
+ * removing the files the handler re-raises the signal, so the process still dies of it (exit status
+ * 128 + signal number in a shell).
+ */
+import { unlinkSync } from "node:fs";
+
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+const live = new Set<string>();
+let installed = false;
+
+function removeAll(): void {
+  for (const p of live) {
+    try { unlinkSync(p); } catch { /* already gone or renamed */ }
+  }
+  live.clear();
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  removeAll();
+  uninstall();
+  process.kill(process.pid, signal);
+}
+
+function install(): void {
+  if (installed) return;
+  installed = true;
+  for (const s of SIGNALS) process.on(s, onSignal);
+  process.on("exit", removeAll);
+}
+
+function uninstall(): void {
+  if (!installed) return;
+  installed = false;
+  for (const s of SIGNALS) process.off(s, onSignal);
+  process.off("exit", removeAll);
+}
+
+/**
+ * Register `path` for removal on interruption or exit; call the returned function once the file was
+ * renamed into place or removed (it unregisters, and uninstalls the handlers when none is left).
+ */
+export function trackTempFile(path: string): () => void {
+  live.add(path);
+  install();
+  return () => {
+    live.delete(path);
+    if (live.size === 0) uninstall();
+  };
+}
+
+/** The registered files (for tests). */
+export function trackedTempFiles(): string[] {
+  return [...live];
+}
