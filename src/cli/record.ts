@@ -11,7 +11,8 @@ import { DEFAULT_WINDOW, recordTrace, which } from "../trace/record.js";
 const HELP = `usage: ppm-prefetch record --out FILE.gz [options] -- COMMAND [ARGS...]
 
 Run COMMAND under valgrind's lackey tool and write its page-access trace in the text format
-(\`page gap\` per line; gzipped when FILE ends in .gz). The raw lackey log streams through a pipe
+(\`page gap kind\` per line, kind w when the page was written, r when only read; gzipped when
+FILE ends in .gz). The raw lackey log streams through a pipe
 and a byte filter: it is never stored. A data access is kept only when its 4 KiB page is not among
 the last K distinct pages touched; gap = guest instructions since the previous kept line; pages are
 renumbered 0..N-1 in address order. COMMAND keeps its stdin/stdout/stderr; this command's summary
@@ -79,9 +80,13 @@ export async function run(args: string[]): Promise<number> {
   const mib = (r.distinctPages * 4096) / 2 ** 20;
   process.stderr.write(
     `ppm-prefetch record: wrote ${out}: ${r.keptLines} lines, ${r.distinctPages} distinct pages (${mib.toFixed(1)} MiB), ` +
-    `${r.accesses} data accesses, ${r.instructions} instructions${r.stopped ? ` (stopped at --max-accesses ${maxAccesses})` : ""}; ` +
+    `${r.accesses} data accesses (${pct(r.writeAccesses, r.accesses)} stores/modifies), ${r.writtenLines} w lines (${pct(r.writtenLines, r.keptLines)}), ${r.instructions} instructions${r.stopped ? ` (stopped at --max-accesses ${maxAccesses})` : ""}; ` +
     `${r.lackeyLines} lackey lines in ${r.seconds.toFixed(1)} s (${(r.lackeyLines / r.seconds / 1e6).toFixed(2)} M lines/s)` +
     (r.clampedGaps ? `; ${r.clampedGaps} gaps clamped to 2^32-1` : "") + "\n",
   );
   return 0;
+}
+
+function pct(part: number, whole: number): string {
+  return whole > 0 ? `${((100 * part) / whole).toFixed(1)}%` : "-";
 }

@@ -4,12 +4,16 @@
  */
 import { parseArgs } from "node:util";
 import { UsageError, intOption } from "./args.js";
-import { readTextTrace, TraceFormatError } from "../trace/format.js";
+import { TraceFormatError } from "../trace/format.js";
+import { BinaryTraceError } from "../trace/binary.js";
+import { readTrace } from "../trace/read.js";
 import { computeTraceStats, formatTraceStats } from "../trace/stats.js";
 
 const HELP = `usage: ppm-prefetch trace-stats FILE [--json] [--limit N]
 
-Accesses, distinct pages, footprint, instructions (sum of gaps), the most common deltas between
+FILE is a text or binary trace, gzipped or not. Accesses, distinct pages, footprint, instructions
+(sum of gaps), writes (accesses of kind w and pages written; "unknown" for traces without the
+access-kind column), the most common deltas between
 consecutive first touches, a reuse-distance summary (in distinct pages), and the share of first
 touches a sequential (next 1..8 pages) or a majority-delta (Leap-like) predictor would catch.
 
@@ -35,9 +39,9 @@ export async function run(args: string[]): Promise<number> {
   const limit = values.limit === undefined ? undefined : intOption("limit", values.limit, 0, 1, Number.MAX_SAFE_INTEGER);
   let trace;
   try {
-    trace = await readTextTrace(positionals[0], { limit });
+    trace = await readTrace(positionals[0], { limit });
   } catch (e) {
-    if (e instanceof TraceFormatError || (e as NodeJS.ErrnoException).code !== undefined) {
+    if (e instanceof TraceFormatError || e instanceof BinaryTraceError || (e as NodeJS.ErrnoException).code !== undefined) {
       process.stderr.write(`ppm-prefetch trace-stats: ${(e as Error).message}\n`);
       return 1;
     }

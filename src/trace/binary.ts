@@ -1,11 +1,19 @@
 /**
  * The compact binary trace format (`.ppmt`), streaming in both directions.
  *
- *   header   8 bytes: magic "PPMT", u16 LE version (1), u16 LE flags (0, reserved)
- *   block    u32 LE n (1..65536 records), u32 LE payload bytes, then the payload: for each record
- *            zigzag-varint(page - previous page of the block, the first against 0), varint gap,
- *            varint stream
+ *   header   8 bytes: magic "PPMT", u16 LE version (2; 1 is still read), u16 LE flags (0, reserved)
+ *   block    u32 LE head, u32 LE payload bytes, then the payload. head = n | (W << 31): n (bits 0..30)
+ *            is the record count, 1..65536; W (version 2 only) says the block carries access kinds.
+ *            Payload: for each record zigzag-varint(page - previous page of the block, the first
+ *            against 0), varint gap, varint stream; then, when W is set, the write flags as a bitmap
+ *            of ceil(n/8) bytes (record i is bit i%8 of byte i/8, 1 = kind `w`, 0 = `r`; the unused
+ *            high bits of the last byte are 0). See src/trace/format.ts for what a kind means.
  *   trailer  u32 LE 0, then the total record count as u64 LE (two u32 LE halves, low first)
+ *
+ * Either every block of a file has W or none has (a trace has kinds or not; a file that mixes them is
+ * rejected). Version 1 (written before access kinds existed) is the same without W: such files read
+ * exactly as before, without kinds. The writer always writes version 2, with W when its chunks have
+ * `writes` (an older reader rejects any version-2 file with "unsupported version 2").
  *
  * Deltas make the common case (a neighbouring page, a small gap, stream 0) three bytes or fewer per
  * access, against ~10-12 for the text format. Blocks are independent (the delta restarts), so a
@@ -20,7 +28,10 @@ import { once } from "node:events";
 import { MAX_STREAM, type TraceChunk } from "./format.js";
 
 export const BINARY_MAGIC = Uint8Array.of(0x50, 0x50, 0x4d, 0x54); // "PPMT"
-export const BINARY_VERSION = 1;
+export const BINARY_VERSION = 2;
+/** The versions this reader accepts. */
+export const BINARY_VERSIONS_READ: readonly number[] = [1, 2];
+const WRITES_BIT = 0x80000000;
 const HEADER_BYTES = 8;
 const MAX_BLOCK = 1 << 16;
 
@@ -39,6 +50,7 @@ export function isBinaryTrace(head: Uint8Array): boolean {
 /** Encodes chunks into the binary format; `header()`, then `encode(chunk)` any number of times, then `trailer()`. */
 export class BinaryTraceEncoder {
   private total = 0;
+  private kinds: boolean | undefined = undefined;
 
   header(): Uint8Array {
     const b = new Uint8Array(HEADER_BYTES);
@@ -67,7 +79,13 @@ export class BinaryTraceEncoder {
 
   private block(c: TraceChunk, from: number, to: number): Uint8Array {
     const n = to - from;
-    const buf = new Uint8Array(8 + n * 15); // worst case: 5 + 5 + 3 bytes per record
+    const w = c.writes;
+    if (this.kinds === undefined) this.kinds = w !== undefined;
+    else if (this.kinds !== (w !== undefined)) {
+      throw new Error(`BinaryTraceEncoder: a chunk ${w ? "with" : "without"} access kinds (writes) after chunks ${w ? "without" : "with"} them, at record ${this.total}`);
+    }
+    const bitmap = w ? (n + 7) >> 3 : 0;
+    const buf = new Uint8Array(8 + n * 15 + bitmap); // worst case: 5 + 5 + 3 bytes per record
     let o = 8;
     let prev = 0;
     for (let i = from; i < to; i++) {
@@ -78,8 +96,13 @@ export class BinaryTraceEncoder {
       o = writeVarint(buf, o, c.gaps[i]);
       o = writeVarint(buf, o, c.streams[i]);
     }
+    if (w) {
+      // buf is zero-filled: set the bits of the written records.
+      for (let i = from; i < to; i++) if (w[i]) buf[o + ((i - from) >> 3)] |= 1 << ((i - from) & 7);
+      o += bitmap;
+    }
     const v = new DataView(buf.buffer);
-    v.setUint32(0, n, true);
+    v.setUint32(0, w ? n + WRITES_BIT : n, true);
     v.setUint32(4, o - 8, true);
     this.total += n;
     return buf.subarray(0, o);
@@ -106,6 +129,8 @@ export class BinaryTraceParser {
   private headerDone = false;
   private done = false;
   private total = 0;
+  private version = 0;
+  private kinds: boolean | undefined = undefined;
 
   constructor(private readonly file: string, private readonly emit: (c: TraceChunk) => void) {}
 
@@ -121,15 +146,18 @@ export class BinaryTraceParser {
       if (!isBinaryTrace(this.buf)) this.fail(0, "not a binary trace (bad magic)");
       const v = new DataView(this.buf.buffer, this.buf.byteOffset, HEADER_BYTES);
       const version = v.getUint16(4, true);
-      if (version !== BINARY_VERSION) this.fail(4, `unsupported version ${version} (this reader knows ${BINARY_VERSION})`);
+      if (!BINARY_VERSIONS_READ.includes(version)) this.fail(4, `unsupported version ${version} (this reader knows ${BINARY_VERSIONS_READ.join(" and ")})`);
+      const flags = v.getUint16(6, true);
+      if (version >= 2 && flags !== 0) this.fail(6, `unknown header flags 0x${flags.toString(16)} (reserved, must be 0)`);
+      this.version = version;
       this.headerDone = true;
       pos = HEADER_BYTES;
     }
     for (;;) {
       if (this.buf.length - pos < 4) break;
       const v = new DataView(this.buf.buffer, this.buf.byteOffset + pos);
-      const n = v.getUint32(0, true);
-      if (n === 0) {
+      const head = v.getUint32(0, true);
+      if (head === 0) {
         if (this.buf.length - pos < 12) break;
         const total = v.getUint32(4, true) + v.getUint32(8, true) * 0x100000000;
         if (total !== this.total) this.fail(this.offset + pos, `trailer says ${total} records, the blocks hold ${this.total}`);
@@ -140,10 +168,20 @@ export class BinaryTraceParser {
       }
       if (this.buf.length - pos < 8) break;
       const len = v.getUint32(4, true);
+      const hasWrites = this.version >= 2 && head >= WRITES_BIT;
+      const n = hasWrites ? head - WRITES_BIT : head;
+      if (n === 0) this.fail(this.offset + pos, "block of 0 records");
       if (n > MAX_BLOCK) this.fail(this.offset + pos, `block of ${n} records exceeds ${MAX_BLOCK}`);
-      if (len > n * 15) this.fail(this.offset + pos, `block payload of ${len} bytes is too long for ${n} records`);
+      if (this.kinds === undefined) this.kinds = hasWrites;
+      else if (this.kinds !== hasWrites) {
+        this.fail(this.offset + pos, hasWrites ? "block with access kinds after blocks without (a file has kinds everywhere or nowhere)"
+          : "block without access kinds after blocks with them (a file has kinds everywhere or nowhere)");
+      }
+      const bitmap = hasWrites ? (n + 7) >> 3 : 0;
+      if (len > n * 15 + bitmap) this.fail(this.offset + pos, `block payload of ${len} bytes is too long for ${n} records`);
+      if (len < bitmap) this.fail(this.offset + pos, `block payload of ${len} bytes is too short for ${n} records and their write flags`);
       if (this.buf.length - pos - 8 < len) break;
-      this.decodeBlock(pos + 8, n, len);
+      this.decodeBlock(pos + 8, n, len, hasWrites);
       pos += 8 + len;
     }
     this.offset += pos;
@@ -155,9 +193,10 @@ export class BinaryTraceParser {
     if (!this.done) this.fail(this.offset, "truncated (no trailer)");
   }
 
-  private decodeBlock(start: number, n: number, len: number): void {
+  private decodeBlock(start: number, n: number, len: number, hasWrites: boolean): void {
     const b = this.buf;
-    const end = start + len;
+    const bitmap = hasWrites ? (n + 7) >> 3 : 0;
+    const end = start + len - bitmap; // the records end where the write bitmap starts
     const pages = new Uint32Array(n);
     const gaps = new Uint32Array(n);
     const streams = new Uint16Array(n);
@@ -194,7 +233,11 @@ export class BinaryTraceParser {
     }
     if (o !== end) this.fail(this.offset + o, `block payload has ${end - o} bytes left over`);
     this.total += n;
-    this.emit({ pages, gaps, streams, length: n });
+    if (!hasWrites) { this.emit({ pages, gaps, streams, length: n }); return; }
+    const writes = new Uint8Array(n);
+    for (let i = 0; i < n; i++) writes[i] = (b[end + (i >> 3)] >> (i & 7)) & 1;
+    if ((n & 7) !== 0 && b[end + bitmap - 1] >> (n & 7) !== 0) this.fail(this.offset + end + bitmap - 1, "write bitmap has bits set beyond the block's records");
+    this.emit({ pages, gaps, streams, writes, length: n });
   }
 
   private fail(offset: number, reason: string): never {
@@ -215,10 +258,16 @@ export function decodeBinaryTrace(bytes: Uint8Array, name = "<bytes>"): TraceChu
   p.push(bytes);
   p.end();
   const n = parts.reduce((a, c) => a + c.length, 0);
+  const kinds = parts.length > 0 && parts[0].writes !== undefined; // the parser keeps a file consistent
   const out = { pages: new Uint32Array(n), gaps: new Uint32Array(n), streams: new Uint16Array(n), length: n };
+  const writes = kinds ? new Uint8Array(n) : undefined;
   let o = 0;
-  for (const c of parts) { out.pages.set(c.pages, o); out.gaps.set(c.gaps, o); out.streams.set(c.streams, o); o += c.length; }
-  return out;
+  for (const c of parts) {
+    out.pages.set(c.pages, o); out.gaps.set(c.gaps, o); out.streams.set(c.streams, o);
+    if (writes) writes.set(c.writes!, o);
+    o += c.length;
+  }
+  return writes ? { ...out, writes } : out;
 }
 
 /**

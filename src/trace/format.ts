@@ -1,8 +1,20 @@
 /**
- * The text trace format: one access per line, `page [gap [stream]]`.
+ * The text trace format: one access per line, `page [gap [stream]] [kind]`.
  *   page   decimal or 0x-hex u32 page index
  *   gap    guest instructions executed since the previous line (default 1)
  *   stream the vCPU that made the access (default 0)
+ *   kind   `w` or `r` (lowercase, a field of its own, always the last one): whether the page was
+ *          WRITTEN during the stretch of time this line stands for. A recorded trace keeps a line only
+ *          when its page is not among the last K distinct pages touched (src/trace/record.ts) and folds
+ *          re-touches of those pages into later gaps; each folded access belongs to the latest line of its
+ *          page (the page has not left the window since). `w` means the line's own access or at least
+ *          one access folded into it was a store or a modify (valgrind lackey `S`/`M`); `r` means all of
+ *          them were loads. For a trace without folding (K = 0, a hand-made trace) this is simply "this
+ *          access wrote". It is what a dirty log would see of the page over that stretch.
+ *          Either every data line of a file has a kind or none has: a file that mixes them is rejected
+ *          (at the first line that differs). Without kinds (every trace recorded before the column
+ *          existed: two columns) the kind is unknown: `Trace.writes` is undefined.
+ * Examples: `680 2` (kind unknown), `680 2 w`, `680 2 3 r` (stream 3, only read), `0x2a8 w` (gap 1).
  * `#` comment lines and blank lines are ignored; `.gz` files are gunzipped on the fly.
  *
  * The parser works on bytes, not on strings per line: real traces have tens of millions of lines and
@@ -13,13 +25,18 @@ import { createReadStream } from "node:fs";
 import { createGunzip } from "node:zlib";
 import { Readable } from "node:stream";
 
-/** A trace held in memory as three parallel typed arrays (structure of arrays, no per-access object). */
+/**
+ * A trace held in memory as parallel typed arrays (structure of arrays, no per-access object).
+ * `writes` is present only when the trace records access kinds: 1 = the page was written during the
+ * line's stretch (kind `w`), 0 = only read (`r`); undefined = unknown (traces without the kind column).
+ */
 export interface Trace {
   readonly name: string;
   readonly length: number;
   readonly pages: Uint32Array;
   readonly gaps: Uint32Array;
   readonly streams: Uint16Array;
+  readonly writes?: Uint8Array;
 }
 
 /** A block of accesses as they come off a stream. The arrays are owned by the receiver. */
@@ -27,6 +44,8 @@ export interface TraceChunk {
   readonly pages: Uint32Array;
   readonly gaps: Uint32Array;
   readonly streams: Uint16Array;
+  /** Access kinds (1 written, 0 read), only when the source records them; see {@link Trace}. */
+  readonly writes?: Uint8Array;
   readonly length: number;
 }
 
@@ -51,9 +70,12 @@ export class TextTraceParser {
   private pages = new Uint32Array(CHUNK);
   private gaps = new Uint32Array(CHUNK);
   private streams = new Uint16Array(CHUNK);
+  private writes = new Uint8Array(CHUNK);
   private n = 0;
   private carry: Uint8Array = new Uint8Array(0);
   private lineNo = 0;
+  /** Whether the data lines carry the kind column: undecided until the first data line. */
+  private kinds: boolean | undefined = undefined;
 
   constructor(private readonly file: string, private readonly emit: (chunk: TraceChunk) => void) {}
 
@@ -83,7 +105,10 @@ export class TextTraceParser {
 
   private flush(): void {
     if (this.n === 0) return;
-    this.emit({ pages: this.pages.slice(0, this.n), gaps: this.gaps.slice(0, this.n), streams: this.streams.slice(0, this.n), length: this.n });
+    const n = this.n;
+    this.emit(this.kinds
+      ? { pages: this.pages.slice(0, n), gaps: this.gaps.slice(0, n), streams: this.streams.slice(0, n), writes: this.writes.slice(0, n), length: n }
+      : { pages: this.pages.slice(0, n), gaps: this.gaps.slice(0, n), streams: this.streams.slice(0, n), length: n });
     this.n = 0;
   }
 
@@ -94,8 +119,16 @@ export class TextTraceParser {
     if (i === e || b[i] === 35 /* # */) return;
     const fields: number[] = [0, 1, 0];
     let f = 0;
+    let kind = -1; // -1 none, 0 r, 1 w
     while (i < e) {
-      if (f === 3) this.fail(b, s, e, "too many fields (expected `page [gap [stream]]`)");
+      const c0 = b[i];
+      if (f > 0 && (c0 === 114 /* r */ || c0 === 119 /* w */) && (i + 1 === e || b[i + 1] === 32 || b[i + 1] === 9 || b[i + 1] === 35)) {
+        kind = c0 === 119 ? 1 : 0;
+        i = skipSpace(b, i + 1, e);
+        if (i < e && b[i] !== 35) this.fail(b, s, e, "nothing but a comment may follow the access kind (expected `page [gap [stream]] [r|w]`)");
+        break;
+      }
+      if (f === 3) this.fail(b, s, e, "too many fields (expected `page [gap [stream]] [r|w]`)");
       let v = 0;
       let digits = 0;
       if (b[i] === 48 && i + 1 < e && (b[i + 1] === 120 || b[i + 1] === 88) && f === 0) {
@@ -115,16 +148,25 @@ export class TextTraceParser {
           if (v > 0xffffffff) this.fail(b, s, e, `${FIELD[f]} does not fit in 32 bits`);
         }
       }
-      if (digits === 0 || (i < e && b[i] !== 32 && b[i] !== 9 && b[i] !== 35)) this.fail(b, s, e, `${FIELD[f]} is not a non-negative integer`);
+      if (digits === 0 || (i < e && b[i] !== 32 && b[i] !== 9 && b[i] !== 35)) {
+        this.fail(b, s, e, f === 0 ? "page is not a non-negative integer" : `${FIELD[f]} is not a non-negative integer (nor an access kind r or w)`);
+      }
       if (f === 2 && v > MAX_STREAM) this.fail(b, s, e, `stream exceeds ${MAX_STREAM}`);
       fields[f++] = v;
       i = skipSpace(b, i, e);
       if (i < e && b[i] === 35) break; // trailing comment
     }
+    if (this.kinds === undefined) this.kinds = kind >= 0;
+    else if (this.kinds !== kind >= 0) {
+      this.fail(b, s, e, this.kinds
+        ? "no access kind (r or w) on this line, but the earlier lines have one (every line has a kind, or none)"
+        : "an access kind on this line, but the earlier lines have none (every line has a kind, or none)");
+    }
     const n = this.n;
     this.pages[n] = fields[0];
     this.gaps[n] = fields[1];
     this.streams[n] = fields[2];
+    if (kind >= 0) this.writes[n] = kind;
     if (++this.n === CHUNK) this.flush();
   }
 
@@ -165,27 +207,43 @@ export async function* readTraceChunks(path: string): AsyncGenerator<TraceChunk>
   while (pending.length) yield pending.shift()!;
 }
 
-/** Collects chunks into one growable structure-of-arrays trace. */
+/**
+ * Collects chunks into one growable structure-of-arrays trace. The first non-empty chunk decides
+ * whether the trace has access kinds (`writes`); a later chunk that disagrees is an Error (the
+ * parsers never produce one: they reject a file that mixes lines with and without a kind).
+ */
 export class TraceBuilder {
   private pages = new Uint32Array(CHUNK);
   private gaps = new Uint32Array(CHUNK);
   private streams = new Uint16Array(CHUNK);
+  private writes: Uint8Array | null = null;
+  private kinds: boolean | undefined = undefined;
   private n = 0;
 
   add(c: TraceChunk, limit = Infinity): void {
     const take = Math.min(c.length, limit - this.n);
     if (take <= 0) return;
+    const has = c.writes !== undefined;
+    if (this.kinds === undefined) {
+      this.kinds = has;
+      if (has) this.writes = new Uint8Array(this.pages.length);
+    } else if (this.kinds !== has) {
+      throw new Error(`TraceBuilder.add: a chunk ${has ? "with" : "without"} access kinds (writes) after chunks ${has ? "without" : "with"} them, at access ${this.n}`);
+    }
     this.reserve(this.n + take);
     this.pages.set(c.pages.subarray(0, take), this.n);
     this.gaps.set(c.gaps.subarray(0, take), this.n);
     this.streams.set(c.streams.subarray(0, take), this.n);
+    if (has) this.writes!.set(c.writes!.subarray(0, take), this.n);
     this.n += take;
   }
 
   get length(): number { return this.n; }
 
   build(name: string): Trace {
-    return { name, length: this.n, pages: this.pages.slice(0, this.n), gaps: this.gaps.slice(0, this.n), streams: this.streams.slice(0, this.n) };
+    const n = this.n;
+    const t = { name, length: n, pages: this.pages.slice(0, n), gaps: this.gaps.slice(0, n), streams: this.streams.slice(0, n) };
+    return this.writes ? { ...t, writes: this.writes.slice(0, n) } : t;
   }
 
   private reserve(cap: number): void {
@@ -195,6 +253,7 @@ export class TraceBuilder {
     const p = new Uint32Array(c); p.set(this.pages.subarray(0, this.n)); this.pages = p;
     const g = new Uint32Array(c); g.set(this.gaps.subarray(0, this.n)); this.gaps = g;
     const s = new Uint16Array(c); s.set(this.streams.subarray(0, this.n)); this.streams = s;
+    if (this.writes) { const w = new Uint8Array(c); w.set(this.writes.subarray(0, this.n)); this.writes = w; }
   }
 }
 
@@ -227,11 +286,16 @@ export function parseTraceText(text: string | Uint8Array, name = "<text>"): Trac
   return b.build(name);
 }
 
-/** Serialize accesses back to text lines (`page gap stream`, stream omitted when 0). */
+/**
+ * Serialize accesses back to text lines (`page gap stream kind`, stream omitted when 0, kind `w`/`r`
+ * only when the chunk has `writes`).
+ */
 export function formatTraceLines(t: TraceChunk, from = 0, to = t.length): string {
   let s = "";
+  const w = t.writes;
   for (let i = from; i < to; i++) {
-    s += t.streams[i] === 0 ? `${t.pages[i]} ${t.gaps[i]}\n` : `${t.pages[i]} ${t.gaps[i]} ${t.streams[i]}\n`;
+    const kind = w === undefined ? "" : w[i] ? " w" : " r";
+    s += t.streams[i] === 0 ? `${t.pages[i]} ${t.gaps[i]}${kind}\n` : `${t.pages[i]} ${t.gaps[i]} ${t.streams[i]}${kind}\n`;
   }
   return s;
 }

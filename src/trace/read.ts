@@ -2,6 +2,9 @@
  * Read a trace file whatever its format: gzip is detected by its magic bytes (not by the name), then
  * the binary format by its magic "PPMT", and anything else is parsed as text. Both paths stream in
  * chunks (`readAnyTraceChunks`); `readTrace` collects them into one structure-of-arrays Trace.
+ * Access kinds pass through: a trace that records them (text `page gap w`, binary blocks with write
+ * flags) gives chunks and a Trace with `writes`; one that does not (every older trace) gives none, and
+ * its pages, gaps and streams are read exactly as before.
  */
 import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
@@ -24,8 +27,10 @@ async function isGzip(path: string): Promise<boolean> {
 }
 
 async function openBytes(path: string): Promise<Readable> {
+  // Sniff first: a stream created before a failing open (a missing file) would emit an unhandled 'error'.
+  const gz = await isGzip(path);
   const raw = createReadStream(path);
-  return (await isGzip(path)) ? raw.pipe(createGunzip()) : raw;
+  return gz ? raw.pipe(createGunzip()) : raw;
 }
 
 /** Stream a trace's accesses in chunks; rejects with a TraceFormatError / BinaryTraceError on bad input. */

@@ -11,7 +11,12 @@
  *   - a data access to 4 KiB page P (P = address >> 12 of the access's first byte) is kept only when P is
  *     not among the last `window` (default 8) distinct pages touched; otherwise it only refreshes P's
  *     recency (such re-touches can never fault in post-copy);
- *   - each kept access records `gap` = guest instructions (`I` lines) since the previous kept access.
+ *   - each kept access records `gap` = guest instructions (`I` lines) since the previous kept access;
+ *   - each kept access records whether its page was WRITTEN during the stay in the recency window that
+ *     it opens: by the kept access itself (an `S` store or `M` modify) or by any later access to the same
+ *     page folded into the window before the page dropped out of it (every folded access belongs to the
+ *     kept line of its page that is still in the window: the page's latest kept line). `L` loads only read.
+ *     This is what a dirty log would see of the page over that stretch of time (src/trace/format.ts).
  * Kept accesses are stored compactly (raw page as a float64, exact for any 53-bit page number; gap as a
  * u32). Once the run is over, {@link remapPages} renumbers the raw pages 0..N-1 in address order and
  * {@link writeRecordedTrace} writes the text format of src/trace/format.ts atomically.
@@ -46,10 +51,12 @@ export interface LackeyFilterOptions {
   maxAccesses?: number;
 }
 
-/** The kept accesses: raw virtual page numbers and gaps, `length` valid entries. */
+/** The kept accesses: raw virtual page numbers, gaps and write flags, `length` valid entries. */
 export interface KeptAccesses {
   readonly pages: Float64Array;
   readonly gaps: Uint32Array;
+  /** 1 when the page was written by the kept access or by an access folded into its window stay, else 0. */
+  readonly writes: Uint8Array;
   readonly length: number;
 }
 
@@ -64,6 +71,8 @@ export class LackeyFilter {
 
   /** Data accesses (L/S/M records) counted so far. */
   accesses = 0;
+  /** Of those, stores and modifies (S/M records). */
+  writeAccesses = 0;
   /** Guest instructions (I records) counted so far (up to the last counted access once done). */
   instructions = 0;
   /** Newline-terminated lackey lines consumed. */
@@ -78,11 +87,14 @@ export class LackeyFilter {
   private state = START;
   private addr = 0;
   private digits = 0;
+  private write = false; // the kind of the data record being parsed (S/M: true, L: false)
   private sinceKept = 0; // instructions since the previous kept access
   private readonly recent: Float64Array; // most recent first
+  private readonly recentLine: Float64Array; // the kept line of each recent page (its window stay)
   private recentN = 0;
   private pages = new Float64Array(1 << 16);
   private gaps = new Uint32Array(1 << 16);
+  private writes = new Uint8Array(1 << 16);
   private n = 0;
 
   constructor(opts: LackeyFilterOptions = {}) {
@@ -91,6 +103,7 @@ export class LackeyFilter {
     if (!Number.isInteger(this.window) || this.window < 1) throw new RangeError(`window must be a positive integer, got ${this.window}`);
     if (!(this.maxAccesses >= 1)) throw new RangeError(`maxAccesses must be >= 1, got ${this.maxAccesses}`);
     this.recent = new Float64Array(this.window);
+    this.recentLine = new Float64Array(this.window);
   }
 
   /** Consume a chunk of lackey output. Returns false when the access limit has been reached. */
@@ -120,7 +133,8 @@ export class LackeyFilter {
       }
       if (state === KIND) {
         const c = b[i++];
-        if (c === 76 /* L */ || c === 83 /* S */ || c === 77 /* M */) state = SPACE;
+        if (c === 76 /* L */) { this.write = false; state = SPACE; }
+        else if (c === 83 /* S */ || c === 77 /* M */) { this.write = true; state = SPACE; }
         else if (c === 10) { this.lines++; this.otherLines++; state = START; }
         else { this.otherLines++; state = SKIP; }
         continue;
@@ -152,7 +166,8 @@ export class LackeyFilter {
         this.sinceKept += instr;
         this.instructions += instr;
         instr = 0;
-        this.access(Math.floor(addr / PAGE_DIV));
+        if (this.write) this.writeAccesses++;
+        this.access(Math.floor(addr / PAGE_DIV), this.write);
         if (++this.accesses >= this.maxAccesses) { this.done = true; state = SKIP; break; }
         state = SKIP;
       } else if (c === 10) { i++; this.lines++; this.otherLines++; state = START; }
@@ -170,22 +185,30 @@ export class LackeyFilter {
     this.state = START;
   }
 
-  private access(page: number): void {
+  private access(page: number, write: boolean): void {
     const r = this.recent;
-    if (this.recentN > 0 && r[0] === page) return; // by far the most common case
+    const rl = this.recentLine;
+    if (this.recentN > 0 && r[0] === page) { // by far the most common case
+      if (write) this.writes[rl[0]] = 1;
+      return;
+    }
     let k = 1;
     const m = this.recentN;
     while (k < m && r[k] !== page) k++;
     if (k < m) {
-      // A re-touch of a recent page: move it to the front, nothing is emitted.
-      for (let j = k; j > 0; j--) r[j] = r[j - 1];
+      // A re-touch of a recent page: move it to the front, nothing is emitted; a write marks its line.
+      const line = rl[k];
+      for (let j = k; j > 0; j--) { r[j] = r[j - 1]; rl[j] = rl[j - 1]; }
       r[0] = page;
+      rl[0] = line;
+      if (write) this.writes[line] = 1;
       return;
     }
     // Not among the last `window` distinct pages: emit, and make it the most recent.
     const last = m < this.window ? m : m - 1;
-    for (let j = last; j > 0; j--) r[j] = r[j - 1];
+    for (let j = last; j > 0; j--) { r[j] = r[j - 1]; rl[j] = rl[j - 1]; }
     r[0] = page;
+    rl[0] = this.n;
     if (m < this.window) this.recentN = m + 1;
     let gap = this.sinceKept;
     if (gap > MAX_GAP) { gap = MAX_GAP; this.clampedGaps++; }
@@ -193,17 +216,19 @@ export class LackeyFilter {
     if (this.n === this.pages.length) this.grow();
     this.pages[this.n] = page;
     this.gaps[this.n] = gap;
+    this.writes[this.n] = write ? 1 : 0;
     this.n++;
   }
 
   private grow(): void {
     const p = new Float64Array(this.pages.length * 2); p.set(this.pages); this.pages = p;
     const g = new Uint32Array(this.gaps.length * 2); g.set(this.gaps); this.gaps = g;
+    const w = new Uint8Array(this.writes.length * 2); w.set(this.writes); this.writes = w;
   }
 
   /** The kept accesses so far (views, valid until the next push). */
   kept(): KeptAccesses {
-    return { pages: this.pages.subarray(0, this.n), gaps: this.gaps.subarray(0, this.n), length: this.n };
+    return { pages: this.pages.subarray(0, this.n), gaps: this.gaps.subarray(0, this.n), writes: this.writes.subarray(0, this.n), length: this.n };
   }
 }
 
@@ -236,8 +261,12 @@ const OUT_BLOCK = 1 << 20;
 const SMALL_READ = 32 * 1024;
 const READ_PAUSE_MS = 1;
 
-/** The text lines `page gap\n` as byte blocks (no string per line). */
-export function* traceTextBlocks(header: string, pages: Uint32Array, gaps: Uint32Array): Generator<Buffer> {
+/**
+ * The text lines `page gap\n` as byte blocks (no string per line); with `writes`, `page gap w\n` or
+ * `page gap r\n` (the access-kind column of src/trace/format.ts).
+ */
+export function* traceTextBlocks(header: string, pages: Uint32Array, gaps: Uint32Array, writes?: Uint8Array): Generator<Buffer> {
+  if (writes !== undefined && writes.length !== pages.length) throw new RangeError(`writes has ${writes.length} entries, pages ${pages.length}`);
   yield Buffer.from(header, "utf8");
   let buf = Buffer.allocUnsafe(OUT_BLOCK);
   let pos = 0;
@@ -251,6 +280,7 @@ export function* traceTextBlocks(header: string, pages: Uint32Array, gaps: Uint3
     pos = writeU32(buf, pos, pages[i]);
     buf[pos++] = 32;
     pos = writeU32(buf, pos, gaps[i]);
+    if (writes !== undefined) { buf[pos++] = 32; buf[pos++] = writes[i] ? 119 /* w */ : 114 /* r */; }
     buf[pos++] = 10;
   }
   if (pos > 0) yield buf.subarray(0, pos);
@@ -308,8 +338,12 @@ export interface RecordResult {
   /** The trace was written (command succeeded or was stopped by the limit). */
   written: boolean;
   accesses: number;
+  /** Data accesses that were stores or modifies. */
+  writeAccesses: number;
   instructions: number;
   lackeyLines: number;
+  /** Kept lines whose page was written during their window stay. */
+  writtenLines: number;
   lackeyBytes: number;
   keptLines: number;
   distinctPages: number;
@@ -387,6 +421,8 @@ export async function recordTrace(opts: RecordOptions): Promise<RecordResult> {
   const kept = filter.kept();
   const ok = stopped || code === 0;
   let distinct = 0;
+  let writtenLines = 0;
+  for (let i = 0; i < kept.length; i++) writtenLines += kept.writes[i];
   if (ok) {
     const { indices, distinct: d } = remapPages(kept.pages);
     distinct = d.length;
@@ -398,8 +434,10 @@ export async function recordTrace(opts: RecordOptions): Promise<RecordResult> {
       `${filter.instructions} guest instructions), kept only when the 4 KiB page was not among the last ${filter.window} distinct pages touched; ` +
       `raw virtual pages remapped to 0..N-1 in address order.\n` +
       `# lines ${kept.length}, distinct pages ${distinct}, first raw page 0x${distinct ? d[0].toString(16) : "0"}, last raw page 0x${distinct ? d[distinct - 1].toString(16) : "0"}\n` +
-      `# columns: page gap (gap = guest instructions since the previous line)\n`;
-    await writeTraceFileAtomic(opts.out, traceTextBlocks(header, indices, kept.gaps.slice()));
+      `# writes: ${filter.writeAccesses} of ${filter.accesses} data accesses were stores or modifies; ${writtenLines} of ${kept.length} lines are w\n` +
+      `# columns: page gap kind (gap = guest instructions since the previous line; kind w = the page was written by this line's access ` +
+      `or by a re-touch folded into it before the page left the window, r = only read)\n`;
+    await writeTraceFileAtomic(opts.out, traceTextBlocks(header, indices, kept.gaps.slice(), kept.writes.slice()));
   }
   return {
     exitCode: code,
@@ -407,10 +445,12 @@ export async function recordTrace(opts: RecordOptions): Promise<RecordResult> {
     stopped,
     written: ok,
     accesses: filter.accesses,
+    writeAccesses: filter.writeAccesses,
     instructions: filter.instructions,
     lackeyLines: filter.lines,
     lackeyBytes: bytes,
     keptLines: kept.length,
+    writtenLines,
     distinctPages: distinct,
     clampedGaps: filter.clampedGaps,
     seconds: Number(process.hrtime.bigint() - t0) / 1e9,

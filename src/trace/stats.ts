@@ -18,6 +18,10 @@
  *     page[f_{i-1}] + k*d for k = 1..8; first touch f_i is caught when page[f_i] is one of those.
  *     Without a majority it predicts nothing.
  *   Both shares are caught / distinctPages (the first first touch can never be caught).
+ *   - writes (only when the trace has access kinds, src/trace/format.ts; else null = unknown): `lines`
+ *     is the number of accesses of kind `w` (the page was written during the line's stretch), `share`
+ *     lines / accesses; `pages` the distinct pages with at least one `w` line, `pageShare` pages /
+ *     distinctPages (what a dirty log of the whole trace would hold).
  */
 import type { Trace } from "./format.js";
 import { lowerBound } from "../util/search.js";
@@ -49,6 +53,25 @@ export interface TraceStats {
     sequential: { caught: number; share: number };
     majorityDelta: { caught: number; share: number };
   };
+  /** Null when the trace has no access kinds (unknown). */
+  writes: { lines: number; share: number; pages: number; pageShare: number } | null;
+}
+
+/** The write figures of {@link TraceStats} (null when the trace has no access kinds). */
+export function writeStats(trace: Trace): TraceStats["writes"] {
+  const w = trace.writes;
+  if (w === undefined) return null;
+  const n = trace.length;
+  const { ids, distinct } = densify(trace.pages.subarray(0, n));
+  const written = new Uint8Array(distinct);
+  let lines = 0;
+  let pages = 0;
+  for (let i = 0; i < n; i++) {
+    if (!w[i]) continue;
+    lines++;
+    if (!written[ids[i]]) { written[ids[i]] = 1; pages++; }
+  }
+  return { lines, share: n ? lines / n : 0, pages, pageShare: distinct ? pages / distinct : 0 };
 }
 
 /** Dense ids 0..D-1 for the pages (in page order) and D. */
@@ -175,6 +198,7 @@ export function computeTraceStats(trace: Trace): TraceStats {
       sequential: { caught: seq, share: distinct ? seq / distinct : 0 },
       majorityDelta: { caught: maj, share: distinct ? maj / distinct : 0 },
     },
+    writes: writeStats(trace),
   };
 }
 
@@ -241,6 +265,9 @@ export function formatTraceStats(s: TraceStats): string {
     `  accesses        ${int(s.accesses)}${s.streams > 1 ? ` (${s.streams} streams)` : ""}`,
     `  distinct pages  ${int(s.distinctPages)} (footprint ${s.footprintMiB.toFixed(1)} MiB)`,
     `  instructions    ${int(s.instructions)} (sum of gaps)`,
+    s.writes === null
+      ? `  writes          unknown (the trace has no access kinds)`
+      : `  writes          ${int(s.writes.lines)} of ${int(s.accesses)} accesses (${pct(s.writes.share)}); ${int(s.writes.pages)} of ${int(s.distinctPages)} pages written (${pct(s.writes.pageShare)})`,
     `  reuse distance  (distinct pages between re-accesses; ${int(s.reuse.reaccesses)} re-accesses)`,
     `    median ${s.reuse.median ?? "-"}, p90 ${s.reuse.p90 ?? "-"}; ` +
       Object.entries(s.reuse.within).map(([k, v]) => `within ${k}: ${pct(v)}`).join(", ") + `, cold: ${pct(s.reuse.cold)}`,

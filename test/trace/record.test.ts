@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { createReadStream, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createReadStream, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { createInterface } from "node:readline";
@@ -15,25 +15,36 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
 // ---------------------------------------------------------------------------------------------
 // A deliberately plain reference: split into strings, regex, BigInt addresses, array LRU.
-interface Ref { pages: bigint[]; gaps: number[]; accesses: number; instructions: number }
+// Write flags: a line is 1 when its own access or any folded re-touch of its page (while the page stays
+// among the recent ones) is a store (S) or modify (M). `lineOf` maps a recent page to its open line.
+interface Ref { pages: bigint[]; gaps: number[]; writes: number[]; accesses: number; writeAccesses: number; instructions: number }
 
 function referenceFilter(text: string, window = 8, maxAccesses = Infinity): Ref {
-  const out: Ref = { pages: [], gaps: [], accesses: 0, instructions: 0 };
+  const out: Ref = { pages: [], gaps: [], writes: [], accesses: 0, writeAccesses: 0, instructions: 0 };
   const recent: bigint[] = [];
+  const lineOf = new Map<bigint, number>();
   let since = 0;
   for (const line of text.split("\n")) {
     if (out.accesses >= maxAccesses) break;
     if (line.startsWith("I")) { since++; out.instructions++; continue; }
-    const m = /^ [LSM] +([0-9a-fA-F]+),/.exec(line);
+    const m = /^ ([LSM]) +([0-9a-fA-F]+),/.exec(line);
     if (!m) continue;
     out.accesses++;
-    const page = BigInt("0x" + m[1]) >> 12n;
+    const write = m[1] !== "L";
+    if (write) out.writeAccesses++;
+    const page = BigInt("0x" + m[2]) >> 12n;
     const k = recent.indexOf(page);
-    if (k >= 0) { recent.splice(k, 1); recent.unshift(page); continue; }
+    if (k >= 0) {
+      recent.splice(k, 1); recent.unshift(page);
+      if (write) out.writes[lineOf.get(page)!] = 1;
+      continue;
+    }
     recent.unshift(page);
-    if (recent.length > window) recent.pop();
+    if (recent.length > window) lineOf.delete(recent.pop()!);
+    lineOf.set(page, out.pages.length);
     out.pages.push(page);
     out.gaps.push(since);
+    out.writes.push(write ? 1 : 0);
     since = 0;
   }
   return out;
@@ -49,10 +60,12 @@ function filterChunks(chunks: Uint8Array[], window = 8, maxAccesses?: number): L
 function assertMatches(f: LackeyFilter, ref: Ref, what: string): void {
   const k = f.kept();
   assert.equal(f.accesses, ref.accesses, `${what}: accesses`);
+  assert.equal(f.writeAccesses, ref.writeAccesses, `${what}: write accesses`);
   assert.equal(k.length, ref.pages.length, `${what}: kept lines`);
   for (let i = 0; i < k.length; i++) {
     assert.equal(BigInt(k.pages[i]), ref.pages[i], `${what}: page of line ${i}`);
     assert.equal(k.gaps[i], ref.gaps[i], `${what}: gap of line ${i}`);
+    assert.equal(k.writes[i], ref.writes[i], `${what}: write flag of line ${i}`);
   }
 }
 
@@ -86,6 +99,9 @@ test("filter: a hand-made log gives the expected lines", () => {
   const k = f.kept();
   assert.deepEqual(Array.from(k.pages), [0x1fff000, 0x601, 0x1fff001]);
   assert.deepEqual(Array.from(k.gaps), [2, 2, 0]);
+  // line 0 was a load, but its page was stored to while folded; the modify of line 1 writes; line 2 loads.
+  assert.deepEqual(Array.from(k.writes), [1, 1, 0]);
+  assert.equal(f.writeAccesses, 2);
   assert.equal(f.accesses, 5);
   assert.equal(f.instructions, 5);
   assert.equal(f.otherLines, 2);
@@ -98,8 +114,24 @@ test("filter: re-touch refreshes recency; the 9th distinct page evicts the least
   const f = filterChunks([Buffer.from(seq.map(line).join(""))]);
   assert.deepEqual(Array.from(f.kept().pages), [1, 2, 3, 4, 5, 6, 7, 8, 9, 2]);
   assert.deepEqual(Array.from(f.kept().gaps), [0, 1, 1, 1, 1, 1, 1, 1, 2, 2]);
+  assert.deepEqual(Array.from(f.kept().writes), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
   const w2 = filterChunks([Buffer.from(seq.map(line).join(""))], 2);
   assert.deepEqual(Array.from(w2.kept().pages), [1, 2, 3, 4, 5, 6, 7, 8, 1, 9, 2]);
+});
+
+test("filter: a write marks the line of its page's current window stay, not an earlier or later one", () => {
+  const ld = (p: number) => ` L ${(p * 4096 + 8).toString(16)},8\nI  00400000,1\n`;
+  const st = (p: number) => ` S ${(p * 4096 + 8).toString(16)},8\nI  00400000,1\n`;
+  const md = (p: number) => ` M ${(p * 4096 + 8).toString(16)},8\nI  00400000,1\n`;
+  // window 2: 1(L, line 0) 2(L, line 1) 1(S: folded, marks line 0) 3(L, line 2; evicts 2) 2(L, line 3; evicts 1)
+  // 3(M: folded, marks line 2) 4(L, line 4) 1(L, line 5: a new stay, the old store stays on line 0) 4(L: folded)
+  // 5(S, line 6)
+  const text = [ld(1), ld(2), st(1), ld(3), ld(2), md(3), ld(4), ld(1), ld(4), st(5)].join("");
+  const f = filterChunks([Buffer.from(text)], 2);
+  assert.deepEqual(Array.from(f.kept().pages), [1, 2, 3, 2, 4, 1, 5]);
+  assert.deepEqual(Array.from(f.kept().writes), [1, 0, 1, 0, 0, 0, 1]);
+  assert.equal(f.writeAccesses, 3);
+  assert.deepEqual(referenceFilter(text, 2).writes, [1, 0, 1, 0, 0, 0, 1]);
 });
 
 test("filter: identical result for every split of the input into two chunks, and byte by byte", () => {
@@ -173,13 +205,23 @@ test("text writer round-trips through the format parser, atomically and gzipped"
   const t = parseTraceText(text);
   assert.deepEqual(t.pages, pages);
   assert.deepEqual(t.gaps, gaps);
+  assert.equal(t.writes, undefined, "no kind column: kinds unknown");
+  // With write flags: a third column w/r, the same pages and gaps.
+  const writes = new Uint8Array(n);
+  for (let i = 0; i < n; i++) writes[i] = rng.below(3) === 0 ? 1 : 0;
+  const tw = parseTraceText(Buffer.concat([...traceTextBlocks("# hello\n", pages, gaps, writes)]));
+  assert.deepEqual(tw.pages, pages);
+  assert.deepEqual(tw.gaps, gaps);
+  assert.deepEqual(tw.writes, writes);
+  assert.throws(() => [...traceTextBlocks("", pages, gaps, writes.subarray(1))], /writes has 199999 entries, pages 200000/);
   const dir = mkdtempSync(join(tmpdir(), "rec-test-"));
   try {
     const out = join(dir, "x.txt.gz");
-    await writeTraceFileAtomic(out, traceTextBlocks("# hello\n", pages, gaps));
+    await writeTraceFileAtomic(out, traceTextBlocks("# hello\n", pages, gaps, writes));
     const back = await readTextTrace(out);
     assert.deepEqual(back.pages, pages);
     assert.deepEqual(back.gaps, gaps);
+    assert.deepEqual(back.writes, writes);
     assert.deepEqual(readdirSync(dir), ["x.txt.gz"]);
     // A failing source leaves nothing behind.
     function* failing() { yield Buffer.from("1 2\n"); throw new Error("boom"); }
@@ -310,10 +352,18 @@ test("record: a real run of gzip matches an independent count from the raw lacke
     for (let i = 0; i < t.length; i++) gapSum += t.gaps[i];
     assert.ok(gapSum <= all.instructions && gapSum > all.instructions * 0.5, `sum of gaps ${gapSum} vs ${all.instructions} instructions`);
     assert.ok(t.streams.every((x) => x === 0));
-    const head = spawnSync("sh", ["-c", `gzip -dc '${out}' | head -5`], { encoding: "utf8" }).stdout;
+    const head = spawnSync("sh", ["-c", `gzip -dc '${out}' | head -6`], { encoding: "utf8" }).stdout;
     assert.match(head, new RegExp(`# Recorded with valgrind lackey \\(${all.accesses} data accesses, whole run, ${all.instructions} guest instructions\\)`));
     assert.match(head, new RegExp(`# lines ${t.length}, distinct pages ${all.distinct},`));
-    assert.match(head, /# columns: page gap/);
+    assert.match(head, /# columns: page gap kind/);
+    // Write flags: exactly what the plain reference filter computes from the raw log, line by line.
+    const ref = referenceFilter(readFileSync(raw, "latin1"));
+    assert.equal(ref.pages.length, t.length);
+    assert.ok(t.writes, "a new recording has access kinds");
+    assert.deepEqual(Array.from(t.writes!), ref.writes);
+    const w = t.writes!.reduce((a, x) => a + x, 0);
+    assert.ok(w > 0 && w < t.length, `gzip writes some pages and only reads others: ${w} w lines of ${t.length}`);
+    assert.match(head, new RegExp(`# writes: ${ref.writeAccesses} of ${all.accesses} data accesses were stores or modifies; ${w} of ${t.length} lines are w`));
 
     // Stopped by --max-accesses.
     const limit = Math.floor(all.accesses / 2);
@@ -324,6 +374,7 @@ test("record: a real run of gzip matches an independent count from the raw lacke
     assert.match(r2.stderr, /stopped at --max-accesses/);
     const t2 = await readTextTrace(out2);
     assert.equal(new Set(t2.pages).size, part.distinct, "distinct pages of the first half = independent count");
+    assert.deepEqual(Array.from(t2.writes!), referenceFilter(readFileSync(raw, "latin1"), 8, limit).writes, "write flags of the first half");
     const head2 = spawnSync("sh", ["-c", `gzip -dc '${out2}' | head -3`], { encoding: "utf8" }).stdout;
     assert.match(head2, new RegExp(`\\(${limit} data accesses, stopped at --max-accesses ${limit},`));
     assert.deepEqual(readdirSync(dir).sort(), ["gzip-half.txt.gz", "gzip.txt.gz", "input.txt", "raw.lackey"]);
