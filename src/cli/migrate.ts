@@ -2,11 +2,15 @@
  * `ppm-prefetch migrate`: the destination of a real post-copy transfer. Connects to `serve`, replays
  * the trace's accesses after switch-over against it (faulting absent pages over the network) and
  * verifies the received image against the source's digest. `--json` prints only the summary record;
- * the exit code is 1 when the image does not verify.
+ * the exit code is 1 when the image does not verify. When the connection to the source is lost it
+ * reconnects with exponential backoff (10 ms doubling to 500 ms) for up to `--reconnect-timeout`
+ * seconds and resumes the same session. Errors are thrown: src/cli/main.ts prints one line (exit 2
+ * for bad input, 1 for a runtime failure: the network, the source refusing, a lost link).
  */
 import { parseArgs } from "node:util";
 import { UsageError, choiceOption, intOption, numberOption } from "./args.js";
-import { runMigration, type MigrationResult } from "../transport/destination.js";
+import { RuntimeFailure } from "./errors.js";
+import { runMigration, TraceMismatchError, type MigrationResult } from "../transport/destination.js";
 import { LAYOUTS, type LayoutName } from "../trace/layout.js";
 
 const USAGE = `usage: ppm-prefetch migrate --connect HOST:PORT --trace FILE [options]
@@ -21,6 +25,8 @@ const USAGE = `usage: ppm-prefetch migrate --connect HOST:PORT --trace FILE [opt
   --delay-us N          emulated one-way delay on the destination's sends (default 0)
   --rate-gbps R         emulated link rate (default 0 = unlimited)
   --timeout-ms N        give up after N ms (default 0 = never)
+  --reconnect-timeout S when the link to the source is lost (a restarted source, an outage), keep
+                        reconnecting with backoff for up to S seconds (default 30)
   --json                print only the summary record as JSON
 `;
 
@@ -38,7 +44,7 @@ export async function run(args: string[]): Promise<number> {
     options: {
       connect: { type: "string" }, trace: { type: "string" }, "switch-at": { type: "string" }, layout: { type: "string" },
       "layout-seed": { type: "string" }, limit: { type: "string" }, ips: { type: "string" }, "delay-us": { type: "string" },
-      "rate-gbps": { type: "string" }, "timeout-ms": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      "rate-gbps": { type: "string" }, "timeout-ms": { type: "string" }, "reconnect-timeout": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
   });
   if (v.help) { process.stdout.write(USAGE); return 0; }
@@ -50,11 +56,26 @@ export async function run(args: string[]): Promise<number> {
   const limit = intOption("limit", v.limit, 0, 0, 0xffffffff);
   const ips = numberOption("ips", v.ips, 1e9, 0, 1e13);
   const timeoutMs = intOption("timeout-ms", v["timeout-ms"], 0, 0, 1e9);
+  const reconnectTimeoutMs = numberOption("reconnect-timeout", v["reconnect-timeout"], 30, 0, 86400) * 1000;
   const link = { delayUs: numberOption("delay-us", v["delay-us"], 0, 0, 1e7), rateGbps: numberOption("rate-gbps", v["rate-gbps"], 0, 0, 1e4) };
 
   const { readTrace } = await import("../trace/read.js");
-  const trace = await readTrace(v.trace, limit ? { limit } : {});
-  const r = await runMigration({ host, port, trace, switchAt, layout, seed, ips, link, timeoutMs });
+  let trace: Awaited<ReturnType<typeof readTrace>>;
+  try { trace = await readTrace(v.trace, limit ? { limit } : {}); } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === "ENOENT") throw new UsageError(`--trace ${v.trace} does not exist`);
+    throw new UsageError(`--trace ${v.trace}: ${err.message}${err.code ? ` (${err.code})` : ""}`);
+  }
+  let r: MigrationResult;
+  try {
+    r = await runMigration({ host, port, trace, switchAt, layout, seed, ips, link, timeoutMs, reconnectTimeoutMs });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (e instanceof TraceMismatchError) throw new UsageError(`--trace ${v.trace}: ${err.message}`);
+    if (err.code === "ENOTFOUND" || err.code === "EADDRNOTAVAIL") throw new UsageError(`--connect ${v.connect}: ${err.message}`);
+    if (typeof err.code === "string" && err.syscall) throw e; // ECONNREFUSED, ...: main names the address
+    throw new RuntimeFailure(`migration from ${host}:${port}: ${err.message}`);
+  }
   if (v.json) {
     const { verified, faults, stallMs, completionMs, migrationMs, pagesReceived, duplicatePages, reconnects, predictorUs } = r;
     process.stdout.write(JSON.stringify({ verified, faults, stallMs, completionMs, migrationMs, pagesReceived, duplicatePages, reconnects, predictorUs }) + "\n");

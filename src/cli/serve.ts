@@ -1,45 +1,57 @@
 /**
  * `ppm-prefetch serve`: the source page server of a real post-copy transfer over TCP.
  *
- * Holds a memory image (`--image FILE`; `--generate SIZE` first writes a seeded one there), trains a
- * fresh strategy per migration on the history (`--history TRACE`: its first `--switch-at` fraction,
- * placed with `--layout`/`--layout-seed` exactly as `migrate` places the rest) and serves any number
- * of concurrent migrations until interrupted (or until `--exit-after N` migrations completed).
+ * Holds a memory image (`--image FILE`, read page by page; `--generate SIZE` first writes a seeded one
+ * there, atomically), builds and trains a fresh strategy per migration in a worker thread on the
+ * history (`--history TRACE`: its first `--switch-at` fraction, placed with `--layout`/`--layout-seed`
+ * exactly as `migrate` places the rest) and serves up to `--max-sessions` concurrent migrations until
+ * interrupted (or until `--exit-after N` migrations completed).
+ *
+ * Errors are thrown: src/cli/main.ts prints one line (exit 2 for bad input, 1 for a runtime failure).
  */
 import { parseArgs } from "node:util";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { UsageError, choiceOption, intOption, numberOption } from "./args.js";
-import { startPageServer, demandStrategy, type PushMode } from "../transport/source.js";
-import { generateImage, loadImage, parseSize, writeImage } from "../transport/image.js";
-import type { Strategy } from "../strategies/types.js";
+import { startPageServer, demandStrategy, PUSH_MODES, type PushMode, type SessionStrategy } from "../transport/source.js";
+import { MAX_IMAGE_BYTES, openImageFile, parseSize, writeImageFile, type PageImage } from "../transport/image.js";
+import { shareHistory, startRemoteStrategy, type StrategySpec, type TrainingHistory } from "../transport/remote-strategy.js";
 import type { Alphabet, EscapeMethod, PredictorOptions } from "../engine/types.js";
 import { LAYOUTS, placePages, type LayoutName } from "../trace/layout.js";
 
 const USAGE = `usage: ppm-prefetch serve --image FILE [options]
 
-  --image FILE          memory image (pageCount x 4096 bytes)
-  --generate SIZE       first write a seeded random image of SIZE (e.g. 64M) to FILE
+  --image FILE          memory image (pageCount x 4096 bytes, up to 16 GiB), read page by page
+  --generate SIZE       first write a seeded random image of SIZE (4K..16G, e.g. 64M) to FILE (atomically:
+                        a temporary file renamed into place)
   --image-seed N        seed of --generate (default 1)
   --host ADDR           listen address (default 127.0.0.1)
   --port N              TCP port (default 7341; 0 picks a free one)
-  --push none|linear    background push during the replay (default linear)
-  --strategy NAME       ppm (default: the engine with the options below), demand, or a registry
-                        strategy (next8, readahead, leap, ppm-hybrid, ...)
+  --push MODE           background push during the replay: none, linear (ascending), qemu (ascending; the
+                        scanner jumps to the page after each fault, as QEMU's postcopy), hines (outward
+                        from the latest fault) (default linear)
+  --strategy NAME       a registry strategy (ppm, ppm-hybrid, next8, readahead, leap, markov1, ...) or
+                        demand (default ppm). Each migration's strategy is built and trained in its own
+                        worker thread, off the server's event loop
   --history TRACE       train each migration's strategy on this trace's first --switch-at fraction
   --switch-at F         fraction of the history trace before switch-over (default 0.3)
   --layout L            guest-physical layout of the trace: virtual, 2m, 4k (default virtual)
   --layout-seed N       seed of the layout (default 1)
   --limit N             read at most N accesses of the history trace
-  predictor (--strategy ppm; unset options keep the engine's defaults): --order K
-                        --alphabet page|delta|hybrid --escape A|B|C|D --depth N (also the most pages a
-                        registry strategy sends per fault, default 8) --threshold P --streams N
-                        --max-contexts N
+  --depth N             most predicted pages sent per fault (default 8)
+  predictor (with --strategy ppm, any of these runs the bare engine with them; unset options keep the
+  engine's defaults): --order K --alphabet page|delta|hybrid --escape A|B|C|D --threshold P
+                        --streams N --max-contexts N
   --delay-us N          emulated one-way delay on the server's sends (default 0)
   --rate-gbps R         emulated link rate (default 0 = unlimited)
   --push-window N       most unacknowledged pages in flight before the push waits (default 32)
+  --max-sessions N      most migrations at once, including those waiting for their destination to
+                        reconnect (default 16); one more is refused with a "server busy" error
   --exit-after N        exit once N migrations completed (default 0 = serve until interrupted)
   --quiet               no per-migration log
 `;
+
+/** Predictor flags: any of them turns `--strategy ppm` into the bare engine with those options. */
+const ENGINE_FLAGS = ["order", "alphabet", "escape", "threshold", "max-contexts"] as const;
 
 export async function run(args: string[]): Promise<number> {
   const { values: v } = parseArgs({
@@ -52,103 +64,149 @@ export async function run(args: string[]): Promise<number> {
       order: { type: "string" }, alphabet: { type: "string" }, escape: { type: "string" }, depth: { type: "string" },
       threshold: { type: "string" }, streams: { type: "string" }, "max-contexts": { type: "string" },
       "delay-us": { type: "string" }, "rate-gbps": { type: "string" }, "exit-after": { type: "string" }, "push-window": { type: "string" },
+      "max-sessions": { type: "string" },
       quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
   });
   if (v.help) { process.stdout.write(USAGE); return 0; }
   if (!v.image) throw new UsageError("--image FILE is required");
   const port = intOption("port", v.port, 7341, 0, 65535);
-  const push = choiceOption<PushMode>("push", v.push, "linear", ["none", "linear"]);
+  const push = choiceOption<PushMode>("push", v.push, "linear", PUSH_MODES);
   const switchAt = numberOption("switch-at", v["switch-at"], 0.3, 0, 1);
   const layout = choiceOption<LayoutName>("layout", v.layout, "virtual", LAYOUTS);
   const layoutSeed = intOption("layout-seed", v["layout-seed"], 1, 0, 0xffffffff);
   const limit = intOption("limit", v.limit, 0, 0, 0xffffffff);
   const depth = intOption("depth", v.depth, 8, 0, 256);
   const pushWindow = intOption("push-window", v["push-window"], 32, 1, 1 << 20);
+  const maxSessions = intOption("max-sessions", v["max-sessions"], 16, 1, 4096);
   const exitAfter = intOption("exit-after", v["exit-after"], 0, 0, 1e9);
+  const imageSeed = intOption("image-seed", v["image-seed"], 1, 0, 0xffffffff);
   const link = { delayUs: numberOption("delay-us", v["delay-us"], 0, 0, 1e7), rateGbps: numberOption("rate-gbps", v["rate-gbps"], 0, 0, 1e4) };
   const strategyName = v.strategy ?? "ppm";
+  const streams = intOption("streams", v.streams, 1, 1, 4096);
   const predOpts: Omit<PredictorOptions, "pageCount"> = {
     order: intOption("order", v.order, 3, 1, 8),
     alphabet: choiceOption<Alphabet>("alphabet", v.alphabet, "hybrid", ["page", "delta", "hybrid"]),
     escape: choiceOption<EscapeMethod>("escape", v.escape, "C", ["A", "B", "C", "D"]),
     depth,
     threshold: numberOption("threshold", v.threshold, 0, 0, 1),
-    streams: intOption("streams", v.streams, 1, 1, 4096),
+    streams,
     ...(v["max-contexts"] !== undefined ? { maxContexts: intOption("max-contexts", v["max-contexts"], 0, 1, 2 ** 31) } : {}),
   };
   // explicit options only: the engine's own defaults stay in charge of what the user did not set
-  for (const k of ["order", "alphabet", "escape", "depth", "threshold", "streams"] as const) {
+  for (const k of ["order", "alphabet", "escape", "threshold", "streams"] as const) {
     if (v[k] === undefined) delete (predOpts as Record<string, unknown>)[k];
+  }
+  const engineFlags = ENGINE_FLAGS.filter((k) => v[k] !== undefined);
+
+  // the strategy, checked now (not on the first connection)
+  const reg = await import("../strategies/index.js");
+  let spec: ((pc: number) => StrategySpec) | null = null;
+  if (strategyName === "demand") {
+    spec = null;
+  } else if (strategyName === "ppm" && (engineFlags.length > 0 || !reg.isStrategyName("ppm"))) {
+    spec = (pc) => ({ kind: "engine", options: { pageCount: pc, ...predOpts } });
+  } else if (reg.isStrategyName(strategyName)) {
+    if (engineFlags.length > 0) throw new UsageError(`--${engineFlags[0]} applies to --strategy ppm only, not ${strategyName}`);
+    spec = (pc) => ({ kind: "registry", name: strategyName, pageCount: pc, depth, streams, push });
+  } else {
+    throw new UsageError(`--strategy must be demand or one of ${reg.STRATEGY_NAMES.join(", ")}, got ${JSON.stringify(strategyName)}`);
   }
 
   if (v.generate !== undefined) {
     let bytes: number;
     try { bytes = parseSize(v.generate); } catch (e) { throw new UsageError(`--generate: ${(e as Error).message}`); }
-    if (bytes < 4096 || bytes > 2 ** 34) throw new UsageError(`--generate must be 4K..16G, got ${v.generate}`);
-    writeImage(v.image, generateImage(bytes, intOption("image-seed", v["image-seed"], 1, 0, 0xffffffff)));
+    if (bytes < 4096 || bytes > MAX_IMAGE_BYTES) throw new UsageError(`--generate must be 4K..16G, got ${JSON.stringify(v.generate)}`);
+    writeImageFile(v.image, bytes, imageSeed);
   } else if (!existsSync(v.image)) {
     throw new UsageError(`--image ${v.image} does not exist (use --generate SIZE to create one)`);
+  } else if (!statSync(v.image).isFile()) {
+    throw new UsageError(`--image ${v.image} is not a regular file`);
   }
-  const image = loadImage(v.image);
-  const pageCount = image.length / 4096;
-
-  let history: { pages: Uint32Array; streams: Uint16Array } | null = null;
-  if (v.history) {
-    const { readTrace } = await import("../trace/read.js");
-    const t = await readTrace(v.history, limit ? { limit } : {});
-    const placed = placePages(t.pages, { layout, vmPages: pageCount, seed: layoutSeed });
-    if (placed.pageCount > pageCount) throw new UsageError(`the history spans ${placed.pageCount} pages, the image has ${pageCount}`);
-    const n = Math.floor(t.length * switchAt);
-    history = { pages: placed.pages.slice(0, n), streams: t.streams.slice(0, n) };
+  let image: PageImage;
+  try { image = await openImageFile(v.image); } catch (e) {
+    if (e instanceof RangeError) throw new UsageError(`--image: ${e.message}`);
+    throw e;
   }
+  const pageCount = image.pageCount;
 
-  let make: (pc: number) => Strategy;
-  if (strategyName === "ppm") {
-    const { createPredictorStrategy } = await import("../strategies/predictor-strategy.js");
-    make = (pc) => createPredictorStrategy({ pageCount: pc, ...predOpts });
-  } else if (strategyName === "demand") {
-    make = () => demandStrategy();
-  } else {
-    const reg = await import("../strategies/index.js");
-    if (!reg.isStrategyName(strategyName)) throw new UsageError(`--strategy must be ppm, demand or one of ${reg.STRATEGY_NAMES.join(", ")}`);
-    const factory = await reg.STRATEGIES[strategyName].load();
-    make = (pc) => factory({ pageCount: pc, depth, streams: predOpts.streams ?? 1 });
-  }
-  // fail now, not on the first connection, if the strategy cannot be built
-  make(pageCount).dispose?.();
-
-  const log = (s: string) => { if (!v.quiet) process.stderr.write(`serve: ${s}\n`); };
-  let completed = 0;
-  let done: () => void = () => {};
-  const finished = new Promise<void>((r) => { done = r; });
-  const server = await startPageServer({
-    image, host: v.host ?? "127.0.0.1", port, push, depth: 256, link, pushWindow,
-    strategy: ({ pageCount: pc, sessionId }) => {
-      const t0 = performance.now();
-      const s = make(pc);
-      if (history && s.train) s.train(history.pages, history.streams);
-      log(`migration ${sessionId.slice(0, 8)}: ${s.name}${history ? `, trained on ${history.pages.length} accesses in ${(performance.now() - t0).toFixed(1)} ms` : ""}`);
-      return s;
-    },
-    onError: (e, sid) => log(`connection${sid ? ` of ${sid.slice(0, 8)}` : ""} closed: ${e.message}`),
-  });
-  const timer = setInterval(() => {
-    const st = server.stats();
-    if (st.sessionsCompleted !== completed) {
-      completed = st.sessionsCompleted;
-      log(`${completed} migration(s) completed; ${st.pagesSent} pages sent (${st.faultPages} fault, ${st.predictedPages} predicted, ${st.pushedPages} pushed)`);
-      if (exitAfter && completed >= exitAfter) done();
+  try {
+    if (spec) {
+      // build one now so that bad options fail here (a RangeError naming the option), not per migration
+      const s = spec(pageCount);
+      try {
+        if (s.kind === "engine") {
+          const { createPredictorStrategy } = await import("../strategies/predictor-strategy.js");
+          createPredictorStrategy(s.options).dispose?.();
+        } else {
+          const ctx = { pageCount: s.pageCount, depth: s.depth, streams: s.streams, push: s.push };
+          (await reg.createStrategy(s.name, ctx)).dispose?.();
+        }
+      } catch (e) {
+        throw new UsageError(`--strategy ${strategyName}: ${(e as Error).message}`);
+      }
     }
-  }, 50);
-  process.stdout.write(`listening on ${server.host}:${server.port} pages=${pageCount} digest=${server.digest.toString("hex")} strategy=${strategyName} push=${push}\n`);
-  const stop = () => done();
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
-  await finished;
-  clearInterval(timer);
-  process.off("SIGINT", stop);
-  process.off("SIGTERM", stop);
-  await server.close();
-  return 0;
+
+    let history: TrainingHistory | null = null;
+    if (v.history) {
+      const path = v.history;
+      const { readTrace } = await import("../trace/read.js");
+      let t: Awaited<ReturnType<typeof readTrace>>;
+      try { t = await readTrace(path, limit ? { limit } : {}); } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        if (err.code === "ENOENT") throw new UsageError(`--history ${path} does not exist`);
+        throw new UsageError(`--history ${path}: ${err.message}${err.code ? ` (${err.code})` : ""}`);
+      }
+      const placed = placePages(t.pages, { layout, vmPages: pageCount, seed: layoutSeed });
+      if (placed.pageCount > pageCount) {
+        throw new UsageError(`the history ${path} spans ${placed.pageCount} pages (layout ${layout}), the image ${v.image} has ${pageCount}: ` +
+          `a truncated image, or the wrong one?`);
+      }
+      const n = Math.floor(t.length * switchAt);
+      history = shareHistory({ pages: placed.pages.subarray(0, n), streams: t.streams.subarray(0, n) });
+    }
+
+    const log = (s: string) => { if (!v.quiet) process.stderr.write(`serve: ${s}\n`); };
+    let completed = 0;
+    let done: () => void = () => {};
+    const finished = new Promise<void>((r) => { done = r; });
+    const makeSession = async (pc: number, sessionId: string): Promise<SessionStrategy> => {
+      if (!spec) { log(`migration ${sessionId.slice(0, 8)}: demand`); return demandStrategy(); }
+      const s = await startRemoteStrategy(spec(pc), history ?? undefined);
+      log(`migration ${sessionId.slice(0, 8)}: ${s.name}${history ? `, trained on ${history.pages.length} accesses in ${s.trainMs.toFixed(1)} ms (worker thread)` : ""}`);
+      return s;
+    };
+    let server;
+    try {
+      server = await startPageServer({
+        image, host: v.host ?? "127.0.0.1", port, push, depth: 256, link, pushWindow, maxSessions,
+        strategy: ({ pageCount: pc, sessionId }) => makeSession(pc, sessionId),
+        onError: (e, sid) => log(`connection${sid ? ` of ${sid.slice(0, 8)}` : ""} closed: ${e.message}`),
+      });
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === "EADDRNOTAVAIL" || err.code === "ENOTFOUND") throw new UsageError(`--host ${v.host}: cannot listen there (${err.code})`);
+      throw e; // EADDRINUSE, EACCES: runtime failures, reported in one line by main
+    }
+    const timer = setInterval(() => {
+      const st = server.stats();
+      if (st.sessionsCompleted !== completed) {
+        completed = st.sessionsCompleted;
+        log(`${completed} migration(s) completed; ${st.pagesSent} pages sent (${st.faultPages} fault, ${st.predictedPages} predicted, ${st.pushedPages} pushed)`);
+        if (exitAfter && completed >= exitAfter) done();
+      }
+    }, 50);
+    process.stdout.write(`listening on ${server.host}:${server.port} pages=${pageCount} digest=${server.digest.toString("hex")} strategy=${strategyName} push=${push}\n`);
+    const stop = () => done();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    await finished;
+    clearInterval(timer);
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+    await server.close();
+    return 0;
+  } finally {
+    image.close();
+  }
 }

@@ -45,13 +45,38 @@ export interface MigrationOptions {
   ips?: number;
   /** Emulated link on the destination's sending direction. */
   link?: LinkOptions;
-  /** Reconnection attempts after a link failure (default 50). */
-  maxReconnects?: number;
+  /**
+   * How long the destination keeps trying to reconnect after the link to the source was lost (the
+   * source killed and restarted, a link outage), in ms; default 30 s. Attempts back off exponentially
+   * from `reconnectDelayMs` to `maxReconnectDelayMs`. The clock restarts at every successful WELCOME.
+   */
+  reconnectTimeoutMs?: number;
+  /** First delay between attempts (default 10 ms); doubled after each failed attempt. */
   reconnectDelayMs?: number;
+  /** Largest delay between attempts (default 500 ms). */
+  maxReconnectDelayMs?: number;
+  /** Most reconnections in the whole migration (default: no limit but the timeout). */
+  maxReconnects?: number;
   /** Give up after this long (0 = never). */
   timeoutMs?: number;
   /** Test hook: every connected socket (attempt 0 is the first). */
   onSocket?: (socket: Socket, attempt: number) => void;
+}
+
+/** The link to the source was lost and could not be resumed in time. */
+export class ReconnectError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ReconnectError";
+  }
+}
+
+/** The trace does not fit the source's image (bad input: another trace, layout or image). */
+export class TraceMismatchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TraceMismatchError";
+  }
 }
 
 export interface StallDistribution {
@@ -141,6 +166,10 @@ class Migration {
   private hereReceived = 0; // pages received on this connection
   private hereAcked = 0;
   private attempt = 0;
+  /** Since the link was lost (0: connected), and the failed attempts since then. */
+  private lostAt = 0;
+  private failedAttempts = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
   private finished = false;
   private resolve!: (r: MigrationResult) => void;
   private reject!: (e: Error) => void;
@@ -207,12 +236,23 @@ class Migration {
     this.serving = false;
     this.link?.close();
     sock.destroy();
-    const fatal = e instanceof RemoteError || (e instanceof ProtocolError && e.code !== ErrorCode.Checksum && e.code !== ErrorCode.Truncated);
+    const fatal = e instanceof RemoteError || e instanceof TraceMismatchError ||
+      (e instanceof ProtocolError && e.code !== ErrorCode.Checksum && e.code !== ErrorCode.Truncated);
     if (fatal) return this.fail(e);
+    // before the first WELCOME there is nothing to resume: a source that is not there is an error now
     if (this.welcome === null && (e as NodeJS.ErrnoException).code === "ECONNREFUSED") return this.fail(e);
-    if (this.attempt >= (this.o.maxReconnects ?? 50)) return this.fail(new Error(`gave up after ${this.attempt} reconnections: ${e.message}`));
+    const now = Date.now();
+    if (this.lostAt === 0) { this.lostAt = now; this.failedAttempts = 0; } else this.failedAttempts++;
+    const limitMs = this.o.reconnectTimeoutMs ?? 30_000;
+    const delay = Math.min(this.o.maxReconnectDelayMs ?? 500, (this.o.reconnectDelayMs ?? 10) * 2 ** Math.min(this.failedAttempts, 20));
+    const left = this.lostAt + limitMs - now;
+    if (left <= 0 || this.attempt >= (this.o.maxReconnects ?? Infinity)) {
+      return this.fail(new ReconnectError(`lost the connection to the source ${this.host}:${this.o.port} and could not resume within ` +
+        `${limitMs} ms (${this.failedAttempts + 1} attempts, ${this.attempt} reconnections in all): ${e.message}`));
+    }
     this.attempt++;
-    setTimeout(() => { if (!this.finished) this.connect(); }, this.o.reconnectDelayMs ?? 5);
+    // the last attempt is made at the deadline, not after it
+    this.retryTimer = setTimeout(() => { this.retryTimer = null; if (!this.finished) this.connect(); }, Math.min(delay, left));
   }
 
   private onFrame(type: number, b: Buffer, s: number, e: number): void {
@@ -230,6 +270,7 @@ class Migration {
 
   private onWelcome(w: Welcome): void {
     if (this.serving) throw new ProtocolError(ErrorCode.Unexpected, "a second WELCOME");
+    this.lostAt = 0;
     if (w.version !== PROTOCOL_VERSION) throw new ProtocolError(ErrorCode.Version, `source speaks version ${w.version}, this destination ${PROTOCOL_VERSION}`);
     if (w.pageSize !== PAGE_SIZE) throw new ProtocolError(ErrorCode.PageSize, `source uses ${w.pageSize}-byte pages`);
     if (this.welcome) {
@@ -274,7 +315,7 @@ class Migration {
     const t = this.o.trace;
     const len = t.length ?? t.pages.length;
     const placed = placePages(t.pages.subarray(0, len), { layout: this.o.layout ?? "virtual", vmPages: pc, seed: this.o.seed ?? 1 });
-    if (placed.pageCount > pc) throw new ProtocolError(ErrorCode.OutOfRange, `the trace spans ${placed.pageCount} pages, the source's image has ${pc}`);
+    if (placed.pageCount > pc) throw new TraceMismatchError(`the trace spans ${placed.pageCount} pages (layout ${this.o.layout ?? "virtual"}), the source's image has ${pc}`);
     const from = Math.min(len, Math.floor(len * (this.o.switchAt ?? 0.3)));
     const n = len - from;
     this.accesses = n;
@@ -481,6 +522,7 @@ class Migration {
     this.finished = true;
     if (this.overall) clearTimeout(this.overall);
     if (this.timer) clearTimeout(this.timer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     this.link?.close();
     this.socket?.destroy();
     this.socket = null;

@@ -50,12 +50,13 @@ export enum ErrorCode {
   Unexpected = 8,
   PageSize = 9,
   Internal = 10,
+  Busy = 11,
 }
 
 export const ERROR_NAMES: Record<number, string> = {
   1: "malformed frame", 2: "protocol version mismatch", 3: "image digest mismatch", 4: "page out of range",
   5: "oversized frame", 6: "truncated frame", 7: "checksum mismatch", 8: "unexpected frame", 9: "page size mismatch",
-  10: "internal error",
+  10: "internal error", 11: "server busy",
 };
 
 /** Bytes of the length prefix. */
@@ -176,12 +177,15 @@ export function pageFrameSize(pageSize: number): number {
   return LEN_BYTES + 1 + PAGE_HEADER + pageSize;
 }
 
-/** A PAGE frame: header, then the page's bytes copied from `image` (no intermediate buffer). */
-export function encodePage(b: Buffer, o: number, page: number, kind: PageKind, image: Buffer, pageSize: number): number {
+/** Where PAGE frames take their bytes from: a Buffer, or anything that reads a page into place (a file). */
+export type PageReader = Buffer | { readPage(page: number, dst: Buffer, off: number): void };
+
+/** A PAGE frame: header, then the page's bytes copied or read from `image` (no intermediate buffer). */
+export function encodePage(b: Buffer, o: number, page: number, kind: PageKind, image: PageReader, pageSize: number): number {
   const p = head(b, o, 1 + PAGE_HEADER + pageSize, FrameType.Page);
-  const src = page * pageSize;
   b.writeUInt32LE(page, p); b[p + 4] = kind; b[p + 5] = 0; b[p + 6] = 0; b[p + 7] = 0;
-  image.copy(b, p + PAGE_HEADER, src, src + pageSize);
+  if (Buffer.isBuffer(image)) image.copy(b, p + PAGE_HEADER, page * pageSize, (page + 1) * pageSize);
+  else image.readPage(page, b, p + PAGE_HEADER);
   b.writeUInt32LE(checksum(b.subarray(p + PAGE_HEADER, p + PAGE_HEADER + pageSize)), p + 8);
   return p + PAGE_HEADER + pageSize;
 }
@@ -249,12 +253,15 @@ export class FrameReader {
   private acc: Buffer;
   private accLen = 0;
   private need = 0; // total bytes of the frame being reassembled (0 = still reading its length)
+  private paused = false;
+  private held: Buffer | null = null; // the unparsed rest of a chunk, while paused
 
   constructor(private readonly onFrame: FrameHandler, private readonly maxBody = MAX_BODY) {
     this.acc = Buffer.allocUnsafe(LEN_BYTES + maxBody);
   }
 
   push(chunk: Buffer): void {
+    if (this.paused) { this.held = this.held ? Buffer.concat([this.held, chunk]) : chunk; return; }
     let i = 0;
     const n = chunk.length;
     if (this.accLen > 0) {
@@ -272,6 +279,7 @@ export class FrameReader {
       const total = this.need;
       this.accLen = 0; this.need = 0;
       this.onFrame(this.acc[LEN_BYTES], this.acc, LEN_BYTES + 1, total);
+      if (this.paused) { if (i < n) this.held = chunk.subarray(i); return; }
     }
     while (n - i >= LEN_BYTES) {
       const len = this.checkLen(chunk.readUInt32LE(i));
@@ -279,6 +287,7 @@ export class FrameReader {
       const s = i + LEN_BYTES;
       i = s + len;
       this.onFrame(chunk[s], chunk, s + 1, i);
+      if (this.paused) { if (i < n) this.held = chunk.subarray(i); return; }
     }
     if (i < n) {
       chunk.copy(this.acc, 0, i, n);
@@ -290,7 +299,28 @@ export class FrameReader {
   /** Bytes of an incomplete frame held. */
   get pending(): number { return this.accLen; }
 
+  /**
+   * Stop parsing after the frame being handled (a handler may call it): the rest of the chunk, and
+   * anything pushed meanwhile, waits for `resume`. This is how a server stops reading a client whose
+   * answers it cannot send (backpressure) without buffering the client's requests unparsed.
+   */
+  pause(): void { this.paused = true; }
+  get isPaused(): boolean { return this.paused; }
+  /** Bytes received but not parsed because of `pause`. */
+  get heldBytes(): number { return this.held ? this.held.length : 0; }
+
+  /** Parse what was held, then go on with new chunks (it may pause again on the way). */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    const h = this.held;
+    this.held = null;
+    if (h) this.push(h);
+  }
+
   end(): void {
+    if (this.held) this.resume();
+    if (this.paused) return;
     if (this.accLen > 0) {
       throw new ProtocolError(ErrorCode.Truncated, `the stream ended ${this.accLen} bytes into a ${this.need || "?"}-byte frame`);
     }

@@ -8,9 +8,18 @@
  * failure only the missing pages are sent again.
  *
  * On a fault request it sends the faulted page at once (unless already in flight), then asks the
- * strategy and sends the predicted pages, then a FAULT_DONE frame carrying the strategy's time. The
- * background push (`push: "linear"`, lowest page first) only fills the link when it has room, so
- * fault answers overtake it; with `push: "none"` the rest is pushed after the destination's replay.
+ * strategy and sends the predicted pages, then a FAULT_DONE frame carrying the strategy's time. A
+ * strategy may live in a worker thread (a RemoteStrategy, src/transport/remote-strategy.ts): its
+ * answer then comes back asynchronously and the event loop never runs its training or predictions.
+ * The background push follows one of the simulator's push orders (src/sim/push.ts: `linear`, `qemu`
+ * (the scanner jumps to the page after each fault), `hines`) and only fills the link when it has
+ * room, so fault answers overtake it; with `push: "none"` the rest is pushed after the replay.
+ *
+ * Limits: at most `maxSessions` sessions (live or waiting for their destination to come back); a new
+ * one beyond that is refused with a `server busy` ERROR. A client that does not read its answers is
+ * not read either: once more than the link's limit waits to be sent on its connection, the server
+ * stops parsing its frames and reading its socket until the queue drains (backpressure), so the bytes
+ * queued per connection stay bounded.
  *
  * A malformed, truncated, oversized or out-of-range frame, a wrong version, page size or image digest
  * closes that connection with an ERROR frame naming the problem; the server keeps serving the others.
@@ -18,31 +27,41 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { randomBytes } from "node:crypto";
 import type { Strategy } from "../strategies/types.js";
+import { createPush, PUSH_MODES, type PushMode, type PushOrder } from "../sim/push.js";
 import { createLink, nowNs, type ByteLink, type LinkOptions } from "./link-emulator.js";
 import { FrameWriter } from "./writer.js";
-import { imageDigest } from "./image.js";
+import { bufferImage, type PageImage } from "./image.js";
+import type { RemoteStrategy } from "./remote-strategy.js";
 import {
   BITMAP_CHUNK, Bitmap, ErrorCode, FAULT_HEADER, FEEDBACK_ENTRY, FrameReader, FrameType, PAGE_SIZE, PROTOCOL_VERSION,
   PageKind, ProtocolError, WELCOME_BODY, WELCOME_PUSH, decodeError, decodeHello, encodeError, encodeFaultDone,
   encodePage, encodeWelcome, expectSize, isZero, pageFrameSize, FAULT_DONE_BODY, LEN_BYTES,
 } from "./protocol.js";
 
-export type PushMode = "none" | "linear";
+export type { PushMode };
+export { PUSH_MODES };
 
 export interface StrategyFactoryContext {
   pageCount: number;
   sessionId: string;
 }
 
+/** What a factory may return: a strategy, one in a worker thread, or a promise of either. */
+export type SessionStrategy = Strategy | RemoteStrategy;
+
 export interface PageServerOptions {
-  /** The memory image: a whole number of pages. */
-  image: Buffer;
+  /** The memory image: a Buffer of a whole number of pages, or a PageImage (a file read page by page). */
+  image: Buffer | PageImage;
   host?: string;
   /** 0 (default) picks a free port. */
   port?: number;
+  /** Background push order during the replay (default linear). */
   push?: PushMode;
-  /** Builds (and trains) the strategy of one migration; default: demand paging (no prediction). */
-  strategy?: (ctx: StrategyFactoryContext) => Strategy;
+  /**
+   * Builds (and trains) the strategy of one migration; default: demand paging (no prediction). It may
+   * return a promise: the WELCOME waits for it, the event loop does not.
+   */
+  strategy?: (ctx: StrategyFactoryContext) => SessionStrategy | Promise<SessionStrategy>;
   /** Most predicted pages sent per fault. */
   depth?: number;
   /** Emulated link on the server's sending direction. */
@@ -57,6 +76,8 @@ export interface PageServerOptions {
    * megabytes of push queue up in them, and every fault answer waits behind them.
    */
   pushWindow?: number;
+  /** Most sessions at once, live or waiting for their destination (default 16); more are refused. */
+  maxSessions?: number;
   /** A connection that has not sent HELLO after this long is closed (default 10 s). */
   helloTimeoutMs?: number;
   /** Called for every connection closed because of an error (protocol errors and strategy failures). */
@@ -70,12 +91,16 @@ export interface PageServerStats {
   sessionsStarted: number;
   sessionsCompleted: number;
   activeSessions: number;
+  /** HELLOs refused because `maxSessions` sessions existed. */
+  sessionsRefused: number;
   resumes: number;
   protocolErrors: number;
   pagesSent: number;
   faultPages: number;
   predictedPages: number;
   pushedPages: number;
+  /** Times a connection stopped being read because its answers were not being read (backpressure). */
+  readPauses: number;
 }
 
 export interface PageServer {
@@ -92,37 +117,52 @@ export interface PageServer {
 export const demandStrategy = (): Strategy => ({ name: "demand", onFault: () => EMPTY });
 const EMPTY = new Uint32Array(0);
 
+function isRemote(s: SessionStrategy): s is RemoteStrategy {
+  return (s as RemoteStrategy).remote === true;
+}
+
 class Session {
   conn: Conn | null = null;
   ttl: NodeJS.Timeout | null = null;
+  strategy: SessionStrategy | null = null;
+  /** Settles when the strategy is built (or failed to be). */
+  ready: Promise<void> = Promise.resolve();
   readonly sent: Bitmap;
+  /** The same set as `sent`, one byte per page: the state array of the push order. */
+  readonly state: Uint8Array;
   readonly presented: Bitmap;
-  cursor = 0;
   replayDone = false;
-  constructor(readonly id: string, readonly strategy: Strategy, pageCount: number) {
+  ended = false;
+  constructor(readonly id: string, pageCount: number) {
     this.sent = new Bitmap(pageCount);
+    this.state = new Uint8Array(pageCount);
     this.presented = new Bitmap(pageCount);
   }
 }
 
 export async function startPageServer(opts: PageServerOptions): Promise<PageServer> {
-  const image = opts.image;
-  if (image.length === 0 || image.length % PAGE_SIZE !== 0) throw new RangeError(`the image must be a non-empty multiple of ${PAGE_SIZE} bytes`);
-  const pageCount = image.length / PAGE_SIZE;
-  if (pageCount > 0xffffffff) throw new RangeError("too many pages");
-  const digest = imageDigest(image);
+  const image: PageImage = Buffer.isBuffer(opts.image) ? bufferImage(opts.image) : opts.image;
+  const pageCount = image.pageCount;
+  if (!(pageCount >= 1 && pageCount <= 0xffffffff)) throw new RangeError(`the image must have 1..2^32-1 pages, got ${pageCount}`);
+  const digest = image.digest;
   const push: PushMode = opts.push ?? "linear";
+  if (!PUSH_MODES.includes(push)) throw new RangeError(`push must be one of ${PUSH_MODES.join(", ")}, got ${JSON.stringify(push)}`);
+  const maxSessions = opts.maxSessions ?? 16;
+  if (!(Number.isInteger(maxSessions) && maxSessions >= 1)) throw new RangeError(`maxSessions must be an integer >= 1, got ${maxSessions}`);
   const depth = opts.depth ?? 256;
   const ttlMs = opts.sessionTtlMs ?? 60_000;
   const pushBatch = opts.pushBatch ?? 8;
   const pushWindow = opts.pushWindow ?? 32;
   const factory = opts.strategy ?? demandStrategy;
+  // the push orders run over every page of the image (the source does not know the guest's footprint)
+  const footprint = new Uint32Array(pageCount);
+  for (let p = 0; p < pageCount; p++) footprint[p] = p;
   const sessions = new Map<string, Session>();
   const sockets = new Set<Socket>();
   const errors: Error[] = [];
   const st: PageServerStats = {
-    connections: 0, sessionsStarted: 0, sessionsCompleted: 0, activeSessions: 0, resumes: 0, protocolErrors: 0,
-    pagesSent: 0, faultPages: 0, predictedPages: 0, pushedPages: 0,
+    connections: 0, sessionsStarted: 0, sessionsCompleted: 0, activeSessions: 0, sessionsRefused: 0, resumes: 0, protocolErrors: 0,
+    pagesSent: 0, faultPages: 0, predictedPages: 0, pushedPages: 0, readPauses: 0,
   };
 
   function recordError(e: Error, sid: string | null): void {
@@ -133,13 +173,18 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
   }
 
   function endSession(s: Session): void {
+    if (s.ended) return;
+    s.ended = true;
     if (s.ttl) clearTimeout(s.ttl);
     if (sessions.get(s.id) === s) sessions.delete(s.id);
     st.activeSessions = sessions.size;
-    try { s.strategy.dispose?.(); } catch { /* ignore */ }
+    try { s.strategy?.dispose?.(); } catch { /* ignore */ }
   }
 
-  const ctx: ServerContext = { image, pageCount, digest, push, depth, pushBatch, pushWindow, helloTimeoutMs: opts.helloTimeoutMs ?? 10_000, link: opts.link, sessions, st, recordError, endSession, factory, ttlMs };
+  const ctx: ServerContext = {
+    image, pageCount, digest, push, depth, pushBatch, pushWindow, maxSessions, footprint,
+    helloTimeoutMs: opts.helloTimeoutMs ?? 10_000, link: opts.link, sessions, st, recordError, endSession, factory, ttlMs,
+  };
 
   const server: Server = createServer({ noDelay: true }, (socket) => {
     st.connections++;
@@ -167,17 +212,22 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
 }
 
 interface ServerContext {
-  image: Buffer; pageCount: number; digest: Buffer; push: PushMode; depth: number; pushBatch: number; pushWindow: number;
+  image: PageImage; pageCount: number; digest: Buffer; push: PushMode; depth: number; pushBatch: number; pushWindow: number;
+  maxSessions: number; footprint: Uint32Array;
   link: LinkOptions | undefined; sessions: Map<string, Session>; st: PageServerStats; ttlMs: number; helloTimeoutMs: number;
   recordError(e: Error, sid: string | null): void;
   endSession(s: Session): void;
-  factory: (ctx: StrategyFactoryContext) => Strategy;
+  factory: (ctx: StrategyFactoryContext) => SessionStrategy | Promise<SessionStrategy>;
 }
 
 /** Most pages pushed before the pump yields to the event loop. */
 const PUMP_ROUND = 32;
 
-type ConnState = "hello" | "bitmap" | "serving" | "closed";
+/** Why a connection is not being read (a bit mask; reading resumes when it is zero). */
+const HOLD_STRATEGY = 1; // its session's strategy is still being built
+const HOLD_BACKPRESSURE = 2; // its answers wait for the link
+
+type ConnState = "hello" | "starting" | "bitmap" | "serving" | "closed";
 
 class Conn {
   private state: ConnState = "hello";
@@ -186,8 +236,10 @@ class Conn {
   private readonly link: ByteLink;
   private readonly writer: FrameWriter;
   private clientBits: Uint8Array | null = null;
+  private order: PushOrder | null = null;
   private waitingDrain = false;
   private yielded = false;
+  private hold = 0;
   /** Pages sent on this connection, and how many of them the destination acknowledged. */
   private sentHere = 0;
   private acked = 0;
@@ -215,6 +267,28 @@ class Conn {
   }
 
   private get sid(): string | null { return this.session?.id ?? null; }
+
+  /** Stop reading this connection for `why` (frames already received wait, unparsed). */
+  private holdReading(why: number): void {
+    if (this.hold === 0) { this.reader.pause(); this.socket.pause(); }
+    this.hold |= why;
+  }
+
+  private releaseReading(why: number): void {
+    if ((this.hold & why) === 0) return;
+    this.hold &= ~why;
+    if (this.hold !== 0 || this.state === "closed") return;
+    this.socket.resume();
+    try { this.reader.resume(); } catch (e) { this.fail(e as Error); }
+  }
+
+  /** After answers were handed to the link: if it is full, stop reading until it drains. */
+  private backpressure(writable: boolean): void {
+    if (writable || (this.hold & HOLD_BACKPRESSURE) || this.state === "closed") return;
+    this.c.st.readPauses++;
+    this.holdReading(HOLD_BACKPRESSURE);
+    this.link.onDrain(() => this.releaseReading(HOLD_BACKPRESSURE));
+  }
 
   private onFrame(type: number, b: Buffer, s: number, e: number): void {
     if (this.state === "closed") return;
@@ -278,19 +352,53 @@ class Conn {
       const old = sess.conn;
       if (old && old !== this) { old.detach(); }
     } else {
-      const strategy = c.factory({ pageCount: c.pageCount, sessionId: id });
-      sess = new Session(id, strategy, c.pageCount);
-      c.sessions.set(id, sess);
+      if (c.sessions.size >= c.maxSessions) {
+        c.st.sessionsRefused++;
+        throw new ProtocolError(ErrorCode.Busy, `the server already serves its limit of ${c.maxSessions} migrations (--max-sessions); try again later`);
+      }
+      const created = new Session(id, c.pageCount);
+      sess = created;
+      c.sessions.set(id, created);
       c.st.sessionsStarted++;
       c.st.activeSessions = c.sessions.size;
+      let made: SessionStrategy | Promise<SessionStrategy>;
+      try { made = c.factory({ pageCount: c.pageCount, sessionId: id }); } catch (err) {
+        c.endSession(created);
+        throw new ProtocolError(ErrorCode.Internal, `the strategy could not be built: ${(err as Error).message}`);
+      }
+      if (made instanceof Promise) {
+        created.ready = made.then((strategy) => {
+          if (created.ended) { strategy.dispose?.(); return; }
+          created.strategy = strategy;
+        });
+        // a failure is reported to the connection waiting for it (below); this only keeps it handled
+        created.ready.catch(() => c.endSession(created));
+      } else {
+        created.strategy = made;
+      }
     }
     sess.conn = this;
     this.session = sess;
+    if (sess.strategy) return this.welcome();
+    this.state = "starting";
+    this.holdReading(HOLD_STRATEGY);
+    const waited = sess;
+    waited.ready.then(() => {
+      if (this.state !== "starting" || this.session !== waited) return;
+      this.welcome();
+      this.releaseReading(HOLD_STRATEGY);
+    }, (err: Error) => {
+      if (this.session === waited) this.fail(new ProtocolError(ErrorCode.Internal, `the strategy could not be built: ${err.message}`));
+    });
+  }
+
+  private welcome(): void {
+    const c = this.c;
     this.state = "bitmap";
     this.clientBits = new Uint8Array((c.pageCount + 7) >>> 3);
     const { buf, off } = this.writer.reserve(LEN_BYTES + 1 + WELCOME_BODY);
     this.writer.commit(encodeWelcome(buf, off, {
-      version: PROTOCOL_VERSION, flags: c.push === "linear" ? WELCOME_PUSH : 0, pageSize: PAGE_SIZE, pageCount: c.pageCount, digest: c.digest,
+      version: PROTOCOL_VERSION, flags: c.push !== "none" ? WELCOME_PUSH : 0, pageSize: PAGE_SIZE, pageCount: c.pageCount, digest: c.digest,
     }));
     this.writer.flush();
   }
@@ -310,25 +418,35 @@ class Conn {
     const sess = this.session!;
     sess.sent.load(this.clientBits!);
     this.clientBits = null;
+    const state = sess.state;
+    const strat = sess.strategy!;
     // pages the destination holds that this session never sent (a session created on reconnection)
     for (let p = 0; p < sess.sent.size; p++) {
-      if (sess.sent.has(p) && sess.presented.add(p)) sess.strategy.onPresent?.(p);
+      const has = sess.sent.has(p);
+      state[p] = has ? 1 : 0;
+      if (has && sess.presented.add(p)) this.present(strat, p);
     }
-    sess.cursor = 0;
+    // a fresh scan per connection: pages lost in flight on a dead one are pending again
+    this.order = createPush(this.c.push === "none" ? "linear" : this.c.push, this.c.footprint);
     this.state = "serving";
     this.pump();
+  }
+
+  private present(strat: SessionStrategy, p: number): void {
+    if (isRemote(strat)) strat.present(p); else strat.onPresent?.(p);
   }
 
   private sendPage(p: number, kind: PageKind): void {
     const sess = this.session!;
     sess.sent.add(p);
+    sess.state[p] = 1;
     this.sentHere++;
     const { buf, off } = this.writer.reserve(this.frameSize);
     this.writer.commit(encodePage(buf, off, p, kind, this.c.image, PAGE_SIZE));
     const st = this.c.st;
     st.pagesSent++;
     if (kind === PageKind.Fault) st.faultPages++; else if (kind === PageKind.Predicted) st.predictedPages++; else st.pushedPages++;
-    if (sess.presented.add(p)) sess.strategy.onPresent?.(p);
+    if (sess.presented.add(p)) this.present(sess.strategy!, p);
   }
 
   private onFault(b: Buffer, s: number, e: number): void {
@@ -347,20 +465,39 @@ class Conn {
       if (p >= pc) throw new ProtocolError(ErrorCode.OutOfRange, `feedback on page ${p}, the image has ${pc} pages`);
     }
     const sess = this.session!;
-    const strat = sess.strategy;
+    const strat = sess.strategy!;
+    if (isRemote(strat)) {
+      const touches = new Uint32Array(2 * count);
+      for (let i = 0, q = s + FAULT_HEADER; i < count; i++, q += FEEDBACK_ENTRY) { touches[2 * i] = b.readUInt32LE(q); touches[2 * i + 1] = b.readUInt16LE(q + 4); }
+      // the faulted page first, on its own write so that it leaves at once
+      if (!sess.sent.has(page)) { this.order!.onFault(page); this.sendPage(page, PageKind.Fault); this.writer.flush(); }
+      strat.fault(page, stream, touches).then(
+        (a) => { if (this.state === "serving" && this.session === sess) this.answer(page, a.pages, a.ns); },
+        (err: Error) => { if (this.session === sess) this.fail(new ProtocolError(ErrorCode.Internal, err.message)); },
+      );
+      this.backpressure(this.writer.flush());
+      return;
+    }
     let t0 = nowNs();
     if (strat.onTouch) {
       for (let i = 0, q = s + FAULT_HEADER; i < count; i++, q += FEEDBACK_ENTRY) strat.onTouch(b.readUInt32LE(q), b.readUInt16LE(q + 4));
     }
     let spent = nowNs() - t0;
     // the faulted page first, on its own write so that it leaves at once
-    if (!sess.sent.has(page)) { this.sendPage(page, PageKind.Fault); this.writer.flush(); }
+    if (!sess.sent.has(page)) { this.order!.onFault(page); this.sendPage(page, PageKind.Fault); this.writer.flush(); }
     t0 = nowNs();
     let preds: ArrayLike<number>;
     try { preds = strat.onFault(page, stream); } catch (err) {
       throw new ProtocolError(ErrorCode.Internal, `strategy ${strat.name} failed: ${(err as Error).message}`);
     }
     spent += nowNs() - t0;
+    this.answer(page, preds, spent);
+  }
+
+  /** The predicted pages of a fault (those in range and not sent yet), then FAULT_DONE. */
+  private answer(page: number, preds: ArrayLike<number>, spentNs: number): void {
+    const sess = this.session!;
+    const pc = this.c.pageCount;
     let sent = 0;
     for (let i = 0; i < preds.length && sent < this.c.depth; i++) {
       const q = preds[i];
@@ -369,8 +506,8 @@ class Conn {
       sent++;
     }
     const { buf, off } = this.writer.reserve(LEN_BYTES + 1 + FAULT_DONE_BODY);
-    this.writer.commit(encodeFaultDone(buf, off, page, sent, spent));
-    this.writer.flush();
+    this.writer.commit(encodeFaultDone(buf, off, page, sent, spentNs));
+    this.backpressure(this.writer.flush());
     this.pump();
   }
 
@@ -384,6 +521,7 @@ class Conn {
     if (this.state !== "serving" || this.waitingDrain || this.yielded) return;
     const sess = this.session!;
     if (this.c.push === "none" && !sess.replayDone) return;
+    const order = this.order!;
     let writable = true;
     let batch = 0;
     let round = 0;
@@ -393,9 +531,8 @@ class Conn {
         setImmediate(() => { this.yielded = false; this.pump(); });
         break;
       }
-      const p = sess.sent.nextClear(sess.cursor);
+      const p = order.next(sess.state);
       if (p < 0) break;
-      sess.cursor = p;
       this.sendPage(p, PageKind.Push);
       round++;
       if (++batch >= this.c.pushBatch) { writable = this.writer.flush(); batch = 0; }
@@ -421,6 +558,7 @@ class Conn {
     const sock = this.socket;
     this.close();
     if (!sock.destroyed) {
+      sock.resume();
       sock.end(encodeError(err.code, err.message));
       setTimeout(() => sock.destroy(), 1000).unref();
     }

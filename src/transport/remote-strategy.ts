@@ -1,0 +1,140 @@
+/**
+ * A migration's strategy in its own worker thread, so that building and training it (and every
+ * prediction) runs off the page server's event loop.
+ *
+ * Building a predictor costs ~85 ms here (its linear memory is laid out and cleared) and training
+ * more; on the event loop that stalled every other migration's faults for as long (8 concurrent
+ * migrations: 7.6 ms of stall alone, 3.5 s together). In a worker the event loop only forwards
+ * messages: the source sends the faulted page at once, as before, and sends the predicted pages when
+ * the worker answers (tens of microseconds later on loopback). Pages the source sends by itself reach
+ * the worker in order before the next fault, so its model sees the same calls as an in-process
+ * strategy would, in the same order.
+ */
+import { Worker } from "node:worker_threads";
+import type { FullPredictorOptions } from "../engine/options.js";
+import type { PushMode } from "../sim/push.js";
+
+/** How the worker builds the strategy (a plain object: it crosses the thread boundary). */
+export type StrategySpec =
+  /** The engine with these options (`ppm-prefetch serve --strategy ppm` with predictor flags). */
+  | { kind: "engine"; options: FullPredictorOptions }
+  /** A strategy of the registry (src/strategies/index.ts) by name. */
+  | { kind: "registry"; name: string; pageCount: number; depth: number; streams: number; push?: PushMode };
+
+export interface TrainingHistory {
+  pages: Uint32Array;
+  streams?: Uint16Array;
+}
+
+export interface FaultAnswer {
+  /** Predicted pages, most probable first. */
+  pages: Uint32Array;
+  /** The strategy's time on this fault (onTouch calls + onFault), measured in the worker. */
+  ns: number;
+}
+
+/** A strategy whose calls are asynchronous (the page server accepts it in place of a Strategy). */
+export interface RemoteStrategy {
+  readonly remote: true;
+  readonly name: string;
+  /** Time the worker took to build and train the strategy. */
+  readonly trainMs: number;
+  /**
+   * Feedback (`touches`: page, stream pairs) then the fault; resolves with the predicted pages.
+   * Calls are answered in order.
+   */
+  fault(page: number, stream: number, touches: Uint32Array): Promise<FaultAnswer>;
+  /** The source sent `page` by any path (delivered to the worker before the next fault). */
+  present(page: number): void;
+  dispose(): void;
+}
+
+/**
+ * The history in shared memory, so that each migration's worker reads the same copy instead of
+ * having it cloned into its message (a history of millions of accesses is megabytes).
+ */
+export function shareHistory(h: TrainingHistory): TrainingHistory {
+  const share = <T extends Uint32Array | Uint16Array>(a: T, make: (b: SharedArrayBuffer) => T): T => {
+    if (a.buffer instanceof SharedArrayBuffer) return a;
+    const out = make(new SharedArrayBuffer(a.byteLength));
+    out.set(a);
+    return out;
+  };
+  return {
+    pages: share(h.pages, (b) => new Uint32Array(b)),
+    streams: h.streams ? share(h.streams, (b) => new Uint16Array(b)) : undefined,
+  };
+}
+
+/** Present pages are batched; a batch this large is sent without waiting for the next fault. */
+const PRESENT_BATCH = 16384;
+
+function spawnWorker(): Worker {
+  const here = import.meta.url;
+  if (here.endsWith(".ts")) {
+    // run from the sources (tsx): the worker registers tsx before it loads the TypeScript entry
+    const file = new URL("./strategy-worker.ts", here).href;
+    const tsx = import.meta.resolve("tsx/esm/api"); // resolved here: the worker's eval code has no module base
+    return new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(file)}); })`, { eval: true });
+  }
+  return new Worker(new URL("./strategy-worker.js", here));
+}
+
+/** Start a worker, build and train the strategy in it; resolves once it can answer faults. */
+export function startRemoteStrategy(spec: StrategySpec, history?: TrainingHistory): Promise<RemoteStrategy> {
+  const w = spawnWorker();
+  w.unref();
+  return new Promise<RemoteStrategy>((resolve, reject) => {
+    const pending = new Map<number, { resolve: (a: FaultAnswer) => void; reject: (e: Error) => void }>();
+    let nextId = 0;
+    let dead: Error | null = null;
+    let present: number[] = [];
+    let ready = false;
+    const die = (e: Error) => {
+      if (dead) return;
+      dead = e;
+      for (const p of pending.values()) p.reject(e);
+      pending.clear();
+      if (!ready) reject(e);
+      void w.terminate();
+    };
+    const flushPresent = (): Uint32Array | undefined => {
+      if (present.length === 0) return undefined;
+      const a = Uint32Array.from(present);
+      present = [];
+      return a;
+    };
+    w.on("error", (e) => die(e));
+    w.on("exit", (code) => die(new Error(`the strategy worker exited (code ${code})`)));
+    w.on("message", (m: { t: string; id?: number; pages?: Uint32Array; ns?: number; message?: string; name?: string; trainMs?: number }) => {
+      if (m.t === "ready") {
+        ready = true;
+        resolve({
+          remote: true, name: m.name!, trainMs: m.trainMs!,
+          fault(page, stream, touches) {
+            if (dead) return Promise.reject(dead);
+            const id = nextId++;
+            return new Promise<FaultAnswer>((res, rej) => {
+              pending.set(id, { resolve: res, reject: rej });
+              w.postMessage({ t: "fault", id, page, stream, touches, present: flushPresent() });
+            });
+          },
+          present(page) {
+            if (dead) return;
+            present.push(page);
+            if (present.length >= PRESENT_BATCH) w.postMessage({ t: "present", present: flushPresent() });
+          },
+          dispose() { die(new Error("the strategy was disposed")); },
+        });
+      } else if (m.t === "answer") {
+        const p = pending.get(m.id!);
+        pending.delete(m.id!);
+        if (!p) return;
+        if (m.message !== undefined) p.reject(new Error(m.message)); else p.resolve({ pages: m.pages!, ns: m.ns! });
+      } else if (m.t === "error") {
+        die(new Error(m.message));
+      }
+    });
+    w.postMessage({ t: "init", spec, history });
+  });
+}

@@ -1,0 +1,69 @@
+/**
+ * Worker thread entry of src/transport/remote-strategy.ts: builds one migration's strategy, trains it
+ * on the history, then answers its faults. Messages are handled strictly in arrival order.
+ */
+import { parentPort } from "node:worker_threads";
+import type { Strategy } from "../strategies/types.js";
+import type { StrategySpec, TrainingHistory } from "./remote-strategy.js";
+
+interface Msg {
+  t: "init" | "fault" | "present";
+  spec?: StrategySpec;
+  history?: TrainingHistory;
+  id?: number;
+  page?: number;
+  stream?: number;
+  touches?: Uint32Array;
+  present?: Uint32Array;
+}
+
+const port = parentPort!;
+let strategy: Strategy | null = null;
+let chain: Promise<void> = Promise.resolve();
+
+async function build(spec: StrategySpec): Promise<Strategy> {
+  if (spec.kind === "engine") {
+    const { createPredictorStrategy } = await import("../strategies/predictor-strategy.js");
+    return createPredictorStrategy(spec.options);
+  }
+  const { createStrategy } = await import("../strategies/index.js");
+  // the push the source runs, for push-aware strategies
+  const ctx = { pageCount: spec.pageCount, depth: spec.depth, streams: spec.streams, push: spec.push };
+  return createStrategy(spec.name, ctx);
+}
+
+function presentAll(pages: Uint32Array | undefined): void {
+  if (!pages || !strategy?.onPresent) return;
+  for (let i = 0; i < pages.length; i++) strategy.onPresent(pages[i]);
+}
+
+async function handle(m: Msg): Promise<void> {
+  if (m.t === "init") {
+    try {
+      const t0 = performance.now();
+      strategy = await build(m.spec!);
+      if (m.history && strategy.train) strategy.train(m.history.pages, m.history.streams);
+      port.postMessage({ t: "ready", name: strategy.name, trainMs: performance.now() - t0 });
+    } catch (e) {
+      port.postMessage({ t: "error", message: (e as Error).message });
+    }
+    return;
+  }
+  const s = strategy;
+  if (!s) return;
+  if (m.t === "present") { presentAll(m.present); return; }
+  presentAll(m.present);
+  try {
+    const t0 = process.hrtime.bigint();
+    const touches = m.touches!;
+    if (s.onTouch) for (let i = 0; i + 1 < touches.length; i += 2) s.onTouch(touches[i], touches[i + 1]);
+    const r = s.onFault(m.page!, m.stream!);
+    const pages = Uint32Array.from(r as ArrayLike<number>);
+    const ns = Number(process.hrtime.bigint() - t0);
+    port.postMessage({ t: "answer", id: m.id, pages, ns }, [pages.buffer]);
+  } catch (e) {
+    port.postMessage({ t: "answer", id: m.id, message: `strategy ${s.name} failed: ${(e as Error).message}` });
+  }
+}
+
+port.on("message", (m: Msg) => { chain = chain.then(() => handle(m)); });
