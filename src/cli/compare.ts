@@ -31,7 +31,7 @@ const USAGE = `usage: ppm-prefetch compare [--trace FILE | --workload NAME] [opt
   --depth D             predicted pages per fault (default 8)
   --push MODE           background push: ${PUSH_MODES.join(", ")} (default qemu)
   --layout L            ${LAYOUTS.join(", ")} or all (default all)
-  --vm-pages N          guest size in 4 KiB pages for 2m/4k (default 262144 = 1 GiB; at most 2^26)
+  --vm-pages N          guest size in 4 KiB pages for 2m/4k (default 262144 = 1 GiB; at most 2^28)
   --seed S              layout and workload seed (default 1)
   --strategies a,b      subset of: ${STRATEGY_NAMES.join(", ")}
   --feedback on|off     piggybacked feedback of touched prefetched pages (default on)

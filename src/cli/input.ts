@@ -10,9 +10,11 @@
  * recorded", so compacting the holes would silently change what the spatial strategies (next-N,
  * readahead, Leap) and the background push see; the user can renumber (as `record` does) or choose a
  * layout that places the pages into a guest of a given size (`--layout 4k --vm-pages N`), and both
- * say what they mean. The simulator and the replay hold about 20 bytes per page of the guest
- * (state, arrival time, footprint, every strategy's present bitmap), so 2^26 pages (a 256 GiB guest
- * of 4 KiB pages) is about 1.3 GB; beyond it, `Array buffer allocation failed` is what happens.
+ * say what they mean. The simulator and the replay hold about 15-20 bytes per page of the guest
+ * (state, arrival time, footprint, a strategy's present bitmap), committed as pages are touched.
+ * The limit is 2^28 pages (a 1 TiB guest of 4 KiB pages, already --vm-pages' maximum): every
+ * strategy on a 5-access trace spanning it took 5 s and 470 MB peak RSS here (2^29: 8 s, 800 MB;
+ * 2^30: 25 s, 1.45 GB; 2^32 ran 29 s to 4.2 GB and died with `Array buffer allocation failed`).
  */
 import { stat } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -21,8 +23,8 @@ import type { Trace } from "../trace/format.js";
 import { DEFAULT_VM_PAGES, PAGES_PER_2M, type LayoutName } from "../trace/layout.js";
 import { UsageError, inFile } from "./errors.js";
 
-/** The most guest pages a simulation or replay may span (a 256 GiB guest of 4 KiB pages). */
-export const MAX_GUEST_PAGES = 1 << 26;
+/** The most guest pages a simulation or replay may span (a 1 TiB guest of 4 KiB pages). */
+export const MAX_GUEST_PAGES = 1 << 28;
 
 /** The least accesses a trace must hold to be simulated (one before, one after the switch-over). */
 export const MIN_ACCESSES = 2;
@@ -84,7 +86,7 @@ export function checkSpan(name: string, maxPage: number, layouts: readonly Layou
       const fix = vmPages === undefined && layout !== "virtual" ? " or give --vm-pages N" : "";
       throw new UsageError(
         `${name}: page ${maxPage} makes the ${layout} layout's guest ${pages} pages, over the limit of ${MAX_GUEST_PAGES} ` +
-        `(2^26 pages, 256 GiB); renumber the pages densely (as \`record\` does)${fix}`,
+        `(2^28 pages, 1 TiB); renumber the pages densely (as \`record\` does)${fix}`,
       );
     }
   }

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import net from "node:net";
 import { describeError, nameFile, UsageError, RuntimeFailure } from "../../src/cli/errors.js";
+import { checkSpan, MAX_GUEST_PAGES } from "../../src/cli/input.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MAIN = join(ROOT, "src/cli/main.ts");
@@ -114,8 +115,8 @@ const CASES: Record<string, Case> = {
   "quality: only comments": { args: () => ["quality", f("comments.txt")], code: 2, match: /comments\.txt has 0 accesses/ },
   "compare: one access": { args: () => ["compare", "--trace", f("one.txt")], code: 2, match: /one\.txt has 1 access; need at least 2/ },
   "convert: empty trace": { args: () => ["convert", f("empty.txt"), f("out/e.ppmt")], code: 2, match: /holds no accesses; nothing written/, check: nothingIn(f("out")) },
-  "compare: pages 2^32 apart": { args: () => ["compare", "--trace", f("far.txt")], code: 2, match: /page 4294967295 .* 4294967296 pages, over the limit of 67108864/ },
-  "quality: pages 2^32 apart": { args: () => ["quality", f("far.txt")], code: 2, match: /page 4294967295 .* over the limit of 67108864/ },
+  "compare: pages 2^32 apart": { args: () => ["compare", "--trace", f("far.txt")], code: 2, match: /page 4294967295 .* 4294967296 pages, over the limit of 268435456/ },
+  "quality: pages 2^32 apart": { args: () => ["quality", f("far.txt")], code: 2, match: /page 4294967295 .* over the limit of 268435456/ },
   "compare: --vm-pages too small for the 4k layout": {
     args: () => ["compare", "--workload", "seq", "--pages", "4096", "--layout", "4k", "--vm-pages", "512"], code: 2, match: /4096 distinct pages, more than --vm-pages 512/,
   },
@@ -188,4 +189,14 @@ test("describeError: one line, exit code by kind", () => {
   assert.equal(bug.unexpected, true);
   assert.equal(bug.message, "TypeError: x is not a function second line (PPM_DEBUG=1 prints the stack trace)");
   assert.equal(describeError(new RangeError("Array buffer allocation failed")).message, "out of memory: Array buffer allocation failed");
+});
+
+test("checkSpan: the limit is the guest the layout would build", () => {
+  assert.equal(MAX_GUEST_PAGES, 2 ** 28);
+  checkSpan("t", MAX_GUEST_PAGES - 1, ["virtual", "2m", "4k"]);
+  assert.throws(() => checkSpan("t", MAX_GUEST_PAGES, ["virtual"]), /t: page 268435456 makes the virtual layout's guest 268435457 pages/);
+  // 2m/4k place the pages into --vm-pages whatever the span; without it the guest is the span
+  checkSpan("t", 2 ** 32 - 1, ["2m", "4k"], 1 << 18);
+  assert.throws(() => checkSpan("t", 2 ** 32 - 1, ["4k"]), /or give --vm-pages N/);
+  assert.throws(() => checkSpan("t", 10, ["virtual"], MAX_GUEST_PAGES + 1), /over the limit/);
 });
