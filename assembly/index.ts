@@ -18,16 +18,21 @@ import { layoutTables } from "./scratch";
 import { isSet, setBit, setRange } from "./bitmap";
 import { compact as compactNodes } from "./compact";
 import { prune as pruneNodes } from "./trie";
+import { checkHeader, checkHeaderCounters, checkModel, attachChecked, setDetail, validateDetail, V_OK, V_LAYOUT, V_MEMORY } from "./validate";
 
 const SECTIONS_START: usize = 1024;
 
 @inline function align8(x: u64): u64 { return (x + 7) & ~7; }
 
-// The memory-map walk: a cursor, and whether to store each section's offset in the header.
+// The memory-map walk: a cursor, and what to do with each section's offset: nothing (sizing), store
+// it in the header (init), or compare it with the header (validate: the first field that differs).
+const SIZE: u32 = 0, WRITE: u32 = 1, CHECK: u32 = 2;
 let cursor: u64 = 0;
-let writing = false;
+let mode: u32 = SIZE;
+let mismatch: u32 = 0; // header field + 1 of the first section whose stored offset differs
 @inline function section(field: u32, bytes: u64): void {
-  if (writing) setHdr32(field, <u32>cursor);
+  if (mode == WRITE) setHdr32(field, <u32>cursor);
+  else if (mode == CHECK && mismatch == 0 && <u64>hdr32(field) != cursor) mismatch = field + 1;
   cursor += bytes;
 }
 
@@ -37,11 +42,12 @@ let writing = false;
  * for sizing and for laying out, so the two cannot disagree. (No arrays: nothing may allocate in
  * linear memory, which the map owns.)
  */
-function placeSections(order: u32, streams: u32, capacity: u32, pageCount: u32, filter: u32, write: bool): u64 {
+function placeSections(order: u32, streams: u32, capacity: u32, pageCount: u32, filter: u32, how: u32): u64 {
   const stride: u64 = 4 * (1 + 2 * (<u64>order + 1)); // streams + 1 records: the last is the rehearsal's
   const state: u64 = (16 + 8 * (<u64>order + 1) + 7) & ~7;
   cursor = SECTIONS_START;
-  writing = write;
+  mode = how;
+  mismatch = 0;
   section(H_O_OUT, <u64>OUT_BYTES);
   section(H_O_IN, <u64>IN_CAPACITY * 4);
   section(H_O_STREAMS, align8((<u64>streams + 1) * stride));
@@ -58,7 +64,7 @@ function placeSections(order: u32, streams: u32, capacity: u32, pageCount: u32, 
 
 /** Bytes of linear memory a model of this shape needs (for sizing from a byte budget). */
 export function layoutBytes(order: u32, streams: u32, capacity: u32, pageCount: u32, filter: u32): f64 {
-  return <f64>placeSections(order, streams, capacity, pageCount, filter, false);
+  return <f64>placeSections(order, streams, capacity, pageCount, filter, SIZE);
 }
 
 /** Lay out and zero the model. Returns 1, or 0 when linear memory cannot grow that far. */
@@ -86,7 +92,7 @@ export function init(
   // Counts are 16-bit: a total may reach ageLimit + 1 (the wrapper validates; this guards the raw ABI).
   setHdr32(H_AGELIMIT, ageLimit < AGE_LIMIT_MAX ? ageLimit : AGE_LIMIT_MAX);
   setHdr64(H_THRESHOLD, threshold);
-  placeSections(order, streams, capacity, pageCount, filter, true);
+  placeSections(order, streams, capacity, pageCount, filter, WRITE);
   setHdr32(H_SLOTS, capacity + FIRST_NODE);
   attachConfig();
   layoutTables();
@@ -113,6 +119,48 @@ export function attach(): i32 {
   layoutTables();
   return 1;
 }
+
+/**
+ * The header's section offsets against the layout walk for the header's own configuration (which
+ * must be in range: checkHeader). Returns 0, or the header field offset + 1 of the first that
+ * differs (H_END: the total; H_SLOTS: the arena's slots).
+ */
+export function validateLayout(): u32 {
+  const capacity = hdr32(H_CAPACITY);
+  placeSections(hdr32(H_ORDER), hdr32(H_STREAMS), capacity, hdr32(H_PAGECOUNT), hdr32(H_FILTER), CHECK);
+  if (mismatch == 0 && hdr32(H_SLOTS) != capacity + FIRST_NODE) mismatch = H_SLOTS + 1;
+  return mismatch;
+}
+
+/**
+ * The header alone (bytes [0, HEADER + HEADER_BYTES)): magic, configuration in range, reserved
+ * bytes zero, section offsets equal to the layout walk's for that configuration, counters sane.
+ * Returns 0 or a V_* code (validate.ts). Needs no model behind the header: the wrapper runs it on
+ * its sizing instance before it allocates anything for untrusted bytes.
+ */
+export function validateHeader(): i32 {
+  const r = checkHeader();
+  if (r != V_OK) return r;
+  const bad = validateLayout();
+  if (bad != 0) { setDetail(bad - 1); return V_LAYOUT; }
+  return checkHeaderCounters();
+}
+
+/**
+ * Validate a memory image before any other use (restore: the image is untrusted), then attach it.
+ * Returns 0, or a V_* error code (validate.ts) with validateDetail() saying where. O(model), every
+ * loop bounded: a hostile image can neither trap nor hang it, and nothing else runs on an image it
+ * refused. It does not write the model (only the cached globals and the scratch registers).
+ */
+export function validate(): i32 {
+  const r = validateHeader();
+  if (r != V_OK) return r;
+  const total = <u64>hdr32(H_END);
+  if (total > (<u64>memory.size() << 16)) { setDetail(<u32>total); return V_MEMORY; }
+  attachChecked();
+  return checkModel();
+}
+export { validateDetail };
 
 export function usedBytes(): u32 { return hdr32(H_END); }
 export function outPtr(): u32 { return <u32>oOut; }

@@ -42,7 +42,7 @@ export const H_TRAINED: u32 = 144;
 export const H_PRUNES: u32 = 152;
 export const H_PRESENT: u32 = 160;
 export const H_REHEARSED: u32 = 168; // f64: first touches learned by the switch-over rehearsal
-// (176: unused)
+export const H_SPARE: u32 = 176; // unused (zero)
 export const H_RCUR: u32 = 180; // pages in the rehearsal's current first-touch list
 export const H_RPREV: u32 = 184; // pages in the previous (shorter) suffix's list
 export const H_RFLIP: u32 = 188; // which of the two list buffers is the current one

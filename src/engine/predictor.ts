@@ -9,9 +9,8 @@ import { resolveOptions, DEFAULTS, type FullPredictorOptions, type ResolvedOptio
 import { instantiateCore, layoutBytes, COUNTER, OUT_CAPACITY, IN_CAPACITY, type CoreExports } from "./wasm.js";
 import { encodeSnapshot, decodeSnapshot } from "./snapshot.js";
 import { rehearsalLengths, PendingHistories } from "./rehearsal.js";
+import { checkImageHeader, validateCore, ALPHA_BITS, ESCAPE_CODE } from "./core-check.js";
 
-const ALPHA_BITS = { page: 1, delta: 2, hybrid: 3 } as const;
-const ESCAPE_CODE = { A: 0, B: 1, C: 2, D: 3 } as const;
 
 export class WasmPredictor implements Predictor {
   readonly options: Readonly<ResolvedOptions>;
@@ -25,6 +24,10 @@ export class WasmPredictor implements Predictor {
   /** @internal use createPredictor / restorePredictor */
   constructor(options: ResolvedOptions, memoryImage?: Uint8Array, pending?: PendingHistories) {
     this.options = Object.freeze({ ...options });
+    // Untrusted bytes: the header must be what these options lay out (checked before anything is
+    // allocated for them), and the whole model must pass the core's validation before anything else
+    // runs on it (engine/core-check.ts).
+    if (memoryImage) checkImageHeader(memoryImage, options);
     const core = instantiateCore();
     const o = options;
     const ok = core.init(o.order, ALPHA_BITS[o.alphabet], ESCAPE_CODE[o.escape], o.depth, o.threshold, o.streams,
@@ -38,7 +41,7 @@ export class WasmPredictor implements Predictor {
         throw new RangeError(`bytes holds a memory image of ${memoryImage.length} bytes; its options need ${core.usedBytes()}`);
       }
       new Uint8Array(core.memory.buffer, 0, memoryImage.length).set(memoryImage);
-      if (!core.attach()) throw new RangeError("bytes holds a memory image without the engine's header");
+      validateCore(core);
     }
     if (pending) this.pending = pending;
     this.core = core;

@@ -13,6 +13,10 @@ export interface CoreExports {
        capacity: number, pageCount: number, range: number, filter: number, lookahead: number, ageLimit: number): number;
   clearModel(): void;
   attach(): number;
+  validate(): number;
+  validateDetail(): number;
+  validateLayout(): number;
+  validateHeader(): number;
   usedBytes(): number;
   outPtr(): number;
   confPtr(): number;
@@ -57,4 +61,18 @@ let sizer: CoreExports | undefined;
 export function layoutBytes(order: number, streams: number, capacity: number, pageCount: number, filter: number): number {
   sizer ??= instantiateCore();
   return sizer.layoutBytes(order, streams, capacity, pageCount, filter);
+}
+
+/**
+ * The core's header checks (validateHeader) on a copy of an image's header, in the sizing instance:
+ * nothing is allocated for bytes that fail them. Returns the code (0: pass) and its detail.
+ */
+export function checkHeaderBytes(header: Uint8Array): { code: number; detail: number } {
+  sizer ??= instantiateCore();
+  const mem = new Uint8Array(sizer.memory.buffer, 0, header.length);
+  mem.set(header);
+  const code = sizer.validateHeader();
+  const detail = sizer.validateDetail() >>> 0;
+  mem.fill(0);
+  return { code, detail };
 }
