@@ -107,10 +107,11 @@ export function checkFits(name: string, pages: Uint32Array, layouts: readonly La
   }
 }
 
-/** The directory an output file goes into must exist (checked before the work that ends by writing it). */
+/** The directory an output file goes into must exist, and the file must not be a directory (checked before the work that ends by writing it). */
 export async function checkOutputDir(path: string, option = ""): Promise<void> {
   if (path === "" || path.endsWith("/")) throw new UsageError(`${option ? `${option}: ` : ""}expected a file name, got ${JSON.stringify(path)}`);
   const dir = dirname(path);
   const st = await stat(dir).catch(() => null);
   if (!st || !st.isDirectory()) throw new UsageError(`${option ? `${option}: ` : ""}cannot write ${path}: directory ${dir} does not exist`);
+  if ((await stat(path).catch(() => null))?.isDirectory()) throw new UsageError(`${option ? `${option}: ` : ""}cannot write ${path}: it is a directory`);
 }

@@ -110,6 +110,9 @@ const CASES: Record<string, Case> = {
   "compare --svg: into a missing directory": {
     args: () => ["compare", "--trace", f("ok.txt"), "--strategies", "demand", "--layout", "virtual", "--svg", f("missing/c.svg")], code: 2, match: /--svg: cannot write .*missing\/c\.svg/,
   },
+  "compare --svg: onto a directory": {
+    args: () => ["compare", "--trace", f("ok.txt"), "--strategies", "demand", "--layout", "virtual", "--svg", f("out")], code: 2, match: /--svg: cannot write .*out: it is a directory/,
+  },
   "serve: --max-contexts 1": { args: () => ["serve", ...image(), "--port", "0", "--max-contexts", "1"], code: 2, match: /maxContexts/ },
   "quality: empty trace": { args: () => ["quality", f("empty.txt")], code: 2, match: /empty\.txt has 0 accesses; need at least 2/ },
   "quality: only comments": { args: () => ["quality", f("comments.txt")], code: 2, match: /comments\.txt has 0 accesses/ },
