@@ -44,6 +44,8 @@ const USAGE = `usage: ppm-prefetch serve --image FILE [options]
   --delay-us N          emulated one-way delay on the server's sends (default 0)
   --rate-gbps R         emulated link rate (default 0 = unlimited)
   --push-window N       most unacknowledged pages in flight before the push waits (default 32)
+  --link-queue BYTES    bytes the emulated link may hold waiting to be serialized before the push
+                        waits (default 65536); a fault's page waits behind at most this much push
   --max-sessions N      most migrations at once, including those waiting for their destination to
                         reconnect (default 16); one more is refused with a "server busy" error
   --exit-after N        exit once N migrations completed (default 0 = serve until interrupted)
@@ -64,7 +66,7 @@ export async function run(args: string[]): Promise<number> {
       order: { type: "string" }, alphabet: { type: "string" }, escape: { type: "string" }, depth: { type: "string" },
       threshold: { type: "string" }, streams: { type: "string" }, "max-contexts": { type: "string" },
       "delay-us": { type: "string" }, "rate-gbps": { type: "string" }, "exit-after": { type: "string" }, "push-window": { type: "string" },
-      "max-sessions": { type: "string" },
+      "max-sessions": { type: "string" }, "link-queue": { type: "string" },
       quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
   });
@@ -81,7 +83,10 @@ export async function run(args: string[]): Promise<number> {
   const maxSessions = intOption("max-sessions", v["max-sessions"], 16, 1, 4096);
   const exitAfter = intOption("exit-after", v["exit-after"], 0, 0, 1e9);
   const imageSeed = intOption("image-seed", v["image-seed"], 1, 0, 0xffffffff);
-  const link = { delayUs: numberOption("delay-us", v["delay-us"], 0, 0, 1e7), rateGbps: numberOption("rate-gbps", v["rate-gbps"], 0, 0, 1e4) };
+  const link = {
+    delayUs: numberOption("delay-us", v["delay-us"], 0, 0, 1e7), rateGbps: numberOption("rate-gbps", v["rate-gbps"], 0, 0, 1e4),
+    queueBytes: intOption("link-queue", v["link-queue"], 65536, 1, 1 << 30),
+  };
   const strategyName = v.strategy ?? "ppm";
   const streams = intOption("streams", v.streams, 1, 1, 4096);
   const predOpts: Omit<PredictorOptions, "pageCount"> = {

@@ -119,7 +119,7 @@ export interface MigrationResult {
   bytesReceived: number;
 }
 
-/** Acknowledge every this many pages (the source keeps at most its push window in flight). */
+/** Acknowledge every this many pages, and at the end of every chunk read (the source keeps at most its push window in flight). */
 const ACK_EVERY = 8;
 const K_TOUCHED = 0x80;
 const K_FAULTED = 0x40;
@@ -223,7 +223,10 @@ class Migration {
     sock.on("data", (chunk: Buffer) => {
       if (this.socket !== sock || this.finished) return;
       this.bytes += chunk.length;
-      try { reader.push(chunk); } catch (e) { this.onConnError(sock, e as Error); }
+      try { reader.push(chunk); } catch (e) { this.onConnError(sock, e as Error); return; }
+      // what arrived is acknowledged once it is all read, also short of ACK_EVERY pages: a source whose
+      // push window is smaller than that must not wait for pages it will never send
+      if (this.socket === sock && !this.finished) this.ack();
     });
     sock.on("error", (e) => this.onConnError(sock, e));
     sock.on("close", () => this.onConnError(sock, new Error("connection closed")));
@@ -356,12 +359,7 @@ class Migration {
     const data = b.subarray(s + PAGE_HEADER, e);
     if (checksum(data) !== b.readUInt32LE(s + 8)) throw new ProtocolError(ErrorCode.Checksum, `page ${p} does not match its checksum`);
     this.hereReceived++;
-    if (this.hereReceived - this.hereAcked >= ACK_EVERY) {
-      this.hereAcked = this.hereReceived;
-      const { buf, off } = this.writer!.reserve(LEN_BYTES + 1 + 4);
-      this.writer!.commit(encodeAck(buf, off, this.hereReceived));
-      this.writer!.flush();
-    }
+    if (this.hereReceived - this.hereAcked >= ACK_EVERY) this.ack();
     if (this.present.has(p)) { this.duplicates++; return; }
     data.copy(this.memory, p * PAGE_SIZE);
     this.present.add(p);
@@ -383,6 +381,15 @@ class Migration {
       this.lastPage = now;
       this.maybeFinish();
     }
+  }
+
+  /** Acknowledge the pages received on this connection (the source's push window). */
+  private ack(): void {
+    if (!this.serving || this.hereReceived === this.hereAcked) return;
+    this.hereAcked = this.hereReceived;
+    const { buf, off } = this.writer!.reserve(LEN_BYTES + 1 + 4);
+    this.writer!.commit(encodeAck(buf, off, this.hereReceived));
+    this.writer!.flush();
   }
 
   private sendFault(p: number, stream: number): void {

@@ -142,3 +142,13 @@ test("training a migration's model runs in a worker thread: the server's event l
     assert.ok(r.predictorUs > 0, "the worker's strategy answered the faults");
   } finally { await srv.close(); }
 });
+
+test("a push window smaller than the destination's ACK interval does not stall the push (pages are acknowledged per chunk read)", { timeout: 30_000 }, async () => {
+  const srv = await startPageServer({ image: image(1024, 6), pushWindow: 2 });
+  try {
+    const r = await runMigration({ port: srv.port, trace: syntheticTrace(3000, 1024, 9), ips: 0, timeoutMs: 20_000 });
+    assert.equal(r.verified, true);
+    assert.equal(r.pagesReceived, 1024);
+    assert.ok(r.received.push > 0, "pages were pushed");
+  } finally { await srv.close(); }
+});
