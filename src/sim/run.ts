@@ -51,7 +51,7 @@ export function prepareRun(trace: Trace, opts: RunOptions): { prep: Prepared; pa
 /** Build, train and simulate one strategy. */
 export async function runOne(name: string, prep: Prepared, params: SimParams, link: LinkConfig, adaptive = false): Promise<SimResult> {
   const maxDepth = adaptive ? params.depth * 2 : params.depth;
-  const ctx = { pageCount: prep.trace.pageCount, depth: maxDepth, streams: Math.min(4096, prep.streamCount), future: name === "oracle" ? future(prep) : undefined };
+  const ctx = { pageCount: prep.trace.pageCount, depth: maxDepth, streams: Math.min(4096, prep.streamCount), push: params.push, future: name === "oracle" ? future(prep) : undefined };
   let strategy = await createStrategy(name, ctx);
   if (adaptive) strategy = withAdaptiveDepth(strategy, params.depth, maxDepth);
   try {

@@ -15,6 +15,8 @@ export interface SimStrategyContext extends StrategyContext {
   /** Distinct stream ids are below this. */
   streams?: number;
   future?: FutureTrace;
+  /** The background push that runs beside the fault path (what a push-aware strategy plans around). */
+  push?: PushMode;
 }
 
 /** A strategy that is defined by a background push order (qemu, hines) says so here. */

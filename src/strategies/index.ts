@@ -17,6 +17,7 @@ export const STRATEGIES: Record<string, { describe: string; load: () => Promise<
   next8: { describe: "the next `depth` absent pages after the fault", load: async () => (await import("./next-pages.js")).createNextPages },
   markov1: { describe: "first-order Markov successors", load: async () => (await import("./markov1.js")).createMarkov1 },
   blend: { describe: "windowed-offset and miss-stream co-touch signals, ranked together", load: async () => (await import("./blend.js")).createBlend },
+  ppm: { describe: "PPM engine with a send policy for a real migration: confidence-gated, push-aware", load: async () => (await import("./ppm-policy.js")).createPpmPolicy },
   "ppm-page": { describe: "PPM engine, absolute-page alphabet", load: async () => (await import("./ppm.js")).createPpmPage },
   "ppm-delta": { describe: "PPM engine, delta alphabet", load: async () => (await import("./ppm.js")).createPpmDelta },
   "ppm-hybrid": { describe: "PPM engine, hybrid page/delta alphabet", load: async () => (await import("./ppm.js")).createPpmHybrid },

@@ -1,0 +1,89 @@
+/**
+ * `ppm`: the product's one default. The engine under a send policy that pays in a real migration,
+ * where a background push keeps the link busy and every predicted page takes a push page's slot:
+ * each page sent ahead of the push delays every push page behind it by one page time, the next
+ * fault's page among them when the push was about to deliver it.
+ *
+ * With a push running (qemu, linear, hines):
+ *  - few pages per fault (`pushDepth`, 2): the first pages of a search carry most of its probability;
+ *    the later ones are worth less than the push pages they hold back (measured: depth 3 and more
+ *    loses to QEMU's push alone in contiguous layouts, RESULTS.md);
+ *  - the page alphabet: the push already covers spatial order (QEMU's scanner continues after each
+ *    fault), so the engine spends its slots on what the push cannot know, learned correlations;
+ *  - no page the push delivers soon anyway (its window, see push-window.ts);
+ *  - no page whose confidence (path probability, the engine's `confidence` view) is under
+ *    `minConfidence`, or under what the engine believes of the push window's pages: a prediction
+ *    goes ahead of the push only when it is at least as likely to be touched as what it displaces.
+ * Without a push the link is idle between faults and a prediction displaces nothing: the engine's
+ * own defaults (hybrid alphabet, depth 8), which the quality table judges.
+ *
+ * Pages the engine returns are marked sent in it; the policy only cuts whole tails (it stops at the
+ * first page it rejects for confidence), so a rejected page is never needed again by the engine's
+ * ordering (it is the least likely of the batch).
+ */
+import type { SimStrategy, SimStrategyContext } from "./context.js";
+import type { PredictorOptions } from "../engine/types.js";
+import type { PushMode } from "../sim/push.js";
+import { createPredictor } from "../engine/predictor.js";
+import { predictorStrategy } from "./predictor-strategy.js";
+import { createPushWindow } from "./push-window.js";
+import { SentPages } from "./sent-pages.js";
+
+export interface PpmPolicy {
+  /** The background push beside the fault path. */
+  push: PushMode;
+  /** Pages per fault while a push runs (the engine's depth then; without a push: the context's depth). */
+  pushDepth: number;
+  /** A page under this confidence is not worth a slot on the link. */
+  minConfidence: number;
+  /** Pages of the push's window: it delivers them within that many page times anyway. */
+  pushWindow: number;
+  /** Engine options over the policy's choice (e.g. for experiments). */
+  engine: Partial<PredictorOptions>;
+}
+
+export const DEFAULT_POLICY: Omit<PpmPolicy, "push"> = { pushDepth: 2, minConfidence: 0.02, pushWindow: 16, engine: {} };
+
+export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPolicy> = {}): SimStrategy {
+  const pol: PpmPolicy = { push: ctx.push ?? "qemu", ...DEFAULT_POLICY, ...policy };
+  const pushing = pol.push !== "none";
+  const streams = Math.max(1, Math.min(4096, ctx.streams ?? 1));
+  const engine: Partial<PredictorOptions> = pushing ? { alphabet: "page", depth: Math.min(ctx.depth, pol.pushDepth) } : { depth: ctx.depth };
+  const pred = createPredictor({ pageCount: ctx.pageCount, streams, ...engine, ...pol.engine });
+  const inner = predictorStrategy(pred, "ppm");
+  const window = createPushWindow(pol.push, pushing ? pol.pushWindow : 0);
+  const ours = new SentPages(ctx.pageCount); // faulted or predicted: every other page committed was pushed
+  let pending = -1; // the latest committed page not yet known to be ours (a fault's page is committed before onFault)
+  const settle = () => { if (pending >= 0 && !ours.has(pending)) window.onPushed(pending); pending = -1; };
+  const slot = streams === 1 ? () => 0 : (s: number) => s % streams;
+  return {
+    name: "ppm",
+    train: inner.train,
+    onTouch: inner.onTouch,
+    onPresent(p) {
+      settle();
+      pending = p;
+      pred.markPresent(p);
+    },
+    onFault(p, s) {
+      ours.add(p);
+      settle();
+      window.onFault(p);
+      const n = pred.predictInto(p, slot(s));
+      const pages = pred.output, conf = pred.confidence;
+      // What the push is worth here: the engine's own belief in the pages its window brings.
+      let pushValue = 0;
+      for (let i = 0; i < n; i++) if (window.covers(pages[i]) && conf[i] > pushValue) pushValue = conf[i];
+      const bar = Math.max(pol.minConfidence, pushValue);
+      const out: number[] = [];
+      for (let i = 0; i < n && conf[i] >= bar; i++) {
+        const q = pages[i];
+        if (window.covers(q)) continue;
+        ours.add(q);
+        out.push(q);
+      }
+      return out;
+    },
+    dispose: inner.dispose,
+  };
+}
