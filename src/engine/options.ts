@@ -38,6 +38,8 @@ export interface ResolvedOptions {
   ageLimit: number;
   /** train() also learns the first touches of the history's suffixes (engine/rehearsal.ts). */
   rehearse: boolean;
+  /** Pages kept for the pending rehearsal, all streams together (engine/rehearsal.ts). */
+  pendingBudget: number;
 }
 
 export interface FullPredictorOptions extends PredictorOptions {
@@ -46,6 +48,7 @@ export interface FullPredictorOptions extends PredictorOptions {
   lookahead?: number;
   ageLimit?: number;
   rehearse?: boolean;
+  pendingBudget?: number;
 }
 
 export const DEFAULTS = {
@@ -61,7 +64,11 @@ export const DEFAULTS = {
   lookahead: 8,
   ageLimit: 65534,
   rehearse: true,
+  pendingBudget: 1 << 21, // = REHEARSAL_TAIL: all streams together keep what one stream keeps
 } as const;
+
+/** Largest memoryBytes: what a Wasm (32-bit) linear memory can hold, 4 GiB. */
+export const MAX_MEMORY_BYTES = 2 ** 32;
 
 export const LIMITS = {
   pageCount: [1, 0xffffffff],
@@ -73,6 +80,7 @@ export const LIMITS = {
   filter: [0, 1024],
   lookahead: [1, 128],
   ageLimit: [2, 65534], // counts are 16-bit: a total may reach ageLimit + 1 before it is halved
+  pendingBudget: [0, 2 ** 30],
 } as const;
 
 function int(name: string, v: unknown, [min, max]: readonly [number, number]): number {
@@ -94,7 +102,7 @@ export function describe(v: unknown): string {
 /** Validate and complete options; throws TypeError/RangeError naming the option and the value. */
 export function resolveOptions(o: FullPredictorOptions, bytesFor?: (capacity: number) => number): ResolvedOptions {
   if (o === null || typeof o !== "object") throw new TypeError(`options must be an object, got ${describe(o)}`);
-  const known = new Set(["pageCount", "order", "alphabet", "escape", "depth", "threshold", "streams", "maxContexts", "memoryBytes", "deltaRange", "filter", "lookahead", "ageLimit", "rehearse"]);
+  const known = new Set(["pageCount", "order", "alphabet", "escape", "depth", "threshold", "streams", "maxContexts", "memoryBytes", "deltaRange", "filter", "lookahead", "ageLimit", "rehearse", "pendingBudget"]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new TypeError(`options.${k} is not an option (known: ${[...known].join(", ")})`);
   if (o.pageCount === undefined) throw new TypeError("options.pageCount is required (pages in the guest)");
   const pageCount = int("pageCount", o.pageCount, LIMITS.pageCount);
@@ -114,17 +122,23 @@ export function resolveOptions(o: FullPredictorOptions, bytesFor?: (capacity: nu
   const ageLimit = int("ageLimit", o.ageLimit ?? DEFAULTS.ageLimit, LIMITS.ageLimit);
   const rehearse = o.rehearse ?? DEFAULTS.rehearse;
   if (typeof rehearse !== "boolean") throw new TypeError(`options.rehearse must be a boolean, got ${describe(rehearse)}`);
+  const pendingBudget = int("pendingBudget", o.pendingBudget ?? DEFAULTS.pendingBudget, LIMITS.pendingBudget);
   let maxContexts: number;
   if (o.memoryBytes !== undefined) {
     if (o.maxContexts !== undefined) throw new TypeError("options.maxContexts and options.memoryBytes exclude each other; give one");
     const budget = o.memoryBytes;
     if (typeof budget !== "number" || !Number.isInteger(budget)) throw new TypeError(`options.memoryBytes must be an integer, got ${describe(budget)}`);
+    // Checked before any sizing or allocation: a larger budget cannot be honoured, and would only
+    // select the largest arena (2^26 contexts, 2.1 GB, seconds to allocate).
+    if (budget > MAX_MEMORY_BYTES) {
+      throw new RangeError(`options.memoryBytes must be at most ${MAX_MEMORY_BYTES} (4 GiB, what Wasm linear memory can hold), got ${budget}`);
+    }
     if (!bytesFor) throw new Error("internal: memoryBytes needs a sizing function");
     maxContexts = capacityForBudget(budget, bytesFor);
   } else {
     maxContexts = int("maxContexts", o.maxContexts ?? DEFAULTS.maxContexts, LIMITS.maxContexts);
   }
-  return { pageCount, order, alphabet, escape, depth, threshold, streams, maxContexts, deltaRange, filter, lookahead, ageLimit, rehearse };
+  return { pageCount, order, alphabet, escape, depth, threshold, streams, maxContexts, deltaRange, filter, lookahead, ageLimit, rehearse, pendingBudget };
 }
 
 /** The largest capacity whose layout fits the byte budget (binary search over the exact layout). */

@@ -19,7 +19,7 @@ export class WasmPredictor implements Predictor {
   private conf!: Float32Array; // view of the confidences beside it
   private input!: Uint32Array; // view of the core's train staging buffer
   private viewsOf: ArrayBuffer | undefined;
-  private pending = new PendingHistories(); // histories trained since the last rehearsal
+  private pending: PendingHistories; // histories trained since the last rehearsal (within options.pendingBudget)
 
   /** @internal use createPredictor / restorePredictor */
   constructor(options: ResolvedOptions, memoryImage?: Uint8Array, pending?: PendingHistories) {
@@ -43,7 +43,7 @@ export class WasmPredictor implements Predictor {
       new Uint8Array(core.memory.buffer, 0, memoryImage.length).set(memoryImage);
       validateCore(core);
     }
-    if (pending) this.pending = pending;
+    this.pending = pending ?? new PendingHistories(options.pendingBudget);
     this.core = core;
     this.refreshViews();
   }
@@ -114,7 +114,7 @@ export class WasmPredictor implements Predictor {
     const n = tail.length;
     core.rehearseBegin(stream);
     let covered = 0;
-    for (const len of rehearsalLengths(length)) {
+    for (const len of rehearsalLengths(length, n)) {
       core.rehearseOpen();
       for (let off = n - len; off < n - covered; ) {
         const count = this.stage(tail, off, n - covered);
@@ -254,7 +254,7 @@ export function restorePredictor(bytes: Uint8Array): WasmPredictor {
   } catch (e) {
     throw new RangeError(`bytes holds invalid options: ${(e as Error).message}`);
   }
-  const histories = PendingHistories.decode(pending, o.streams, o.pageCount);
+  const histories = PendingHistories.decode(pending, o.streams, o.pageCount, o.pendingBudget);
   if (!o.rehearse && histories.size !== 0) throw new RangeError("bytes holds a pending history for a predictor without the rehearsal");
   return new WasmPredictor(o, memory, histories);
 }

@@ -18,26 +18,42 @@
  * of that history, which only the switch-over fixes; so it is pending until then (the first
  * predictNext or observe, or an explicit rehearse()), and PendingHistories keeps each stream's last
  * REHEARSAL_TAIL pages until it runs.
+ *
+ * Memory: those pages are held on the caller's behalf, so they have a budget, the option
+ * `pendingBudget` (pages, all streams together; default PENDING_BUDGET = 2^21, what one stream
+ * keeps: a single-stream history is rehearsed exactly as without a budget). A stream's kept pages
+ * are min(its pages since the last rehearsal, REHEARSAL_TAIL); when a train() call leaves the kept
+ * pages of all streams above the budget, the stream keeping the most (the lowest stream id among
+ * equals) drops the older half of what it keeps, and again until the total fits: each stream keeps
+ * the most recent part of its history, and the budget ends up shared about evenly (within a factor
+ * of two) among the streams that train. The rehearsal then stops at the longest suffix a stream
+ * still keeps (rehearsalLengths' `kept`): it loses the longest suffixes, never the recent ones that
+ * weigh most. The buffers that hold the kept pages take at most twice as many (they trim in bulk),
+ * so the pending histories take at most 8 x pendingBudget bytes (16 MiB by default; plus at most
+ * 256 bytes per stream) whatever the number of streams (before the budget: up to 16 MiB per stream, 64 GiB for 4096 streams).
+ * Snapshots carry the kept pages; restore refuses more than the options' budget.
  */
 export const REHEARSAL_MIN = 4096;
 export const REHEARSAL_PAGES = 16384;
 export const REHEARSAL_TAIL = 1 << 21;
+export const PENDING_BUDGET = REHEARSAL_TAIL;
 
 /**
- * Suffix lengths rehearsed for a history of n pages, shortest first: 1, 1.5, 2, 3, 4, 6, ... x
- * REHEARSAL_MIN, at most n / 2 and at most REHEARSAL_TAIL.
+ * Suffix lengths rehearsed for a history of n pages of which the last `kept` are kept, shortest
+ * first: 1, 1.5, 2, 3, 4, 6, ... x REHEARSAL_MIN, at most n / 2, at most REHEARSAL_TAIL and at most
+ * `kept` (a stream that shed pages under the budget: see above).
  */
-export function rehearsalLengths(n: number): number[] {
+export function rehearsalLengths(n: number, kept = Infinity): number[] {
   const out: number[] = [];
   for (let k = 0; ; k++) {
     const base = REHEARSAL_MIN * 2 ** (k >> 1);
     const len = k & 1 ? base + base / 2 : base;
-    if (len > n / 2 || len > REHEARSAL_TAIL) return out;
+    if (len > n / 2 || len > REHEARSAL_TAIL || len > kept) return out;
     out.push(len);
   }
 }
 
-/** A stream's history awaiting its rehearsal: its length and its last min(length, REHEARSAL_TAIL) pages. */
+/** A stream's history awaiting its rehearsal: its length and its last pages (at most REHEARSAL_TAIL; fewer under the budget). */
 export interface PendingHistory {
   stream: number;
   length: number;
@@ -53,11 +69,25 @@ interface Tail {
 /**
  * The histories trained since the last rehearsal, by stream. Appending is amortised O(1) per page:
  * the buffer grows to 2 x REHEARSAL_TAIL and then drops its oldest pages down to REHEARSAL_TAIL at once.
+ * The pages kept across streams stay within `budget` (see above: the largest keeper halves).
  */
 export class PendingHistories {
   private tails = new Map<number, Tail>();
+  private keptPages = 0; // sum over streams of min(kept, REHEARSAL_TAIL)
+
+  constructor(readonly budget: number = PENDING_BUDGET) {}
+
+  /** Pages kept for the rehearsal, all streams (at most `budget`). */
+  get kept(): number { return this.keptPages; }
 
   get size(): number { return this.tails.size; }
+
+  /** Pages of buffer held, all streams (at most 2 x kept + 64 per stream: see above). */
+  get held(): number {
+    let n = 0;
+    for (const t of this.tails.values()) n += t.buf.length;
+    return n;
+  }
 
   /** Pages trained since the last rehearsal, all streams. */
   get pages(): number {
@@ -66,10 +96,31 @@ export class PendingHistories {
     return n;
   }
 
-  /** Add pages (already validated) to `stream`'s history. */
+  /** Add pages (already validated) to `stream`'s history, then bring the kept pages within the budget. */
   append(stream: number, pages: Uint32Array | readonly number[]): void {
     let t = this.tails.get(stream);
     if (!t) this.tails.set(stream, (t = { length: 0, buf: new Uint32Array(0), kept: 0 }));
+    const before = Math.min(t.kept, REHEARSAL_TAIL);
+    this.extend(t, pages);
+    this.keptPages += Math.min(t.kept, REHEARSAL_TAIL) - before;
+    while (this.keptPages > this.budget) this.halveLargest();
+  }
+
+  /** The stream keeping the most pages (the lowest id among equals) keeps only the newer half. */
+  private halveLargest(): void {
+    let id = -1, most = -1;
+    for (const [s, t] of this.tails) {
+      const k = Math.min(t.kept, REHEARSAL_TAIL);
+      if (k > most || (k === most && s < id)) { most = k; id = s; }
+    }
+    const t = this.tails.get(id)!;
+    const keep = Math.floor(most / 2);
+    t.buf = t.buf.slice(t.kept - keep, t.kept); // a new, smaller buffer: the memory goes back
+    t.kept = keep;
+    this.keptPages -= most - keep;
+  }
+
+  private extend(t: Tail, pages: Uint32Array | readonly number[]): void {
     const c = pages.length;
     t.length += c;
     if (c >= REHEARSAL_TAIL) { // only the end of this chunk survives
@@ -85,7 +136,7 @@ export class PendingHistories {
       t.buf.copyWithin(0, t.kept - keep, t.kept);
       t.kept = keep;
     } else if (t.kept + c > t.buf.length) {
-      const grown = new Uint32Array(Math.min(2 * REHEARSAL_TAIL, Math.max(t.kept + c, 2 * t.buf.length, 1024)));
+      const grown = new Uint32Array(Math.min(2 * REHEARSAL_TAIL, Math.max(t.kept + c, 2 * t.buf.length, 64)));
       grown.set(t.buf.subarray(0, t.kept));
       t.buf = grown;
     }
@@ -99,7 +150,7 @@ export class PendingHistories {
       .map(([stream, t]) => ({ stream, length: t.length, tail: t.buf.subarray(Math.max(0, t.kept - REHEARSAL_TAIL), t.kept) }));
   }
 
-  clear(): void { this.tails.clear(); }
+  clear(): void { this.tails.clear(); this.keptPages = 0; }
 
   /** Bytes: u32 count, then per stream u32 stream, f64 length, u32 kept, kept x u32 pages (little-endian). */
   encode(): Uint8Array {
@@ -119,12 +170,12 @@ export class PendingHistories {
   }
 
   /** The inverse of encode(); throws a RangeError naming what is wrong (the argument is `bytes`). */
-  static decode(bytes: Uint8Array, streams: number, pageCount: number): PendingHistories {
+  static decode(bytes: Uint8Array, streams: number, pageCount: number, budget: number = PENDING_BUDGET): PendingHistories {
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const bad = (what: string) => new RangeError(`bytes holds a bad pending history: ${what}`);
     if (bytes.length < 4) throw bad(`${bytes.length} bytes`);
     const n = dv.getUint32(0, true);
-    const out = new PendingHistories();
+    const out = new PendingHistories(budget);
     let at = 4;
     for (let k = 0; k < n; k++) {
       if (at + 16 > bytes.length) throw bad(`truncated at stream ${k} of ${n}`);
@@ -133,14 +184,16 @@ export class PendingHistories {
       const kept = dv.getUint32(at + 12, true);
       at += 16;
       if (stream >= streams || out.tails.has(stream)) throw bad(`stream ${stream}`);
-      if (!Number.isSafeInteger(length) || kept !== Math.min(length, REHEARSAL_TAIL)) throw bad(`length ${length} with ${kept} pages kept`);
+      if (!Number.isSafeInteger(length) || length < 1 || kept > Math.min(length, REHEARSAL_TAIL)) throw bad(`length ${length} with ${kept} pages kept`);
       if (at + 4 * kept > bytes.length) throw bad(`truncated in stream ${stream}'s pages`);
+      if (out.keptPages + kept > budget) throw bad(`${out.keptPages + kept} pages kept, more than pendingBudget ${budget}`);
       const buf = new Uint32Array(kept);
       for (let i = 0; i < kept; i++, at += 4) {
         buf[i] = dv.getUint32(at, true);
         if (buf[i] >= pageCount) throw bad(`page ${buf[i]} of stream ${stream} is not below pageCount ${pageCount}`);
       }
       out.tails.set(stream, { length, buf, kept });
+      out.keptPages += kept;
     }
     if (at !== bytes.length) throw bad(`${bytes.length - at} trailing bytes`);
     return out;

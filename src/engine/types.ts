@@ -19,7 +19,7 @@ export interface PredictorOptions {
   streams?: number;
   /** Capacity of the context arena in entries; memory is fixed at creation. */
   maxContexts?: number;
-  /** Alternative to maxContexts: a byte budget for the whole model. */
+  /** Alternative to maxContexts: a byte budget for the whole model (at most 2^32, what Wasm linear memory holds). */
   memoryBytes?: number;
 }
 

@@ -62,7 +62,7 @@ export class ReferencePredictor implements Predictor {
   private tick = 0;
   private counters = { faults: 0, predictions: 0, observed: 0, trained: 0, rehearsed: 0, prunes: 0 };
   private disposed = false;
-  private pending = new PendingHistories();
+  private pending!: PendingHistories;
 
   constructor(options: ResolvedOptions) {
     this.options = Object.freeze({ ...options });
@@ -83,7 +83,7 @@ export class ReferencePredictor implements Predictor {
     this.lruStamps = new Array(this.options.filter).fill(0);
     this.tick = 0;
     this.counters = { faults: 0, predictions: 0, observed: 0, trained: 0, rehearsed: 0, prunes: 0 };
-    this.pending = new PendingHistories();
+    this.pending = new PendingHistories(this.options.pendingBudget);
   }
 
   private emptyCtx(): (Node | null)[] {
@@ -333,7 +333,7 @@ export class ReferencePredictor implements Predictor {
     const from = this.streamStates[stream];
     const scratch: StreamState = { last: from.last, ctx: from.ctx.map((c) => c.slice()) };
     const id = this.streamStates.push(scratch) - 1; // pruning keeps its contexts valid as it does every stream's
-    for (const len of rehearsalLengths(length)) {
+    for (const len of rehearsalLengths(length, tail.length)) {
       const firstTouches = new Set<number>(); // a Set iterates in insertion order: first touch first
       for (let i = tail.length - len; i < tail.length; i++) firstTouches.add(tail[i]);
       if (firstTouches.size > REHEARSAL_PAGES) break;
