@@ -5,6 +5,8 @@
  * fault's page among them when the push was about to deliver it.
  *
  * With a push running (qemu, linear, hines):
+ *  - a linear push is steered like QEMU's (it continues after each faulted page): our source owns
+ *    its push, and the pages after a fault are the likeliest next ones where memory is contiguous;
  *  - few pages per fault (`pushDepth`, 2): the first pages of a search carry most of its probability;
  *    the later ones are worth less than the push pages they hold back (measured: depth 3 and more
  *    loses to QEMU's push alone in contiguous layouts, RESULTS.md);
@@ -15,7 +17,7 @@
  *    `minConfidence`, or under what the engine believes of the push window's pages: a prediction
  *    goes ahead of the push only when it is at least as likely to be touched as what it displaces.
  * Without a push the link is idle between faults and a prediction displaces nothing: the engine's
- * own defaults (hybrid alphabet, depth 8), which the quality table judges.
+ * own defaults (hybrid alphabet, depth 8), which the quality table judges, and no confidence cut.
  *
  * Pages the engine returns are marked sent in it; the policy only cuts whole tails (it stops at the
  * first page it rejects for confidence), so a rejected page is never needed again by the engine's
@@ -47,17 +49,22 @@ export const DEFAULT_POLICY: Omit<PpmPolicy, "push"> = { pushDepth: 2, minConfid
 export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPolicy> = {}): SimStrategy {
   const pol: PpmPolicy = { push: ctx.push ?? "qemu", ...DEFAULT_POLICY, ...policy };
   const pushing = pol.push !== "none";
+  // Our source controls its push: a linear scan is steered the way QEMU's hint moves its scanner
+  // (after each fault it continues after the faulted page), so the spatial order that follows a
+  // fault travels with it instead of waiting for the scan to come round.
+  const steered: PushMode = pol.push === "linear" ? "qemu" : pol.push;
   const streams = Math.max(1, Math.min(4096, ctx.streams ?? 1));
   const engine: Partial<PredictorOptions> = pushing ? { alphabet: "page", depth: Math.min(ctx.depth, pol.pushDepth) } : { depth: ctx.depth };
   const pred = createPredictor({ pageCount: ctx.pageCount, streams, ...engine, ...pol.engine });
   const inner = predictorStrategy(pred, "ppm");
-  const window = createPushWindow(pol.push, pushing ? pol.pushWindow : 0);
+  const window = createPushWindow(steered, pushing ? pol.pushWindow : 0);
   const ours = new SentPages(ctx.pageCount); // faulted or predicted: every other page committed was pushed
   let pending = -1; // the latest committed page not yet known to be ours (a fault's page is committed before onFault)
   const settle = () => { if (pending >= 0 && !ours.has(pending)) window.onPushed(pending); pending = -1; };
   const slot = streams === 1 ? () => 0 : (s: number) => s % streams;
   return {
     name: "ppm",
+    push: steered === pol.push ? undefined : steered,
     train: inner.train,
     onTouch: inner.onTouch,
     onPresent(p) {
@@ -74,7 +81,7 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
       // What the push is worth here: the engine's own belief in the pages its window brings.
       let pushValue = 0;
       for (let i = 0; i < n; i++) if (window.covers(pages[i]) && conf[i] > pushValue) pushValue = conf[i];
-      const bar = Math.max(pol.minConfidence, pushValue);
+      const bar = pushing ? Math.max(pol.minConfidence, pushValue) : 0;
       const out: number[] = [];
       for (let i = 0; i < n && conf[i] >= bar; i++) {
         const q = pages[i];

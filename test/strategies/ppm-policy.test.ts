@@ -65,6 +65,12 @@ test("the policy's cut follows the engine's confidences (same pages, in order, w
   p.dispose(); s.dispose!();
 });
 
+test("ppm steers a linear push the way QEMU's hint does, and leaves the others alone", () => {
+  const ctx = { pageCount: 1 << 10, depth: 8 };
+  assert.equal(createPpmPolicy({ ...ctx, push: "linear" }).push, "qemu");
+  for (const push of ["qemu", "hines", "none"] as const) assert.equal(createPpmPolicy({ ...ctx, push }).push, undefined, push);
+});
+
 test("without a push, ppm uses the full depth", () => {
   const s = createPpmPolicy({ pageCount: 1 << 14, depth: 8, push: "none" });
   s.train!(history);
