@@ -1,6 +1,9 @@
 /**
- * The strategies the QEMU proxy can run: none, next-8 (spatial baseline) and the PPM engine.
- * The engine is loaded lazily so the proxy works (with `none`/`next8`) in a tree without it.
+ * The strategies the QEMU proxy can run: none, next-8 (spatial baseline) and `ppm`, the engine under
+ * the push-aware send policy (src/strategies/ppm-policy.ts) with QEMU's own push beside it: QEMU's
+ * scanner jumps after every request, so the proxy injects only a few confident pages the scanner
+ * would not bring next. The engine is loaded lazily so the proxy works (with `none`/`next8`) in a
+ * tree without it.
  */
 import type { PredictorOptions } from "../engine/types.js";
 import type { Strategy } from "../strategies/types.js";
@@ -26,14 +29,16 @@ export class NextNStrategy implements Strategy {
   }
 }
 
-type AdapterModule = { createPredictorStrategy(o: PredictorOptions): Strategy };
+type AdapterModule = {
+  createPpmPolicy(ctx: { pageCount: number; depth: number; push: "qemu" }, policy: { engine: Partial<PredictorOptions> }): Strategy;
+};
 
 let adapter: AdapterModule | null = null;
 
 /** Load the engine through the project's adapter (src/strategies/predictor-strategy.ts). */
 export async function loadEngine(): Promise<void> {
   if (adapter) return;
-  const adapterPath = "../strategies/predictor-strategy.js";
+  const adapterPath = "../strategies/ppm-policy.js";
   try {
     adapter = (await import(adapterPath)) as AdapterModule;
   } catch (e) {
@@ -48,6 +53,7 @@ export function strategyFactory(kind: PredictKind, opts: Omit<PredictorOptions, 
     if (kind === "none") return null;
     if (kind === "next8") return new NextNStrategy(pageCount, 8);
     if (!adapter) throw new Error("loadEngine() was not awaited before using the ppm strategy");
-    return adapter.createPredictorStrategy({ ...opts, pageCount });
+    const { depth = 8, ...engine } = opts;
+    return adapter.createPpmPolicy({ pageCount, depth, push: "qemu" }, { engine });
   };
 }
