@@ -80,8 +80,41 @@ function spawnWorker(): Worker {
   return new Worker(new URL("./strategy-worker.js", here));
 }
 
-/** Start a worker, build and train the strategy in it; resolves once it can answer faults. */
-export function startRemoteStrategy(spec: StrategySpec, history?: TrainingHistory): Promise<RemoteStrategy> {
+/**
+ * Most strategies built and trained at once (process-wide). Training is CPU-bound: eight at once on a
+ * two-core machine starve the event loop of the server (and every other process) for seconds, while
+ * one after the other they only delay their own migrations' WELCOME. Default 1; set before starting.
+ */
+export const trainingSlots = { max: 1 };
+let training = 0;
+const waiting: (() => void)[] = [];
+
+function acquireSlot(): Promise<void> {
+  if (training < trainingSlots.max) { training++; return Promise.resolve(); }
+  return new Promise((r) => waiting.push(r));
+}
+
+function releaseSlot(): void {
+  const next = waiting.shift();
+  if (next) next(); else training--;
+}
+
+/**
+ * Start a worker, build and train the strategy in it; resolves once it can answer faults. At most
+ * `trainingSlots.max` are built at once; the others wait their turn.
+ */
+export async function startRemoteStrategy(spec: StrategySpec, history?: TrainingHistory): Promise<RemoteStrategy> {
+  await acquireSlot();
+  let released = false;
+  const release = () => { if (!released) { released = true; releaseSlot(); } };
+  try {
+    const s = await startWorker(spec, history);
+    release();
+    return s;
+  } finally { release(); }
+}
+
+function startWorker(spec: StrategySpec, history?: TrainingHistory): Promise<RemoteStrategy> {
   const w = spawnWorker();
   w.unref();
   return new Promise<RemoteStrategy>((resolve, reject) => {

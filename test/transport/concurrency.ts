@@ -5,7 +5,7 @@
  *
  *   node --import tsx test/transport/concurrency.ts [--n 8] [--reps 3] [--strategy ppm-hybrid]
  *     [--trace test/fixtures/sqlite-300k.txt.gz] [--layout 4k] [--image-size 64M] [--ips 1e9]
- *     [--main src/cli/main.ts] [--json]
+ *     [--push linear] [--main src/cli/main.ts] [--json]
  *
  * `--main` runs another checkout's CLI (for before/after figures); it must accept the same flags.
  */
@@ -23,7 +23,7 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const { values: v } = parseArgs({
   options: {
     n: { type: "string" }, reps: { type: "string" }, strategy: { type: "string" }, trace: { type: "string" }, layout: { type: "string" },
-    "image-size": { type: "string" }, ips: { type: "string" }, main: { type: "string" }, json: { type: "boolean" },
+    "image-size": { type: "string" }, ips: { type: "string" }, main: { type: "string" }, json: { type: "boolean" }, push: { type: "string" },
   },
 });
 const n = Number(v.n ?? 8);
@@ -33,13 +33,14 @@ const tracePath = v.trace ?? join(ROOT, "test/fixtures/sqlite-300k.txt.gz");
 const layout = (v.layout ?? "4k") as LayoutName;
 const size = v["image-size"] ?? "64M";
 const ips = Number(v.ips ?? 1e9);
+const push = v.push ?? "linear";
 const MAIN = v.main ? resolve(v.main) : join(ROOT, "src/cli/main.ts");
 const dir = mkdtempSync(join(tmpdir(), "ppm-concurrency-"));
 const imagePath = join(dir, "image.bin");
 
 function serve(generate: boolean, exitAfter: number): Promise<{ port: number; done: Promise<number> }> {
   const args = [...(MAIN.endsWith(".ts") ? ["--import", "tsx"] : []), MAIN, "serve", "--image", imagePath, ...(generate ? ["--generate", size] : []), "--port", "0",
-    "--strategy", strategy, "--history", tracePath, "--layout", layout, "--exit-after", String(exitAfter), "--quiet"];
+    "--strategy", strategy, "--push", push, "--history", tracePath, "--layout", layout, "--exit-after", String(exitAfter), "--quiet"];
   const p = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
   const done = new Promise<number>((r) => p.on("close", (c) => r(c ?? -1)));
   return new Promise((res, rej) => {
@@ -69,7 +70,7 @@ const check = (r: MigrationResult) => { if (!r.verified || r.duplicatePages !== 
 const alone: number[] = [];
 const together: number[][] = [];
 try {
-  process.stderr.write(`${strategy}, ${trace.name}, layout ${layout}, image ${size}, ips ${ips}, ${MAIN}; load ${loadavg().map((x) => x.toFixed(1)).join(" ")}\n`);
+  process.stderr.write(`${strategy}, push ${push}, ${trace.name}, layout ${layout}, image ${size}, ips ${ips}, ${MAIN}; load ${loadavg().map((x) => x.toFixed(1)).join(" ")}\n`);
   let first = true;
   for (let i = 0; i < reps; i++) {
     const s1 = await serve(first, 1);
@@ -86,7 +87,7 @@ try {
 } finally { rmSync(dir, { recursive: true, force: true }); }
 const all = together.flat();
 const res = {
-  strategy, n, reps, aloneMedianMs: median(alone), aloneMs: alone,
+  strategy, push, n, reps, aloneMedianMs: median(alone), aloneMs: alone,
   togetherMedianMs: median(all), togetherMaxMs: Math.max(...all), ratioMedian: median(all) / median(alone), ratioWorst: Math.max(...all) / median(alone),
   load: loadavg(),
 };
