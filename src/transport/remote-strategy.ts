@@ -69,15 +69,18 @@ export function shareHistory(h: TrainingHistory): TrainingHistory {
 /** Present pages are batched; a batch this large is sent without waiting for the next fault. */
 const PRESENT_BATCH = 16384;
 
+const FROM_SOURCES = import.meta.url.endsWith(".ts");
+// Run from the sources (tsx), the worker registers tsx before it loads the TypeScript entry. tsx is
+// resolved once, when this module loads: a resolution goes through the loader hooks, which also
+// compile the workers' modules, and must not make the event loop wait for them later.
+const TSX_API = FROM_SOURCES ? import.meta.resolve("tsx/esm/api") : "";
+
 function spawnWorker(): Worker {
-  const here = import.meta.url;
-  if (here.endsWith(".ts")) {
-    // run from the sources (tsx): the worker registers tsx before it loads the TypeScript entry
-    const file = new URL("./strategy-worker.ts", here).href;
-    const tsx = import.meta.resolve("tsx/esm/api"); // resolved here: the worker's eval code has no module base
-    return new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(file)}); })`, { eval: true });
+  if (FROM_SOURCES) {
+    const file = new URL("./strategy-worker.ts", import.meta.url).href;
+    return new Worker(`import(${JSON.stringify(TSX_API)}).then((m) => { m.register(); return import(${JSON.stringify(file)}); })`, { eval: true, execArgv: [] });
   }
-  return new Worker(new URL("./strategy-worker.js", here));
+  return new Worker(new URL("./strategy-worker.js", import.meta.url));
 }
 
 /**

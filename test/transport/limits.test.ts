@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { startPageServer } from "../../src/transport/source.js";
 import { runMigration } from "../../src/transport/destination.js";
-import { startRemoteStrategy, type RemoteStrategy } from "../../src/transport/remote-strategy.js";
+import { shareHistory, startRemoteStrategy, type RemoteStrategy } from "../../src/transport/remote-strategy.js";
 import {
   ErrorCode, FrameReader, FrameType, HELLO_BODY, LEN_BYTES, PAGE_SIZE, PROTOCOL_VERSION, encodeEmpty, encodeFault, encodeHello,
 } from "../../src/transport/protocol.js";
@@ -110,8 +110,9 @@ test("training a migration's model runs in a worker thread: the server's event l
   const PAGES = 4096;
   // a history of 1.5M scattered accesses: hundreds of milliseconds of training
   const rng = new Rng(3);
-  const history = new Uint32Array(1_500_000);
-  for (let i = 0; i < history.length; i++) history[i] = rng.below(PAGES);
+  const pages = new Uint32Array(1_500_000);
+  for (let i = 0; i < pages.length; i++) pages[i] = rng.below(PAGES);
+  const history = shareHistory({ pages }); // as serve passes it: shared memory, not cloned into each worker's message
   let remote: RemoteStrategy | null = null;
   let maxGap = 0, ticks = 0;
   let probing = false;
@@ -123,7 +124,7 @@ test("training a migration's model runs in a worker thread: the server's event l
       let prev = performance.now();
       const probe = setInterval(() => { const now = performance.now(); maxGap = Math.max(maxGap, now - prev); prev = now; ticks++; }, 1);
       try {
-        remote = await startRemoteStrategy({ kind: "engine", options: { pageCount, maxContexts: 1 << 18 } }, { pages: history });
+        remote = await startRemoteStrategy({ kind: "engine", options: { pageCount, maxContexts: 1 << 18 } }, history);
       } finally { clearInterval(probe); probing = false; }
       return remote;
     },
