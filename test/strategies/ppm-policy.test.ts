@@ -34,7 +34,7 @@ const cycle = [5000, 120, 9000, 77, 3100, 640, 12000, 2200, 15000, 401, 8080, 99
 const history = Uint32Array.from({ length: 60 * cycle.length }, (_, i) => cycle[i % cycle.length]);
 
 test("with a push, ppm sends at most pushDepth pages, none in the push window", () => {
-  const s = createPpmPolicy({ pageCount: 1 << 14, depth: 8, push: "qemu" });
+  const s = createPpmPolicy({ pageCount: 1 << 14, depth: 8, push: "qemu" }, { ownPush: false });
   s.train!(history);
   let sent = 0;
   for (let i = 0; i < cycle.length; i++) {
@@ -42,7 +42,7 @@ test("with a push, ppm sends at most pushDepth pages, none in the push window", 
     s.onPresent!(f);
     const out = Array.from(s.onFault(f, 0));
     assert.ok(out.length <= DEFAULT_POLICY.pushDepth, `fault ${f}: ${out}`);
-    for (const q of out) assert.ok(!(q > f && q <= f + DEFAULT_POLICY.pushWindow), `fault ${f}: ${q} is in the push window`);
+    for (const q of out) assert.ok(!(q > f && q <= f + 8), `fault ${f}: ${q} is in the push window`);
     sent += out.length;
   }
   assert.ok(sent > 0, "a confident model sends something");
@@ -53,7 +53,7 @@ test("the policy's cut follows the engine's confidences (same pages, in order, w
   const opts = { pageCount: 1 << 14, depth: 2, alphabet: "page" as const, streams: 1 };
   const p = createPredictor(opts);
   p.train(history); p.rehearse(); p.compact();
-  const s = createPpmPolicy({ pageCount: 1 << 14, depth: 8, push: "qemu" }, { pushWindow: 0, minConfidence: 0.5 });
+  const s = createPpmPolicy({ pageCount: 1 << 14, depth: 8, push: "qemu" }, { ownPush: false, minConfidence: 0.5 });
   s.train!(history);
   for (const f of cycle.slice(0, 6)) {
     const n = p.predictInto(f, 0);
@@ -65,10 +65,11 @@ test("the policy's cut follows the engine's confidences (same pages, in order, w
   p.dispose(); s.dispose!();
 });
 
-test("ppm steers a linear push the way QEMU's hint does, and leaves the others alone", () => {
+test("ppm steers a push it owns into Hines' bubbling, and plans around one it does not own", () => {
   const ctx = { pageCount: 1 << 10, depth: 8 };
-  assert.equal(createPpmPolicy({ ...ctx, push: "linear" }).push, "qemu");
-  for (const push of ["qemu", "hines", "none"] as const) assert.equal(createPpmPolicy({ ...ctx, push }).push, undefined, push);
+  for (const push of ["linear", "qemu"] as const) assert.equal(createPpmPolicy({ ...ctx, push }).push, "hines", push);
+  for (const push of ["hines", "none"] as const) assert.equal(createPpmPolicy({ ...ctx, push }).push, undefined, push);
+  for (const push of ["linear", "qemu"] as const) assert.equal(createPpmPolicy({ ...ctx, push }, { ownPush: false }).push, undefined, push);
 });
 
 test("without a push, ppm uses the full depth", () => {
