@@ -30,7 +30,7 @@ export class NextNStrategy implements Strategy {
 }
 
 type AdapterModule = {
-  createPpmPolicy(ctx: { pageCount: number; depth: number; push: "qemu" }, policy: { engine: Partial<PredictorOptions> }): Strategy;
+  createPpmPolicy(ctx: { pageCount: number; depth: number; push: "qemu" }, policy: { engine: Partial<PredictorOptions>; ownPush: boolean }): Strategy;
 };
 
 let adapter: AdapterModule | null = null;
@@ -54,6 +54,7 @@ export function strategyFactory(kind: PredictKind, opts: Omit<PredictorOptions, 
     if (kind === "next8") return new NextNStrategy(pageCount, 8);
     if (!adapter) throw new Error("loadEngine() was not awaited before using the ppm strategy");
     const { depth = 8, ...engine } = opts;
-    return adapter.createPpmPolicy({ pageCount, depth, push: "qemu" }, { engine });
+    // QEMU's scanner is not ours to steer: the policy plans around it.
+    return adapter.createPpmPolicy({ pageCount, depth, push: "qemu" }, { engine, ownPush: false });
   };
 }
