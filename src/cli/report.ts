@@ -98,7 +98,34 @@ export function formatSummary(comps: (Comparison & { bandwidthGbps?: number })[]
   })]);
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((x, i) => (i === 0 ? x.padEnd(w[i]) : x.padStart(w[i]))).join("  ");
-  return [line(head), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(line)].join("\n") + "\n";
+  return [line(head), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(line)].join("\n") + "\n" + formatVerdict(comps);
+}
+
+/** The anchors `ppm` is judged against: without a push, the best predictors; with one, the spatial methods. */
+export function anchorsFor(push: string): string[] {
+  return push === "none" ? ["readahead", "leap", "next8", "markov1"] : ["qemu", "hines", "leap", "readahead"];
+}
+
+/**
+ * One line per layout: `ppm` against the best anchor of that run, in faults and in stall (each
+ * measure's own best, which may be two different anchors). Empty when ppm or every anchor is missing.
+ */
+export function formatVerdict(comps: Comparison[]): string {
+  const lines: string[] = [];
+  for (const c of comps) {
+    const ppm = c.results.find((r) => r.strategy === "ppm");
+    const rs = c.results.filter((r) => anchorsFor(c.params.push).includes(r.strategy));
+    if (!ppm || rs.length === 0) continue;
+    const bestF = rs.reduce((a, r) => (r.faults < a.faults ? r : a));
+    const bestS = rs.reduce((a, r) => (r.stallS < a.stallS ? r : a));
+    const rel = (x: number, y: number) => (y > 0 ? `${x > y ? "+" : ""}${((100 * (x - y)) / y).toFixed(1)}%` : "-");
+    const behind = ppm.faults > bestF.faults || ppm.stallS > bestS.stallS;
+    lines.push(`  ${c.layout}: faults ${ppm.faults} vs ${bestF.faults} (${bestF.strategy}) ${rel(ppm.faults, bestF.faults)}; ` +
+      `stall ${ms(ppm.stallS).toFixed(1)} vs ${ms(bestS.stallS).toFixed(1)} ms (${bestS.strategy}) ${rel(ppm.stallS, bestS.stallS)}` +
+      (behind ? "  <- ppm behind" : ""));
+  }
+  if (lines.length === 0) return "";
+  return `\nppm against the best of ${anchorsFor(comps[0].params.push).join(", ")} (push ${comps[0].params.push}):\n${lines.join("\n")}\n`;
 }
 
 /** The detail view of one run (`simulate`). */

@@ -1,0 +1,25 @@
+// The summary's verdict line: ppm against the best anchor, per layout, computed from the results.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { formatVerdict, anchorsFor } from "../../src/cli/report.js";
+import type { Comparison } from "../../src/sim/run.js";
+
+const comp = (layout: string, push: string, rows: [string, number, number][]) =>
+  ({ layout, params: { push }, results: rows.map(([strategy, faults, stallS]) => ({ strategy, faults, stallS })) }) as unknown as Comparison;
+
+test("the verdict names each measure's best anchor and marks a layout where ppm is behind", () => {
+  const out = formatVerdict([
+    comp("virtual", "qemu", [["qemu", 41, 0.0272], ["hines", 40, 0.0285], ["ppm", 36, 0.0254], ["oracle", 11, 0.02]]),
+    comp("4k", "qemu", [["qemu", 142, 0.07], ["readahead", 142, 0.0702], ["ppm", 143, 0.0675]]),
+  ]);
+  const lines = out.trim().split("\n");
+  assert.equal(lines[0], "ppm against the best of qemu, hines, leap, readahead (push qemu):");
+  assert.match(lines[1], /virtual: faults 36 vs 40 \(hines\) -10\.0%; stall 25\.4 vs 27\.2 ms \(qemu\) -6\.6%$/);
+  assert.match(lines[2], /4k: faults 143 vs 142 \(qemu\) \+0\.7%; .*<- ppm behind$/);
+});
+
+test("without a push ppm is judged against the predictors, and nothing is said when ppm did not run", () => {
+  assert.deepEqual(anchorsFor("none"), ["readahead", "leap", "next8", "markov1"]);
+  assert.equal(formatVerdict([comp("virtual", "qemu", [["qemu", 1, 1]])]), "");
+  assert.match(formatVerdict([comp("2m", "none", [["markov1", 10, 1], ["qemu", 1, 0.1], ["ppm", 9, 0.5]])]), /2m: faults 9 vs 10 \(markov1\)/);
+});
