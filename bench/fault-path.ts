@@ -1,0 +1,178 @@
+/**
+ * `node --import tsx bench/fault-path.ts [--quick] [--json FILE]`: the fault path, call by call, side by side in one run.
+ *
+ *  A. createPredictor with defaults (pageCount 2^20, maxContexts 2^20): wall time per call.
+ *  B. predictNext on the post-switch-over faults of the bundled real traces (sqlite, xz; layouts
+ *     virtual, 2m, 4k): train on the first 30%, compact(), rehearse(), then every fault of the
+ *     quality replay (a touched absent page is a fault; it and the returned pages become present),
+ *     each call timed; at the defaults and at the ppm strategy's configuration (page alphabet, depth 2).
+ *  C. Synthetic models of ~0.1M, ~1M and ~4M contexts (bench/workload.ts, every event learned):
+ *     single calls on a fresh fault stream, warm (back to back) and with the caches flushed (64 MiB
+ *     touched before each call); a long run's worst call (a full arena's prune, if any).
+ *  D. A raw access stream (every access of xz after the first 30% is a call): the engine against a
+ *     plain Map-based order-3 PPM with a greedy 8-page chain (bench/map-ppm.ts), alternating chunks.
+ * Figures: median, p90, p99, max per call (process.hrtime.bigint; the timer alone costs 50-70 ns).
+ */
+import { writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { createPredictor } from "../src/engine/predictor.js";
+import type { FullPredictorOptions } from "../src/engine/options.js";
+import { readTextTrace } from "../src/trace/format.js";
+import { placePages } from "../src/trace/layout.js";
+import { BUNDLED_TRACES } from "../src/cli/quality.js";
+import { mixedStream, BENCH_PAGES } from "./workload.js";
+import { MapPpm } from "./map-ppm.js";
+
+const quick = process.argv.includes("--quick");
+const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
+const jsonAt = process.argv.indexOf("--json");
+const results: Record<string, unknown> = { machine: `${cpus()[0]?.model ?? "?"} x${cpus().length}`, node: process.version, date: new Date().toISOString(), load: loadavg()[0] };
+const fmt = (ns: number) => (ns >= 1e6 ? `${(ns / 1e6).toFixed(2)} ms` : ns >= 1000 ? `${(ns / 1000).toFixed(2)} us` : `${ns.toFixed(0)} ns`);
+type Q = { n: number; median: number; p90: number; p99: number; max: number };
+function quantiles(a: ArrayLike<number>): Q {
+  const s = Float64Array.from(a).sort();
+  const q = (x: number) => s[Math.min(s.length - 1, Math.floor(x * s.length))];
+  return { n: s.length, median: q(0.5), p90: q(0.9), p99: q(0.99), max: s[s.length - 1] };
+}
+const show = (q: Q) => `median ${fmt(q.median)}, p90 ${fmt(q.p90)}, p99 ${fmt(q.p99)}, max ${fmt(q.max)} (${q.n} calls)`;
+const now = () => process.hrtime.bigint();
+const run = (s: string) => !only || only.split(",").includes(s);
+
+// ---- A: createPredictor ----
+if (run("A")) {
+  const t: number[] = [];
+  for (let i = 0; i < (quick ? 3 : 7); i++) {
+    const a = now();
+    const p = createPredictor({ pageCount: 1 << 20 });
+    t.push(Number(now() - a));
+    p.dispose();
+  }
+  const q = quantiles(t);
+  results.create = q;
+  console.log(`A. createPredictor (defaults, pageCount 2^20): ${show(q)}`);
+}
+
+// ---- B: the real traces' post-switch-over faults ----
+const CONFIGS: [string, Partial<FullPredictorOptions>][] = [["defaults", {}], ["ppm strategy (page, depth 2)", { alphabet: "page", depth: 2 }]];
+if (run("B")) {
+  const traces = await Promise.all(BUNDLED_TRACES.map((f) => readTextTrace(f)));
+  const rows: Record<string, unknown> = {};
+  for (const [cname, extra] of CONFIGS) {
+    const all: number[] = [];
+    const per: Record<string, Q> = {};
+    for (const tr of traces) {
+      for (const layout of ["virtual", "2m", "4k"] as const) {
+        const placed = placePages(tr.pages, { layout, seed: 1 });
+        const split = Math.floor(placed.pages.length * 0.3);
+        const p = createPredictor({ pageCount: placed.pageCount, streams: 1, ...extra });
+        p.train(placed.pages.subarray(0, split));
+        p.compact();
+        p.rehearse();
+        const present = new Uint8Array(placed.pageCount);
+        const t: number[] = [];
+        for (let i = split; i < placed.pages.length; i++) {
+          const f = placed.pages[i];
+          if (present[f]) continue;
+          present[f] = 1;
+          const a = now();
+          const n = p.predictInto(f);
+          t.push(Number(now() - a));
+          for (let j = 0; j < n; j++) present[p.output[j]] = 1;
+        }
+        per[`${tr.name}/${layout} (${p.stats().contexts} contexts)`] = quantiles(t);
+        all.push(...t);
+        p.dispose();
+      }
+    }
+    const q = quantiles(all);
+    rows[cname] = { all: q, per };
+    console.log(`B. replay faults, ${cname}: ${show(q)}`);
+    for (const [k, v] of Object.entries(per)) console.log(`     ${k}: median ${fmt(v.median)}, p99 ${fmt(v.p99)}, max ${fmt(v.max)} (${v.n})`);
+  }
+  results.replay = rows;
+}
+
+// ---- C: synthetic models of 0.1M, 1M, 4M contexts ----
+if (run("C")) {
+  const faults = mixedStream(1 << 20, 2);
+  const evict = new Uint8Array(64 << 20);
+  const rows: Record<string, unknown> = {};
+  const sizes: [string, number, number][] = [["0.1M", 36_000, 1 << 17], ["1M", 450_000, 1 << 21], ["4M", 1_400_000, 1 << 23]];
+  for (const [name, events, cap] of sizes) {
+    if (quick && name === "4M") continue;
+    for (const [cname, extra] of CONFIGS) {
+      const p = createPredictor({ pageCount: BENCH_PAGES, maxContexts: cap, filter: 0, ...extra });
+      p.train(mixedStream(events, 1));
+      p.rehearse();
+      p.compact();
+      const contexts = p.stats().contexts;
+      const N = quick ? 50_000 : name === "1M" && cname === "defaults" ? 1_000_000 : 200_000;
+      const warm = new Float64Array(N);
+      for (let i = 0; i < N; i++) {
+        if (i % 1000 === 0) p.clearPresent();
+        const f = faults[i & (faults.length - 1)];
+        const a = now();
+        p.predictInto(f);
+        warm[i] = Number(now() - a);
+      }
+      const M = quick ? 200 : 1000;
+      const cold = new Float64Array(M);
+      for (let i = 0; i < M; i++) {
+        for (let j = 0; j < evict.length; j += 64) evict[j]++;
+        const f = faults[(N + i) & (faults.length - 1)];
+        const a = now();
+        p.predictInto(f);
+        cold[i] = Number(now() - a);
+      }
+      const qw = quantiles(warm), qc = quantiles(cold);
+      rows[`${name} ${cname}`] = { contexts, capacity: cap, warm: qw, cold: qc, prunes: p.stats().prunes };
+      console.log(`C. ${name} (${contexts} contexts, cap ${cap}) ${cname}: warm ${show(qw)}; flushed ${show(qc)}; prunes ${p.stats().prunes}`);
+      p.dispose();
+    }
+  }
+  results.synthetic = rows;
+}
+
+// ---- D: raw access stream against the Map-based peer ----
+if (run("D")) {
+  const tr = await readTextTrace(BUNDLED_TRACES[1]);
+  const split = Math.floor(tr.length * 0.3);
+  const stream = tr.pages.subarray(split, quick ? split + 200_000 : tr.length);
+  const engines: [string, Partial<FullPredictorOptions>][] = [
+    ["engine, defaults", {}],
+    ["engine, ppm strategy (page, depth 2)", { alphabet: "page", depth: 2 }],
+    ["engine, page, lookahead 1, threshold 0.05", { alphabet: "page", lookahead: 1, threshold: 0.05 }],
+  ];
+  const contenders: [string, (page: number) => unknown][] = [];
+  for (const [name, extra] of engines) {
+    const p = createPredictor({ pageCount: 1 << 20, streams: 1, ...extra });
+    p.train(tr.pages.subarray(0, split));
+    p.compact();
+    p.rehearse();
+    contenders.push([name, (f) => p.predictInto(f)]);
+  }
+  const peer = new MapPpm(8, 0.05);
+  for (let i = 0; i < split; i++) peer.learn(tr.pages[i]);
+  contenders.push(["Map-based PPM peer (order 3, greedy 8-page chain)", (f) => peer.predict(f)]);
+  const CHUNK = 2000;
+  const perChunk = contenders.map(() => [] as number[]);
+  for (let off = 0, r = 0; off + CHUNK <= stream.length; off += CHUNK, r++) {
+    for (let k = 0; k < contenders.length; k++) {
+      const c = (k + r) % contenders.length;
+      const fn = contenders[c][1];
+      const a = now();
+      for (let i = off; i < off + CHUNK; i++) fn(stream[i]);
+      perChunk[c].push(Number(now() - a) / CHUNK);
+    }
+  }
+  const rows: Record<string, unknown> = {};
+  const peerMed = quantiles(perChunk[contenders.length - 1]).median;
+  contenders.forEach(([name], c) => {
+    const q = quantiles(perChunk[c]);
+    rows[name] = { nsPerCallMedianOfChunks: q.median, p90OfChunks: q.p90, speedVsPeer: peerMed / q.median };
+    console.log(`D. raw stream (${stream.length} calls, chunks of ${CHUNK}): ${name}: ${fmt(q.median)} per call (chunk p90 ${fmt(q.p90)}), ${(peerMed / q.median).toFixed(2)}x the peer's speed`);
+  });
+  results.rawStream = rows;
+}
+
+if (jsonAt > 0) writeFileSync(process.argv[jsonAt + 1], JSON.stringify(results, null, 2) + "\n");
