@@ -223,7 +223,12 @@ class Migration {
     sock.on("data", (chunk: Buffer) => {
       if (this.socket !== sock || this.finished) return;
       this.bytes += chunk.length;
-      try { reader.push(chunk); } catch (e) { this.onConnError(sock, e as Error); return; }
+      try { reader.push(chunk); } catch (e) {
+        // a frame the link damaged is a link failure; anything else thrown here is a bug, not worth a retry
+        if (e instanceof ProtocolError || e instanceof RemoteError || e instanceof TraceMismatchError) this.onConnError(sock, e);
+        else this.fail(e as Error);
+        return;
+      }
       // what arrived is acknowledged once it is all read, also short of ACK_EVERY pages: a source whose
       // push window is smaller than that must not wait for pages it will never send
       if (this.socket === sock && !this.finished) this.ack();
@@ -488,7 +493,7 @@ class Migration {
 
   private maybeFinish(): void {
     if (this.finished || this.replayEnd < 0 || this.lastPage < 0) return;
-    const digest = createHash("sha256").update(this.memory).digest();
+    const digest = sha256(this.memory);
     const expected = this.welcome!.digest;
     this.finished = true;
     if (this.overall) clearTimeout(this.overall);
@@ -535,6 +540,13 @@ class Migration {
     this.socket = null;
     this.reject(e);
   }
+}
+
+/** SHA-256 of a buffer of any size (one update is limited to 2^31 - 1 bytes). */
+function sha256(b: Buffer): Buffer {
+  const h = createHash("sha256");
+  for (let at = 0; at < b.length; at += 1 << 30) h.update(b.subarray(at, Math.min(b.length, at + (1 << 30))));
+  return h.digest();
 }
 
 function isAllZero(b: Uint8Array): boolean {

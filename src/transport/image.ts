@@ -26,8 +26,11 @@ export interface PageImage {
   close(): void;
 }
 
+/** SHA-256 of an image of any size (one hash update is limited to 2^31 - 1 bytes). */
 export function imageDigest(image: Uint8Array): Buffer {
-  return createHash("sha256").update(image).digest();
+  const h = createHash("sha256");
+  for (let at = 0; at < image.length; at += 1 << 30) h.update(image.subarray(at, Math.min(image.length, at + (1 << 30))));
+  return h.digest();
 }
 
 /** Parse `65536`, `64K`, `256M`, `1G` (binary units) into bytes. */

@@ -58,6 +58,8 @@ async function relay(target: number): Promise<{ port: number; outage: (ms: numbe
       const end = () => { down.destroy(); up.destroy(); live.delete(down); live.delete(up); };
       down.on("error", end); up.on("error", end); down.on("close", end); up.on("close", end);
     });
+    // the port may not be free again at once: retry until it is
+    s.on("error", () => setTimeout(() => s.listen(port, "127.0.0.1"), 20));
     s.listen(port, "127.0.0.1", () => resolve(s));
   });
   server = await listen(0);
