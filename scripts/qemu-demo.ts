@@ -31,7 +31,7 @@ const { values } = parseArgs({
   args: process.argv.slice(2),
   options: {
     runs: { type: "string" }, regime: { type: "string" }, configs: { type: "string" },
-    "delay-ms": { type: "string" }, "postcopy-mbs": { type: "string" }, preempt: { type: "boolean" },
+    "delay-ms": { type: "string" }, "postcopy-mbs": { type: "string" }, preempt: { type: "boolean" }, "return-delay-ms": { type: "string" },
     depth: { type: "string" }, "mem-mb": { type: "string" }, accel: { type: "string" },
     json: { type: "boolean" }, help: { type: "boolean", short: "h" }, verbose: { type: "boolean" },
   },
@@ -43,7 +43,10 @@ if (values.help) {
 const runs = Number(values.runs ?? 3);
 const delayMs = Number(values["delay-ms"] ?? 5);
 const postcopyMbs = Number(values["postcopy-mbs"] ?? 30);
-const regimes = values.regime === "latency" ? ["latency"] : values.regime === "bandwidth" ? ["bandwidth"] : ["latency", "bandwidth"];
+const REGIMES = ["loopback", "latency-bound", "latency", "bandwidth"];
+const regimes = values.regime === "both" ? ["latency", "bandwidth"] : values.regime === "all" ? REGIMES : (values.regime ?? "loopback,latency-bound").split(",");
+for (const r of regimes) if (!REGIMES.includes(r)) { process.stderr.write(`qemu-demo: unknown regime ${r}\n`); process.exit(2); }
+const returnDelayMs = Number(values["return-delay-ms"] ?? 2);
 let configs = (values.configs ?? "no-proxy,proxy,proxy-ppm,proxy-next8").split(",") as ConfigName[];
 const err = (s: string) => process.stderr.write(s + "\n");
 
@@ -66,8 +69,9 @@ for (const regime of regimes) {
   for (let i = 0; i < runs; i++) {
     for (const config of configs) {
       const r = await runMigration({
-        guest, config, preempt: !!values.preempt, memMb: Number(values["mem-mb"] ?? 512), accel: values.accel,
+        guest, config, preempt: !!values.preempt || regime === "latency-bound", memMb: Number(values["mem-mb"] ?? 512), accel: values.accel,
         delayMs: regime === "latency" ? delayMs : 0,
+        returnDelayMs: regime === "latency-bound" ? returnDelayMs : undefined,
         postcopyBandwidth: regime === "bandwidth" ? postcopyMbs * 1024 * 1024 : 0,
         engine: { depth: Number(values.depth ?? 16) },
         log: values.verbose ? err : undefined,
@@ -98,6 +102,8 @@ if (values.json) {
       config: r.config, regime: r.regime, preempt: r.preempt, requests: r.requests, sourceRequests: r.sourceRequests,
       blocktimeMs: r.blocktimeMs, totalMs: r.totalMs, injected: r.injected, checksumOk: r.checksumOk,
       guestRunning: r.guestRunning, predictorUsMedian: r.proxy?.stats.predictUs.median, error: r.error,
+      injectedMessages: r.proxy?.stats.injectedMessages, requestsForInjected: r.proxy?.stats.requestsForInjected,
+      service: r.proxy ? { ...r.proxy.service, timeline: undefined } : undefined,
     })),
   }, null, 1) + "\n");
 }

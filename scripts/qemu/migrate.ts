@@ -19,6 +19,8 @@ export interface RunOptions {
   config: ConfigName;
   /** One-way delay on the proxied link (proxy configs only). */
   delayMs?: number;
+  /** Delay of the return path only (overrides delayMs there). */
+  returnDelayMs?: number;
   rateMbps?: number;
   /** QEMU max-postcopy-bandwidth, bytes per second (0: unlimited). */
   postcopyBandwidth?: number;
@@ -139,7 +141,7 @@ export async function runMigration(o: RunOptions): Promise<RunResult> {
       const kind: PredictKind = o.config === "proxy-ppm" ? "ppm" : o.config === "proxy-next8" ? "next8" : "none";
       if (kind === "ppm") await loadEngine();
       proxy = new QemuProxy({
-        listenPort: 0, targetHost: "127.0.0.1", targetPort: dport, delayMs: o.delayMs ?? 0, rateMbps: o.rateMbps,
+        listenPort: 0, targetHost: "127.0.0.1", targetPort: dport, delayMs: o.delayMs ?? 0, returnDelayMs: o.returnDelayMs, rateMbps: o.rateMbps,
         makeStrategy: strategyFactory(kind, { depth: 16, ...(o.engine ?? {}) }), log,
       });
       uriPort = (await proxy.listen()).port;

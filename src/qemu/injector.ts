@@ -8,6 +8,7 @@
  */
 import type { Strategy } from "../strategies/types.js";
 import { TARGET_PAGE_SIZE, type InjectRange, type PageRequest } from "./returnpath.js";
+import type { ServiceTracker } from "./service.js";
 
 export interface RamBlockInfo {
   name: string;
@@ -91,12 +92,20 @@ export class RequestInjector {
     if (base > 0) this.strategy = this.makeStrategy(base, layout);
   }
 
+  /** A page went by in the forward stream (QEMU's background push or a request served): present. */
+  onForwardPage(block: string, page: number): void {
+    const b = this.blocks.get(block);
+    if (!b || page >= b.pages || b.requested[page]) return;
+    b.requested[page] = 1;
+    this.strategy?.onPresent?.(b.base + page);
+  }
+
   blockSize(name: string): number | undefined {
     return this.blocks.get(name)?.size;
   }
 
   /** Handle one destination request; returns the ranges to inject (same block). */
-  onRequest(req: PageRequest): InjectRange[] {
+  onRequest(req: PageRequest, tracker?: ServiceTracker): InjectRange[] {
     this.st.requests++;
     this.st.perBlock[req.block] = (this.st.perBlock[req.block] ?? 0) + 1;
     const firstPage = Math.floor(req.offset / TARGET_PAGE_SIZE);
@@ -130,7 +139,7 @@ export class RequestInjector {
     for (let k = 0; k < n; k++) {
       const g = predicted[k];
       const p = g - b.base;
-      if (!Number.isInteger(p) || p < 0 || p >= b.pages || b.requested[p]) {
+      if (!Number.isInteger(p) || p < 0 || p >= b.pages || b.requested[p] || tracker?.isSeen(b.name, p)) {
         this.st.droppedPredictions++;
         continue;
       }

@@ -15,7 +15,9 @@ import type { Strategy } from "../strategies/types.js";
 import { DelayLine } from "./delayline.js";
 import { RequestInjector, type InjectorStats, type RamBlockInfo, type RamLayout } from "./injector.js";
 import { QEMU_VM_FILE_MAGIC, RamHeaderScanner } from "./ramheader.js";
-import { RP_TYPE_NAMES, ReturnPathError, ReturnPathFilter } from "./returnpath.js";
+import { RamStreamParser } from "./forward.js";
+import { RP_TYPE_NAMES, ReturnPathError, ReturnPathFilter, TARGET_PAGE_SIZE } from "./returnpath.js";
+import { ServiceTracker, type ServiceReport } from "./service.js";
 
 export interface QemuProxyOptions {
   listenHost?: string;
@@ -24,6 +26,8 @@ export interface QemuProxyOptions {
   targetPort: number;
   /** One-way delay added to each direction (round trip = 2 x delayMs). */
   delayMs?: number;
+  /** Delay of the return path only (destination -> source), overriding delayMs there. */
+  returnDelayMs?: number;
   /** Optional rate limit per direction, megabits per second. */
   rateMbps?: number;
   /** Builds the strategy when the RAM layout is known; null/undefined: no prediction. */
@@ -48,6 +52,8 @@ export interface MigrationReport {
   bytesInjected: number;
   messages: Record<string, number>;
   stats: InjectorStats;
+  /** Request service times and the source's queue, from both directions of the stream. */
+  service: ServiceReport;
   error?: string;
 }
 
@@ -61,6 +67,9 @@ class Migration {
   bytesInjected = 0;
   readonly messages = new Map<number, number>();
   readonly scanner = new RamHeaderScanner();
+  readonly tracker = new ServiceTracker();
+  mainParser: RamStreamParser | null = null;
+  preemptParsers: RamStreamParser[] = [];
   layoutSource: "stream" | "option" | "none" = "none";
   error?: string;
   readonly startedAt = Date.now();
@@ -79,6 +88,7 @@ class Conn {
   role: "unknown" | "main" | "secondary" = "unknown";
   mig: Migration | null = null;
   filter: ReturnPathFilter | null = null;
+  parser: RamStreamParser | null = null;
   up!: net.Socket;
   fwd!: DelayLine;
   ret!: DelayLine;
@@ -151,7 +161,7 @@ export class QemuProxy extends EventEmitter {
     const { client, up } = c;
     const delayMs = this.opts.delayMs ?? 0;
     c.fwd = new DelayLine(client, up, { delayMs, rateMbps: this.opts.rateMbps });
-    c.ret = new DelayLine(up, client, { delayMs, rateMbps: this.opts.rateMbps });
+    c.ret = new DelayLine(up, client, { delayMs: this.opts.returnDelayMs ?? delayMs, rateMbps: this.opts.rateMbps });
     let head = Buffer.alloc(0);
 
     client.on("data", (chunk: Buffer) => {
@@ -172,6 +182,7 @@ export class QemuProxy extends EventEmitter {
         }
       }
       c.fwd.write(chunk);
+      if (c.parser && !c.parser.done) c.parser.push(chunk);
     });
     client.on("end", () => {
       if (c.role === "unknown" && head.length > 0) { this.classify(c, false); c.fwd.write(head); }
@@ -218,8 +229,16 @@ export class QemuProxy extends EventEmitter {
       m = new Migration(this.nextId++, this.opts);
       this.migrations.push(m);
       c.role = "main";
+      c.parser = m.mainParser = this.forwardParser(m, "main");
       c.filter = new ReturnPathFilter({
-        onRequest: (req) => m!.injector.onRequest(req),
+        onRequest: (req) => {
+          const now = performance.now();
+          const mm = m!;
+          mm.tracker.onDestRequest(req.block, Math.floor(req.offset / TARGET_PAGE_SIZE), Math.max(1, Math.ceil(req.length / TARGET_PAGE_SIZE)), now);
+          const ranges = mm.injector.onRequest(req, mm.tracker);
+          for (const r of ranges) mm.tracker.onInjected(req.block, r.offset / TARGET_PAGE_SIZE, r.length / TARGET_PAGE_SIZE, now);
+          return ranges;
+        },
         onMessage: (msg) => m!.messages.set(msg.type, (m!.messages.get(msg.type) ?? 0) + 1),
       });
       this.log(`proxy: migration ${m.id}: main channel`);
@@ -230,12 +249,21 @@ export class QemuProxy extends EventEmitter {
         this.migrations.push(m);
       }
       c.role = "secondary";
+      c.parser = this.forwardParser(m, "preempt");
+      m.preemptParsers.push(c.parser);
       this.log(`proxy: migration ${m.id}: secondary channel`);
     }
     c.mig = m;
     m.conns.add(c);
     m.open++;
     m.connections++;
+  }
+
+  private forwardParser(m: Migration, kind: "main" | "preempt"): RamStreamParser {
+    return new RamStreamParser(kind, (block, page) => {
+      m.tracker.onPage(block, page, kind, performance.now());
+      m.injector.onForwardPage(block, page);
+    });
   }
 
   private fail(m: Migration, message: string): void {
@@ -265,6 +293,13 @@ export class QemuProxy extends EventEmitter {
     }
   }
 
+  private service(m: Migration): ServiceReport {
+    const state = (p: RamStreamParser | null) => !p ? "not seen" : p.lost ? `lost: ${p.lost}` : p.done ? "followed to the end" : "followed";
+    m.tracker.followed.main = state(m.mainParser);
+    m.tracker.followed.preempt = m.preemptParsers.length ? m.preemptParsers.map(state).join("; ") : "no channel";
+    return m.tracker.report();
+  }
+
   private report(m: Migration): MigrationReport {
     const messages: Record<string, number> = {};
     for (const [t, n] of m.messages) messages[RP_TYPE_NAMES[t] ?? `type${t}`] = n;
@@ -281,6 +316,7 @@ export class QemuProxy extends EventEmitter {
       bytesInjected: m.bytesInjected,
       messages,
       stats: m.injector.stats(),
+      service: this.service(m),
       error: m.error,
     };
   }

@@ -1,0 +1,251 @@
+/**
+ * Reads the forward migration stream (source -> destination) just far enough to see which RAM page
+ * goes by when, without buffering page data or touching the bytes (they are forwarded unchanged by
+ * the proxy before and whatever this parser concludes).
+ *
+ * Main channel (QEMU 7.2, migration/savevm.c and migration/ram.c):
+ *   "QEVM", version, configuration, ... u8 QEMU_VM_SECTION_START(1) be32 id, u8 3 "ram", be32 inst,
+ *   be32 version, the RAMBlock list (RAM_SAVE_FLAG_MEM_SIZE), EOS; then top-level items:
+ *     0x7e footer     be32 section id
+ *     0x02 PART / 0x03 END   be32 section id, then ram records up to EOS
+ *     0x08 COMMAND    be16 cmd, be16 len, len bytes (cmd 7 PACKAGED: be32 size, then size bytes)
+ *     0x00 EOF
+ *   A ram record: be64 (offset | flags); ZERO (0x02) or PAGE (0x08) without CONTINUE (0x20) is
+ *   followed by u8 n + n bytes of RAMBlock name; ZERO carries 1 byte, PAGE 4096; EOS (0x10) ends the
+ *   section's data.
+ * postcopy-preempt channel: ram records only (the destination's preempt thread loads them until EOS,
+ *   then starts over), each channel with its own "last block" for CONTINUE.
+ *
+ * Anything else (another iterable device, multifd, compression, xbzrle) makes the parser stop with a
+ * reason (`lost`); the proxy keeps forwarding and only the service-time figures stop.
+ */
+
+export const QEMU_VM_EOF = 0x00;
+export const QEMU_VM_SECTION_START = 0x01;
+export const QEMU_VM_SECTION_PART = 0x02;
+export const QEMU_VM_SECTION_END = 0x03;
+export const QEMU_VM_COMMAND = 0x08;
+export const QEMU_VM_SECTION_FOOTER = 0x7e;
+export const MIG_CMD_PACKAGED = 7; // QEMU 7.2 enum qemu_vm_cmd: INVALID, OPEN_RETURN_PATH, PING, POSTCOPY_ADVISE, LISTEN, RUN, RAM_DISCARD, PACKAGED
+
+export const RAM_SAVE_FLAG_ZERO = 0x02;
+export const RAM_SAVE_FLAG_MEM_SIZE = 0x04;
+export const RAM_SAVE_FLAG_PAGE = 0x08;
+export const RAM_SAVE_FLAG_EOS = 0x10;
+export const RAM_SAVE_FLAG_CONTINUE = 0x20;
+
+const PAGE = 4096;
+const SEEK_LIMIT = 4 << 20;
+
+export type ChannelKind = "main" | "preempt";
+
+export type PageCallback = (block: string, page: number, zero: boolean) => void;
+
+type State = "seek" | "top" | "ram" | "skip" | "done" | "lost";
+
+export class RamStreamParser {
+  private state: State;
+  private carry: Buffer = Buffer.alloc(0);
+  private skipLeft = 0;
+  private afterSkip: State = "top";
+  private lastBlock = "";
+  private ramSection = -1;
+  private seekBuf: Buffer[] = [];
+  private seekLen = 0;
+  lost: string | null = null;
+  pages = 0;
+  zeroPages = 0;
+  sections = 0;
+  commands = 0;
+
+  constructor(readonly kind: ChannelKind, private readonly onPage: PageCallback) {
+    this.state = kind === "main" ? "seek" : "ram";
+  }
+
+  get done(): boolean {
+    return this.state === "done" || this.state === "lost";
+  }
+
+  push(chunk: Buffer): void {
+    if (this.done) return;
+    if (this.state === "seek") {
+      this.seekBuf.push(chunk);
+      this.seekLen += chunk.length;
+      const all = Buffer.concat(this.seekBuf);
+      this.seekBuf = [all];
+      const r = findRamSetupEnd(all);
+      if (r === "need-more") {
+        if (this.seekLen > SEEK_LIMIT) this.fail(`no ram section setup in the first ${SEEK_LIMIT} bytes`);
+        return;
+      }
+      this.seekBuf = [];
+      if (typeof r === "string") return this.fail(r);
+      this.ramSection = r.section;
+      this.state = "top";
+      chunk = all.subarray(r.end);
+    }
+    this.run(chunk);
+  }
+
+  private fail(reason: string): void {
+    this.lost = reason;
+    this.state = "lost";
+    this.carry = Buffer.alloc(0);
+  }
+
+  /** Parse a chunk; headers split across chunks are carried (a few hundred bytes at most). */
+  private run(chunk: Buffer): void {
+    let buf = chunk;
+    let i = 0;
+    if (this.carry.length > 0) {
+      // Only the carried header bytes are copied, together with at most 512 bytes of the new chunk.
+      const head = Math.min(chunk.length, 512);
+      buf = Buffer.concat([this.carry, chunk.subarray(0, head)]);
+      const consumed = this.parse(buf, 0, true);
+      if (this.done) return;
+      if (consumed < this.carry.length) {
+        // Still incomplete: the header needs more than we have.
+        if (head === chunk.length) { this.carry = buf.subarray(consumed); return; }
+        this.carry = Buffer.concat([buf.subarray(consumed), chunk.subarray(head)]);
+        return;
+      }
+      i = consumed - this.carry.length;
+      this.carry = Buffer.alloc(0);
+      buf = chunk;
+    }
+    const end = this.parse(buf, i, false);
+    if (!this.done && end < buf.length) this.carry = Buffer.from(buf.subarray(end));
+  }
+
+  /**
+   * Parse items from buf[at..]; returns the offset of the first byte not consumed (an incomplete
+   * header). With `probe`, stop as soon as the carried prefix has been consumed.
+   */
+  private parse(buf: Buffer, at: number, probe: boolean): number {
+    let i = at;
+    const carryEnd = probe ? this.carry.length : -1;
+    while (i < buf.length && !this.done) {
+      if (probe && i >= carryEnd) return i;
+      switch (this.state) {
+        case "skip": {
+          const n = Math.min(this.skipLeft, buf.length - i);
+          i += n;
+          this.skipLeft -= n;
+          if (this.skipLeft === 0) this.state = this.afterSkip;
+          break;
+        }
+        case "top": {
+          const t = buf[i];
+          if (t === QEMU_VM_SECTION_FOOTER) {
+            if (buf.length - i < 5) return i;
+            i += 5;
+          } else if (t === QEMU_VM_SECTION_PART || t === QEMU_VM_SECTION_END) {
+            if (buf.length - i < 5) return i;
+            const id = buf.readUInt32BE(i + 1);
+            if (id !== this.ramSection) { this.fail(`section ${id} is not ram (${this.ramSection}): another iterable device`); return i; }
+            i += 5;
+            this.sections++;
+            this.state = "ram";
+          } else if (t === QEMU_VM_COMMAND) {
+            if (buf.length - i < 5) return i;
+            const cmd = buf.readUInt16BE(i + 1);
+            const len = buf.readUInt16BE(i + 3);
+            this.commands++;
+            if (cmd === MIG_CMD_PACKAGED) {
+              if (buf.length - i < 9) return i;
+              this.skipLeft = buf.readUInt32BE(i + 5);
+              i += 9;
+            } else {
+              this.skipLeft = len;
+              i += 5;
+            }
+            if (this.skipLeft > 0) { this.afterSkip = "top"; this.state = "skip"; }
+          } else if (t === QEMU_VM_EOF) {
+            this.state = "done";
+            return i + 1;
+          } else {
+            this.fail(`unexpected top-level byte 0x${t.toString(16)} after ${this.sections} sections, ${this.commands} commands: ${buf.subarray(Math.max(0, i - 24), i + 24).toString("hex")}`);
+            return i;
+          }
+          break;
+        }
+        case "ram": {
+          if (buf.length - i < 8) return i;
+          const hi = buf.readUInt32BE(i);
+          const lo = buf.readUInt32BE(i + 4);
+          const flags = lo & 0xfff;
+          const offset = hi * 2 ** 32 + ((lo & ~0xfff) >>> 0);
+          if (flags === RAM_SAVE_FLAG_EOS) {
+            i += 8;
+            if (this.kind === "main") this.state = "top";
+            break;
+          }
+          const zero = (flags & ~RAM_SAVE_FLAG_CONTINUE) === RAM_SAVE_FLAG_ZERO;
+          const page = (flags & ~RAM_SAVE_FLAG_CONTINUE) === RAM_SAVE_FLAG_PAGE;
+          if (!zero && !page) { this.fail(`unsupported ram record flags 0x${flags.toString(16)}`); return i; }
+          let j = i + 8;
+          if (!(flags & RAM_SAVE_FLAG_CONTINUE)) {
+            if (buf.length - j < 1) return i;
+            const n = buf[j];
+            if (buf.length - j < 1 + n) return i;
+            this.lastBlock = buf.toString("latin1", j + 1, j + 1 + n);
+            j += 1 + n;
+          } else if (!this.lastBlock) {
+            this.fail("CONTINUE before any RAMBlock name");
+            return i;
+          }
+          if (zero) {
+            if (buf.length - j < 1) return i;
+            j += 1;
+            this.zeroPages++;
+          } else {
+            this.skipLeft = PAGE;
+            this.afterSkip = "ram";
+            this.state = "skip";
+          }
+          this.pages++;
+          this.onPage(this.lastBlock, offset / PAGE, zero);
+          i = j;
+          break;
+        }
+        default:
+          return i;
+      }
+    }
+    return i;
+  }
+}
+
+/** Locate the ram section's setup in the head of a main channel: its section id and where it ends. */
+export function findRamSetupEnd(b: Buffer): { section: number; end: number } | "need-more" | string {
+  if (b.length < 4) return "need-more";
+  if (b.readUInt32BE(0) !== 0x5145564d) return "not a main migration channel (no QEVM magic)";
+  const tail = Buffer.from([3, 0x72, 0x61, 0x6d, 0, 0, 0, 0, 0, 0, 0, 4]);
+  let at = -1;
+  let section = -1;
+  for (let i = 8; i + 5 + tail.length <= b.length; i++) {
+    if (b[i] === QEMU_VM_SECTION_START && b[i + 5] === 3 && b.subarray(i + 5, i + 5 + tail.length).equals(tail)) {
+      section = b.readUInt32BE(i + 1);
+      at = i + 5 + tail.length;
+      break;
+    }
+  }
+  if (at < 0) return "need-more";
+  if (b.length < at + 8) return "need-more";
+  const hi = b.readUInt32BE(at), lo = b.readUInt32BE(at + 4);
+  if (!(lo & RAM_SAVE_FLAG_MEM_SIZE)) return "ram section does not start with RAM_SAVE_FLAG_MEM_SIZE";
+  let total = hi * 2 ** 32 + ((lo & ~0xfff) >>> 0);
+  let p = at + 8;
+  while (total > 0) {
+    if (b.length < p + 1) return "need-more";
+    const n = b[p];
+    if (b.length < p + 1 + n + 8) return "need-more";
+    const size = b.readUInt32BE(p + 1 + n) * 2 ** 32 + b.readUInt32BE(p + 1 + n + 4);
+    if (n === 0 || size === 0 || size > total) return "implausible RAMBlock list";
+    total -= size;
+    p += 1 + n + 8;
+  }
+  if (b.length < p + 8) return "need-more";
+  if (b.readUInt32BE(p) !== 0 || b.readUInt32BE(p + 4) !== RAM_SAVE_FLAG_EOS) return "RAMBlock list carries optional fields: stream not followed";
+  return { section, end: p + 8 };
+}
