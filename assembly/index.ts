@@ -8,7 +8,9 @@ import {
   H_O_SEEN, H_O_BITMAP, H_O_NODES, H_END, H_SLOTS, H_O_BUCKETS, H_NODES, H_NEXTNODE, H_FREE,
   H_FAULTS, H_OBSERVED, H_PRESENT, hdr32, setHdr32, setHdr64, hdr64, bump, attachConfig,
   oOut, oConf, oIn, oStreams, oLru, oBitmap, oNodes, gStreams, gFilter, gPageCount,
-  streamStride, gCapacity, stateStride,
+  streamStride, gCapacity, stateStride, SECTIONS_START, HEADER_END, SCAN, BRANCH, OUT_CAPACITY,
+  REHEARSAL_PAGES, H_PREDICTIONS, H_TRAINED, H_PRUNES, H_REHEARSED, H_PRUNE_DUE, ALPHA_PAGE, ALPHA_DELTA,
+  ESC_A, ESC_B, ESC_C, ESC_D, checkLowMap, oSeen,
 } from "./layout";
 import { learn, trainBatch } from "./learn";
 import { beginRehearsal, openSuffix, scanSuffix, learnSuffix } from "./rehearse";
@@ -17,10 +19,46 @@ import { predictFrom } from "./predict";
 import { layoutTables } from "./scratch";
 import { isSet, setBit, setRange } from "./bitmap";
 import { compact as compactNodes } from "./compact";
-import { prune as pruneNodes } from "./trie";
+import { prune as pruneNodes, setDeferPrune } from "./trie";
 import { checkHeader, checkHeaderCounters, checkModel, attachChecked, setDetail, validateDetail, V_OK, V_LAYOUT, V_MEMORY } from "./validate";
 
-const SECTIONS_START: usize = 1024;
+// The ABI constants the TypeScript wrapper reads (src/engine/wasm.ts: ABI), exported as globals so
+// that they are defined once, here and in layout.ts.
+export const ABI_VERSION: u32 = 8; // bumped with any change of the memory map or the header
+export const ABI_HEADER: u32 = <u32>HEADER;
+export const ABI_HEADER_END: u32 = <u32>HEADER_END;
+export const ABI_MAGIC: u32 = MAGIC;
+export const ABI_OUT_CAPACITY: u32 = OUT_CAPACITY;
+export const ABI_IN_CAPACITY: u32 = IN_CAPACITY;
+export const ABI_REHEARSAL_PAGES: u32 = REHEARSAL_PAGES;
+export const ABI_AGE_LIMIT_MAX: u32 = AGE_LIMIT_MAX;
+export const ABI_ALPHA_PAGE: u32 = ALPHA_PAGE;
+export const ABI_ALPHA_DELTA: u32 = ALPHA_DELTA;
+export const ABI_ESC_A: u32 = ESC_A;
+export const ABI_ESC_B: u32 = ESC_B;
+export const ABI_ESC_C: u32 = ESC_C;
+export const ABI_ESC_D: u32 = ESC_D;
+// Header field offsets (counter(field) reads the f64 counters; the rest name fields in errors).
+export const ABI_H_ORDER: u32 = H_ORDER;
+export const ABI_H_ALPHA: u32 = H_ALPHA;
+export const ABI_H_ESCAPE: u32 = H_ESCAPE;
+export const ABI_H_DEPTH: u32 = H_DEPTH;
+export const ABI_H_STREAMS: u32 = H_STREAMS;
+export const ABI_H_CAPACITY: u32 = H_CAPACITY;
+export const ABI_H_PAGECOUNT: u32 = H_PAGECOUNT;
+export const ABI_H_RANGE: u32 = H_RANGE;
+export const ABI_H_FILTER: u32 = H_FILTER;
+export const ABI_H_LOOKAHEAD: u32 = H_LOOKAHEAD;
+export const ABI_H_AGELIMIT: u32 = H_AGELIMIT;
+export const ABI_H_THRESHOLD: u32 = H_THRESHOLD;
+export const ABI_H_FAULTS: u32 = H_FAULTS;
+export const ABI_H_PREDICTIONS: u32 = H_PREDICTIONS;
+export const ABI_H_OBSERVED: u32 = H_OBSERVED;
+export const ABI_H_TRAINED: u32 = H_TRAINED;
+export const ABI_H_PRUNES: u32 = H_PRUNES;
+export const ABI_H_PRESENT: u32 = H_PRESENT;
+export const ABI_H_REHEARSED: u32 = H_REHEARSED;
+export const ABI_H_PRUNE_DUE: u32 = H_PRUNE_DUE;
 
 @inline function align8(x: u64): u64 { return (x + 7) & ~7; }
 
@@ -72,11 +110,16 @@ export function init(
   order: u32, alpha: u32, escape: u32, depth: u32, threshold: f64, streams: u32, capacity: u32,
   pageCount: u32, range: u32, filter: u32, lookahead: u32, ageLimit: u32,
 ): i32 {
+  if (checkLowMap() != 0) return -1; // the memory map's low regions overlap (a build error)
   const total = layoutBytes(order, streams, capacity, pageCount, filter);
   if (total > 4294901760) return 0;
   const needPages = <i32>((<u64>total + 65535) >> 16);
   const have = memory.size();
   if (needPages > have && memory.grow(needPages - have) < 0) return 0;
+  // Pages that grow() just added are zero (the Wasm spec; the OS maps them lazily): only the pages
+  // this instance had before can hold old bytes. Zeroing fresh pages would touch every one of them
+  // (a 64 MiB model: 90-200 ms of page faults in createPredictor) for nothing.
+  zeroedFrom = <usize>have << 16;
   memory.fill(HEADER, 0, HEADER_BYTES);
   setHdr32(H_MAGIC, MAGIC);
   setHdr32(H_ORDER, order);
@@ -95,15 +138,21 @@ export function init(
   placeSections(order, streams, capacity, pageCount, filter, WRITE);
   setHdr32(H_SLOTS, capacity + FIRST_NODE);
   attachConfig();
-  layoutTables();
+  // The search's stamped tables, sized for this configuration, must fit their reserved slots.
+  if (layoutTables() > oSeen + <usize>SCRATCH_SLOTS * 12 * 3) return -2;
   clearModel();
   return 1;
 }
 
+// Linear memory at and above this address is known to be zero (fresh pages after init's grow).
+let zeroedFrom: usize = <usize>0xffffffff;
+
 /** Forget everything learned and every present bit; keep the configuration. */
 export function clearModel(): void {
-  const end = hdr32(H_END);
-  memory.fill(SECTIONS_START, 0, <usize>end - SECTIONS_START);
+  const end = <usize>hdr32(H_END);
+  const dirtyEnd = end < zeroedFrom ? end : zeroedFrom;
+  if (dirtyEnd > SECTIONS_START) memory.fill(SECTIONS_START, 0, dirtyEnd - SECTIONS_START);
+  zeroedFrom = <usize>0xffffffff; // from now on the model writes anywhere: reset() zeroes it all
   for (let i: u32 = H_NODES; i < HEADER_BYTES; i += 4) setHdr32(i, 0);
   setHdr32(H_NEXTNODE, FIRST_NODE);
   for (let s: u32 = 0; s <= gStreams; s++) store<u32>(oStreams + <usize>s * streamStride, NONE);
@@ -169,7 +218,9 @@ export function inPtr(): u32 { return <u32>oIn; }
 
 /** A fault on `page` by `stream`: learn it, mark it present, predict. Returns the pages in OUT. */
 export function predictNext(page: u32, stream: u32): u32 {
+  setDeferPrune(true);
   learn(page, stream);
+  setDeferPrune(false);
   setBit(page);
   bump(H_FAULTS, 1);
   return predictFrom(stream);
@@ -177,7 +228,9 @@ export function predictNext(page: u32, stream: u32): u32 {
 
 /** A non-faulting access the destination reported (e.g. a prefetched page touched). */
 export function observe(page: u32, stream: u32): void {
+  setDeferPrune(true);
   learn(page, stream);
+  setDeferPrune(false);
   setBit(page);
   bump(H_OBSERVED, 1);
 }
@@ -192,6 +245,15 @@ export function rehearseLearn(): i32 { return learnSuffix(); }
 export function compact(): void { compactNodes(); }
 /** Prune now (what a full arena does by itself): every count halved, zero counts dropped. */
 export function prune(): void { pruneNodes(); }
+/**
+ * Off-fault-path upkeep, for the transport's idle moments: the prune a full arena asked for on the
+ * fault path (H_PRUNE_DUE), which predictNext and observe never run themselves. Returns 1 if it pruned.
+ */
+export function maintain(): i32 {
+  if (hdr32(H_PRUNE_DUE) == 0) return 0;
+  pruneNodes();
+  return 1;
+}
 export function markPresent(page: u32): void { setBit(page); }
 /** Forget which pages are present (a new migration over a model already learned). */
 export function clearPresent(): void {

@@ -1,6 +1,22 @@
 // The engine's whole state lives in one linear memory, laid out once by `init` and never resized.
 // A header at HEADER holds the configuration, the section offsets and the counters, so that a byte
 // copy of memory (a snapshot) restores everything; `attach` reloads the cached globals from it.
+//
+// The memory map (this file is its only definition; init() checks the low regions for overlap):
+//
+//   [0, 64)                      unused (address 0 stays 0)
+//   [HEADER, HEADER + 192)       the header: configuration, section offsets, counters (H_* below)
+//   [R_TABLES, +48)              the stamped tables' registers: generation, mask, base x 4 (scratch.ts)
+//   [R_STAGE, +SCAN x 8)         one context's successors staged for scoring (predict.ts)
+//   [R_TOP, +BRANCH x 4)         the search's top-BRANCH selection (predict.ts)
+//   [SECTIONS_START, H_END)      the sections, in placeSections() order (index.ts): OUT (pages, then
+//                                f32 confidences), IN (train staging), streams (+1: the rehearsal's),
+//                                LRU filter, frontier (states, then runs), candidates, scratch tables
+//                                (search: 3 x SCRATCH_SLOTS x 12 bytes; then the rehearsal's
+//                                REHEARSAL_BYTES), present bitmap, hash buckets, nodes.
+//
+// The TypeScript side reads every constant it needs from the module's exported globals (index.ts,
+// ABI_*): nothing here is copied by hand into src/engine.
 
 export const HEADER: u32 = 64;
 export const MAGIC: u32 = 0x50504d35; // "PPM5"
@@ -42,13 +58,26 @@ export const H_TRAINED: u32 = 144;
 export const H_PRUNES: u32 = 152;
 export const H_PRESENT: u32 = 160;
 export const H_REHEARSED: u32 = 168; // f64: first touches learned by the switch-over rehearsal
-export const H_SPARE: u32 = 176; // unused (zero)
+export const H_PRUNE_DUE: u32 = 176; // 1: the arena filled on the fault path; maintain() prunes it (0 or 1)
 export const H_RCUR: u32 = 180; // pages in the rehearsal's current first-touch list
 export const H_RPREV: u32 = 184; // pages in the previous (shorter) suffix's list
 export const H_RFLIP: u32 = 188; // which of the two list buffers is the current one
 export const HEADER_BYTES: u32 = 192;
-export const REGISTERS: usize = 512; // scratch registers of the tables and the search (not state)
-export const TOP: usize = 768; // the search's top-BRANCH buffer (BRANCH u32)
+export const HEADER_END: usize = HEADER + HEADER_BYTES;
+// Low scratch regions (registers, not state: never read across calls). See the map above.
+export const R_TABLES: usize = 512; // the stamped tables' registers (scratch.ts)
+export const TABLE_REGISTERS: usize = 48;
+export const R_STAGE: usize = R_TABLES + TABLE_REGISTERS; // SCAN x (symbol u32, count u32)
+export const R_TOP: usize = 768; // BRANCH u32
+export const SECTIONS_START: usize = 1024;
+
+// Alphabets (bits of H_ALPHA) and escape methods (H_ESCAPE).
+export const ALPHA_PAGE: u32 = 1;
+export const ALPHA_DELTA: u32 = 2;
+export const ESC_A: u32 = 0;
+export const ESC_B: u32 = 1;
+export const ESC_C: u32 = 2;
+export const ESC_D: u32 = 3;
 
 export const OUT_CAPACITY: u32 = 256; // most pages one prediction can return
 // The OUT section holds OUT_CAPACITY u32 pages, then OUT_CAPACITY f32 confidences (each page's path
@@ -161,4 +190,16 @@ export function lruIndexSlots(n: u32): u32 {
   let h: u32 = 8;
   while (h < 4 * n) h <<= 1;
   return h;
+}
+
+/**
+ * The low regions of the map in order, each within its neighbours: 0 when they do not overlap and
+ * the last ends before the sections, else the number of the first region that overruns (init refuses).
+ */
+export function checkLowMap(): u32 {
+  if (HEADER_END > R_TABLES) return 1;
+  if (R_TABLES + TABLE_REGISTERS > R_STAGE) return 2;
+  if (R_STAGE + <usize>SCAN * 8 > R_TOP) return 3;
+  if (R_TOP + <usize>BRANCH * 4 > SECTIONS_START) return 4;
+  return 0;
 }

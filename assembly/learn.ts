@@ -9,7 +9,7 @@
 // learns the stream it will serve (faults are misses), not the ping-pong between hot pages.
 import {
   oStreams, streamStride, gOrder, gAlpha, gRange, gFilter, oIn,
-  PAGE_ROOT, DELTA_ROOT, NONE, FAR, H_TRAINED, N_CHILD, N_PARENT, bump,
+  PAGE_ROOT, DELTA_ROOT, ALPHA_PAGE, ALPHA_DELTA, NONE, FAR, H_TRAINED, N_CHILD, N_PARENT, bump,
 } from "./layout";
 import { increment, bucketOf, nodeAddr } from "./trie";
 import { recentlyTouched } from "./lru";
@@ -61,11 +61,11 @@ function touchPageLookups(stream: u32, page: u32): void {
 export function learn(page: u32, stream: u32): void {
   const s = streamAddr(stream);
   const last = load<u32>(s);
-  if (gAlpha & 1) {
+  if (gAlpha & ALPHA_PAGE) {
     touchPageLookups(stream, page);
     updateAlphabet(stream, 0, PAGE_ROOT, page);
   }
-  if (gAlpha & 2) {
+  if (gAlpha & ALPHA_DELTA) {
     if (last == NONE) {
       // No previous page: the delta context starts empty (only the root).
       for (let k: u32 = 1; k <= gOrder; k++) store<u32>(ctxAddr(stream, 1, k), 0);

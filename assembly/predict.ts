@@ -18,11 +18,11 @@
 // left. Ties between states go to the one created first.
 import {
   gOrder, gAlpha, gEscape, gDepth, gPageCount, gLookahead, gThreshold, oOut, oConf, oFront, oCand,
-  stateStride, REGISTERS, TOP, PAGE_ROOT, DELTA_ROOT, FAR, STATES, BRANCH, SCAN, MAX_CANDIDATES,
+  stateStride, R_STAGE, R_TOP, ALPHA_PAGE, ALPHA_DELTA, ESC_A, ESC_B, ESC_C, PAGE_ROOT, DELTA_ROOT, FAR, STATES, BRANCH, SCAN, MAX_CANDIDATES,
   N_SYMBOL, N_CHILD, N_SIBLING, H_PREDICTIONS, bump,
 } from "./layout";
 import { nGet, countOf, findChild } from "./trie";
-import { T_CAND, T_EXCL, T_SEEN, TABLE_REGISTERS, clearTable, reserveGenerations, slotOf, fresh } from "./scratch";
+import { T_CAND, T_EXCL, T_SEEN, clearTable, reserveGenerations, slotOf, fresh } from "./scratch";
 import { isSet, setBit } from "./bitmap";
 import { ctxAddr, streamAddr, deltaSymbol } from "./learn";
 
@@ -96,7 +96,7 @@ function popBest(): u32 {
 
 // The successors of one context that no longer context offered, staged for scoring: SCAN x
 // (symbol u32, count u32).
-const STAGE: usize = REGISTERS + TABLE_REGISTERS;
+const STAGE: usize = R_STAGE;
 
 /** Score one alphabet's successors of state `st` into the candidate table. */
 function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
@@ -135,15 +135,15 @@ function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
     const nd = <f64>d;
     let esc: f64;
     let denom: f64;
-    if (gEscape == 0) { denom = tot + 1; esc = 1 / denom; }
-    else if (gEscape == 1) { denom = tot; esc = nd / tot; }
-    else if (gEscape == 2) { denom = tot + nd; esc = nd / denom; }
+    if (gEscape == ESC_A) { denom = tot + 1; esc = 1 / denom; }
+    else if (gEscape == ESC_B) { denom = tot; esc = nd / tot; }
+    else if (gEscape == ESC_C) { denom = tot + nd; esc = nd / denom; }
     else { denom = 2 * tot; esc = nd / denom; }
     for (let j: u32 = 0; j < d; j++) {
       const sym = load<u32>(STAGE + (<usize>j << 3));
       if (a == 1 && sym == FAR) continue;
       const n = <f64>load<u32>(STAGE + (<usize>j << 3) + 4);
-      const num = gEscape == 0 || gEscape == 2 ? n : gEscape == 1 ? n - 1 : 2 * n - 1;
+      const num = gEscape == ESC_A || gEscape == ESC_C ? n : gEscape == ESC_B ? n - 1 : 2 * n - 1;
       const p = mult * (num / denom);
       if (p > 0) {
         const page = a == 0 ? sym : anchor + sym;
@@ -160,13 +160,13 @@ function fillContexts(st: usize): void {
   const K = gOrder;
   const src = stateAddr(load<u32>(st + 12));
   const page = load<u32>(st + 8);
-  if (gAlpha & 1) {
+  if (gAlpha & ALPHA_PAGE) {
     for (let k = <i32>K - 1; k >= 0; k--) {
       const ctx = k == 0 ? PAGE_ROOT : load<u32>(stateCtx(src, 0, <u32>k));
       store<u32>(stateCtx(st, 0, <u32>k + 1), ctx != 0 ? findChild(ctx, page) : 0);
     }
   }
-  if (gAlpha & 2) {
+  if (gAlpha & ALPHA_DELTA) {
     const sym = deltaSymbol(load<u32>(src + 8), page);
     for (let k = <i32>K - 1; k >= 0; k--) {
       const ctx = k == 0 ? DELTA_ROOT : load<u32>(stateCtx(src, 1, <u32>k));
@@ -177,8 +177,8 @@ function fillContexts(st: usize): void {
 
 // Top-BRANCH selection buffer (indices into the candidate arrays), best first.
 let nTop: u32 = 0;
-@inline function topAt(j: u32): u32 { return load<u32>(TOP + (<usize>j << 2)); }
-@inline function setTop(j: u32, v: u32): void { store<u32>(TOP + (<usize>j << 2), v); }
+@inline function topAt(j: u32): u32 { return load<u32>(R_TOP + (<usize>j << 2)); }
+@inline function setTop(j: u32, v: u32): void { store<u32>(R_TOP + (<usize>j << 2), v); }
 
 @inline function better(i: u32, j: u32): bool {
   const pi = load<f64>(candProb(i));
@@ -274,8 +274,8 @@ export function predictFrom(stream: u32): u32 {
     if (si != 0) fillContexts(cur);
     clearTable(T_CAND);
     nCand = 0;
-    if (gAlpha & 1) scoreAlphabet(cur, 0, pathP);
-    if (gAlpha & 2) scoreAlphabet(cur, 1, pathP);
+    if (gAlpha & ALPHA_PAGE) scoreAlphabet(cur, 0, pathP);
+    if (gAlpha & ALPHA_DELTA) scoreAlphabet(cur, 1, pathP);
     selectTop();
     const firstChild = nStates;
     for (let t: u32 = 0; t < nTop; t++) {

@@ -7,7 +7,7 @@
 // 1 + lookahead x BRANCH pages; one suffix holds at most REHEARSAL_PAGES + 1), so no table fills up
 // and a probe always ends; the search's small tables stay in the L1/L2 caches.
 import {
-  REGISTERS, H_GEN, SCAN, BRANCH, SCRATCH_SLOTS, REHEARSAL_SLOTS, gOrder, gLookahead, oSeen, oRehearse,
+  R_TABLES, TABLE_REGISTERS, H_GEN, SCAN, BRANCH, SCRATCH_SLOTS, REHEARSAL_SLOTS, gOrder, gLookahead, oSeen, oRehearse,
   hdr32, setHdr32,
 } from "./layout";
 
@@ -16,12 +16,11 @@ export const T_CAND: u32 = 0;
 export const T_EXCL: u32 = 1;
 export const T_SEEN: u32 = 2;
 export const T_REHEARSE: u32 = 3;
-// Per-table generation, slot mask and base address: 3 x 4 u32 registers below the sections.
-@inline function tableGen(t: u32): usize { return REGISTERS + (<usize>t << 2); }
-@inline function tableMask(t: u32): u32 { return load<u32>(REGISTERS + 16 + (<usize>t << 2)); }
-@inline function tableBase(t: u32): usize { return <usize>load<u32>(REGISTERS + 32 + (<usize>t << 2)); }
-/** Registers the tables use: the search's own scratch registers start after them. */
-export const TABLE_REGISTERS: usize = 48;
+// Per-table generation, slot mask and base address: 3 x 4 u32 registers at R_TABLES (layout.ts).
+@inline function tableGen(t: u32): usize { return R_TABLES + (<usize>t << 2); }
+@inline function tableMask(t: u32): u32 { return load<u32>(R_TABLES + 16 + (<usize>t << 2)); }
+@inline function tableBase(t: u32): usize { return <usize>load<u32>(R_TABLES + 32 + (<usize>t << 2)); }
+export { TABLE_REGISTERS };
 
 @inline function slotsFor(keys: u32): u32 {
   let n: u32 = 16;
@@ -30,17 +29,18 @@ export const TABLE_REGISTERS: usize = 48;
 }
 
 @inline function placeTable(t: u32, slots: u32, base: usize): usize {
-  store<u32>(REGISTERS + 16 + (<usize>t << 2), slots - 1);
-  store<u32>(REGISTERS + 32 + (<usize>t << 2), <u32>base);
+  store<u32>(R_TABLES + 16 + (<usize>t << 2), slots - 1);
+  store<u32>(R_TABLES + 32 + (<usize>t << 2), <u32>base);
   return base + <usize>slots * SLOT_BYTES;
 }
 
 /** Size the tables for this configuration: once per init or attach, not per use. */
-export function layoutTables(): void {
+export function layoutTables(): usize {
   let base = placeTable(T_CAND, slotsFor(SCAN * (2 * gOrder + 1)), oSeen);
   base = placeTable(T_EXCL, slotsFor(SCAN * (gOrder + 1)), base);
-  placeTable(T_SEEN, slotsFor(1 + gLookahead * BRANCH), base);
+  base = placeTable(T_SEEN, slotsFor(1 + gLookahead * BRANCH), base);
   placeTable(T_REHEARSE, REHEARSAL_SLOTS, oRehearse);
+  return base; // the end of the search's tables: init checks it against their reserved slots
 }
 
 /**

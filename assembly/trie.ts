@@ -18,7 +18,7 @@
 import {
   oNodes, oBuckets, gSlots, gCapacity, gAgeLimit, oStreams, streamStride, gStreams, gOrder,
   NODE_BYTES, N_PARENT, N_SYMBOL, N_COUNT, N_TOTAL, N_CHILD, N_SIBLING, N_PREV, N_HNEXT, COUNT_MAX,
-  PAGE_ROOT, DELTA_ROOT, FIRST_NODE, FREE_MARK, H_NODES, H_NEXTNODE, H_FREE, H_PRUNES,
+  PAGE_ROOT, DELTA_ROOT, FIRST_NODE, FREE_MARK, H_NODES, H_NEXTNODE, H_FREE, H_PRUNES, H_PRUNE_DUE,
   hdr32, setHdr32, bump,
 } from "./layout";
 
@@ -96,6 +96,14 @@ function pushFront(parent: u32, c: u32): void {
   nSet(parent, N_CHILD, c);
 }
 
+/**
+ * Set while the core serves the fault path (predictNext, observe): a full arena is then not pruned
+ * in the call (an O(model) stall) but flagged (H_PRUNE_DUE) for maintain(); the call goes on without
+ * the new context (increment returns 0: the longer orders escape, as after a prune dropped them).
+ */
+export let deferPrune = false;
+export function setDeferPrune(on: bool): void { deferPrune = on; }
+
 /** Count one more `symbol` after context `parent`; creates the child if needed. Returns it, or 0. */
 export function increment(parent: u32, symbol: u32): u32 {
   // A context's most recent successor is its first child: a repeat is found without the hash probe
@@ -104,6 +112,7 @@ export function increment(parent: u32, symbol: u32): u32 {
   let id = parent != PAGE_ROOT && head != 0 && nGet(head, N_SYMBOL) == symbol ? head : findChild(parent, symbol);
   if (id == 0) {
     if (hdr32(H_NODES) >= gCapacity) {
+      if (deferPrune) { setHdr32(H_PRUNE_DUE, 1); return 0; }
       prune();
       if (nGet(parent, N_PARENT) == FREE_MARK) return 0; // the context itself was pruned away
     }
@@ -216,6 +225,7 @@ export function prune(): void {
     }
   }
   bump(H_PRUNES, 1);
+  setHdr32(H_PRUNE_DUE, 0);
   forgetFreedContexts();
 }
 

@@ -18,7 +18,7 @@
 // (recency list a permutation of the slots, index entries in range, each page found at its slot);
 // the scratch tables (no slot stamped with a generation not yet drawn); the bitmap's padding.
 import {
-  HEADER, MAGIC, H_MAGIC, H_SPARE, H_ORDER, H_ALPHA, H_ESCAPE, H_DEPTH, H_STREAMS, H_CAPACITY, H_PAGECOUNT,
+  HEADER, MAGIC, H_MAGIC, H_PRUNE_DUE, H_ORDER, H_ALPHA, H_ESCAPE, H_DEPTH, H_STREAMS, H_CAPACITY, H_PAGECOUNT,
   H_RANGE, H_FILTER, H_LOOKAHEAD, H_AGELIMIT, H_THRESHOLD, H_SLOTS, H_END, H_NODES, H_NEXTNODE, H_FREE,
   H_GEN, H_FAULTS, H_REHEARSED, H_PRESENT, H_RCUR, H_RPREV, H_RFLIP, AGE_LIMIT_MAX, OUT_CAPACITY,
   REHEARSAL_PAGES, REHEARSAL_SLOTS, SCRATCH_SLOTS, NODE_BYTES, N_PARENT, N_SYMBOL, N_COUNT, N_TOTAL,
@@ -104,10 +104,10 @@ function checkCounters(): i32 {
   return V_OK;
 }
 
-/** Bytes no field uses: below the header, and the header's spare word. Zero in every model. */
+/** Bytes no field uses (below the header: zero in every model) and the prune-due flag (0 or 1). */
 function checkReserved(): i32 {
   for (let a: usize = 0; a < <usize>HEADER; a += 4) if (load<u32>(a) != 0) return fail(V_RESERVED, <u32>a);
-  if (hdr32(H_SPARE) != 0) return fail(V_RESERVED, HEADER + H_SPARE);
+  if (hdr32(H_PRUNE_DUE) > 1) return fail(V_RESERVED, HEADER + H_PRUNE_DUE);
   return V_OK;
 }
 

@@ -4,28 +4,28 @@
  * header a fresh core lays out for those options), then the core's own validate() checks the whole
  * model (assembly/validate.ts) and its error code becomes a RangeError naming what is wrong.
  */
-import { layoutBytes, checkHeaderBytes, type CoreExports } from "./wasm.js";
+import { layoutBytes, checkHeaderBytes, ABI, type CoreExports } from "./wasm.js";
 import type { ResolvedOptions } from "./options.js";
 
 /** The core header (assembly/layout.ts): its byte offset in linear memory and field offsets. */
-export const CORE_HEADER = 64;
-export const CORE_MAGIC = 0x50504d35;
+export const CORE_HEADER = ABI.header;
+export const CORE_MAGIC = ABI.magic;
 
 /** Configuration fields: header offset -> option name (threshold is an f64). */
-const CONFIG_FIELDS: readonly [number, string][] = [
-  [4, "order"], [8, "alphabet"], [12, "escape"], [16, "depth"], [20, "streams"], [24, "maxContexts"],
-  [28, "pageCount"], [32, "deltaRange"], [36, "filter"], [40, "lookahead"], [44, "ageLimit"],
-];
-const THRESHOLD = 48;
+const CONFIG_NAMES = ["order", "alphabet", "escape", "depth", "streams", "maxContexts", "pageCount", "deltaRange",
+  "filter", "lookahead", "ageLimit"] as const;
+const CONFIG_FIELDS: readonly [number, string][] = CONFIG_NAMES.map((n) => [ABI.field[n], n]);
+const THRESHOLD = ABI.field.threshold;
 
 const FIELD_NAMES: Record<number, string> = {
   0: "magic", ...Object.fromEntries(CONFIG_FIELDS), 48: "threshold",
   56: "output section offset", 60: "input section offset", 64: "streams section offset", 68: "filter section offset",
   72: "frontier section offset", 76: "candidate section offset", 80: "scratch section offset",
   84: "bitmap section offset", 88: "node slots", 92: "node section offset", 96: "end of the layout",
-  100: "bucket section offset", 176: "spare word", 104: "live node count", 108: "next node id", 112: "free list head",
-  120: "faults counter", 128: "predictions counter", 136: "observed counter", 144: "trained counter",
-  152: "prunes counter", 160: "present pages counter", 168: "rehearsed counter",
+  100: "bucket section offset", [ABI.field.pruneDue]: "prune-due flag", 104: "live node count", 108: "next node id", 112: "free list head",
+  [ABI.counter.faults]: "faults counter", [ABI.counter.predictions]: "predictions counter",
+  [ABI.counter.observed]: "observed counter", [ABI.counter.trained]: "trained counter", [ABI.counter.prunes]: "prunes counter",
+  [ABI.counter.present]: "present pages counter", [ABI.counter.rehearsed]: "rehearsed counter",
   180: "rehearsal list length", 184: "previous rehearsal list length", 188: "rehearsal list selector",
 };
 
@@ -33,8 +33,8 @@ function fieldName(offset: number): string {
   return FIELD_NAMES[offset] ?? `header field at +${offset}`;
 }
 
-const ALPHABET_NAMES: Record<number, string> = { 1: "page", 2: "delta", 3: "hybrid" };
-const ESCAPE_NAMES: Record<number, string> = { 0: "A", 1: "B", 2: "C", 3: "D" };
+const ALPHABET_NAMES: Record<number, string> = Object.fromEntries(Object.entries(ABI.alpha).map(([k, v]) => [v, k]));
+const ESCAPE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(ABI.escape).map(([k, v]) => [v, k]));
 
 function shown(name: string, v: number): string {
   if (name === "alphabet") return ALPHABET_NAMES[v] ? JSON.stringify(ALPHABET_NAMES[v]) : `code ${v}`;
@@ -42,15 +42,15 @@ function shown(name: string, v: number): string {
   return String(v);
 }
 
-export const ALPHA_BITS = { page: 1, delta: 2, hybrid: 3 } as const;
-export const ESCAPE_CODE = { A: 0, B: 1, C: 2, D: 3 } as const;
+export const ALPHA_BITS = ABI.alpha;
+export const ESCAPE_CODE = ABI.escape;
 /** Bytes of linear memory up to the end of the core header. */
-export const HEADER_END = CORE_HEADER + 192;
+export const HEADER_END = ABI.headerEnd;
 
 /** The configuration fields' values init() writes for these options, in CONFIG_FIELDS order. */
 function configFor(o: ResolvedOptions): number[] {
   return [o.order, ALPHA_BITS[o.alphabet], ESCAPE_CODE[o.escape], o.depth, o.streams, o.maxContexts, o.pageCount,
-    o.deltaRange, o.filter, o.lookahead, Math.min(o.ageLimit, 65534)];
+    o.deltaRange, o.filter, o.lookahead, Math.min(o.ageLimit, ABI.ageLimitMax)];
 }
 
 /**

@@ -6,7 +6,7 @@
 import type { Predictor, PredictorStats } from "./types.js";
 import { checkPage, checkStream, checkPages, checkRange } from "./validate.js";
 import { resolveOptions, DEFAULTS, type FullPredictorOptions, type ResolvedOptions } from "./options.js";
-import { instantiateCore, layoutBytes, COUNTER, OUT_CAPACITY, IN_CAPACITY, type CoreExports } from "./wasm.js";
+import { instantiateCore, layoutBytes, ABI, COUNTER, OUT_CAPACITY, IN_CAPACITY, type CoreExports } from "./wasm.js";
 import { encodeSnapshot, decodeSnapshot } from "./snapshot.js";
 import { rehearsalLengths, PendingHistories } from "./rehearsal.js";
 import { checkImageHeader, validateCore, ALPHA_BITS, ESCAPE_CODE } from "./core-check.js";
@@ -32,6 +32,7 @@ export class WasmPredictor implements Predictor {
     const o = options;
     const ok = core.init(o.order, ALPHA_BITS[o.alphabet], ESCAPE_CODE[o.escape], o.depth, o.threshold, o.streams,
       o.maxContexts, o.pageCount, o.deltaRange, o.filter, o.lookahead, o.ageLimit);
+    if (ok < 0) throw new Error(`the Wasm core refused its own memory map (init code ${ok}): a build error`);
     if (!ok) {
       throw new RangeError(`options.maxContexts ${o.maxContexts} with pageCount ${o.pageCount} needs ` +
         `${layoutBytes(o.order, o.streams, o.maxContexts, o.pageCount, o.filter)} bytes, more than Wasm linear memory can hold`);
@@ -134,6 +135,10 @@ export class WasmPredictor implements Predictor {
     this.live("prune").prune();
   }
 
+  maintain(): boolean {
+    return this.live("maintain").maintain() !== 0;
+  }
+
   /**
    * Learn from a fault and return the pages to send with it. The result is a view of the engine's
    * output buffer: the next predictNext call overwrites it (copy it with .slice() to keep it).
@@ -211,6 +216,7 @@ export class WasmPredictor implements Predictor {
       capacity: core.capacity(),
       memoryBytes: core.memory.buffer.byteLength,
       prunes: core.counter(COUNTER.prunes),
+      pruneDue: new Uint32Array(core.memory.buffer, ABI.header + ABI.field.pruneDue, 1)[0] !== 0,
       presentPages: core.counter(COUNTER.present),
     };
   }

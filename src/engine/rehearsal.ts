@@ -33,8 +33,10 @@
  * 256 bytes per stream) whatever the number of streams (before the budget: up to 16 MiB per stream, 64 GiB for 4096 streams).
  * Snapshots carry the kept pages; restore refuses more than the options' budget.
  */
+import { ABI } from "./wasm.js";
+
 export const REHEARSAL_MIN = 4096;
-export const REHEARSAL_PAGES = 16384;
+export const REHEARSAL_PAGES = ABI.rehearsalPages; // the core's scratch (assembly/layout.ts)
 export const REHEARSAL_TAIL = 1 << 21;
 export const PENDING_BUDGET = REHEARSAL_TAIL;
 

@@ -44,6 +44,8 @@ export interface PredictorStats {
   memoryBytes: number;
   /** Times the arena was full and counts were halved and dead entries dropped. */
   prunes: number;
+  /** The arena filled on the fault path and awaits maintain() (predictNext/observe never prune). */
+  pruneDue: boolean;
   /** Pages marked present or sent. */
   presentPages: number;
 }
@@ -78,10 +80,17 @@ export interface Predictor {
   compact(): void;
   /**
    * Prune now: halve every count and drop the contexts that fall to zero, as a full arena does by
-   * itself inside the call that finds it full (O(contexts): ~25-90 ms for 1-2M). Call it at a quiet moment
-   * when `stats().contexts` nears `stats().capacity` to keep that stall off the fault path.
+   * itself inside train() (O(contexts): ~25-60 ms for 1-2M).
    */
   prune(): void;
+  /**
+   * Off-fault-path upkeep for the transport's idle moments. predictNext and observe do bounded work
+   * only: when one finds the arena full it does not prune (O(contexts), tens of milliseconds) but
+   * goes on without the new context and flags the prune (`stats().pruneDue`); maintain() runs it.
+   * Returns true if it pruned. Until it runs, the full model keeps counting what it holds but learns
+   * no new context (ageing still frees some).
+   */
+  maintain(): boolean;
   /**
    * Learn from a fault and return the pages to send with it, most probable first, marked sent. The
    * result is a view of the output buffer that the next call overwrites (.slice() to keep it).

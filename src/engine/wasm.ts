@@ -30,6 +30,7 @@ export interface CoreExports {
   rehearseLearn(): number;
   compact(): void;
   prune(): void;
+  maintain(): number;
   markPresent(page: number): void;
   clearPresent(): void;
   markPresentRange(start: number, count: number): void;
@@ -38,12 +39,6 @@ export interface CoreExports {
   liveContexts(): number;
   capacity(): number;
 }
-
-/** Header offsets of the f64 counters (assembly/layout.ts). */
-export const COUNTER = { faults: 120, predictions: 128, observed: 136, trained: 144, prunes: 152, present: 160, rehearsed: 168 } as const;
-/** Staging capacities (assembly/layout.ts). */
-export const OUT_CAPACITY = 256;
-export const IN_CAPACITY = 65536;
 
 let compiled: WebAssembly.Module | undefined;
 
@@ -55,6 +50,42 @@ export function coreModule(): WebAssembly.Module {
 export function instantiateCore(): CoreExports {
   return new WebAssembly.Instance(coreModule(), {}).exports as unknown as CoreExports;
 }
+
+/**
+ * The core's ABI constants (capacities, header offsets, codes), read from the globals the module
+ * exports (assembly/index.ts, ABI_*): defined once, in assembly/layout.ts, never copied by hand.
+ */
+function readAbi() {
+  const x = new WebAssembly.Instance(coreModule(), {}).exports as Record<string, WebAssembly.Global | unknown>;
+  const g = (name: string): number => {
+    const v = x[`ABI_${name}`];
+    if (!(v instanceof WebAssembly.Global)) throw new Error(`the Wasm core exports no ABI_${name}`);
+    return v.value as number;
+  };
+  return {
+    version: g("VERSION"), header: g("HEADER"), headerEnd: g("HEADER_END"), magic: g("MAGIC") >>> 0,
+    outCapacity: g("OUT_CAPACITY"), inCapacity: g("IN_CAPACITY"), rehearsalPages: g("REHEARSAL_PAGES"),
+    ageLimitMax: g("AGE_LIMIT_MAX"),
+    alpha: { page: g("ALPHA_PAGE"), delta: g("ALPHA_DELTA"), hybrid: g("ALPHA_PAGE") | g("ALPHA_DELTA") },
+    escape: { A: g("ESC_A"), B: g("ESC_B"), C: g("ESC_C"), D: g("ESC_D") },
+    field: {
+      order: g("H_ORDER"), alphabet: g("H_ALPHA"), escape: g("H_ESCAPE"), depth: g("H_DEPTH"), streams: g("H_STREAMS"),
+      maxContexts: g("H_CAPACITY"), pageCount: g("H_PAGECOUNT"), deltaRange: g("H_RANGE"), filter: g("H_FILTER"),
+      lookahead: g("H_LOOKAHEAD"), ageLimit: g("H_AGELIMIT"), threshold: g("H_THRESHOLD"), pruneDue: g("H_PRUNE_DUE"),
+    },
+    counter: {
+      faults: g("H_FAULTS"), predictions: g("H_PREDICTIONS"), observed: g("H_OBSERVED"), trained: g("H_TRAINED"),
+      prunes: g("H_PRUNES"), present: g("H_PRESENT"), rehearsed: g("H_REHEARSED"),
+    },
+  } as const;
+}
+export const ABI = readAbi();
+
+/** Header offsets of the f64 counters (assembly/layout.ts, via ABI). */
+export const COUNTER = ABI.counter;
+/** Staging capacities (assembly/layout.ts, via ABI). */
+export const OUT_CAPACITY = ABI.outCapacity;
+export const IN_CAPACITY = ABI.inCapacity;
 
 let sizer: CoreExports | undefined;
 /** Exact bytes of linear memory for a model shape, computed by the core itself. */

@@ -61,6 +61,8 @@ export class ReferencePredictor implements Predictor {
   private lruStamps: number[] = [];
   private tick = 0;
   private counters = { faults: 0, predictions: 0, observed: 0, trained: 0, rehearsed: 0, prunes: 0 };
+  private deferPrune = false; // on the fault path (predictNext, observe): a full arena flags, maintain() prunes
+  private pruneDue = false;
   private disposed = false;
   private pending!: PendingHistories;
 
@@ -83,6 +85,7 @@ export class ReferencePredictor implements Predictor {
     this.lruStamps = new Array(this.options.filter).fill(0);
     this.tick = 0;
     this.counters = { faults: 0, predictions: 0, observed: 0, trained: 0, rehearsed: 0, prunes: 0 };
+    this.pruneDue = false;
     this.pending = new PendingHistories(this.options.pendingBudget);
   }
 
@@ -96,6 +99,7 @@ export class ReferencePredictor implements Predictor {
     let child = parent.byKey.get(symbol);
     if (!child) {
       if (this.nodes >= this.options.maxContexts) {
+        if (this.deferPrune) { this.pruneDue = true; return null; }
         this.pruneAll();
         if (parent.freed) return null;
         if (this.nodes >= this.options.maxContexts) return null;
@@ -163,7 +167,21 @@ export class ReferencePredictor implements Predictor {
     this.halveChildren(this.pageRoot, true);
     this.halveChildren(this.deltaRoot, true);
     this.counters.prunes++;
+    this.pruneDue = false;
     this.forgetFreedContexts();
+  }
+
+  maintain(): boolean {
+    this.live("maintain");
+    if (!this.pruneDue) return false;
+    this.pruneAll();
+    return true;
+  }
+
+  /** Learn on the fault path: a full arena is flagged for maintain(), not pruned. */
+  private learnDeferred(page: number, stream: number): void {
+    this.deferPrune = true;
+    try { this.learn(page, stream); } finally { this.deferPrune = false; }
   }
 
   // ---- learning ----
@@ -372,7 +390,7 @@ export class ReferencePredictor implements Predictor {
     this.checkPage("fault", fault);
     const s = this.checkStream(stream);
     if (this.pending.size !== 0) this.rehearsePending();
-    this.learn(fault, s);
+    this.learnDeferred(fault, s);
     this.present.add(fault);
     this.counters.faults++;
     return Uint32Array.from(this.search(s));
@@ -383,7 +401,7 @@ export class ReferencePredictor implements Predictor {
     this.checkPage("page", page);
     const s = this.checkStream(stream);
     if (this.pending.size !== 0) this.rehearsePending();
-    this.learn(page, s);
+    this.learnDeferred(page, s);
     this.present.add(page);
     this.counters.observed++;
   }
@@ -413,6 +431,7 @@ export class ReferencePredictor implements Predictor {
     this.live("stats");
     return {
       ...this.counters,
+      pruneDue: this.pruneDue,
       pendingHistory: this.pending.pages,
       contexts: this.nodes,
       capacity: this.options.maxContexts,

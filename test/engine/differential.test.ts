@@ -32,7 +32,8 @@ type Op =
   | { kind: "present"; page: number }
   | { kind: "range"; start: number; count: number }
   | { kind: "compact" }
-  | { kind: "prune" };
+  | { kind: "prune" }
+  | { kind: "maintain" };
 
 /** A page stream mixing the patterns real traces have: runs, strides, repeated loops, noise. */
 const pagesArb = (n: number) =>
@@ -60,6 +61,7 @@ const scenarioArb = optionsArb.chain((o) =>
         { weight: 1, arbitrary: fc.record({ kind: fc.constant("train" as const), pages: pagesArb(o.pageCount), stream: fc.nat(o.streams - 1) }) },
         { weight: 1, arbitrary: fc.constant({ kind: "compact" as const }) },
         { weight: 1, arbitrary: fc.constant({ kind: "prune" as const }) },
+        { weight: 1, arbitrary: fc.constant({ kind: "maintain" as const }) },
       ) as fc.Arbitrary<Op>,
       { maxLength: 150 },
     ),
@@ -87,10 +89,11 @@ function runBoth(options: FullPredictorOptions, history: number[], ops: Op[]): v
       case "range": w.markPresentRange(op.start, op.count); r.markPresentRange(op.start, op.count); break;
       case "compact": w.compact(); r.compact(); break;
       case "prune": w.prune(); r.prune(); break;
+      case "maintain": assert.equal(w.maintain(), r.maintain(), `op ${i}: maintain()`); break;
     }
   });
   const ws = w.stats(), rs = r.stats();
-  for (const k of ["faults", "predictions", "observed", "trained", "rehearsed", "pendingHistory", "contexts", "prunes", "presentPages"] as const) {
+  for (const k of ["faults", "predictions", "observed", "trained", "rehearsed", "pendingHistory", "contexts", "prunes", "pruneDue", "presentPages"] as const) {
     assert.equal(ws[k], rs[k], `stats().${k}`);
   }
   assert.ok(ws.contexts <= ws.capacity, "the arena is never exceeded");
@@ -109,7 +112,8 @@ test("they agree on long runs that prune the arena many times (and compact it be
       const opts = { pageCount: 4000, alphabet, escape, order: 3, maxContexts: 300, streams: 2, filter: 16 };
       const hist = Array.from({ length: 4000 }, (_, i) => (rnd() < 0.5 ? (i * 3) % 4000 : Math.floor(rnd() * 300)));
       // Compaction now and then, between prunes (free lists full of holes), must change nothing.
-      const ops: Op[] = Array.from({ length: 1500 }, (_, i): Op => i % 97 === 50 ? { kind: "compact" } : ({ kind: "fault", page: rnd() < 0.6 ? (i * 3 + 7) % 4000 : Math.floor(rnd() * 4000), stream: i % 2 }));
+      // The fault path defers the prune of a full arena to maintain(), called now and then.
+      const ops: Op[] = Array.from({ length: 1500 }, (_, i): Op => i % 97 === 50 ? { kind: "compact" } : i % 41 === 20 ? { kind: "maintain" } : ({ kind: "fault", page: rnd() < 0.6 ? (i * 3 + 7) % 4000 : Math.floor(rnd() * 4000), stream: i % 2 }));
       runBoth(opts, hist, ops);
       const w = createPredictor(opts);
       w.train(hist);
@@ -214,6 +218,7 @@ test("16-bit counts: an order-1 context counted past 65535 saturates, and prunes
   for (let i = 0; i < 1500; i++) {
     const page = 2 + Math.floor(rnd() * 500);
     assert.deepEqual(Array.from(w.predictNext(page)), Array.from(r.predictNext(page)), `fault ${i} on page ${page}`);
+    assert.equal(w.maintain(), r.maintain(), `maintain() after fault ${i}`); // the fault path defers the prune to it
     const ws = w.stats(), rs = r.stats();
     assert.equal(ws.contexts, rs.contexts, `contexts after fault ${i} (prune ${ws.prunes})`);
     assert.equal(ws.prunes, rs.prunes, `prunes after fault ${i}`);

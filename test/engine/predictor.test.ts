@@ -93,6 +93,28 @@ test("a tiny arena prunes instead of trapping and stays within capacity", () => 
   assert.ok(s.contexts <= 64 && s.capacity === 64);
 });
 
+test("the fault path never prunes: a full arena is flagged, maintain() prunes it, and a snapshot keeps the flag", () => {
+  const p = createPredictor({ pageCount: 1 << 16, maxContexts: 64 });
+  let x = 7;
+  const rnd = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) % 65536;
+  assert.equal(p.maintain(), false, "nothing due on an empty model");
+  for (let i = 0; i < 500; i++) p.predictNext(rnd());
+  const s = p.stats();
+  assert.equal(s.prunes, 0, "predictNext did not prune");
+  assert.equal(s.pruneDue, true);
+  assert.ok(s.contexts <= 64);
+  const q = restorePredictor(p.snapshot());
+  assert.equal(q.stats().pruneDue, true);
+  for (let i = 0; i < 200; i++) p.observe(rnd());
+  assert.equal(p.stats().prunes, 0, "observe did not prune");
+  assert.equal(p.maintain(), true);
+  assert.equal(p.stats().prunes, 1);
+  assert.equal(p.stats().pruneDue, false);
+  assert.equal(p.maintain(), false);
+  assert.ok(p.stats().contexts < 64);
+  assert.equal(q.maintain(), true);
+});
+
 test("memoryBytes sizes the arena to the budget", () => {
   const budget = 8 << 20;
   const p = createPredictor({ pageCount: 1 << 20, memoryBytes: budget });
