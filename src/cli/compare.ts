@@ -14,6 +14,7 @@ import { STRATEGIES, STRATEGY_NAMES, isStrategyName } from "../strategies/index.
 import { compareStrategies, type Comparison, type RunOptions } from "../sim/run.js";
 import { DEFAULT_PARAMS, QUEUE_POLICIES, type QueuePolicy } from "../sim/simulator.js";
 import { describeComparison, formatSummary, formatTable, renderSvg, toJson, writeAtomic } from "./report.js";
+import { parseHistorySpec, formatHistorySpec, needsWrites, type HistorySpec } from "../history/sources.js";
 import { MAX_GUEST_PAGES, checkAccesses, checkFits, checkOutputDir, checkSpan, maxPageOf, readTraceFile } from "./input.js";
 
 export const DEFAULT_TRACE = fileURLToPath(new URL("../../traces/sqlite.txt.gz", import.meta.url));
@@ -38,6 +39,15 @@ const USAGE = `usage: ppm-prefetch compare [--trace FILE | --workload NAME] [opt
   --adaptive            adaptive depth from feedback (1..2 x depth)
   --queue POLICY        predicted pages still waiting when a new fault comes: fifo, newest, replace (default fifo)
   --ips N               guest instructions per second (default 1e9)
+  --history SRC         what the strategies train on before the switch-over (default full):
+                          full            every access, in order (the upper bound)
+                          first-touch:T   first touch of each page per interval of T guest instructions
+                                          (or 10ms, 100us), in order (NUMA-hinting faults, userfaultfd-wp)
+                          sets:T          the pages touched per interval, unordered (access bits, DAMON)
+                          writes:T        first-touch:T of written pages only (KVM dirty ring, Intel PML)
+                          write-sets:T    sets:T of written pages only (dirty bitmaps); writes need r/w traces
+                          earlier         the faults and feedback of an earlier post-copy migration
+                          none            nothing: the strategy learns online from the faults
   --page-size N         bytes per page (default 4096)
   --json                print only JSON on stdout
   --svg FILE            write a chart (faults, stall, stall distribution)
@@ -66,7 +76,7 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
       "raw-bandwidth": { type: "boolean" }, "latency-us": { type: "string" }, depth: { type: "string" },
       push: { type: "string" }, layout: { type: "string" }, "vm-pages": { type: "string" }, seed: { type: "string" },
       strategies: { type: "string" }, strategy: { type: "string" }, feedback: { type: "string" }, adaptive: { type: "boolean" },
-      ips: { type: "string" }, queue: { type: "string" }, "page-size": { type: "string" }, json: { type: "boolean" }, svg: { type: "string" },
+      ips: { type: "string" }, history: { type: "string" }, queue: { type: "string" }, "page-size": { type: "string" }, json: { type: "boolean" }, svg: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -81,6 +91,12 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
   const ips = numberOption("ips", v.ips, 1e9, 1e3, 1e13);
   const pageSize = intOption("page-size", v["page-size"], 4096, 64, 1 << 21);
   const feedback = choiceOption("feedback", v.feedback, "on", ["on", "off"] as const) === "on";
+  let history: HistorySpec;
+  try {
+    history = parseHistorySpec(v.history ?? "full", ips);
+  } catch (e) {
+    throw new UsageError(`--history: ${(e as Error).message}`);
+  }
   const queue = choiceOption<QueuePolicy>("queue", v.queue, DEFAULT_PARAMS.queue, QUEUE_POLICIES);
   const layoutArg = choiceOption("layout", v.layout, single ? "virtual" : "all", [...LAYOUTS, "all"] as const);
   const layouts: LayoutName[] = layoutArg === "all" ? [...LAYOUTS] : [layoutArg];
@@ -116,12 +132,22 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
     source = path;
   }
   checkAccesses(source, trace.length);
+  if (needsWrites(history.kind) && !trace.writes) throw new UsageError(`--history ${formatHistorySpec(history)} needs a trace that records writes (the r/w kind column); ${source} does not`);
   checkSpan(source, maxPageOf(trace.pages), layouts, vmPages);
   if (vmPages !== undefined) checkFits(source, trace.pages, layouts, vmPages);
   return {
     trace, names, layouts, bandwidths, json: v.json ?? false, svg: v.svg, explicitStrategies: single || v.strategies !== undefined,
-    run: { switchAt, latencyUs, depth, push, vmPages, seed, ips, pageSize, feedback, queue, adaptive: v.adaptive ?? false, rawBandwidth: v["raw-bandwidth"] ?? false },
+    run: { switchAt, latencyUs, depth, push, vmPages, seed, ips, pageSize, feedback, queue, history, adaptive: v.adaptive ?? false, rawBandwidth: v["raw-bandwidth"] ?? false },
   };
+}
+
+/** One line on what the strategies trained on, unless it is the default (every access). */
+export function describeHistory(c: Comparison): string {
+  if (c.history.kind === "full") return "";
+  const what = c.history.kind === "none" ? "nothing (online learning from the faults only)"
+    : c.history.kind === "earlier" ? "the faults and feedback of an earlier simulated migration over the pre-switch-over part"
+    : `${c.historyPages} pages derived from the pre-switch-over accesses`;
+  return `history: ${formatHistorySpec(c.history)}: ${what}\n`;
 }
 
 function progressBar(): ((label: string, done: number, total: number) => void) | undefined {
@@ -161,14 +187,15 @@ export async function run(args: string[]): Promise<number> {
   }
   bar?.("", total, total);
   if (setup.json) {
-    const j = toJson(trace.name, comps);
+    const j: ReturnType<typeof toJson> & { history?: string } = toJson(trace.name, comps);
+    j.history = formatHistorySpec(opts.history ?? { kind: "full" });
     if (bandwidths.length > 1) {
       let k = 0;
       for (const c of comps) for (let i = 0; i < c.results.length; i++) (j.strategies[k++] as unknown as Record<string, unknown>).bandwidthGbps = c.bandwidthGbps;
     }
-    process.stdout.write(JSON.stringify(j, null, 2) + "\n");
+    process.stdout.write(JSON.stringify({ trace: j.trace, history: j.history, strategies: j.strategies }, null, 2) + "\n");
   } else {
-    for (const c of comps) process.stdout.write(`\n${describeComparison(c, opts.rawBandwidth ?? false)}\n${formatTable(c)}`);
+    for (const c of comps) process.stdout.write(`\n${describeComparison(c, opts.rawBandwidth ?? false)}\n${describeHistory(c)}${formatTable(c)}`);
     if (comps.length > 1) process.stdout.write(`\nsummary (${trace.name}): faults as % of demand paging, total stall\n${formatSummary(comps)}`);
   }
   if (setup.svg) {

@@ -4,7 +4,8 @@
  * The engine's quality table (faults as % of demand paging) against next-8, markov1 and the blend.
  * Without traces it uses the bundled real ones. `--engine '{"filter":128}'` replaces engine defaults
  * (how the design choices in RESULTS.md are measured); `--seed` places the 4k/2m layouts differently;
- * `--train-chunk N` feeds the engine its history in train() calls of N pages (0: one call).
+ * `--train-chunk N` feeds the engine its history in train() calls of N pages (0: one call);
+ * `--history SRC` trains every strategy on a history source instead of every access (src/history/).
  */
 import { parseArgs } from "node:util";
 import { existsSync } from "node:fs";
@@ -14,7 +15,9 @@ import { isLayoutName, type LayoutName } from "../trace/layout.js";
 import { UsageError, intOption, numberOption } from "./args.js";
 import { resolveOptions, type FullPredictorOptions } from "../engine/options.js";
 import { inFile } from "./errors.js";
+import { parseHistorySpec, formatHistorySpec, needsWrites, type HistorySpec } from "../history/sources.js";
 import { checkAccesses, checkSpan, scanTraceFile } from "./input.js";
+import { readAnyTraceChunks } from "../trace/read.js";
 
 export const BUNDLED_TRACES = ["sqlite.txt.gz", "xz.txt.gz"].map((f) => fileURLToPath(new URL(`../../traces/${f}`, import.meta.url)));
 
@@ -25,11 +28,13 @@ export async function run(args: string[]): Promise<number> {
     options: {
       layouts: { type: "string" }, "switch-at": { type: "string" }, depth: { type: "string" },
       feedback: { type: "boolean" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
-      seed: { type: "string" }, engine: { type: "string" }, "train-chunk": { type: "string" },
+      seed: { type: "string" }, engine: { type: "string" }, "train-chunk": { type: "string" }, history: { type: "string" },
     },
   });
   if (values.help) {
-    process.stdout.write("usage: ppm-prefetch quality [TRACE...] [--layouts virtual,2m,4k] [--switch-at 0.3] [--depth 8] [--feedback] [--seed 1] [--engine JSON] [--train-chunk N] [--json]\n");
+    process.stdout.write("usage: ppm-prefetch quality [TRACE...] [--layouts virtual,2m,4k] [--switch-at 0.3] [--depth 8] [--feedback] [--seed 1] [--engine JSON] [--train-chunk N] [--history SRC] [--json]\n" +
+      "  --history SRC   what every strategy trains on: full (default), first-touch:T, sets:T, writes:T, write-sets:T\n" +
+      "                  (T guest instructions, e.g. 1e7, at 1e9 instructions/s), earlier, none; see the README\n");
     return 0;
   }
   const layouts = (values.layouts ?? "virtual,4k").split(",");
@@ -39,6 +44,12 @@ export async function run(args: string[]): Promise<number> {
   const seed = intOption("seed", values.seed, 1, 0, 0xffffffff);
   const engine = engineOptions(values.engine);
   const trainChunk = intOption("train-chunk", values["train-chunk"], 0, 0, 0xffffffff);
+  let history: HistorySpec;
+  try {
+    history = parseHistorySpec(values.history ?? "full");
+  } catch (e) {
+    throw new UsageError(`--history: ${(e as Error).message}`);
+  }
   const traces = positionals.length ? positionals : BUNDLED_TRACES;
   for (const t of traces) if (!existsSync(t)) throw new UsageError(`trace file not found: ${t}`);
   // Every trace is checked (one streaming pass, nothing kept) before any replay runs: a malformed,
@@ -49,16 +60,23 @@ export async function run(args: string[]): Promise<number> {
     if (s.encoding !== "text") throw new UsageError(`${t} is a binary trace; quality reads text traces (ppm-prefetch convert ${t} OUT.txt.gz)`);
     checkAccesses(t, s.accesses);
     checkSpan(t, s.maxPage, layouts as LayoutName[]);
+    if (needsWrites(history.kind) && !(await recordsWrites(t))) throw new UsageError(`--history ${formatHistorySpec(history)} needs a trace that records writes (the r/w kind column); ${t} does not`);
   }
   const progress = process.stderr.isTTY ? (m: string) => process.stderr.write(`\r\x1b[K${m}`) : undefined;
-  const opts = { layouts: layouts as LayoutName[], switchAt, depth, feedback: values.feedback, seed, engine, trainChunk, onProgress: progress };
+  const opts = { layouts: layouts as LayoutName[], switchAt, depth, feedback: values.feedback, seed, engine, trainChunk, history, onProgress: progress };
   // one trace per call (the table treats traces independently), so an error names its file
   const rows: QualityRow[] = [];
   for (const t of traces) rows.push(...await inFile(t, () => qualityTable([t], opts)));
   if (progress) process.stderr.write("\r\x1b[K");
-  if (values.json) process.stdout.write(JSON.stringify({ depth, switchAt, feedback: !!values.feedback, seed, engine, trainChunk, rows }, null, 2) + "\n");
-  else process.stdout.write(formatQualityTable(rows, depth));
+  if (values.json) process.stdout.write(JSON.stringify({ depth, switchAt, feedback: !!values.feedback, seed, engine, trainChunk, history: formatHistorySpec(history), rows }, null, 2) + "\n");
+  else process.stdout.write((history.kind === "full" ? "" : `history: ${formatHistorySpec(history)}\n\n`) + formatQualityTable(rows, depth));
   return 0;
+}
+
+/** Whether a trace records access kinds (every data line or none has one: the first chunk says). */
+async function recordsWrites(path: string): Promise<boolean> {
+  for await (const c of readAnyTraceChunks(path)) return c.writes !== undefined;
+  return false;
 }
 
 /** `--engine '{"filter":128}'`: engine options over the defaults, checked before any replay runs. */

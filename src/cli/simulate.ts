@@ -3,13 +3,15 @@
  * Takes compare's options, with `--strategy NAME` (default ppm-hybrid) and a single `--layout`
  * (default virtual). `--json` prints the full result record.
  */
-import { parseCompareArgs } from "./compare.js";
+import { parseCompareArgs, describeHistory } from "./compare.js";
 import { compareStrategies } from "../sim/run.js";
+import { formatHistorySpec } from "../history/sources.js";
 import { describeComparison, formatDetail, writeAtomic, renderSvg } from "./report.js";
 
 const USAGE = `usage: ppm-prefetch simulate [--trace FILE | --workload NAME] [--strategy NAME] [--layout virtual|2m|4k] [options]
 
-Runs one strategy and prints every metric; the other options are those of \`ppm-prefetch compare --help\`.
+Runs one strategy and prints every metric; the other options are those of \`ppm-prefetch compare --help\`
+(--history SRC among them: full, first-touch:T, sets:T, writes:T, write-sets:T, earlier, none).
 `;
 
 export async function run(args: string[]): Promise<number> {
@@ -19,9 +21,9 @@ export async function run(args: string[]): Promise<number> {
   for (const layout of setup.layouts) {
     const c = await compareStrategies(setup.trace, setup.names, { ...setup.run, layout, bandwidthGbps: setup.bandwidths[0] });
     out.push(c);
-    if (!setup.json) process.stdout.write(`${describeComparison(c, setup.run.rawBandwidth ?? false)}\n\n${formatDetail(c.results[0])}`);
+    if (!setup.json) process.stdout.write(`${describeComparison(c, setup.run.rawBandwidth ?? false)}\n${describeHistory(c)}\n${formatDetail(c.results[0])}`);
   }
-  if (setup.json) process.stdout.write(JSON.stringify(out.length === 1 ? { layout: out[0].layout, ...out[0].results[0] } : out.map((c) => ({ layout: c.layout, ...c.results[0] })), null, 2) + "\n");
+  if (setup.json) process.stdout.write(JSON.stringify(out.length === 1 ? { layout: out[0].layout, history: formatHistorySpec(out[0].history), ...out[0].results[0] } : out.map((c) => ({ layout: c.layout, history: formatHistorySpec(c.history), ...c.results[0] })), null, 2) + "\n");
   if (setup.svg) await writeAtomic(setup.svg, await renderSvg(setup.trace.name, out, `${setup.names[0]}, push ${setup.run.push}`));
   return 0;
 }

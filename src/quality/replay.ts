@@ -1,6 +1,6 @@
 /**
  * The engine's quality replay (no timing, no background push): the strategy trains on the first
- * `switchAt` of the trace; then every remaining access is replayed in order. A touched page that is
+ * `switchAt` of the trace (or on the `history` given: a history source derived from it); then every remaining access is replayed in order. A touched page that is
  * absent is a network fault: the faulted page and the pages the strategy returns become present.
  * With `feedback`, the first touch of a prefetched page is reported to the strategy (onTouch), as a
  * destination piggybacking "touched" bits on its next request would.
@@ -13,6 +13,11 @@ import type { Strategy } from "../strategies/types.js";
 export interface ReplayOptions {
   switchAt?: number;
   feedback?: boolean;
+  /**
+   * What train() receives: undefined, the trace before the switch-over (every access); an array, that
+   * history instead (a history source, src/history/sources.ts); null, no train() call at all.
+   */
+  history?: Uint32Array | null;
 }
 
 export interface ReplayResult {
@@ -31,7 +36,8 @@ export function replay(pages: Uint32Array, pageCount: number, strategy: Strategy
   const switchAt = opts.switchAt ?? 0.3;
   if (!(switchAt >= 0 && switchAt < 1)) throw new RangeError(`switchAt must be in [0, 1), got ${switchAt}`);
   const split = Math.floor(pages.length * switchAt);
-  strategy.train?.(pages.subarray(0, split));
+  const history = opts.history === undefined ? pages.subarray(0, split) : opts.history;
+  if (history !== null) strategy.train?.(history);
   const present = new Uint8Array(pageCount);
   const prefetched = new Uint8Array(pageCount);
   let faults = 0, sent = 0, used = 0, demand = 0;

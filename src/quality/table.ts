@@ -12,6 +12,9 @@ import { createNextPages } from "../strategies/next-pages.js";
 import { createMarkov1 } from "../strategies/markov1.js";
 import { createBlend } from "../strategies/blend.js";
 import type { Strategy } from "../strategies/types.js";
+import type { Trace } from "../trace/format.js";
+import { deriveHistory, needsWrites, type HistorySpec } from "../history/sources.js";
+import { eventLog, recording } from "../history/earlier.js";
 
 export const QUALITY_STRATEGIES = ["ppm", "next8", "markov1", "blend"] as const;
 export type QualityStrategy = (typeof QUALITY_STRATEGIES)[number];
@@ -33,6 +36,8 @@ export interface QualityOptions {
   engine?: Partial<FullPredictorOptions>;
   /** Feed the engine its history in train() calls of this many pages (as a recorder would); 0: one call. */
   trainChunk?: number;
+  /** What every strategy trains on (src/history/sources.ts); default full (every pre-switch-over access). */
+  history?: HistorySpec;
   onProgress?: (msg: string) => void;
 }
 
@@ -54,14 +59,46 @@ export async function qualityTable(paths: string[], opts: QualityOptions = {}): 
       const results = {} as Record<QualityStrategy, ReplayResult>;
       for (const name of QUALITY_STRATEGIES) {
         opts.onProgress?.(`${trace.name} ${layout} ${name}`);
+        const history = qualityHistory(trace, placed.pages, placed.pageCount, make[name], opts);
         const s = make[name]();
-        results[name] = replay(placed.pages, placed.pageCount, s, { switchAt: opts.switchAt, feedback: opts.feedback });
+        results[name] = replay(placed.pages, placed.pageCount, s, { switchAt: opts.switchAt, feedback: opts.feedback, history });
         s.dispose?.();
       }
       rows.push({ trace: trace.name, layout, demandFaults: results.ppm.demandFaults, results });
     }
   }
   return rows;
+}
+
+/**
+ * The history a quality replay trains on: undefined for full (the replay's own prefix), null for none,
+ * the derived pages for first-touch/sets/writes/write-sets (placed pages, the trace's gaps, streams
+ * and kinds), and for earlier the faults and feedback of a first replay over the pre-switch-over part
+ * with a fresh strategy that learns online (switch-over at the start of the trace).
+ */
+export function qualityHistory(trace: Trace, placed: Uint32Array, pageCount: number, make: () => Strategy, opts: QualityOptions): Uint32Array | null | undefined {
+  const spec = opts.history ?? { kind: "full" };
+  const switchAt = opts.switchAt ?? 0.3;
+  const split = Math.floor(placed.length * switchAt);
+  switch (spec.kind) {
+    case "full": return undefined;
+    case "none": return null;
+    case "earlier": {
+      const log = eventLog();
+      const first = make();
+      try {
+        replay(placed.subarray(0, split), pageCount, recording(first, log), { switchAt: 0, feedback: opts.feedback, history: null });
+      } finally {
+        first.dispose?.();
+      }
+      return log.history().pages;
+    }
+    default: {
+      if (needsWrites(spec.kind) && !trace.writes) throw new RangeError(`history ${spec.kind} needs a trace that records writes (the r/w kind column); ${trace.name} does not`);
+      const input = { pages: placed.subarray(0, split), gaps: trace.gaps.subarray(0, split), streams: trace.streams.subarray(0, split), writes: trace.writes?.subarray(0, split) };
+      return deriveHistory(input, spec).pages;
+    }
+  }
 }
 
 export function formatQualityTable(rows: QualityRow[], depth = 8): string {
