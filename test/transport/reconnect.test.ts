@@ -52,7 +52,8 @@ async function relay(target: number): Promise<{ port: number; outage: (ms: numbe
   let server: Server;
   const listen = (port: number) => new Promise<Server>((resolve) => {
     const s = createServer((down) => {
-      const up = connect({ port: target, host: "127.0.0.1" });
+      const up = connect({ port: target, host: "127.0.0.1", noDelay: true });
+      down.setNoDelay(true); // no Nagle on the relay: a fault request must not wait for the last one's ACK
       live.add(down); live.add(up);
       down.pipe(up); up.pipe(down);
       const end = () => { down.destroy(); up.destroy(); live.delete(down); live.delete(up); };
