@@ -193,7 +193,8 @@ export async function run(args: string[]): Promise<number> {
       let k = 0;
       for (const c of comps) for (let i = 0; i < c.results.length; i++) (j.strategies[k++] as unknown as Record<string, unknown>).bandwidthGbps = c.bandwidthGbps;
     }
-    process.stdout.write(JSON.stringify({ trace: j.trace, history: j.history, strategies: j.strategies }, null, 2) + "\n");
+    // the documented record ({ trace, strategies }) is unchanged with the default history; another history is named
+    process.stdout.write(JSON.stringify(j.history === "full" ? { trace: j.trace, strategies: j.strategies } : { trace: j.trace, history: j.history, strategies: j.strategies }, null, 2) + "\n");
   } else {
     for (const c of comps) process.stdout.write(`\n${describeComparison(c, opts.rawBandwidth ?? false)}\n${describeHistory(c)}${formatTable(c)}`);
     if (comps.length > 1) process.stdout.write(`\nsummary (${trace.name}): faults as % of demand paging, total stall\n${formatSummary(comps)}`);
