@@ -108,8 +108,13 @@ if (run("C")) {
       const contexts = p.stats().contexts;
       const N = quick ? 50_000 : name === "1M" && cname === "defaults" ? 1_000_000 : 200_000;
       const warm = new Float64Array(N);
+      const maint: number[] = [];
       for (let i = 0; i < N; i++) {
-        if (i % 1000 === 0) p.clearPresent();
+        if (i % 1000 === 0) {
+          p.clearPresent();
+          const a = now();
+          if (p.maintain()) maint.push(Number(now() - a)); // the transport's idle moment: off the fault path
+        }
         const f = faults[i & (faults.length - 1)];
         const a = now();
         p.predictInto(f);
@@ -124,9 +129,17 @@ if (run("C")) {
         p.predictInto(f);
         cold[i] = Number(now() - a);
       }
+      // The control: an empty timed region as many times, right after, to tell the machine's own
+      // stalls (preemption on a shared host) from the engine's.
+      const empty = new Float64Array(N);
+      for (let i = 0; i < N; i++) { const a = now(); empty[i] = Number(now() - a); }
+      const over = (x: Float64Array) => x.reduce((n, v) => n + (v > 1e6 ? 1 : 0), 0);
       const qw = quantiles(warm), qc = quantiles(cold);
-      rows[`${name} ${cname}`] = { contexts, capacity: cap, warm: qw, cold: qc, prunes: p.stats().prunes };
-      console.log(`C. ${name} (${contexts} contexts, cap ${cap}) ${cname}: warm ${show(qw)}; flushed ${show(qc)}; prunes ${p.stats().prunes}`);
+      rows[`${name} ${cname}`] = { contexts, capacity: cap, warm: qw, cold: qc, prunes: p.stats().prunes, maintainPrunesNs: maint,
+        callsOver1ms: over(warm), emptyRegionsOver1ms: over(empty), emptyRegionMax: quantiles(empty).max };
+      console.log(`   calls over 1 ms: ${over(warm)} of ${N}; the control (empty timed regions, same count): ${over(empty)} over 1 ms, max ${fmt(quantiles(empty).max)}`);
+      console.log(`C. ${name} (${contexts} contexts, cap ${cap}) ${cname}: warm ${show(qw)}; flushed ${show(qc)}; ` +
+        `maintain() pruned ${maint.length}x between batches (${maint.map((x) => fmt(x)).join(", ")})`);
       p.dispose();
     }
   }
