@@ -87,7 +87,7 @@ export async function earlierMigration(name: string, prep: Prepared, params: Sim
   const first = prepare({ name: t.name, pages: t.pages.subarray(0, n), gaps: t.gaps.subarray(0, n), streams: t.streams.subarray(0, n), pageCount: t.pageCount }, 0, prep.ips);
   const log = eventLog();
   const maxDepth = adaptive ? params.depth * 2 : params.depth;
-  const ctx = { pageCount: t.pageCount, depth: maxDepth, streams: Math.min(4096, prep.streamCount), push: params.push, future: name === "oracle" ? future(first) : undefined, history: "none" };
+  const ctx = { pageCount: t.pageCount, depth: maxDepth, streams: Math.min(4096, prep.streamCount), push: params.push, future: name === "oracle" ? future(first) : undefined, history: "none" as const };
   let strategy = await createStrategy(name, ctx);
   if (adaptive) strategy = withAdaptiveDepth(strategy, params.depth, maxDepth);
   try {

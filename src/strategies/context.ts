@@ -5,6 +5,7 @@
  */
 import type { Strategy, StrategyContext } from "./types.js";
 import type { PushMode } from "../sim/push.js";
+import type { HistoryKind } from "../history/sources.js";
 
 export interface FutureTrace {
   readonly pages: Uint32Array;
@@ -17,6 +18,8 @@ export interface SimStrategyContext extends StrategyContext {
   future?: FutureTrace;
   /** The background push that runs beside the fault path (what a push-aware strategy plans around). */
   push?: PushMode;
+  /** What train() will receive (src/history/sources.ts): every access (`full`, the default) or a deduplicated record. */
+  history?: HistoryKind;
 }
 
 /** A strategy that is defined by a background push order (qemu, hines) says so here. */

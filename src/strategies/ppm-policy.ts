@@ -20,6 +20,10 @@
  *  - no page whose confidence (path probability, the engine's `confidence` view) is under
  *    `minConfidence`, or under what the engine believes of the push window's pages: a prediction
  *    goes ahead of the push only when it is at least as likely to be touched as what it displaces.
+ * The engine's training filter (an LRU of recent pages) is for a full access stream, where it hides
+ * hot-page ping-pong; a history a hypervisor records (first touches or sets per interval, writes, an
+ * earlier migration's faults) is already deduplicated, and the filter would drop the pages it repeats
+ * from one interval to the next: with such a history the filter is off.
  * Without a push the link is idle between faults and a prediction displaces nothing: the engine's
  * own defaults (hybrid alphabet, depth 8), which the quality table judges, and no confidence cut.
  *
@@ -28,7 +32,7 @@
  * ordering (it is the least likely of the batch).
  */
 import type { SimStrategy, SimStrategyContext } from "./context.js";
-import type { PredictorOptions } from "../engine/types.js";
+import type { Predictor, PredictorOptions } from "../engine/types.js";
 import type { PushMode } from "../sim/push.js";
 import { createPredictor } from "../engine/predictor.js";
 import { predictorStrategy } from "./predictor-strategy.js";
@@ -52,13 +56,14 @@ export interface PpmPolicy {
 
 export const DEFAULT_POLICY: Omit<PpmPolicy, "push"> = { pushDepth: 2, minConfidence: 0.02, pushWindow: 0, ownPush: true, engine: {} };
 
-export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPolicy> = {}): SimStrategy {
+export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPolicy> = {}): SimStrategy & { readonly predictor: Predictor } {
   const pol: PpmPolicy = { push: ctx.push ?? "qemu", ...DEFAULT_POLICY, ...policy };
   const pushing = pol.push !== "none";
   const steered: PushMode = pushing && pol.ownPush ? "hines" : pol.push;
   const streams = Math.max(1, Math.min(4096, ctx.streams ?? 1));
   const engine: Partial<PredictorOptions> = pushing ? { alphabet: "page", depth: Math.min(ctx.depth, pol.pushDepth) } : { depth: ctx.depth };
-  const pred = createPredictor({ pageCount: ctx.pageCount, streams, ...engine, ...pol.engine });
+  const recorded = ctx.history !== undefined && ctx.history !== "full";
+  const pred = createPredictor({ pageCount: ctx.pageCount, streams, ...engine, ...(recorded ? { filter: 0 } : {}), ...pol.engine });
   const inner = predictorStrategy(pred, "ppm");
   const window = createPushWindow(steered, pushing ? pol.pushWindow || ctx.depth : 0);
   const ours = new SentPages(ctx.pageCount); // faulted or predicted: every other page committed was pushed
@@ -67,6 +72,7 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
   const slot = streams === 1 ? () => 0 : (s: number) => s % streams;
   return {
     name: "ppm",
+    predictor: pred, // for snapshot() / restorePredictor(): a model carried to the next migration
     push: steered === pol.push ? undefined : steered,
     train: inner.train,
     onTouch: inner.onTouch,

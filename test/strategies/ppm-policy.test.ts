@@ -72,6 +72,15 @@ test("ppm steers a push it owns into Hines' bubbling, and plans around one it do
   for (const push of ["linear", "qemu"] as const) assert.equal(createPpmPolicy({ ...ctx, push }, { ownPush: false }).push, undefined, push);
 });
 
+test("the training filter is on for a full access stream and off for a deduplicated history", () => {
+  const ctx = { pageCount: 1 << 10, depth: 8, push: "qemu" as const };
+  const full = createPpmPolicy(ctx), ft = createPpmPolicy({ ...ctx, history: "first-touch" }), sets = createPpmPolicy({ ...ctx, history: "sets" });
+  assert.equal(full.predictor.options.filter, 256);
+  assert.equal(ft.predictor.options.filter, 0);
+  assert.equal(sets.predictor.options.filter, 0);
+  for (const s of [full, ft, sets]) s.dispose!();
+});
+
 test("without a push, ppm uses the full depth", () => {
   const s = createPpmPolicy({ pageCount: 1 << 14, depth: 8, push: "none" });
   s.train!(history);
