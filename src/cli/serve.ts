@@ -122,7 +122,7 @@ export async function run(args: string[]): Promise<number> {
     let bytes: number;
     try { bytes = parseSize(v.generate); } catch (e) { throw new UsageError(`--generate: ${(e as Error).message}`); }
     if (bytes < 4096 || bytes > MAX_IMAGE_BYTES) throw new UsageError(`--generate must be 4K..16G, got ${JSON.stringify(v.generate)}`);
-    writeImageFile(v.image, bytes, imageSeed);
+    await writeImageFile(v.image, bytes, imageSeed);
   } else if (!existsSync(v.image)) {
     throw new UsageError(`--image ${v.image} does not exist (use --generate SIZE to create one)`);
   } else if (!statSync(v.image).isFile()) {

@@ -12,6 +12,7 @@ import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync
 import { open } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { PAGE_SIZE } from "./protocol.js";
+import { trackTempFile } from "../util/temp-files.js";
 
 /** The largest image the CLI generates and serves (2^22 pages). */
 export const MAX_IMAGE_BYTES = 2 ** 34;
@@ -69,6 +70,7 @@ export function generateImage(bytes: number, seed = 1): Buffer {
 export function writeFileAtomic(path: string, chunks: Iterable<Uint8Array>): void {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
   const fd = openSync(tmp, "w");
+  const untrack = trackTempFile(tmp); // removed if the process is interrupted before the rename
   try {
     for (const c of chunks) {
       for (let o = 0; o < c.length;) o += writeSync(fd, c, o, c.length - o);
@@ -80,12 +82,34 @@ export function writeFileAtomic(path: string, chunks: Iterable<Uint8Array>): voi
     try { closeSync(fd); } catch { /* already closed */ }
     rmSync(tmp, { force: true });
     throw e;
+  } finally {
+    untrack();
   }
 }
 
-/** Generate the seeded image of `bytes` into `path`, atomically. */
-export function writeImageFile(path: string, bytes: number, seed = 1): void {
-  writeFileAtomic(path, imageChunks(bytes, seed));
+/**
+ * Generate the seeded image of `bytes` into `path`, atomically. Asynchronous between chunks, so that
+ * an interruption (SIGINT) is handled during a long generation: the temporary file is removed.
+ */
+export async function writeImageFile(path: string, bytes: number, seed = 1): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+  const fd = openSync(tmp, "w");
+  const untrack = trackTempFile(tmp); // removed if the process is interrupted before the rename
+  try {
+    for (const c of imageChunks(bytes, seed)) {
+      for (let o = 0; o < c.length;) o += writeSync(fd, c, o, c.length - o);
+      await new Promise((r) => setImmediate(r));
+    }
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(tmp, path);
+  } catch (e) {
+    try { closeSync(fd); } catch { /* already closed */ }
+    rmSync(tmp, { force: true });
+    throw e;
+  } finally {
+    untrack();
+  }
 }
 
 export function writeImage(path: string, image: Uint8Array): void {

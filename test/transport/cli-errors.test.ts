@@ -76,7 +76,7 @@ test("images: generated in chunks into a temporary file renamed into place, the 
   try {
     const path = join(dir, "img.bin");
     const bytes = 4096 * 1000 + 1; // rounds up to 1001 pages
-    writeImageFile(path, bytes, 9);
+    await writeImageFile(path, bytes, 9);
     assert.deepEqual(readdirSync(dir), ["img.bin"], "no temporary file left behind");
     const whole = generateImage(bytes, 9);
     assert.equal(whole.length, 4096 * 1001);
@@ -93,7 +93,7 @@ test("images: generated in chunks into a temporary file renamed into place, the 
       assert.ok(dst.subarray(10).equals(whole.subarray(1000 * 4096)));
     } finally { img.close(); }
     // overwriting an existing image replaces it whole
-    writeImageFile(path, 4096 * 3, 1);
+    await writeImageFile(path, 4096 * 3, 1);
     assert.equal(readFileSync(path).length, 4096 * 3);
     assert.deepEqual(readdirSync(dir), ["img.bin"]);
   } finally { rmSync(dir, { recursive: true, force: true }); }
