@@ -5,7 +5,9 @@
  *  B. predictNext on the post-switch-over faults of the bundled real traces (sqlite, xz; layouts
  *     virtual, 2m, 4k): train on the first 30%, compact(), rehearse(), then every fault of the
  *     quality replay (a touched absent page is a fault; it and the returned pages become present),
- *     each call timed; at the defaults and at the ppm strategy's configuration (page alphabet, depth 2).
+ *     each call timed; at the defaults and at the ppm strategy's configuration (page alphabet, depth 2);
+ *     without and with maintain() between faults (untimed: the transport's idle moment; it pre-touches
+ *     the arena pages the model will grow into).
  *  C. Synthetic models of ~0.1M, ~1M and ~4M contexts (bench/workload.ts, every event learned):
  *     single calls on a fresh fault stream, warm (back to back) and with the caches flushed (64 MiB
  *     touched before each call); a long run's worst call (a full arena's prune, if any).
@@ -57,7 +59,8 @@ const CONFIGS: [string, Partial<FullPredictorOptions>][] = [["defaults", {}], ["
 if (run("B")) {
   const traces = await Promise.all(BUNDLED_TRACES.map((f) => readTextTrace(f)));
   const rows: Record<string, unknown> = {};
-  for (const [cname, extra] of CONFIGS) {
+  for (const [cname0, extra] of CONFIGS) for (const withMaintain of [false, true]) {
+    const cname = `${cname0}${withMaintain ? ", maintain() between faults" : ""}`;
     const all: number[] = [];
     const per: Record<string, Q> = {};
     for (const tr of traces) {
@@ -70,6 +73,7 @@ if (run("B")) {
         p.rehearse();
         const present = new Uint8Array(placed.pageCount);
         const t: number[] = [];
+        if (withMaintain) p.maintain();
         for (let i = split; i < placed.pages.length; i++) {
           const f = placed.pages[i];
           if (present[f]) continue;
@@ -78,6 +82,7 @@ if (run("B")) {
           const n = p.predictInto(f);
           t.push(Number(now() - a));
           for (let j = 0; j < n; j++) present[p.output[j]] = 1;
+          if (withMaintain) p.maintain(); // the transport's idle moment between two faults (untimed)
         }
         per[`${tr.name}/${layout} (${p.stats().contexts} contexts)`] = quantiles(t);
         all.push(...t);
