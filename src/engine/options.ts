@@ -14,6 +14,7 @@
  * dead (0.01: 32.1).
  */
 import type { Alphabet, EscapeMethod, PredictorOptions } from "./types.js";
+import { ABI } from "./wasm.js";
 
 export const ALPHABETS: readonly Alphabet[] = ["page", "delta", "hybrid"];
 export const ESCAPES: readonly EscapeMethod[] = ["A", "B", "C", "D"];
@@ -62,7 +63,7 @@ export const DEFAULTS = {
   deltaRange: 64,
   filter: 256,
   lookahead: 8,
-  ageLimit: 65534,
+  ageLimit: ABI.ageLimitMax,
   rehearse: true,
   pendingBudget: 1 << 21, // = REHEARSAL_TAIL: all streams together keep what one stream keeps
 } as const;
@@ -73,13 +74,13 @@ export const MAX_MEMORY_BYTES = 2 ** 32;
 export const LIMITS = {
   pageCount: [1, 0xffffffff],
   order: [1, 8],
-  depth: [0, 256],
+  depth: [0, ABI.outCapacity], // the core's output buffer
   streams: [1, 4096],
   maxContexts: [16, 1 << 26],
   deltaRange: [1, 1 << 20],
   filter: [0, 1024],
   lookahead: [1, 128],
-  ageLimit: [2, 65534], // counts are 16-bit: a total may reach ageLimit + 1 before it is halved
+  ageLimit: [2, ABI.ageLimitMax], // counts are 16-bit: a total may reach ageLimit + 1 before it is halved
   pendingBudget: [0, 2 ** 30],
 } as const;
 
