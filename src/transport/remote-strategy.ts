@@ -39,6 +39,8 @@ export interface RemoteStrategy {
   readonly name: string;
   /** Time the worker took to build and train the strategy. */
   readonly trainMs: number;
+  /** The push order the strategy runs the source's push in, when it steers it (SimStrategy.push). */
+  readonly push?: PushMode;
   /**
    * Feedback (`touches`: page, stream pairs) then the fault; resolves with the predicted pages.
    * Calls are answered in order.
@@ -142,11 +144,11 @@ function startWorker(spec: StrategySpec, history?: TrainingHistory): Promise<Rem
     };
     w.on("error", (e) => die(e));
     w.on("exit", (code) => die(new Error(`the strategy worker exited (code ${code})`)));
-    w.on("message", (m: { t: string; id?: number; pages?: Uint32Array; ns?: number; message?: string; name?: string; trainMs?: number }) => {
+    w.on("message", (m: { t: string; id?: number; pages?: Uint32Array; ns?: number; message?: string; name?: string; trainMs?: number; push?: PushMode }) => {
       if (m.t === "ready") {
         ready = true;
         resolve({
-          remote: true, name: m.name!, trainMs: m.trainMs!,
+          remote: true, name: m.name!, trainMs: m.trainMs!, push: m.push,
           fault(page, stream, touches) {
             if (dead) return Promise.reject(dead);
             const id = nextId++;

@@ -426,8 +426,12 @@ class Conn {
       state[p] = has ? 1 : 0;
       if (has && sess.presented.add(p)) this.present(strat, p);
     }
-    // a fresh scan per connection: pages lost in flight on a dead one are pending again
-    this.order = createPush(this.c.push === "none" ? "linear" : this.c.push, this.c.footprint);
+    // a fresh scan per connection: pages lost in flight on a dead one are pending again. While the
+    // source pushes, a strategy that steers the push (the `ppm` policy: Hines' bubbling; `qemu`)
+    // chooses its order, as in the simulator; whether to push at all stays the server's choice.
+    const own = (strat as { push?: PushMode }).push;
+    const mode = own !== undefined && own !== "none" && this.c.push !== "none" ? own : this.c.push;
+    this.order = createPush(mode === "none" ? "linear" : mode, this.c.footprint);
     this.state = "serving";
     this.pump();
   }

@@ -43,7 +43,9 @@ async function handle(m: Msg): Promise<void> {
       const t0 = performance.now();
       strategy = await build(m.spec!);
       if (m.history && strategy.train) strategy.train(m.history.pages, m.history.streams);
-      port.postMessage({ t: "ready", name: strategy.name, trainMs: performance.now() - t0 });
+      // a strategy that steers the push says in which order (SimStrategy.push); the source runs it
+      const push = (strategy as { push?: string }).push;
+      port.postMessage({ t: "ready", name: strategy.name, trainMs: performance.now() - t0, push });
     } catch (e) {
       port.postMessage({ t: "error", message: (e as Error).message });
     }

@@ -153,3 +153,14 @@ test("a push window smaller than the destination's ACK interval does not stall t
     assert.ok(r.received.push > 0, "pages were pushed");
   } finally { await srv.close(); }
 });
+
+test("a strategy built in a worker tells the source the push order it steers (ppm: Hines' bubbling; demand: none)", async () => {
+  const ppm = await startRemoteStrategy({ kind: "registry", name: "ppm", pageCount: 4096, depth: 8, streams: 1, push: "qemu" });
+  const own = await startRemoteStrategy({ kind: "registry", name: "ppm", pageCount: 4096, depth: 8, streams: 1, push: "hines" });
+  const demand = await startRemoteStrategy({ kind: "registry", name: "demand", pageCount: 4096, depth: 8, streams: 1, push: "qemu" });
+  try {
+    assert.equal(ppm.push, "hines");
+    assert.equal(own.push, undefined, "already the order it wants");
+    assert.equal(demand.push, "none");
+  } finally { ppm.dispose(); own.dispose(); demand.dispose(); }
+});
