@@ -65,12 +65,18 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
 
+  // Ctrl-C (or a TERM/HUP) keeps what was recorded: the recording stops as --max-accesses stops it.
+  const interrupt = new AbortController();
+  const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+  const handlers = signals.map((sig) => { const h = () => interrupt.abort(sig); process.on(sig, h); return [sig, h] as const; });
   let r;
   try {
-    r = await recordTrace({ command: command[0], args: command.slice(1), out, maxAccesses, window, valgrind });
+    r = await recordTrace({ command: command[0], args: command.slice(1), out, maxAccesses, window, valgrind, signal: interrupt.signal });
   } catch (e) {
     process.stderr.write(`ppm-prefetch record: ${(e as Error).message}; no trace written\n`);
     return 1;
+  } finally {
+    for (const [sig, h] of handlers) process.off(sig, h);
   }
   if (!r.written) {
     const how = r.signal ? `was killed by signal ${r.signal}` : r.exitCode === 127 ? "was not found or could not be run (exit code 127)" : `failed with exit code ${r.exitCode}`;
@@ -80,7 +86,7 @@ export async function run(args: string[]): Promise<number> {
   const mib = (r.distinctPages * 4096) / 2 ** 20;
   process.stderr.write(
     `ppm-prefetch record: wrote ${out}: ${r.keptLines} lines, ${r.distinctPages} distinct pages (${mib.toFixed(1)} MiB), ` +
-    `${r.accesses} data accesses (${pct(r.writeAccesses, r.accesses)} stores/modifies), ${r.writtenLines} w lines (${pct(r.writtenLines, r.keptLines)}), ${r.instructions} instructions${r.stopped ? ` (stopped at --max-accesses ${maxAccesses})` : ""}; ` +
+    `${r.accesses} data accesses (${pct(r.writeAccesses, r.accesses)} stores/modifies), ${r.writtenLines} w lines (${pct(r.writtenLines, r.keptLines)}), ${r.instructions} instructions${r.interrupted ? ` (interrupted by ${r.interrupted}: the trace holds the run so far)` : r.stopped ? ` (stopped at --max-accesses ${maxAccesses})` : ""}; ` +
     `${r.lackeyLines} lackey lines in ${r.seconds.toFixed(1)} s (${(r.lackeyLines / r.seconds / 1e6).toFixed(2)} M lines/s)` +
     (r.clampedGaps ? `; ${r.clampedGaps} gaps clamped to 2^32-1` : "") + "\n",
   );

@@ -327,14 +327,18 @@ export interface RecordOptions {
   stdio?: "inherit" | "ignore";
   /** Extra `#` header lines (without the `# `). */
   comments?: string[];
+  /** Aborting it (the CLI does on SIGINT/SIGTERM/SIGHUP) stops the command like the access limit: the trace so far is kept. */
+  signal?: AbortSignal;
 }
 
 export interface RecordResult {
   /** Exit code of the command (null when it was stopped by --max-accesses or killed by a signal). */
   exitCode: number | null;
   signal: NodeJS.Signals | null;
-  /** The command was stopped because maxAccesses was reached. */
+  /** The command was stopped because maxAccesses was reached, or because `signal` was aborted. */
   stopped: boolean;
+  /** The recording was interrupted through `signal` (its reason, e.g. "SIGINT"); the trace holds what was seen. */
+  interrupted: string | null;
   /** The trace was written (command succeeded or was stopped by the limit). */
   written: boolean;
   accesses: number;
@@ -383,6 +387,7 @@ export async function recordTrace(opts: RecordOptions): Promise<RecordResult> {
   }
   const logStream = log ?? (child.stdio[3] as Socket);
   let stopped = false;
+  let interrupted: string | null = null;
   let bytes = 0;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
     child.once("error", reject);
@@ -396,7 +401,18 @@ export async function recordTrace(opts: RecordOptions): Promise<RecordResult> {
   const canPace = paced && typeof handle?.readStop === "function" && typeof handle?.readStart === "function";
   await new Promise<void>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
-    const finish = () => { if (timer) clearTimeout(timer); resolve(); };
+    const finish = () => { if (timer) clearTimeout(timer); opts.signal?.removeEventListener("abort", onAbort); resolve(); };
+    // An interruption ends the recording as the access limit does: valgrind (and the command it
+    // runs, in the same process) is killed at once, and what was seen becomes the trace.
+    const onAbort = () => {
+      if (stopped) return;
+      stopped = true;
+      interrupted = String(opts.signal?.reason ?? "abort");
+      child.kill("SIGKILL");
+      logStream.destroy();
+      finish();
+    };
+    if (opts.signal?.aborted) onAbort(); else opts.signal?.addEventListener("abort", onAbort, { once: true });
     logStream.on("data", (b: Buffer) => {
       if (stopped) return;
       bytes += b.length;
@@ -430,7 +446,7 @@ export async function recordTrace(opts: RecordOptions): Promise<RecordResult> {
     const header =
       (opts.comments ?? []).map((c) => `# ${c}\n`).join("") +
       `# record: ${cmdline}\n` +
-      `# Recorded with valgrind lackey (${filter.accesses} data accesses${stopped ? `, stopped at --max-accesses ${opts.maxAccesses}` : ", whole run"}, ` +
+      `# Recorded with valgrind lackey (${filter.accesses} data accesses${interrupted ? `, interrupted by ${interrupted}` : stopped ? `, stopped at --max-accesses ${opts.maxAccesses}` : ", whole run"}, ` +
       `${filter.instructions} guest instructions), kept only when the 4 KiB page was not among the last ${filter.window} distinct pages touched; ` +
       `raw virtual pages remapped to 0..N-1 in address order.\n` +
       `# lines ${kept.length}, distinct pages ${distinct}, first raw page 0x${distinct ? d[0].toString(16) : "0"}, last raw page 0x${distinct ? d[distinct - 1].toString(16) : "0"}\n` +
@@ -443,6 +459,7 @@ export async function recordTrace(opts: RecordOptions): Promise<RecordResult> {
     exitCode: code,
     signal,
     stopped,
+    interrupted,
     written: ok,
     accesses: filter.accesses,
     writeAccesses: filter.writeAccesses,

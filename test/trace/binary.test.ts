@@ -1,6 +1,6 @@
-import { test } from "node:test";
+import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, readdirSync } from "node:fs";
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, readdirSync, rmSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -29,6 +29,7 @@ const same = (a: TraceChunk, b: TraceChunk) => {
 };
 
 const dir = mkdtempSync(join(tmpdir(), "ppm-binary-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 test("binary round trip keeps every field, extremes included, across several blocks", () => {
   const t = randomTrace(150_000);

@@ -396,3 +396,31 @@ test("record: a failing command is reported with its exit code and leaves no fil
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("record: an interrupted recording (SIGINT, SIGTERM) keeps the run so far as a valid trace and stops valgrind", { skip: noValgrind, timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "rec-test-"));
+  try {
+    for (const sig of ["SIGINT", "SIGTERM"] as const) {
+      const out = join(dir, `int-${sig}.gz`);
+      const marker = `ppm-int-${process.pid}-${sig}`; // names the recorded command, to find a valgrind left behind
+      const p = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "record", "--out", out, "--", "sh", "-c", `while :; do :; done # ${marker}`],
+        { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      p.stderr.on("data", (b) => { stderr += b; });
+      const closed = new Promise<number | null>((r) => p.once("close", (code) => r(code)));
+      await new Promise((r) => setTimeout(r, 4000)); // valgrind starts and records for a while
+      p.kill(sig);
+      const code = await closed;
+      assert.equal(code, 0, stderr);
+      assert.match(stderr, new RegExp(`interrupted by ${sig}`));
+      const t = await readTextTrace(out);
+      assert.ok(t.pages.length > 0, "the trace holds what was recorded");
+      await new Promise((r) => setTimeout(r, 300));
+      const left = spawnSync("pgrep", ["-f", marker], { encoding: "utf8" }).stdout.trim();
+      assert.equal(left, "", `valgrind still running: ${left}`);
+      assert.deepEqual(readdirSync(dir).filter((f) => f.includes(".tmp")), [], "no temp file left");
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
