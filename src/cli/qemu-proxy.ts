@@ -6,7 +6,9 @@ import { parseArgs } from "node:util";
 import type { Alphabet, EscapeMethod } from "../engine/types.js";
 import { QemuProxy, type MigrationReport } from "../qemu/proxy.js";
 import type { RamBlockInfo } from "../qemu/injector.js";
-import { loadEngine, strategyFactory, type PredictKind } from "../qemu/strategies.js";
+import { loadEngine, PREDICT_KINDS, strategyFactory, type PredictKind } from "../qemu/strategies.js";
+import { readModel, writeModelAtomic } from "../qemu/model.js";
+import { DEFAULT_QEMU_POLICY } from "../qemu/policy.js";
 import { choiceOption, intOption, numberOption, UsageError } from "./args.js";
 
 const HELP = `usage: ppm-prefetch qemu-proxy --listen HOST:PORT --target HOST:PORT [options]
@@ -18,9 +20,17 @@ REQ_PAGES messages for predicted pages of the same RAMBlock.
   --listen HOST:PORT     where the source QEMU connects (PORT 0: any free port, printed)
   --target HOST:PORT     the destination QEMU's -incoming tcp address
   --delay-ms N           one-way delay added to each direction (round trip 2N), default 0
+  --return-delay-ms N    delay of the return path only (overrides --delay-ms there)
   --rate-mbps N          rate limit per direction in Mbit/s, default unlimited
-  --predict KIND         ppm | next8 | none (default ppm)
-  --depth N              most pages predicted per request (default 16)
+  --predict KIND         ppm | ppm-sim | next8 | none (default ppm)
+                         ppm: the engine under the QEMU policy (learns online; at most --max-pages
+                         pages with path probability >= --min-confidence, and only while nothing the
+                         proxy injected is still queued at the source)
+  --model FILE           ppm: start each migration from this model when the file exists, and replace
+                         it (atomically) with what was learned when a migration completes
+  --max-pages N          ppm: most pages injected per request (default ${DEFAULT_QEMU_POLICY.maxPages})
+  --min-confidence P     ppm: least path probability of an injected page (default ${DEFAULT_QEMU_POLICY.minConfidence})
+  --depth N              ppm-sim: most pages predicted per request (default 16)
   --order K              PPM context order (engine default if unset)
   --alphabet A           page | delta | hybrid
   --escape M             A | B | C | D
@@ -56,7 +66,12 @@ function parseBlocks(raw: string[] | undefined): RamBlockInfo[] | undefined {
 export function formatReport(r: MigrationReport): string {
   const s = r.stats;
   return [
-    `migration ${r.id}: ${r.error ? `FAILED (${r.error})` : "closed"} after ${r.durationMs} ms, ${r.connections} connection(s)`,
+    `migration ${r.id}: ${r.error ? `FAILED (${r.error})` : r.phase} after ${r.durationMs} ms, ${r.connections} connection(s)` +
+      (r.pauses ? `, paused ${r.pauses}x, resumed ${r.resumes}x` : ""),
+    `  strategy: ${r.strategy ? `${r.strategy.name}${r.strategy.origin ? ` (model ${r.strategy.origin})` : ""}${r.strategy.gated !== undefined ? `, ${r.strategy.gated} requests gated (injected pages still queued)` : ""}` : "none"}` +
+      (r.modelSaved !== undefined ? `; model ${typeof r.modelSaved === "number" ? `saved (${r.modelSaved} bytes)` : r.modelSaved}` : ""),
+    `  service (request -> page going forward): destination median ${r.service.dest.median} ms, p90 ${r.service.dest.p90} ms over ${r.service.dest.count}` +
+      ` (source queue empty of injected pages: ${r.service.destQueueEmpty.median} ms over ${r.service.destQueueEmpty.count}; busy: ${r.service.destQueueBusy.median} ms over ${r.service.destQueueBusy.count}); injected median ${r.service.injected.median} ms over ${r.service.injected.count}; stream ${r.service.followed.main}`,
     `  layout: ${r.layout ? r.layout.map((b) => `${b.name}=${b.size}`).join(" ") : "unknown"} (${r.layoutSource}${r.layoutNote ? `: ${r.layoutNote}` : ""})`,
     `  requests ${s.requests} (${s.requestedPages} pages, ${s.requestsForInjected} for injected pages, ${s.unknownBlockRequests} in unknown blocks)`,
     `  injected ${s.injectedPages} pages in ${s.injectedMessages} messages, ${s.droppedPredictions} predictions dropped`,
@@ -70,7 +85,8 @@ export async function run(args: string[]): Promise<number> {
     args,
     options: {
       listen: { type: "string" }, target: { type: "string" },
-      "delay-ms": { type: "string" }, "rate-mbps": { type: "string" },
+      "delay-ms": { type: "string" }, "rate-mbps": { type: "string" }, "return-delay-ms": { type: "string" },
+      model: { type: "string" }, "max-pages": { type: "string" }, "min-confidence": { type: "string" },
       predict: { type: "string" }, depth: { type: "string" }, order: { type: "string" },
       alphabet: { type: "string" }, escape: { type: "string" }, threshold: { type: "string" },
       "memory-bytes": { type: "string" }, block: { type: "string", multiple: true },
@@ -87,9 +103,14 @@ export async function run(args: string[]): Promise<number> {
   const target = hostPort("target", values.target);
   const delayMs = numberOption("delay-ms", values["delay-ms"], 0, 0, 10000);
   const rateMbps = numberOption("rate-mbps", values["rate-mbps"], 0, 0, 1e6);
-  const predict = choiceOption<PredictKind>("predict", values.predict, "ppm", ["ppm", "next8", "none"]);
+  const returnDelayMs = values["return-delay-ms"] !== undefined ? numberOption("return-delay-ms", values["return-delay-ms"], 0, 0, 10000) : undefined;
+  const predict = choiceOption<PredictKind>("predict", values.predict, "ppm", PREDICT_KINDS);
+  const modelPath = values.model;
+  if (modelPath !== undefined && predict !== "ppm") throw new UsageError("--model needs --predict ppm");
+  const maxPages = intOption("max-pages", values["max-pages"], DEFAULT_QEMU_POLICY.maxPages, 1, 64);
+  const minConfidence = numberOption("min-confidence", values["min-confidence"], DEFAULT_QEMU_POLICY.minConfidence, 0, 1);
   const depth = intOption("depth", values.depth, 16, 0, 256);
-  const engineOpts: Record<string, unknown> = { depth };
+  const engineOpts: Record<string, unknown> = predict === "ppm" ? {} : { depth };
   if (values.order !== undefined) engineOpts.order = intOption("order", values.order, 4, 1, 8);
   if (values.alphabet !== undefined) engineOpts.alphabet = choiceOption<Alphabet>("alphabet", values.alphabet, "page", ["page", "delta", "hybrid"]);
   if (values.escape !== undefined) engineOpts.escape = choiceOption<EscapeMethod>("escape", values.escape, "C", ["A", "B", "C", "D"]);
@@ -98,8 +119,25 @@ export async function run(args: string[]): Promise<number> {
   const blocks = parseBlocks(values.block);
   const log = values.quiet ? () => {} : (l: string) => process.stderr.write(l + "\n");
 
-  if (predict === "ppm") await loadEngine();
-  const factory = strategyFactory(predict, engineOpts);
+  if (predict === "ppm" || predict === "ppm-sim") await loadEngine();
+  if (modelPath !== undefined) {
+    try {
+      const m = readModel(modelPath);
+      log(`qemu-proxy: model ${modelPath}: ${m ? `${m.length} bytes, used when it fits the guest` : "absent, starting empty; saved when a migration completes"}`);
+    } catch (e) {
+      throw new UsageError(`--model ${modelPath}: ${(e as Error).message}`);
+    }
+  }
+  const loadModel = modelPath === undefined ? undefined : () => {
+    try {
+      return readModel(modelPath);
+    } catch (e) {
+      log(`qemu-proxy: cannot read the model ${modelPath} (${(e as Error).message}); starting empty`);
+      return null;
+    }
+  };
+  const factory = strategyFactory(predict, { ...engineOpts, policy: { maxPages, minConfidence }, loadModel: undefined });
+  const factoryWithModel = strategyFactory(predict, { ...engineOpts, policy: { maxPages, minConfidence }, loadModel });
   // Build the predictor once now (for the declared blocks, else the smallest guest), so that options
   // the engine refuses (say --memory-bytes 5) fail here with exit code 2, not when QEMU connects.
   const declaredPages = blocks ? blocks.reduce((s, b) => s + b.size / 4096, 0) : 1;
@@ -111,7 +149,10 @@ export async function run(args: string[]): Promise<number> {
   // A guest larger than that may still not fit the budget: then this migration goes unpredicted.
   const makeStrategy = (pageCount: number) => {
     try {
-      return factory(pageCount);
+      const s = factoryWithModel(pageCount);
+      const origin = (s as { origin?: string } | null)?.origin;
+      if (origin) log(`qemu-proxy: ${predict} model: ${origin}`);
+      return s;
     } catch (e) {
       log(`qemu-proxy: cannot build the ${predict} predictor for ${pageCount} pages (${(e as Error).message}); forwarding without prediction`);
       return null;
@@ -119,7 +160,11 @@ export async function run(args: string[]): Promise<number> {
   };
   const proxy = new QemuProxy({
     listenHost: listen.host, listenPort: listen.port, targetHost: target.host, targetPort: target.port,
-    delayMs, rateMbps: rateMbps || undefined, blocks, makeStrategy, log,
+    delayMs, returnDelayMs, rateMbps: rateMbps || undefined, blocks, makeStrategy, log,
+    saveModel: modelPath === undefined ? undefined : (bytes) => {
+      writeModelAtomic(modelPath, bytes);
+      log(`qemu-proxy: model saved to ${modelPath} (${bytes.length} bytes)`);
+    },
   });
   const addr = await proxy.listen();
   log(`qemu-proxy: listening on ${addr.address}:${addr.port} -> ${target.host}:${target.port}, predict ${predict}` +
@@ -129,7 +174,7 @@ export async function run(args: string[]): Promise<number> {
     proxy.on("migration", (r: MigrationReport) => {
       if (values.json) process.stdout.write(JSON.stringify(r) + "\n");
       log(formatReport(r));
-      if (values.once) void proxy.close().then(() => resolve(r.error ? 1 : 0));
+      if (values.once) void proxy.close().then(() => resolve(r.error || r.phase === "failed" ? 1 : 0));
     });
     const stop = () => void proxy.close().then(() => resolve(0));
     process.once("SIGINT", stop);

@@ -41,6 +41,19 @@ export type ChannelKind = "main" | "preempt";
 
 export type PageCallback = (block: string, page: number, zero: boolean) => void;
 
+export interface ForwardHooks {
+  /** A QEMU_VM_COMMAND on the main channel (7 PACKAGED: the switch-over to post-copy). */
+  onCommand?(cmd: number): void;
+  /** A ram section (PART/END) begins. */
+  onSection?(): void;
+  /** QEMU_VM_EOF: the source has sent everything. */
+  onEof?(): void;
+}
+
+/** QEMU 7.2 MIG_CMD_* numbers the proxy cares about. */
+export const MIG_CMD_POSTCOPY_RESUME = 9;
+export const MIG_CMD_RECV_BITMAP = 10;
+
 type State = "seek" | "top" | "ram" | "skip" | "done" | "lost";
 
 export class RamStreamParser {
@@ -58,8 +71,18 @@ export class RamStreamParser {
   sections = 0;
   commands = 0;
 
-  constructor(readonly kind: ChannelKind, private readonly onPage: PageCallback) {
-    this.state = kind === "main" ? "seek" : "ram";
+  /**
+   * @param resumeSection for the main channel of a resumed post-copy (`migrate resume=true`): no
+   *   header, top-level items from the first byte; the ram section id of the original channel.
+   */
+  constructor(readonly kind: ChannelKind, private readonly onPage: PageCallback, private readonly hooks: ForwardHooks = {}, resumeSection?: number) {
+    this.state = kind === "main" ? (resumeSection !== undefined ? "top" : "seek") : "ram";
+    if (resumeSection !== undefined) this.ramSection = resumeSection;
+  }
+
+  /** The ram section's id (known once the setup was seen). */
+  get ramSectionId(): number {
+    return this.ramSection;
   }
 
   get done(): boolean {
@@ -146,11 +169,13 @@ export class RamStreamParser {
             i += 5;
             this.sections++;
             this.state = "ram";
+            this.hooks.onSection?.();
           } else if (t === QEMU_VM_COMMAND) {
             if (buf.length - i < 5) return i;
             const cmd = buf.readUInt16BE(i + 1);
             const len = buf.readUInt16BE(i + 3);
             this.commands++;
+            this.hooks.onCommand?.(cmd);
             if (cmd === MIG_CMD_PACKAGED) {
               if (buf.length - i < 9) return i;
               this.skipLeft = buf.readUInt32BE(i + 5);
@@ -162,6 +187,7 @@ export class RamStreamParser {
             if (this.skipLeft > 0) { this.afterSkip = "top"; this.state = "skip"; }
           } else if (t === QEMU_VM_EOF) {
             this.state = "done";
+            this.hooks.onEof?.();
             return i + 1;
           } else {
             this.fail(`unexpected top-level byte 0x${t.toString(16)} after ${this.sections} sections, ${this.commands} commands: ${buf.subarray(Math.max(0, i - 24), i + 24).toString("hex")}`);

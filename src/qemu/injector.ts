@@ -9,6 +9,7 @@
 import type { Strategy } from "../strategies/types.js";
 import { TARGET_PAGE_SIZE, type InjectRange, type PageRequest } from "./returnpath.js";
 import type { ServiceTracker } from "./service.js";
+import type { QemuStrategy } from "./policy.js";
 
 export interface RamBlockInfo {
   name: string;
@@ -129,7 +130,10 @@ export class RequestInjector {
     if (!this.strategy || firstPage >= b.pages) return [];
 
     const t0 = process.hrtime.bigint();
-    const predicted = this.strategy.onFault(b.base + firstPage, 0);
+    const qs = this.strategy as Partial<QemuStrategy>;
+    const predicted = typeof qs.onRequest === "function"
+      ? qs.onRequest(b.base + firstPage, { outstanding: tracker?.outstanding ?? 0, outstandingInjected: tracker?.outstandingInjected ?? 0 })
+      : this.strategy.onFault(b.base + firstPage, 0);
     const us = Number(process.hrtime.bigint() - t0) / 1000;
     this.samples.push(us);
 
@@ -178,6 +182,19 @@ export class RequestInjector {
         p99: round(s.length ? s[Math.min(s.length - 1, Math.floor(s.length * 0.99))] : 0),
       },
     };
+  }
+
+  /** The strategy's model (snapshot bytes), when it has one. */
+  snapshot(): Uint8Array | null {
+    const qs = this.strategy as Partial<QemuStrategy> | null;
+    return qs && typeof qs.snapshot === "function" ? qs.snapshot() : null;
+  }
+
+  /** Where the strategy's model came from and how often its gate held injection back. */
+  strategyInfo(): { name: string; origin?: string; gated?: number } | null {
+    if (!this.strategy) return null;
+    const qs = this.strategy as Partial<QemuStrategy>;
+    return { name: this.strategy.name, origin: qs.origin, gated: qs.gated };
   }
 
   dispose(): void {

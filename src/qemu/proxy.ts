@@ -15,7 +15,7 @@ import type { Strategy } from "../strategies/types.js";
 import { DelayLine } from "./delayline.js";
 import { RequestInjector, type InjectorStats, type RamBlockInfo, type RamLayout } from "./injector.js";
 import { QEMU_VM_FILE_MAGIC, RamHeaderScanner } from "./ramheader.js";
-import { RamStreamParser } from "./forward.js";
+import { MIG_CMD_PACKAGED, MIG_CMD_POSTCOPY_RESUME, QEMU_VM_COMMAND, RamStreamParser } from "./forward.js";
 import { RP_TYPE_NAMES, ReturnPathError, ReturnPathFilter, TARGET_PAGE_SIZE } from "./returnpath.js";
 import { ServiceTracker, type ServiceReport } from "./service.js";
 
@@ -36,11 +36,40 @@ export interface QemuProxyOptions {
   blocks?: RamBlockInfo[];
   /** Most pages injected per request. */
   maxInjectPerRequest?: number;
+  /** Called with the strategy's model when a migration completes (the source sent QEMU_VM_EOF). */
+  saveModel?: (bytes: Uint8Array) => void;
+  /** How long a paused post-copy (all channels gone before the end) waits for a resume, ms. */
+  pauseTimeoutMs?: number;
   log?: (line: string) => void;
 }
 
+/**
+ * One migration's channels, as one state machine:
+ *
+ *   setup --(ram section)--> precopy --(PACKAGED: switch-over)--> postcopy --(QEMU_VM_EOF)--> completed
+ *   postcopy --(main channel closed before EOF)--> paused --(a resumed main channel arrives:
+ *     `migrate-recover` on the destination, `migrate resume=true` at the proxy)--> recovering
+ *   recovering --(MIG_CMD_POSTCOPY_RESUME)--> postcopy
+ *   any open phase --(malformed return path)--> failed;  setup/precopy --(channels closed)--> closed
+ *   paused --(no resume within pauseTimeoutMs)--> closed
+ */
+export type MigrationPhase = "setup" | "precopy" | "postcopy" | "paused" | "recovering" | "completed" | "failed" | "closed";
+
+const OPEN_PHASES: readonly MigrationPhase[] = ["setup", "precopy", "postcopy", "paused", "recovering"];
+
 export interface MigrationReport {
   id: number;
+  /** Where the migration's state machine ended (or is, for a live report). */
+  phase: MigrationPhase;
+  /** Every transition, ms since the first connection. */
+  phases: { phase: MigrationPhase; atMs: number; why: string }[];
+  /** Times post-copy paused and resumed through the proxy. */
+  pauses: number;
+  resumes: number;
+  /** The strategy (name, where its model came from, requests its gate held back). */
+  strategy: { name: string; origin?: string; gated?: number } | null;
+  /** The model saved at completion (bytes) or why not. */
+  modelSaved?: number | string;
   connections: number;
   startedAt: number;
   durationMs: number;
@@ -74,6 +103,25 @@ class Migration {
   error?: string;
   readonly startedAt = Date.now();
   ended = false;
+  phase: MigrationPhase = "setup";
+  readonly phases: { phase: MigrationPhase; atMs: number; why: string }[] = [{ phase: "setup", atMs: 0, why: "main channel" }];
+  pauses = 0;
+  resumes = 0;
+  main: Conn | null = null;
+  pauseTimer: NodeJS.Timeout | null = null;
+  modelSaved?: number | string;
+
+  /** The one place a migration changes phase. */
+  to(phase: MigrationPhase, why: string, log: (l: string) => void): void {
+    if (this.phase === phase) return;
+    this.phase = phase;
+    this.phases.push({ phase, atMs: Date.now() - this.startedAt, why });
+    log(`proxy: migration ${this.id}: ${phase} (${why})`);
+  }
+
+  get open_(): boolean {
+    return OPEN_PHASES.includes(this.phase);
+  }
 
   constructor(readonly id: number, opts: QemuProxyOptions) {
     this.injector = new RequestInjector(opts.makeStrategy ?? (() => null), opts.maxInjectPerRequest ?? 256);
@@ -122,6 +170,7 @@ export class QemuProxy extends EventEmitter {
   }
 
   async close(): Promise<void> {
+    for (const m of this.migrations) if (m.pauseTimer) { clearTimeout(m.pauseTimer); m.pauseTimer = null; }
     for (const m of this.migrations) for (const c of m.conns) { c.client.destroy(); c.up?.destroy(); }
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.server = null;
@@ -168,7 +217,7 @@ export class QemuProxy extends EventEmitter {
       if (c.role === "unknown") {
         head = Buffer.concat([head, chunk]);
         if (head.length < 4) return;
-        this.classify(c, head.readUInt32BE(0) === QEMU_VM_FILE_MAGIC);
+        this.classify(c, head);
         chunk = head;
       }
       const m = c.mig!;
@@ -185,7 +234,7 @@ export class QemuProxy extends EventEmitter {
       if (c.parser && !c.parser.done) c.parser.push(chunk);
     });
     client.on("end", () => {
-      if (c.role === "unknown" && head.length > 0) { this.classify(c, false); c.fwd.write(head); }
+      if (c.role === "unknown" && head.length > 0) { this.classify(c, head); c.fwd.write(head); }
       c.fwd.end();
     });
 
@@ -223,25 +272,20 @@ export class QemuProxy extends EventEmitter {
     up.on("close", onClose);
   }
 
-  private classify(c: Conn, isMain: boolean): void {
+  private classify(c: Conn, head: Buffer): void {
     let m: Migration | undefined;
-    if (isMain) {
+    const paused = [...this.migrations].reverse().find((x) => x.phase === "paused");
+    if (head.readUInt32BE(0) === QEMU_VM_FILE_MAGIC) {
       m = new Migration(this.nextId++, this.opts);
       this.migrations.push(m);
-      c.role = "main";
-      c.parser = m.mainParser = this.forwardParser(m, "main");
-      c.filter = new ReturnPathFilter({
-        onRequest: (req) => {
-          const now = performance.now();
-          const mm = m!;
-          mm.tracker.onDestRequest(req.block, Math.floor(req.offset / TARGET_PAGE_SIZE), Math.max(1, Math.ceil(req.length / TARGET_PAGE_SIZE)), now);
-          const ranges = mm.injector.onRequest(req, mm.tracker);
-          for (const r of ranges) mm.tracker.onInjected(req.block, r.offset / TARGET_PAGE_SIZE, r.length / TARGET_PAGE_SIZE, now);
-          return ranges;
-        },
-        onMessage: (msg) => m!.messages.set(msg.type, (m!.messages.get(msg.type) ?? 0) + 1),
-      });
+      this.attachMain(m, c, undefined);
       this.log(`proxy: migration ${m.id}: main channel`);
+    } else if (head[0] === QEMU_VM_COMMAND && paused) {
+      // A resumed post-copy: the source's new main channel starts with commands (RECV_BITMAP), no header.
+      m = paused;
+      if (m.pauseTimer) { clearTimeout(m.pauseTimer); m.pauseTimer = null; }
+      this.attachMain(m, c, m.mainParser?.ramSectionId);
+      m.to("recovering", "a resumed main channel connected", this.log);
     } else {
       m = [...this.migrations].reverse().find((x) => !x.ended);
       if (!m) {
@@ -259,6 +303,35 @@ export class QemuProxy extends EventEmitter {
     m.connections++;
   }
 
+  private attachMain(m: Migration, c: Conn, resumeSection: number | undefined): void {
+    c.role = "main";
+    m.main = c;
+    const parser = new RamStreamParser("main", (block, page) => {
+      m.tracker.onPage(block, page, "main", performance.now());
+      m.injector.onForwardPage(block, page);
+    }, {
+      onSection: () => { if (m.phase === "setup") m.to("precopy", "first ram section", this.log); },
+      onCommand: (cmd) => {
+        if (cmd === MIG_CMD_PACKAGED && (m.phase === "setup" || m.phase === "precopy")) m.to("postcopy", "device state packaged: switch-over", this.log);
+        if (cmd === MIG_CMD_POSTCOPY_RESUME && m.phase === "recovering") { m.resumes++; m.to("postcopy", "POSTCOPY_RESUME", this.log); }
+      },
+      onEof: () => m.to("completed", "QEMU_VM_EOF", this.log),
+    }, resumeSection !== undefined && resumeSection >= 0 ? resumeSection : undefined);
+    if (resumeSection === undefined) m.mainParser = parser;
+    else if (m.mainParser) m.preemptParsers.push(m.mainParser), (m.mainParser = parser);
+    c.parser = parser;
+    c.filter = new ReturnPathFilter({
+      onRequest: (req) => {
+        const now = performance.now();
+        m.tracker.onDestRequest(req.block, Math.floor(req.offset / TARGET_PAGE_SIZE), Math.max(1, Math.ceil(req.length / TARGET_PAGE_SIZE)), now);
+        const ranges = m.injector.onRequest(req, m.tracker);
+        for (const r of ranges) m.tracker.onInjected(req.block, r.offset / TARGET_PAGE_SIZE, r.length / TARGET_PAGE_SIZE, now);
+        return ranges;
+      },
+      onMessage: (msg) => m.messages.set(msg.type, (m.messages.get(msg.type) ?? 0) + 1),
+    });
+  }
+
   private forwardParser(m: Migration, kind: "main" | "preempt"): RamStreamParser {
     return new RamStreamParser(kind, (block, page) => {
       m.tracker.onPage(block, page, kind, performance.now());
@@ -269,6 +342,7 @@ export class QemuProxy extends EventEmitter {
   private fail(m: Migration, message: string): void {
     if (m.error) return;
     m.error = message;
+    m.to("failed", message, this.log);
     this.log(`proxy: migration ${m.id}: ${message}; closing the migration`);
     for (const c of m.conns) {
       c.fwd.close();
@@ -283,8 +357,39 @@ export class QemuProxy extends EventEmitter {
     c.ret?.close();
     const m = c.mig;
     if (!m) return;
-    if (--m.open === 0 && !m.ended) {
+    m.open--;
+    if (c === m.main && (m.phase === "postcopy" || m.phase === "recovering")) {
+      m.pauses++;
+      m.to("paused", "main channel closed before QEMU_VM_EOF: QEMU pauses post-copy (postcopy-paused); waiting for migrate-recover + migrate resume=true", this.log);
+    }
+    if (m.open === 0 && !m.ended && m.phase === "paused") {
+      const wait = this.opts.pauseTimeoutMs ?? 600_000;
+      m.pauseTimer ??= setTimeout(() => {
+        m.pauseTimer = null;
+        if (m.phase === "paused" && m.open === 0) { m.to("closed", `no resume within ${wait} ms`, this.log); this.end(m); }
+      }, wait);
+      m.pauseTimer.unref();
+      return;
+    }
+    if (m.open === 0 && !m.ended) {
+      if (m.open_) m.to("closed", "all channels closed before the end of the stream", this.log);
+      this.end(m);
+    }
+  }
+
+  private end(m: Migration): void {
+    {
       m.ended = true;
+      if (m.phase === "completed" && this.opts.saveModel) {
+        try {
+          const bytes = m.injector.snapshot();
+          if (bytes) { this.opts.saveModel(bytes); m.modelSaved = bytes.length; }
+          else m.modelSaved = "the strategy has no model";
+        } catch (e) {
+          m.modelSaved = `not saved: ${(e as Error).message}`;
+          this.log(`proxy: migration ${m.id}: model not saved: ${(e as Error).message}`);
+        }
+      } else if (this.opts.saveModel) m.modelSaved = `not saved: the migration ended ${m.phase}`;
       const r = this.report(m);
       m.injector.dispose();
       this.reports.push(r);
@@ -305,6 +410,12 @@ export class QemuProxy extends EventEmitter {
     for (const [t, n] of m.messages) messages[RP_TYPE_NAMES[t] ?? `type${t}`] = n;
     return {
       id: m.id,
+      phase: m.phase,
+      phases: [...m.phases],
+      pauses: m.pauses,
+      resumes: m.resumes,
+      strategy: m.injector.strategyInfo(),
+      modelSaved: m.modelSaved,
       connections: m.connections,
       startedAt: m.startedAt,
       durationMs: Date.now() - m.startedAt,

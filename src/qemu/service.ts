@@ -43,8 +43,8 @@ export interface ServiceReport {
   /** Pages outstanding at each destination request (all / injected only). */
   queueAtDestRequest: Dist;
   injectedQueueAtDestRequest: Dist;
-  /** Per destination request, in order: [ms since the first request, service ms or -1, outstanding injected pages]. */
-  timeline: [number, number, number][];
+  /** Per destination request, in order: [ms since the first request, service ms or -1, outstanding injected pages, page]. */
+  timeline: [number, number, number, number][];
 }
 
 interface Pending {
@@ -64,7 +64,7 @@ export class ServiceTracker {
     dest: [] as number[], destOnInjected: [] as number[], destQueueEmpty: [] as number[], destQueueBusy: [] as number[],
     main: [] as number[], preempt: [] as number[], injected: [] as number[], queue: [] as number[], injQueue: [] as number[],
   };
-  private timeline: [number, number, number][] = [];
+  private timeline: [number, number, number, number][] = [];
   private timelineIndex = new Map<string, number>();
   destAlreadySent = 0;
   injectedAlreadySent = 0;
@@ -109,7 +109,7 @@ export class ServiceTracker {
     for (let p = first; p < first + n; p++) {
       const key = `${block}:${p}`;
       this.timelineIndex.set(key, this.timeline.length);
-      this.timeline.push([round(now - this.first), -1, this.injectedOutstanding]);
+      this.timeline.push([round(now - this.first), -1, this.injectedOutstanding, p]);
       if (seen.has(p)) { this.destAlreadySent++; this.timeline[this.timeline.length - 1][1] = 0; continue; }
       const e = pend.get(p);
       if (e) { if (e.destAt < 0) { e.destAt = now; e.queueBusy = busy; } continue; }

@@ -1,14 +1,20 @@
 /**
- * The strategies the QEMU proxy can run: none, next-8 (spatial baseline) and `ppm`, the engine under
- * the push-aware send policy (src/strategies/ppm-policy.ts) with QEMU's own push beside it: QEMU's
- * scanner jumps after every request, so the proxy injects only a few confident pages the scanner
- * would not bring next. The engine is loaded lazily so the proxy works (with `none`/`next8`) in a
- * tree without it.
+ * The strategies the QEMU proxy can run:
+ *  - `ppm` (default): the engine under the QEMU injection policy (src/qemu/policy.ts): learns online
+ *    from the destination's requests, starts from a saved model when one is given, injects at most
+ *    2 sure pages and only while the source's queue holds nothing the proxy injected;
+ *  - `ppm-sim`: the simulator's push-aware `ppm` strategy (src/strategies/ppm-policy.ts, planning
+ *    around QEMU's scanner, `ownPush: false`), ungated: kept for comparison;
+ *  - `next8`: the next 8 pages after every request (spatial baseline), ungated;
+ *  - `none`: a pass-through counter.
+ * The engine is loaded lazily so the proxy works (with `none`/`next8`) in a tree without it.
  */
 import type { PredictorOptions } from "../engine/types.js";
 import type { Strategy } from "../strategies/types.js";
+import { createQemuPolicy, loadPolicyEngine, type QemuPolicyOptions } from "./policy.js";
 
-export type PredictKind = "ppm" | "next8" | "none";
+export type PredictKind = "ppm" | "ppm-sim" | "next8" | "none";
+export const PREDICT_KINDS: PredictKind[] = ["ppm", "ppm-sim", "next8", "none"];
 
 /** Next-N pages after the fault that are not yet present: the spatial baseline. */
 export class NextNStrategy implements Strategy {
@@ -35,26 +41,39 @@ type AdapterModule = {
 
 let adapter: AdapterModule | null = null;
 
-/** Load the engine through the project's adapter (src/strategies/predictor-strategy.ts). */
+/** Load the engine (and the simulator's ppm strategy for `ppm-sim`). */
 export async function loadEngine(): Promise<void> {
-  if (adapter) return;
-  const adapterPath = "../strategies/ppm-policy.js";
   try {
-    adapter = (await import(adapterPath)) as AdapterModule;
+    await loadPolicyEngine();
+    if (!adapter) {
+      const adapterPath = "../strategies/ppm-policy.js";
+      adapter = (await import(adapterPath)) as AdapterModule;
+    }
   } catch (e) {
     throw new Error(`the PPM engine is not available: ${(e as Error).message}`);
   }
 }
 
-/** Build a strategy factory; await loadEngine() first for "ppm". */
-export function strategyFactory(kind: PredictKind, opts: Omit<PredictorOptions, "pageCount"> = {}):
+export interface FactoryOptions extends Omit<PredictorOptions, "pageCount"> {
+  /** QEMU policy knobs for `ppm`. */
+  policy?: Partial<Omit<QemuPolicyOptions, "engine">>;
+  /** The saved model to start from (`ppm`), read when a migration's layout is known. */
+  loadModel?: () => Uint8Array | null;
+}
+
+/** Build a strategy factory; await loadEngine() first for "ppm" and "ppm-sim". */
+export function strategyFactory(kind: PredictKind, opts: FactoryOptions = {}):
     (pageCount: number) => Strategy | null {
   return (pageCount) => {
     if (kind === "none") return null;
     if (kind === "next8") return new NextNStrategy(pageCount, 8);
-    if (!adapter) throw new Error("loadEngine() was not awaited before using the ppm strategy");
-    const { depth = 8, ...engine } = opts;
+    const { depth, policy, loadModel, ...engine } = opts;
+    if (kind === "ppm") {
+      // The policy sets the engine's depth (maxPages) itself; --depth is for ppm-sim.
+      return createQemuPolicy(pageCount, { ...policy, engine }, loadModel?.() ?? null);
+    }
+    if (!adapter) throw new Error("loadEngine() was not awaited before using the ppm-sim strategy");
     // QEMU's scanner is not ours to steer: the policy plans around it.
-    return adapter.createPpmPolicy({ pageCount, depth, push: "qemu" }, { engine, ownPush: false });
+    return adapter.createPpmPolicy({ pageCount, depth: depth ?? 8, push: "qemu" }, { engine, ownPush: false });
   };
 }

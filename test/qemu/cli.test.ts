@@ -37,7 +37,8 @@ it("proxies one migration with --once --json and reports it", { timeout: 30000 }
   const port = Number(/listening on [^:]+:(\d+)/.exec(c.err())?.[1]);
   const src = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true });
   src.resume();
-  src.write(HEAD);
+  // The fixture's head ends with the ram setup (section 2); then its footer and QEMU_VM_EOF.
+  src.write(Buffer.concat([HEAD, Buffer.from([0x7e, 0, 0, 0, 2, 0x00])]));
   for (let i = 0; i < 200 && accepted.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
   const dst = accepted[0];
   dst.resume();
@@ -46,6 +47,8 @@ it("proxies one migration with --once --json and reports it", { timeout: 30000 }
   assert.equal(await c.exit, 0, c.err());
   const rep = JSON.parse(c.out().trim().split("\n")[0]);
   assert.equal(rep.stats.requests, 1);
+  assert.equal(rep.phase, "completed", JSON.stringify(rep.phases));
+  assert.ok(rep.service && rep.service.followed.main === "followed to the end", JSON.stringify(rep.service?.followed));
   assert.equal(rep.stats.injectedPages, 8);
   assert.match(c.err(), /requests 1 /);
   target.close();

@@ -1,0 +1,134 @@
+/**
+ * The proxy's injection policy for QEMU post-copy (`--predict ppm`): the engine, learning online from
+ * the destination's requests and optionally starting from a model saved by an earlier migration of
+ * the same VM, under a cost model made for QEMU 7.2's source, where an injected request is not free:
+ *
+ *  - the source serves REQ_PAGES in one FIFO queue (migration/ram.c, unqueue_page: one page per
+ *    turn of the migration thread), so a fault that arrives behind injected pages waits for them;
+ *    in 7.2 the migration thread sends urgent and background pages alike, and only between two
+ *    host pages does it look at the queue (8.0 moved urgent pages to the return-path thread);
+ *  - so nothing is injected while an earlier injection is still outstanding (requested, not yet
+ *    seen going forward: the proxy follows both directions, `ServiceTracker`), nor while the
+ *    source's queue holds more than the request just made;
+ *  - few and sure pages: at most `maxPages` (2) per request, each with a path probability of at
+ *    least `minConfidence` (the engine's `threshold`, so pages under it are never marked sent);
+ *  - pages QEMU already sent (its background stream, seen going forward) are present in the engine
+ *    and never predicted; consecutive pages go as one ranged REQ_PAGES (one queue entry).
+ *
+ * While gated the engine still learns the fault (`observe`), so the model keeps up.
+ *
+ * Streams: QEMU's REQ_PAGES carry no vCPU, only a RAMBlock offset, so the proxy has one stream: with
+ * one vCPU that is the guest's own fault order; with several the vCPUs' faults interleave in one
+ * history and the contexts mix (what the engine's `streams` option cannot separate without an id).
+ */
+import type { Predictor, PredictorOptions } from "../engine/types.js";
+import type { Strategy } from "../strategies/types.js";
+
+export interface QemuPolicyOptions {
+  /** Most pages injected per destination request. */
+  maxPages: number;
+  /** Least path probability of an injected page. */
+  minConfidence: number;
+  /** Inject only while at most this many injected pages are outstanding at the source. */
+  maxOutstandingInjected: number;
+  /** Inject only while at most this many pages (all requests, the new one included) are outstanding. */
+  maxOutstanding: number;
+  /** Engine options (order, alphabet, escape, memoryBytes...). */
+  engine: Partial<PredictorOptions>;
+}
+
+export const DEFAULT_QEMU_POLICY: QemuPolicyOptions = {
+  maxPages: 2, minConfidence: 0.25, maxOutstandingInjected: 0, maxOutstanding: 1, engine: {},
+};
+
+/** What the injector tells the strategy about the source's queue at a request. */
+export interface QueueState {
+  outstanding: number;
+  outstandingInjected: number;
+}
+
+/** A strategy that can be told the source's queue, and saved. */
+export interface QemuStrategy extends Strategy {
+  /** Like onFault, knowing the source's queue; an empty answer still learns the fault. */
+  onRequest(page: number, queue: QueueState): ArrayLike<number>;
+  snapshot?(): Uint8Array;
+  /** Requests the gate held back (nothing injected although the model was asked). */
+  readonly gated: number;
+  /** Where the model came from. */
+  readonly origin: string;
+}
+
+type EngineModule = {
+  createPredictor(o: PredictorOptions): Predictor;
+  restorePredictor(bytes: Uint8Array): Predictor;
+};
+
+let engine: EngineModule | null = null;
+
+export async function loadPolicyEngine(): Promise<void> {
+  if (engine) return;
+  const p = "../engine/predictor.js";
+  engine = (await import(p)) as EngineModule;
+}
+
+export function qemuPolicyAvailable(): boolean {
+  return engine !== null;
+}
+
+/**
+ * Build the policy for a guest of `pageCount` pages; `model` (snapshot bytes, untrusted) is used when
+ * it restores and fits this guest, else the engine starts empty and `origin` says why.
+ */
+export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOptions> = {}, model?: Uint8Array | null): QemuStrategy {
+  if (!engine) throw new Error("loadPolicyEngine() was not awaited");
+  const pol: QemuPolicyOptions = { ...DEFAULT_QEMU_POLICY, ...policy, engine: { ...DEFAULT_QEMU_POLICY.engine, ...(policy.engine ?? {}) } };
+  const want: PredictorOptions = {
+    pageCount, alphabet: "hybrid", order: 3, ...pol.engine, depth: pol.maxPages, threshold: pol.minConfidence,
+  };
+  let pred: Predictor | null = null;
+  let origin = "new";
+  if (model && model.length > 0) {
+    try {
+      const r = engine.restorePredictor(model);
+      const o = r.options;
+      if (o.pageCount !== pageCount) origin = `new (saved model is for ${o.pageCount} pages, this guest has ${pageCount})`;
+      else if (o.depth !== want.depth || o.threshold !== want.threshold || (want.alphabet && o.alphabet !== want.alphabet)) {
+        origin = `new (saved model has other options: depth ${o.depth}, threshold ${o.threshold}, alphabet ${o.alphabet})`;
+      } else {
+        r.clearPresent();
+        pred = r;
+        origin = `restored (${r.stats().contexts} contexts, ${r.stats().faults} faults learned)`;
+      }
+      if (!pred) r.dispose();
+    } catch (e) {
+      origin = `new (saved model refused: ${(e as Error).message})`;
+    }
+  }
+  pred ??= engine.createPredictor(want);
+  const p = pred;
+  let gated = 0;
+  return {
+    name: "ppm-qemu",
+    origin,
+    get gated() { return gated; },
+    onFault(page: number) {
+      return this.onRequest(page, { outstanding: 0, outstandingInjected: 0 });
+    },
+    onRequest(page: number, q: QueueState) {
+      if (q.outstandingInjected > pol.maxOutstandingInjected || q.outstanding > pol.maxOutstanding) {
+        gated++;
+        p.observe(page, 0);
+        return [];
+      }
+      const n = p.predictInto(page, 0);
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) if (p.confidence[i] >= pol.minConfidence) out.push(p.output[i]);
+      return out;
+    },
+    onPresent(page: number) {
+      if (page >= 0 && page < pageCount) p.markPresent(page);
+    },
+    snapshot: () => p.snapshot(),
+    dispose: () => p.dispose(),
+  };
+}

@@ -1,0 +1,92 @@
+/** The QEMU injection policy: the queue gate, the confidence cut, learning, and the model file across migrations. */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { before, describe, it } from "node:test";
+import { createQemuPolicy, loadPolicyEngine } from "../../src/qemu/policy.js";
+import { readModel, writeModelAtomic } from "../../src/qemu/model.js";
+
+const EMPTY = { outstanding: 1, outstandingInjected: 0 };
+// An irregular cycle that repeats: what the walk guest does.
+const CYCLE = [907, 13, 4410, 77, 2051, 3999, 512, 1280, 64, 3001, 150, 2222];
+
+function run(p: ReturnType<typeof createQemuPolicy>, seq: number[], present = new Set<number>()) {
+  let injected = 0, hits = 0;
+  const sent = new Set<number>();
+  for (const page of seq) {
+    if (sent.has(page) || present.has(page)) { hits++; continue; } // arrived ahead of the fault: no request
+    present.add(page);
+    const out = Array.from(p.onRequest(page, EMPTY));
+    for (const q of out) { sent.add(q); p.onPresent!(q); }
+    injected += out.length;
+  }
+  return { injected, hits };
+}
+
+describe("QEMU policy", () => {
+  before(async () => { await loadPolicyEngine(); });
+
+  it("learns online from the first faults of a migration and injects at most maxPages sure pages", () => {
+    // Within one migration a page faults once: what can be learned online is a pattern (here a stride).
+    const p = createQemuPolicy(8192);
+    const seq = Array.from({ length: 60 }, (_, i) => 100 + 5 * i);
+    const r = run(p, seq);
+    assert.ok(r.hits >= seq.length / 2, `the stride is learned within the migration: ${r.hits} of ${seq.length} pages arrived ahead`);
+    let maxOut = 0;
+    for (let i = 0; i < 40; i++) maxOut = Math.max(maxOut, Array.from(p.onRequest(2000 + 5 * i, EMPTY)).length);
+    assert.ok(maxOut > 0 && maxOut <= 2, `at most 2 pages per request, got ${maxOut}`);
+    p.dispose!();
+  });
+
+  it("injects nothing while injected pages are queued at the source, but keeps learning", () => {
+    const p = createQemuPolicy(8192);
+    for (let i = 0; i < 5; i++) for (const page of CYCLE) p.onRequest(page, { outstanding: 1, outstandingInjected: 1 });
+    assert.equal(p.gated, 5 * CYCLE.length);
+    const open = createQemuPolicy(8192);
+    for (let i = 0; i < 5; i++) for (const page of CYCLE) open.onRequest(page, { outstanding: 5, outstandingInjected: 0 });
+    assert.equal(open.gated, 5 * CYCLE.length, "a long source queue gates too");
+    // What it learned while gated: the snapshot restores into a model that predicts the cycle.
+    const q = createQemuPolicy(8192, {}, p.snapshot!());
+    assert.match(q.origin, /^restored/);
+    assert.deepEqual(Array.from(q.onRequest(CYCLE[0], EMPTY)).slice(0, 1), [CYCLE[1]]);
+    for (const x of [p, open, q]) x.dispose!();
+  });
+
+  it("carries what one migration learned into the next through the model file (atomic write)", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ppm-model-"));
+    try {
+      const file = path.join(dir, "vm.model");
+      assert.equal(readModel(file), null);
+      const first = createQemuPolicy(8192, {}, readModel(file));
+      assert.equal(first.origin, "new");
+      for (let i = 0; i < 3; i++) run(first, CYCLE);
+      writeModelAtomic(file, first.snapshot!());
+      first.dispose!();
+      assert.deepEqual(fs.readdirSync(dir), ["vm.model"], "no temporary file left");
+      // Next migration: pages present again only as they arrive; the model predicts from the first fault.
+      const cold = createQemuPolicy(8192);
+      const warm = createQemuPolicy(8192, {}, readModel(file));
+      assert.match(warm.origin, /^restored/);
+      const c = run(cold, CYCLE), w = run(warm, CYCLE);
+      assert.equal(c.hits, 0);
+      assert.ok(w.hits >= CYCLE.length / 2, `a restored model turns faults into hits: ${w.hits} of ${CYCLE.length}`);
+      cold.dispose!();
+      warm.dispose!();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("starts empty, saying why, on a model that does not fit or does not parse", () => {
+    const p = createQemuPolicy(8192);
+    const bytes = p.snapshot!();
+    p.dispose!();
+    assert.match(createQemuPolicy(4096, {}, bytes).origin, /saved model is for 8192 pages/);
+    assert.match(createQemuPolicy(8192, { maxPages: 3 }, bytes).origin, /other options/);
+    const bad = bytes.slice();
+    bad[0] ^= 0xff;
+    assert.match(createQemuPolicy(8192, {}, bad).origin, /saved model refused/);
+    assert.match(createQemuPolicy(8192, {}, new Uint8Array(10)).origin, /saved model refused/);
+  });
+});
