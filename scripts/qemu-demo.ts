@@ -10,14 +10,22 @@
  * migration; anything else exits non-zero.
  */
 import { parseArgs } from "node:util";
-import { buildGuest } from "./qemu/guest.js";
-import { qemuBinary, runMigration, type ConfigName, type RunResult } from "./qemu/migrate.js";
+import { buildGuest, type Guest, type GuestKind } from "./qemu/guest.js";
+import { CONFIGS, qemuBinary, runMigration, type ConfigName, type RunResult } from "./qemu/migrate.js";
 import { loadEngine } from "../src/qemu/strategies.js";
 
 const HELP = `usage: qemu-demo [options]
   --runs N               repetitions of every configuration (default 3)
-  --regime R             latency | bandwidth | both (default both)
-  --configs LIST         comma list of no-proxy,proxy,proxy-ppm,proxy-next8 (default all)
+  --guest G              md5 | walk | both (default both): md5 loops md5sum/sort/gzip over a 96 MB
+                         tmpfs file; walk walks 64 MB in a fixed random page order (irregular, repeating)
+  --hops N               migrations of the same running VM per run, the last one measured; the
+                         earlier ones run proxy-ppm and save its model (default: md5 1, walk 2)
+  --regime R             comma list of loopback, latency-bound, latency, bandwidth; both = latency,bandwidth;
+                         all (default loopback,latency-bound)
+                         loopback: no delay; latency-bound: return path delayed --return-delay-ms (2),
+                         postcopy-preempt on; latency: --delay-ms each way; bandwidth: --postcopy-mbs
+  --configs LIST         comma list of no-proxy,proxy,proxy-ppm,proxy-ppm-sim,proxy-next8
+                         (default proxy,proxy-ppm; proxy is the pass-through counter: QEMU alone)
   --delay-ms N           latency regime: one-way delay on the proxied link (default 5)
   --postcopy-mbs N       bandwidth regime: max-postcopy-bandwidth in MB/s (default 30)
   --preempt              enable postcopy-preempt (second channel) on both sides
@@ -34,6 +42,7 @@ const { values } = parseArgs({
     "delay-ms": { type: "string" }, "postcopy-mbs": { type: "string" }, preempt: { type: "boolean" }, "return-delay-ms": { type: "string" },
     depth: { type: "string" }, "mem-mb": { type: "string" }, accel: { type: "string" },
     json: { type: "boolean" }, help: { type: "boolean", short: "h" }, verbose: { type: "boolean" },
+    guest: { type: "string" }, hops: { type: "string" },
   },
 });
 if (values.help) {
@@ -47,29 +56,39 @@ const REGIMES = ["loopback", "latency-bound", "latency", "bandwidth"];
 const regimes = values.regime === "both" ? ["latency", "bandwidth"] : values.regime === "all" ? REGIMES : (values.regime ?? "loopback,latency-bound").split(",");
 for (const r of regimes) if (!REGIMES.includes(r)) { process.stderr.write(`qemu-demo: unknown regime ${r}\n`); process.exit(2); }
 const returnDelayMs = Number(values["return-delay-ms"] ?? 2);
-let configs = (values.configs ?? "no-proxy,proxy,proxy-ppm,proxy-next8").split(",") as ConfigName[];
+let configs = (values.configs ?? "proxy,proxy-ppm").split(",") as ConfigName[];
+for (const c of configs) if (!CONFIGS.includes(c)) { process.stderr.write(`qemu-demo: unknown config ${c}\n`); process.exit(2); }
+const guestKinds: GuestKind[] = values.guest === "md5" ? ["md5"] : values.guest === "walk" ? ["walk"] : ["md5", "walk"];
 const err = (s: string) => process.stderr.write(s + "\n");
 
 if (!qemuBinary()) {
   err("qemu-demo: qemu-system-x86_64 not found; install the Debian package: apt-get install -y qemu-system-x86");
   process.exit(2);
 }
-if (configs.includes("proxy-ppm")) {
+if (configs.includes("proxy-ppm") || configs.includes("proxy-ppm-sim") || guestKinds.includes("walk")) {
   try {
     await loadEngine();
   } catch (e) {
     err(`qemu-demo: skipping proxy-ppm: ${(e as Error).message}`);
-    configs = configs.filter((c) => c !== "proxy-ppm");
+    configs = configs.filter((c) => c !== "proxy-ppm" && c !== "proxy-ppm-sim");
   }
 }
-const guest = buildGuest(err);
-const all: (RunResult & { regime: string })[] = [];
+const guests: Guest[] = [];
+for (const k of guestKinds) {
+  try {
+    guests.push(buildGuest(err, k));
+  } catch (e) {
+    err(`qemu-demo: skipping the ${k} guest: ${(e as Error).message}`);
+  }
+}
+const all: (RunResult & { regime: string; guest: string })[] = [];
 let failed = 0;
-for (const regime of regimes) {
+for (const guest of guests) for (const regime of regimes) {
+  const hops = Number(values.hops ?? (guest.kind === "walk" ? 2 : 1));
   for (let i = 0; i < runs; i++) {
     for (const config of configs) {
       const r = await runMigration({
-        guest, config, preempt: !!values.preempt || regime === "latency-bound", memMb: Number(values["mem-mb"] ?? 512), accel: values.accel,
+        guest, config, hops, timeoutMs: 150000 * hops, preempt: !!values.preempt || regime === "latency-bound", memMb: Number(values["mem-mb"] ?? 512), accel: values.accel,
         delayMs: regime === "latency" ? delayMs : 0,
         returnDelayMs: regime === "latency-bound" ? returnDelayMs : undefined,
         postcopyBandwidth: regime === "bandwidth" ? postcopyMbs * 1024 * 1024 : 0,
@@ -78,27 +97,30 @@ for (const regime of regimes) {
       });
       const ok = !r.error && r.checksumOk && r.guestRunning && r.status === "completed";
       if (!ok) failed++;
-      all.push({ ...r, regime });
-      err(`${regime} run ${i + 1}/${runs} ${config}: ${ok ? "ok" : `FAILED ${r.error ?? (r.checksumOk ? "guest stopped" : "checksum mismatch")}`}` +
+      all.push({ ...r, regime, guest: guest.kind });
+      err(`${guest.kind} ${regime}${hops > 1 ? ` hop ${hops}` : ""} run ${i + 1}/${runs} ${config}: ${ok ? "ok" : `FAILED ${r.error ?? (r.checksumOk ? "guest stopped" : "checksum mismatch")}`}` +
         `  requests ${r.requests} (source ${r.sourceRequests}), blocktime ${r.blocktimeMs} ms, total ${r.totalMs} ms, injected ${r.injected}` +
-        (r.proxy ? `, predictor median ${r.proxy.stats.predictUs.median} us/request` : ""));
+        (r.proxy ? `, predictor median ${r.proxy.stats.predictUs.median} us/request, service median ${r.proxy.service.dest.median} ms` +
+          (r.proxy.strategy?.origin ? `, model ${r.proxy.strategy.origin}, gated ${r.proxy.strategy.gated}` : "") : ""));
     }
   }
 }
 
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const n = s.length; return n ? (n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2) : 0; };
 const cell = (xs: number[]) => `${median(xs)} (${Math.min(...xs)}–${Math.max(...xs)})`;
-const lines = ["| regime | config | requests | blocktime ms | total ms | injected | predictor us/req | ok |", "|---|---|---|---|---|---|---|---|"];
-for (const regime of regimes) for (const config of configs) {
-  const rs = all.filter((r) => r.regime === regime && r.config === config);
+const lines = ["| guest | regime | config | requests | blocktime ms | total ms | injected | service ms (dest, median) | predictor us/req | ok |", "|---|---|---|---|---|---|---|---|---|---|"];
+for (const guest of guests) for (const regime of regimes) for (const config of configs) {
+  const rs = all.filter((r) => r.guest === guest.kind && r.regime === regime && r.config === config);
   if (!rs.length) continue;
   const pu = rs.filter((r) => r.proxy).map((r) => r.proxy!.stats.predictUs.median);
-  lines.push(`| ${regime} | ${config} | ${cell(rs.map((r) => r.requests))} | ${cell(rs.map((r) => r.blocktimeMs))} | ${cell(rs.map((r) => r.totalMs))} | ${cell(rs.map((r) => r.injected))} | ${pu.length && config !== "proxy" && config !== "no-proxy" ? median(pu) : "–"} | ${rs.filter((r) => !r.error && r.checksumOk && r.guestRunning).length}/${rs.length} |`);
+  const sv = rs.filter((r) => r.proxy).map((r) => r.proxy!.service.dest.median);
+  lines.push(`| ${guest.kind} | ${regime} | ${config} | ${cell(rs.map((r) => r.requests))} | ${cell(rs.map((r) => r.blocktimeMs))} | ${cell(rs.map((r) => r.totalMs))} | ${cell(rs.map((r) => r.injected))} | ${sv.length ? cell(sv.map((x) => Math.round(x * 10) / 10)) : "–"} | ${pu.length && config !== "proxy" && config !== "no-proxy" ? median(pu) : "–"} | ${rs.filter((r) => !r.error && r.checksumOk && r.guestRunning).length}/${rs.length} |`);
 }
 err("\nmedian (min–max) over " + runs + " runs" + (values.preempt ? ", postcopy-preempt on" : "") + "\n" + lines.join("\n"));
 if (values.json) {
   process.stdout.write(JSON.stringify({
     runs: all.map((r) => ({
+      guest: r.guest, hops: r.hops, phase: r.proxy?.phase, strategy: r.proxy?.strategy,
       config: r.config, regime: r.regime, preempt: r.preempt, requests: r.requests, sourceRequests: r.sourceRequests,
       blocktimeMs: r.blocktimeMs, totalMs: r.totalMs, injected: r.injected, checksumOk: r.checksumOk,
       guestRunning: r.guestRunning, predictorUsMedian: r.proxy?.stats.predictUs.median, error: r.error,

@@ -10,11 +10,35 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
+export type GuestKind = "md5" | "walk";
+
 export interface Guest {
   kernel: string;
   initrd: string;
   dir: string;
+  kind: GuestKind;
+  /** The result kinds one full round prints (`R <i> <kind> <sum>`). */
+  results: string[];
 }
+
+/**
+ * The irregular guest: a static program (scripts/qemu/walk.c, built with the host's gcc -static)
+ * walks 512 pages (2 MB) of its own memory in a fixed random order, hashing each page 4 times (the
+ * work per page), and prints one "R <round> walk <sum>" per round. Its access order
+ * is irregular in guest-physical memory but repeats every round, so a model learned in one
+ * migration of the running VM applies to the next; spatial order cannot help.
+ */
+export const WALK_INIT_SCRIPT = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+PAGES=512
+PASSES=4
+for a in $(cat /proc/cmdline); do case "$a" in ppmpages=*) PAGES="\${a#ppmpages=}";; ppmpasses=*) PASSES="\${a#ppmpasses=}";; esac; done
+echo "GUEST walking \${PAGES} pages, \${PASSES} passes per page"
+exec /bin/walk $PAGES $PASSES 12345
+`;
 
 export const INIT_SCRIPT = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -47,13 +71,30 @@ export function cacheDir(): string {
 }
 
 /** Fetch (once) and build the guest. Needs apt-get, dpkg and network access to the Debian mirror. */
-export function buildGuest(log: (s: string) => void = () => {}): Guest {
+export function buildGuest(log: (s: string) => void = () => {}, kind: GuestKind = "md5"): Guest {
   const dir = cacheDir();
   fs.mkdirSync(dir, { recursive: true });
   const debs = path.join(dir, "debs");
   const root = path.join(dir, "root");
   fs.mkdirSync(debs, { recursive: true });
-  const initrd = path.join(dir, "initrd.img");
+  const initrd = path.join(dir, kind === "md5" ? "initrd.img" : `initrd-${kind}.img`);
+  const script = kind === "md5" ? INIT_SCRIPT : WALK_INIT_SCRIPT;
+  let walkBin: string | null = null;
+  if (kind === "walk") {
+    const src = path.join(import.meta.dirname, "walk.c");
+    walkBin = path.join(dir, "walk");
+    const srcText = fs.readFileSync(src, "utf8");
+    const wstamp = path.join(dir, "walk.stamp");
+    if (!fs.existsSync(walkBin) || !fs.existsSync(wstamp) || fs.readFileSync(wstamp, "utf8") !== srcText) {
+      log("guest: building the walk program (gcc -static)");
+      try {
+        sh("gcc", ["-static", "-O2", "-o", walkBin, src]);
+      } catch (e) {
+        throw new Error(`cannot build scripts/qemu/walk.c with gcc -static (apt-get install -y gcc libc6-dev): ${(e as Error).message.split("\n")[0]}`);
+      }
+      fs.writeFileSync(wstamp, srcText);
+    }
+  }
   const findKernel = () => fs.existsSync(path.join(root, "boot"))
     ? fs.readdirSync(path.join(root, "boot")).filter((f) => f.startsWith("vmlinuz-")).sort().pop()
     : undefined;
@@ -75,20 +116,21 @@ export function buildGuest(log: (s: string) => void = () => {}): Guest {
   if (!kernelName || !fs.existsSync(bb)) throw new Error(`guest: no kernel or busybox under ${root}`);
   const kernel = path.join(root, "boot", kernelName);
 
-  const stamp = path.join(dir, "initrd.stamp");
-  const want = INIT_SCRIPT + kernelName;
+  const stamp = path.join(dir, kind === "md5" ? "initrd.stamp" : `initrd-${kind}.stamp`);
+  const want = script + kernelName + (walkBin ? fs.readFileSync(walkBin).length : "");
   if (!fs.existsSync(initrd) || !fs.existsSync(stamp) || fs.readFileSync(stamp, "utf8") !== want) {
     log("guest: building initramfs");
     const ir = fs.mkdtempSync(path.join(os.tmpdir(), "ppm-initrd-"));
     for (const d of ["bin", "sbin", "proc", "sys", "dev", "mnt", "tmp", "usr/bin", "usr/sbin"]) fs.mkdirSync(path.join(ir, d), { recursive: true });
     fs.copyFileSync(bb, path.join(ir, "bin", "busybox"));
     fs.chmodSync(path.join(ir, "bin", "busybox"), 0o755);
-    fs.writeFileSync(path.join(ir, "init"), INIT_SCRIPT, { mode: 0o755 });
+    fs.writeFileSync(path.join(ir, "init"), script, { mode: 0o755 });
+    if (walkBin) { fs.copyFileSync(walkBin, path.join(ir, "bin", "walk")); fs.chmodSync(path.join(ir, "bin", "walk"), 0o755); }
     const list = sh("find", [".", "-mindepth", "1"], ir);
     const cpio = execFileSync(bb, ["cpio", "-o", "-H", "newc"], { cwd: ir, input: list, maxBuffer: 1 << 28, stdio: ["pipe", "pipe", "ignore"] });
     fs.writeFileSync(initrd, cpio);
     fs.writeFileSync(stamp, want);
     fs.rmSync(ir, { recursive: true, force: true });
   }
-  return { kernel, initrd, dir };
+  return { kernel, initrd, dir, kind, results: kind === "md5" ? ["md5", "sort", "gzip"] : ["walk"] };
 }

@@ -9,10 +9,13 @@ import os from "node:os";
 import path from "node:path";
 import { QemuProxy, type MigrationReport } from "../../src/qemu/proxy.js";
 import { loadEngine, strategyFactory, type PredictKind } from "../../src/qemu/strategies.js";
+import { readModel, writeModelAtomic } from "../../src/qemu/model.js";
+import type { QemuPolicyOptions } from "../../src/qemu/policy.js";
 import type { Guest } from "./guest.js";
 import { Qmp } from "./qmp.js";
 
-export type ConfigName = "no-proxy" | "proxy" | "proxy-ppm" | "proxy-next8";
+export type ConfigName = "no-proxy" | "proxy" | "proxy-ppm" | "proxy-ppm-sim" | "proxy-next8";
+export const CONFIGS: ConfigName[] = ["no-proxy", "proxy", "proxy-ppm", "proxy-ppm-sim", "proxy-next8"];
 
 export interface RunOptions {
   guest: Guest;
@@ -29,6 +32,16 @@ export interface RunOptions {
   accel?: string;
   /** Predictor options for proxy-ppm. */
   engine?: Record<string, unknown>;
+  /** QEMU policy knobs for proxy-ppm. */
+  policy?: Partial<Omit<QemuPolicyOptions, "engine">>;
+  /**
+   * Migrations of the same running VM: hops - 1 learning migrations (learnConfig, default proxy-ppm,
+   * saving its model) before the measured one (config). Default 1.
+   */
+  hops?: number;
+  learnConfig?: ConfigName;
+  /** The model file the proxy-ppm hops load and save (default: in the run's temporary folder). */
+  modelPath?: string;
   /** Iterations (full md5/sort/gzip sets) to wait for on the destination after migration. */
   afterSets?: number;
   timeoutMs?: number;
@@ -53,6 +66,8 @@ export interface RunResult {
   status: string;
   sums: { before: Record<string, string>; after: Record<string, string[]> };
   proxy?: MigrationReport;
+  /** Every migration of the run, in order (the measured one last). */
+  hops?: { config: ConfigName; requests: number; blocktimeMs: number; injected: number; checksumOk: boolean; error?: string; modelOrigin?: string; faults?: number[] }[];
   error?: string;
 }
 
@@ -122,89 +137,126 @@ export async function runMigration(o: RunOptions): Promise<RunResult> {
       await sleep(every);
     }
   };
+  const caps = (names: string[]) => ({ capabilities: names.map((capability) => ({ capability, state: true })) });
+  const kinds = o.guest.results ?? ["md5", "sort", "gzip"];
+  const modelPath = o.modelPath ?? path.join(dir, "model.ppm");
   try {
-    const dport = await freePort();
-    const dst = startQemu(o, dir, "dst", ["-incoming", "defer"]);
-    const src = startQemu(o, dir, "src", []);
-    procs.push(dst, src);
-    const qd = await Qmp.connect(path.join(dir, "dst.qmp"));
-    const qs = await Qmp.connect(path.join(dir, "src.qmp"));
-    qmps.push(qd, qs);
-    const caps = (names: string[]) => ({ capabilities: names.map((capability) => ({ capability, state: true })) });
-    await qs.cmd("migrate-set-capabilities", caps(preempt ? ["postcopy-ram", "postcopy-preempt"] : ["postcopy-ram"]));
-    await qd.cmd("migrate-set-capabilities", caps(preempt ? ["postcopy-ram", "postcopy-blocktime", "postcopy-preempt"] : ["postcopy-ram", "postcopy-blocktime"]));
-    if (o.postcopyBandwidth) await qs.cmd("migrate-set-parameters", { "max-postcopy-bandwidth": o.postcopyBandwidth });
-    await qd.cmd("migrate-incoming", { uri: `tcp:127.0.0.1:${dport}` });
-
-    let uriPort = dport;
-    if (o.config !== "no-proxy") {
-      const kind: PredictKind = o.config === "proxy-ppm" ? "ppm" : o.config === "proxy-next8" ? "next8" : "none";
-      if (kind === "ppm") await loadEngine();
-      proxy = new QemuProxy({
-        listenPort: 0, targetHost: "127.0.0.1", targetPort: dport, delayMs: o.delayMs ?? 0, returnDelayMs: o.returnDelayMs, rateMbps: o.rateMbps,
-        makeStrategy: strategyFactory(kind, { depth: 16, ...(o.engine ?? {}) }), log,
-      });
-      uriPort = (await proxy.listen()).port;
-    }
-
-    // Reference sums: one full set printed by the source guest.
-    const srcLog = path.join(dir, "src.log");
-    await until("the guest's first results", () => new Set(readResults(srcLog).map((r) => r.kind)).size >= 3, 250);
+    const hops = Math.max(1, o.hops ?? 1);
+    let src = startQemu(o, dir, "vm0", []);
+    procs.push(src);
+    let qs = await Qmp.connect(path.join(dir, "vm0.qmp"));
+    qmps.push(qs);
+    let srcLog = path.join(dir, "vm0.log");
+    // Reference sums: one full set printed by the guest before any migration.
+    await until("the guest's first results", () => kinds.every((k) => readResults(srcLog).some((r) => r.kind === k)), 250);
     for (const r of readResults(srcLog)) res.sums.before[r.kind] ??= r.sum;
     log(`${o.config}: guest ready, reference ${JSON.stringify(res.sums.before)}; migrating`);
 
-    await qs.cmd("migrate", { uri: `tcp:127.0.0.1:${uriPort}` });
-    await qs.cmd("migrate-start-postcopy");
-    let sInfo: any = {};
-    await until("source migration end", async () => {
-      sInfo = await qs.cmd("query-migrate");
-      return ["completed", "failed", "cancelled"].includes(sInfo.status);
-    }, 50);
-    res.status = sInfo.status;
-    if (sInfo.status !== "completed") throw new Error(`migration ${sInfo.status}: ${sInfo["error-desc"] ?? ""}`);
-    let dInfo: any = {};
-    await until("destination migration end", async () => {
-      dInfo = await qd.cmd("query-migrate");
-      return dInfo.status === "completed" || dInfo.status === "failed";
-    }, 50);
-    if (dInfo.status !== "completed") throw new Error(`destination migration ${dInfo.status}`);
-    res.totalMs = sInfo["total-time"] ?? 0;
-    res.downtimeMs = sInfo.downtime ?? 0;
-    res.sourceRequests = sInfo.ram?.["postcopy-requests"] ?? 0;
-    res.blocktimeMs = dInfo["postcopy-blocktime"] ?? 0;
+    for (let hop = 1; hop <= hops; hop++) {
+      const last = hop === hops;
+      const config: ConfigName = last ? o.config : (o.learnConfig ?? "proxy-ppm");
+      const name = `vm${hop}`;
+      const dport = await freePort();
+      const dst = startQemu(o, dir, name, ["-incoming", "defer"]);
+      procs.push(dst);
+      const qd = await Qmp.connect(path.join(dir, `${name}.qmp`));
+      qmps.push(qd);
+      await qs.cmd("migrate-set-capabilities", caps(preempt ? ["postcopy-ram", "postcopy-preempt"] : ["postcopy-ram"]));
+      await qd.cmd("migrate-set-capabilities", caps(preempt ? ["postcopy-ram", "postcopy-blocktime", "postcopy-preempt"] : ["postcopy-ram", "postcopy-blocktime"]));
+      if (o.postcopyBandwidth) await qs.cmd("migrate-set-parameters", { "max-postcopy-bandwidth": o.postcopyBandwidth });
+      await qd.cmd("migrate-incoming", { uri: `tcp:127.0.0.1:${dport}` });
 
-    // After migration: the destination guest must keep going and print the same sums.
-    const dstLog = path.join(dir, "dst.log");
-    const need = o.afterSets ?? 1;
-    await until("the guest's results on the destination", () => {
-      const kinds = new Map<string, number>();
-      for (const r of readResults(dstLog)) kinds.set(r.kind, (kinds.get(r.kind) ?? 0) + 1);
-      return kinds.size >= 3 && [...kinds.values()].every((n) => n >= need);
-    }, 250);
-    for (const r of readResults(dstLog)) (res.sums.after[r.kind] ??= []).push(r.sum);
-    res.checksumOk = Object.entries(res.sums.after).every(([k, sums]) => sums.every((s) => s === res.sums.before[k]));
-    const st = await qd.cmd("query-status");
-    res.guestRunning = st.status === "running";
-    res.status = "completed";
+      let uriPort = dport;
+      proxy = null;
+      if (config !== "no-proxy") {
+        const kind: PredictKind = config === "proxy-ppm" ? "ppm" : config === "proxy-ppm-sim" ? "ppm-sim" : config === "proxy-next8" ? "next8" : "none";
+        if (kind === "ppm" || kind === "ppm-sim") await loadEngine();
+        proxy = new QemuProxy({
+          listenPort: 0, targetHost: "127.0.0.1", targetPort: dport, delayMs: o.delayMs ?? 0, returnDelayMs: o.returnDelayMs, rateMbps: o.rateMbps,
+          makeStrategy: strategyFactory(kind, { ...(kind === "ppm-sim" ? { depth: 16 } : {}), ...(o.engine ?? {}), policy: o.policy, loadModel: kind === "ppm" ? () => readModel(modelPath) : undefined }),
+          saveModel: kind === "ppm" ? (bytes) => writeModelAtomic(modelPath, bytes) : undefined,
+          log,
+        });
+        uriPort = (await proxy.listen()).port;
+      }
+      const hr: RunResult = {
+        config, preempt, requests: 0, sourceRequests: 0, blocktimeMs: 0, totalMs: 0, downtimeMs: 0,
+        injected: 0, checksumOk: false, guestRunning: false, status: "none", sums: { before: res.sums.before, after: {} },
+      };
+      try {
+        await qs.cmd("migrate", { uri: `tcp:127.0.0.1:${uriPort}` });
+        await qs.cmd("migrate-start-postcopy");
+        let sInfo: any = {};
+        await until("source migration end", async () => {
+          sInfo = await qs.cmd("query-migrate");
+          return ["completed", "failed", "cancelled"].includes(sInfo.status);
+        }, 50);
+        hr.status = sInfo.status;
+        if (sInfo.status !== "completed") throw new Error(`migration ${sInfo.status}: ${sInfo["error-desc"] ?? ""}`);
+        let dInfo: any = {};
+        await until("destination migration end", async () => {
+          dInfo = await qd.cmd("query-migrate");
+          return dInfo.status === "completed" || dInfo.status === "failed";
+        }, 50);
+        if (dInfo.status !== "completed") throw new Error(`destination migration ${dInfo.status}`);
+        hr.totalMs = sInfo["total-time"] ?? 0;
+        hr.downtimeMs = sInfo.downtime ?? 0;
+        hr.sourceRequests = sInfo.ram?.["postcopy-requests"] ?? 0;
+        hr.blocktimeMs = dInfo["postcopy-blocktime"] ?? 0;
+
+        // After migration: the destination guest must keep going and print the same sums.
+        const dstLog = path.join(dir, `${name}.log`);
+        const need = o.afterSets ?? 1;
+        await until("the guest's results on the destination", () => {
+          const seen = new Map<string, number>();
+          for (const r of readResults(dstLog)) seen.set(r.kind, (seen.get(r.kind) ?? 0) + 1);
+          return kinds.every((k) => (seen.get(k) ?? 0) >= need);
+        }, 250);
+        for (const r of readResults(dstLog)) (hr.sums.after[r.kind] ??= []).push(r.sum);
+        hr.checksumOk = Object.entries(hr.sums.after).every(([k, sums]) => sums.every((x) => x === res.sums.before[k]));
+        const st = await qd.cmd("query-status");
+        hr.guestRunning = st.status === "running";
+        hr.status = "completed";
+        srcLog = dstLog;
+      } catch (e) {
+        hr.error = (e as Error).message;
+      } finally {
+        if (proxy) {
+          await sleep(50);
+          await proxy.close();
+          const r = proxy.reports[0] ?? proxy.current();
+          if (r) {
+            hr.proxy = r;
+            hr.requests = r.stats.requests;
+            hr.injected = r.stats.injectedPages;
+            if (r.error && !hr.error) hr.error = `proxy: ${r.error}`;
+          }
+          proxy = null;
+        } else hr.requests = hr.sourceRequests;
+      }
+      (res.hops ??= []).push({ config, requests: hr.requests, blocktimeMs: hr.blocktimeMs, injected: hr.injected, checksumOk: hr.checksumOk, error: hr.error, modelOrigin: hr.proxy?.strategy?.origin,
+        faults: hr.proxy?.service.timeline.map((e) => e[3]) });
+      if (last || hr.error) {
+        Object.assign(res, { ...hr, sums: { before: res.sums.before, after: hr.sums.after }, hops: res.hops });
+        if (!last) res.error = `hop ${hop} (${config}): ${hr.error}`;
+        break;
+      }
+      // The old source is done: quit it; the destination is the next hop's source.
+      try { await Promise.race([qs.cmd("quit"), sleep(1000)]); } catch { /* gone */ }
+      qs.close();
+      qmps.splice(qmps.indexOf(qs), 1);
+      await Promise.race([new Promise((r) => src.once("exit", r)), sleep(2000)]);
+      if (src.exitCode === null) src.kill("SIGKILL");
+      procs.splice(procs.indexOf(src), 1);
+      qs = qd;
+      src = dst;
+    }
   } catch (e) {
-    res.error = (e as Error).message;
+    res.error ??= (e as Error).message;
   } finally {
     for (const q of qmps) { try { await Promise.race([q.cmd("quit"), sleep(1000)]); } catch { /* gone */ } q.close(); }
     for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
-    if (proxy) {
-      await sleep(50);
-      await proxy.close();
-      await sleep(20);
-      const r = proxy.reports[0] ?? proxy.current();
-      if (r) {
-        res.proxy = r;
-        res.requests = r.stats.requests;
-        res.injected = r.stats.injectedPages;
-        if (r.error && !res.error) res.error = `proxy: ${r.error}`;
-      }
-    } else {
-      res.requests = res.sourceRequests;
-    }
+    if (proxy) await (proxy as QemuProxy).close();
     if (!o.keepDir) fs.rmSync(dir, { recursive: true, force: true });
     else log(`logs kept in ${dir}`);
   }
