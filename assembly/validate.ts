@@ -107,7 +107,7 @@ function checkCounters(): i32 {
 /** Bytes no field uses (below the header: zero in every model) and the prune-due flag (0 or 1). */
 function checkReserved(): i32 {
   for (let a: usize = 0; a < <usize>HEADER; a += 4) if (load<u32>(a) != 0) return fail(V_RESERVED, <u32>a);
-  if (hdr32(H_PRUNE_DUE) > 1) return fail(V_RESERVED, HEADER + H_PRUNE_DUE);
+  if (hdr32(H_PRUNE_DUE) > 1) return fail(V_CONFIG, H_PRUNE_DUE); // "its prune-due flag is out of range"
   return V_OK;
 }
 
