@@ -67,23 +67,33 @@ export function generateImage(bytes: number, seed = 1): Buffer {
 }
 
 /** Write `chunks` to a temporary file beside `path`, fsync it, and rename it over `path`. */
-export function writeFileAtomic(path: string, chunks: Iterable<Uint8Array>): void {
+/**
+ * A temporary file beside `path` (removed if the process is interrupted): `commit` fsyncs it and
+ * renames it over `path`, `abort` removes it. One atomic-write mechanism for every file written here.
+ */
+function openAtomic(path: string): { write(c: Uint8Array): void; commit(): void; abort(): void } {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
   const fd = openSync(tmp, "w");
-  const untrack = trackTempFile(tmp); // removed if the process is interrupted before the rename
+  const untrack = trackTempFile(tmp);
+  return {
+    write(c) { for (let o = 0; o < c.length;) o += writeSync(fd, c, o, c.length - o); },
+    commit() { fsyncSync(fd); closeSync(fd); renameSync(tmp, path); untrack(); },
+    abort() {
+      try { closeSync(fd); } catch { /* already closed */ }
+      rmSync(tmp, { force: true });
+      untrack();
+    },
+  };
+}
+
+export function writeFileAtomic(path: string, chunks: Iterable<Uint8Array>): void {
+  const f = openAtomic(path);
   try {
-    for (const c of chunks) {
-      for (let o = 0; o < c.length;) o += writeSync(fd, c, o, c.length - o);
-    }
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, path);
+    for (const c of chunks) f.write(c);
+    f.commit();
   } catch (e) {
-    try { closeSync(fd); } catch { /* already closed */ }
-    rmSync(tmp, { force: true });
+    f.abort();
     throw e;
-  } finally {
-    untrack();
   }
 }
 
@@ -92,23 +102,16 @@ export function writeFileAtomic(path: string, chunks: Iterable<Uint8Array>): voi
  * an interruption (SIGINT) is handled during a long generation: the temporary file is removed.
  */
 export async function writeImageFile(path: string, bytes: number, seed = 1): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  const fd = openSync(tmp, "w");
-  const untrack = trackTempFile(tmp); // removed if the process is interrupted before the rename
+  const f = openAtomic(path);
   try {
     for (const c of imageChunks(bytes, seed)) {
-      for (let o = 0; o < c.length;) o += writeSync(fd, c, o, c.length - o);
+      f.write(c);
       await new Promise((r) => setImmediate(r));
     }
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, path);
+    f.commit();
   } catch (e) {
-    try { closeSync(fd); } catch { /* already closed */ }
-    rmSync(tmp, { force: true });
+    f.abort();
     throw e;
-  } finally {
-    untrack();
   }
 }
 

@@ -1,5 +1,8 @@
 /** Test helpers for the transport: a next-N strategy, images, synthetic traces, socket killers. */
 import type { Socket } from "node:net";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Strategy } from "../../src/strategies/types.js";
 import { generateImage } from "../../src/transport/image.js";
 import { Rng } from "../../src/util/random.js";
@@ -49,5 +52,22 @@ export function killAfter(sock: Socket, afterBytes: number): void {
   sock.on("data", (c: Buffer) => {
     n += c.length;
     if (n >= afterBytes && !sock.destroyed) sock.destroy();
+  });
+}
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+/** Start `ppm-prefetch serve ARGS` (from the sources) and resolve with its port once it listens. */
+export function spawnServe(args: string[]): Promise<{ port: number; done: Promise<number> }> {
+  const p = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/main.ts"), "serve", ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+  const done = new Promise<number>((r) => p.on("close", (c) => r(c ?? -1)));
+  return new Promise((resolve, reject) => {
+    let out = "";
+    p.stdout.on("data", (d) => {
+      out += d;
+      const m = /listening on [\d.]+:(\d+)/.exec(out);
+      if (m) resolve({ port: Number(m[1]), done });
+    });
+    done.then((c) => reject(new Error(`serve exited ${c}`)));
   });
 }

@@ -8,7 +8,6 @@
  *
  * Prints one markdown row per (link, strategy): medians over the repetitions.
  */
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { tmpdir, loadavg } from "node:os";
 import { join } from "node:path";
@@ -16,10 +15,10 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runMigration, type MigrationResult } from "../../src/transport/destination.js";
 import { readTrace } from "../../src/trace/read.js";
+import { spawnServe } from "./helpers.js";
 import type { LayoutName } from "../../src/trace/layout.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const MAIN = join(ROOT, "src/cli/main.ts");
 
 const { values: v } = parseArgs({
   options: {
@@ -39,20 +38,10 @@ const strategies = (v.strategies ?? "demand,ppm").split(",");
 const imagePath = join(tmpdir(), `ppm-transport-${size}.bin`);
 
 function serve(strategy: string, link: { delayUs: number; rateGbps: number }): Promise<{ port: number; done: Promise<number> }> {
-  const args = ["--import", "tsx", MAIN, "serve", "--image", imagePath, ...(existsSync(imagePath) ? [] : ["--generate", size]),
+  const args = ["--image", imagePath, ...(existsSync(imagePath) ? [] : ["--generate", size]),
     "--port", "0", "--strategy", strategy, "--push", push, "--push-window", pushWindow, "--history", tracePath, "--layout", layout, "--exit-after", "1", "--quiet",
     "--delay-us", String(link.delayUs), "--rate-gbps", String(link.rateGbps)];
-  const p = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
-  const done = new Promise<number>((r) => p.on("close", (c) => r(c ?? -1)));
-  return new Promise((resolve, reject) => {
-    let out = "";
-    p.stdout.on("data", (d) => {
-      out += d;
-      const m = /listening on [\d.]+:(\d+)/.exec(out);
-      if (m) resolve({ port: Number(m[1]), done });
-    });
-    done.then((c) => reject(new Error(`serve exited ${c}`)));
-  });
+  return spawnServe(args);
 }
 
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };

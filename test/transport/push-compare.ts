@@ -19,7 +19,6 @@
  * with the push given here (its own push, e.g. demand's `none`, is overridden, as serve does).
  * Prints a markdown table (medians over the repetitions) and the relative error of the simulator.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir, loadavg } from "node:os";
 import { join } from "node:path";
@@ -27,6 +26,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runMigration, type MigrationResult } from "../../src/transport/destination.js";
 import { readTrace } from "../../src/trace/read.js";
+import { spawnServe } from "./helpers.js";
 import { prepareRun } from "../../src/sim/run.js";
 import { simulate, history } from "../../src/sim/simulator.js";
 import { createStrategy } from "../../src/strategies/index.js";
@@ -34,7 +34,6 @@ import type { SimStrategy } from "../../src/strategies/context.js";
 import type { PushMode } from "../../src/sim/push.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const MAIN = join(ROOT, "src/cli/main.ts");
 
 const { values: v } = parseArgs({
   options: {
@@ -75,20 +74,10 @@ const dir = mkdtempSync(join(tmpdir(), "ppm-push-compare-"));
 const imagePath = join(dir, "image.bin");
 
 function serve(strategy: string, generate: boolean): Promise<{ port: number; done: Promise<number> }> {
-  const args = ["--import", "tsx", MAIN, "serve", "--image", imagePath, ...(generate ? ["--generate", String(pageCount * 4096)] : []),
+  const args = ["--image", imagePath, ...(generate ? ["--generate", String(pageCount * 4096)] : []),
     "--port", "0", "--strategy", strategy, "--push", push, "--history", tracePath, "--layout", layout, "--switch-at", String(switchAt),
     "--depth", String(depth), "--push-window", pushWindow, "--link-queue", linkQueue, "--exit-after", "1", "--quiet", "--delay-us", String(delayUs), "--rate-gbps", String(rateGbps)];
-  const p = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
-  const done = new Promise<number>((r) => p.on("close", (c) => r(c ?? -1)));
-  return new Promise((resolve, reject) => {
-    let out = "";
-    p.stdout.on("data", (d) => {
-      out += d;
-      const m = /listening on [\d.]+:(\d+)/.exec(out);
-      if (m) resolve({ port: Number(m[1]), done });
-    });
-    done.then((c) => reject(new Error(`serve exited ${c}`)));
-  });
+  return spawnServe(args);
 }
 
 async function simulated(name: string): Promise<{ faults: number; stallMs: number }> {
