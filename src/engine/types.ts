@@ -88,7 +88,8 @@ export interface Predictor {
    * only: when one finds the arena full it does not prune (O(contexts), tens of milliseconds) but
    * goes on without the new context and flags the prune (`stats().pruneDue`); maintain() runs it.
    * Returns true if it pruned. Until it runs, the full model keeps counting what it holds but learns
-   * no new context (ageing still frees some).
+   * no new context (ageing still frees some). Not sliced: a due prune takes its O(contexts) time
+   * here (23-46 ms for 1.3M contexts), so call it where that pause delays no fault.
    */
   maintain(): boolean;
   /**
