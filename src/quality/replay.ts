@@ -63,6 +63,7 @@ export function replay(pages: Uint32Array, pageCount: number, strategy: Strategy
       prefetched[q] = 1;
       sent++;
     }
+    strategy.maintain?.();
   }
   return { faults, demandFaults: demand, percentOfDemand: demand ? (100 * faults) / demand : 0, prefetched: sent, accuracy: sent ? used / sent : 0 };
 }

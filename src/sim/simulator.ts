@@ -272,6 +272,7 @@ export function simulate(prep: Prepared, strategy: SimStrategy, link: LinkConfig
       batch.push(q);
     }
     if (batch.length > 0) batches.push({ pages: batch, i: 0 });
+    strategy.maintain?.(); // between faults (the simulator does not time the strategy)
     return arrival[p];
   };
 

@@ -100,6 +100,7 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
       }
       return out;
     },
+    maintain: inner.maintain,
     dispose: inner.dispose,
   };
 }

@@ -47,6 +47,7 @@ export function predictorStrategy(pred: Predictor, name: string = `ppm-${pred.op
     onFault: (p, s) => pred.predictNext(p, slot(s)),
     onTouch: (p, s) => pred.observe(p, slot(s)),
     onPresent: (p) => pred.markPresent(p),
+    maintain: () => { pred.maintain(); },
     dispose: () => pred.dispose(),
   };
 }

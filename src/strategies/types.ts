@@ -15,6 +15,8 @@ export interface Strategy {
   onFault(page: number, stream: number): ArrayLike<number>;
   onTouch?(page: number, stream: number): void;
   onPresent?(page: number): void;
+  /** Off-fault-path upkeep (the engine's prune when its arena filled): called between faults, never inside one. */
+  maintain?(): void;
   dispose?(): void;
 }
 

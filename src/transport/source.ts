@@ -496,6 +496,7 @@ class Conn {
     }
     spent += nowNs() - t0;
     this.answer(page, preds, spent);
+    strat.maintain?.(); // the answer is on the wire: the engine's upkeep (a due prune) delays no page of this fault
   }
 
   /** The predicted pages of a fault (those in range and not sent yet), then FAULT_DONE. */

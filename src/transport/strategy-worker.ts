@@ -63,6 +63,7 @@ async function handle(m: Msg): Promise<void> {
     const pages = Uint32Array.from(r as ArrayLike<number>);
     const ns = Number(process.hrtime.bigint() - t0);
     port.postMessage({ t: "answer", id: m.id, pages, ns }, [pages.buffer]);
+    s.maintain?.(); // after the answer left: the engine's upkeep never delays this fault's pages
   } catch (e) {
     port.postMessage({ t: "answer", id: m.id, message: `strategy ${s.name} failed: ${(e as Error).message}` });
   }

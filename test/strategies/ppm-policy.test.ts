@@ -102,3 +102,28 @@ test("with QEMU's push on a real trace, ppm takes no more faults and stall than 
     if (layout === "4k") assert.ok(p.faults < q.faults && p.stallS < q.stallS, `4k: ppm ${p.faults}/${p.stallS} vs qemu ${q.faults}/${q.stallS}`);
   }
 });
+
+test("the engine's upkeep runs between faults: the simulator calls maintain() once per fault, and the adapter prunes a full arena there", async () => {
+  const { predictorStrategy } = await import("../../src/strategies/predictor-strategy.js");
+  const { synthesize } = await import("../../src/trace/synth.js");
+  // a tiny arena fills on the fault path; maintain() prunes it
+  const pred = createPredictor({ pageCount: 1 << 16, maxContexts: 64, streams: 1 });
+  const s = predictorStrategy(pred);
+  for (let i = 0; i < 400 && !pred.stats().pruneDue; i++) s.onFault((i * 7919) % (1 << 16), 0);
+  assert.equal(pred.stats().pruneDue, true, "the fault path flagged the prune");
+  const prunes = pred.stats().prunes;
+  s.maintain!();
+  assert.equal(pred.stats().pruneDue, false);
+  assert.equal(pred.stats().prunes, prunes + 1);
+  s.dispose!();
+  // the simulator calls it after every network fault
+  let faults = 0, upkeep = 0;
+  const counting = { name: "counting", onFault: () => { faults++; return []; }, maintain: () => { upkeep++; } };
+  const { prepare, simulate } = await import("../../src/sim/simulator.js");
+  const t = synthesize("seq", { accesses: 5000, pages: 512, seed: 2 });
+  const prep = prepare({ name: "seq", pages: t.pages, gaps: t.gaps, streams: t.streams, pageCount: 512 }, 0.3, 1e9);
+  const r = simulate(prep, counting, { bitsPerSecond: 1e9, latencyS: 50e-6, pageSize: 4096, headerBytes: 16 }, { switchAt: 0.3, ips: 1e9, depth: 8, push: "none", feedback: false, queue: "fifo" });
+  assert.ok(faults > 0);
+  assert.equal(upkeep, faults);
+  assert.equal(r.faults, faults);
+});
