@@ -125,7 +125,7 @@ if (values.json) {
       blocktimeMs: r.blocktimeMs, totalMs: r.totalMs, injected: r.injected, checksumOk: r.checksumOk,
       guestRunning: r.guestRunning, predictorUsMedian: r.proxy?.stats.predictUs.median, error: r.error,
       injectedMessages: r.proxy?.stats.injectedMessages, requestsForInjected: r.proxy?.stats.requestsForInjected,
-      service: r.proxy ? { ...r.proxy.service, timeline: undefined } : undefined,
+      service: r.proxy?.service,
     })),
   }, null, 1) + "\n");
 }

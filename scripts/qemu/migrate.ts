@@ -40,6 +40,8 @@ export interface RunOptions {
    */
   hops?: number;
   learnConfig?: ConfigName;
+  /** Cut the proxied connections this long after the switch-over, then recover (migrate-recover, migrate resume=true). */
+  breakAfterMs?: number;
   /** The model file the proxy-ppm hops load and save (default: in the run's temporary folder). */
   modelPath?: string;
   /** Iterations (full md5/sort/gzip sets) to wait for on the destination after migration. */
@@ -66,6 +68,8 @@ export interface RunResult {
   status: string;
   sums: { before: Record<string, string>; after: Record<string, string[]> };
   proxy?: MigrationReport;
+  /** With breakAfterMs: whether QEMU's recovery was started through the proxy (undefined: no cut). */
+  recovered?: boolean;
   /** Every migration of the run, in order (the measured one last). */
   hops?: { config: ConfigName; requests: number; blocktimeMs: number; injected: number; checksumOk: boolean; error?: string; modelOrigin?: string; faults?: number[] }[];
   error?: string;
@@ -186,6 +190,37 @@ export async function runMigration(o: RunOptions): Promise<RunResult> {
       try {
         await qs.cmd("migrate", { uri: `tcp:127.0.0.1:${uriPort}` });
         await qs.cmd("migrate-start-postcopy");
+        if (o.breakAfterMs !== undefined && last && proxy) {
+          // A network failure in post-copy, then QEMU's recovery through the same proxy.
+          await sleep(o.breakAfterMs);
+          const p = proxy as QemuProxy;
+          const cut = p.dropConnections();
+          log(`${config}: cut ${cut} connection(s) after ${o.breakAfterMs} ms of post-copy`);
+          let st = "";
+          // Only the source is polled: the destination's main loop may be stuck on a missing page.
+          await until("postcopy-paused at the source", async () => {
+            st = (await qs.cmd("query-migrate")).status;
+            return st === "completed" || st === "postcopy-paused" || st === "failed";
+          }, 50);
+          log(`${config}: source ${st}`);
+          if (st === "postcopy-paused") {
+            hr.recovered = false;
+            await sleep(300);
+            // The first incoming listener may still hold the port for a moment: retry.
+            for (let k = 0; ; k++) {
+              try {
+                await qd.oobCmd("migrate-recover", { uri: `tcp:127.0.0.1:${dport}` });
+                break;
+              } catch (e) {
+                if (k >= 20 || !/in use/.test((e as Error).message)) throw e;
+                await sleep(500);
+              }
+            }
+            await sleep(200);
+            await qs.cmd("migrate", { uri: `tcp:127.0.0.1:${uriPort}`, resume: true });
+            hr.recovered = true;
+          }
+        }
         let sInfo: any = {};
         await until("source migration end", async () => {
           sInfo = await qs.cmd("query-migrate");

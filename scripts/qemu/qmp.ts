@@ -4,6 +4,8 @@ import net from "node:net";
 export class Qmp {
   private buf = "";
   private waiters: { resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
+  private oob = new Map<string, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private nextOob = 1;
   readonly events: { event: string; data?: unknown }[] = [];
   private constructor(private readonly sock: net.Socket) {
     sock.setEncoding("utf8");
@@ -17,13 +19,17 @@ export class Qmp {
         const msg = JSON.parse(line);
         if (msg.QMP) continue;
         if (msg.event) { this.events.push(msg); continue; }
-        const w = this.waiters.shift();
+        const w = typeof msg.id === "string" && this.oob.has(msg.id) ? this.oob.get(msg.id) : this.waiters.shift();
+        if (typeof msg.id === "string") this.oob.delete(msg.id);
         if (!w) continue;
         if (msg.error) w.reject(new Error(`QMP: ${msg.error.class}: ${msg.error.desc}`));
         else w.resolve(msg.return);
       }
     });
-    sock.on("close", () => { for (const w of this.waiters.splice(0)) w.reject(new Error("QMP connection closed")); });
+    sock.on("close", () => {
+      for (const w of [...this.waiters.splice(0), ...this.oob.values()]) w.reject(new Error("QMP connection closed"));
+      this.oob.clear();
+    });
     sock.on("error", () => {});
   }
 
@@ -37,7 +43,13 @@ export class Qmp {
           s.once("error", rej);
         });
         const q = new Qmp(sock);
-        await q.cmd("qmp_capabilities");
+        // Out-of-band execution when the monitor offers it: migrate-recover must run while the
+        // destination's main loop may be stuck on a missing page (postcopy-paused).
+        try {
+          await q.cmd("qmp_capabilities", { enable: ["oob"] });
+        } catch {
+          await q.cmd("qmp_capabilities");
+        }
         return q;
       } catch (e) {
         if (Date.now() - t0 > timeoutMs) throw e;
@@ -50,6 +62,15 @@ export class Qmp {
     return new Promise<T>((resolve, reject) => {
       this.waiters.push({ resolve: resolve as (v: unknown) => void, reject });
       this.sock.write(JSON.stringify(args ? { execute, arguments: args } : { execute }) + "\n");
+    });
+  }
+
+  /** Execute out of band (`exec-oob`): answered even while the main loop is blocked. */
+  oobCmd<T = any>(execute: string, args?: Record<string, unknown>): Promise<T> {
+    const id = `oob-${this.nextOob++}`;
+    return new Promise<T>((resolve, reject) => {
+      this.oob.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.sock.write(JSON.stringify(args ? { "exec-oob": execute, arguments: args, id } : { "exec-oob": execute, id }) + "\n");
     });
   }
 

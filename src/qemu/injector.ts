@@ -44,6 +44,8 @@ export interface InjectorStats {
   injectedMessages: number;
   /** Predicted pages dropped: outside the block, already requested, or out of the layout. */
   droppedPredictions: number;
+  /** Pages added after an injection to bring QEMU's scanner back after the fault (no preempt channel). */
+  scannerReturns: number;
   /** Requests for blocks of unknown size (no prediction for them). */
   unknownBlockRequests: number;
   /** Predictor time per request, microseconds. */
@@ -60,7 +62,7 @@ export class RequestInjector {
   private injectedSet = new Map<string, Uint8Array>();
   readonly st = {
     requests: 0, requestedPages: 0, requestsForInjected: 0, injectedPages: 0, injectedMessages: 0,
-    droppedPredictions: 0, unknownBlockRequests: 0, perBlock: {} as Record<string, number>,
+    droppedPredictions: 0, unknownBlockRequests: 0, scannerReturns: 0, perBlock: {} as Record<string, number>,
   };
 
   /**
@@ -106,7 +108,14 @@ export class RequestInjector {
   }
 
   /** Handle one destination request; returns the ranges to inject (same block). */
-  onRequest(req: PageRequest, tracker?: ServiceTracker): InjectRange[] {
+  /**
+   * @param scannerReturn end a non-empty injection with the page after the request: QEMU 7.2 without
+   *   postcopy-preempt continues its background scan after the last request it served
+   *   (ram_find_and_save_block keeps the position of the queued page it sent), so pages injected
+   *   elsewhere would move QEMU's own spatial prefetch away from the fault; the extra page brings it
+   *   back (the scanner would have sent that page next anyway).
+   */
+  onRequest(req: PageRequest, tracker?: ServiceTracker, scannerReturn = false): InjectRange[] {
     this.st.requests++;
     this.st.perBlock[req.block] = (this.st.perBlock[req.block] ?? 0) + 1;
     const firstPage = Math.floor(req.offset / TARGET_PAGE_SIZE);
@@ -151,6 +160,16 @@ export class RequestInjector {
       inj[p] = 1;
       pages.push(p);
       this.strategy.onPresent?.(g);
+    }
+    if (scannerReturn && pages.length > 0) {
+      const r = firstPage + npages;
+      if (r < b.pages && !b.requested[r] && !tracker?.isSeen(b.name, r)) {
+        b.requested[r] = 1;
+        inj[r] = 1;
+        pages.push(r);
+        this.st.scannerReturns++;
+        this.strategy.onPresent?.(b.base + r);
+      }
     }
     // Coalesce consecutive pages, keeping the predicted order of runs.
     const ranges: InjectRange[] = [];

@@ -36,6 +36,8 @@ export interface QemuProxyOptions {
   blocks?: RamBlockInfo[];
   /** Most pages injected per request. */
   maxInjectPerRequest?: number;
+  /** End injections with the page after the request when there is no preempt channel (default true). */
+  scannerReturn?: boolean;
   /** Called with the strategy's model when a migration completes (the source sent QEMU_VM_EOF). */
   saveModel?: (bytes: Uint8Array) => void;
   /** How long a paused post-copy (all channels gone before the end) waits for a resume, ms. */
@@ -174,6 +176,18 @@ export class QemuProxy extends EventEmitter {
     for (const m of this.migrations) for (const c of m.conns) { c.client.destroy(); c.up?.destroy(); }
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.server = null;
+  }
+
+  /**
+   * Cut every connection of the migration in progress, as a network failure would (for recovery
+   * tests): QEMU pauses post-copy, the proxy keeps the migration open for a resume.
+   */
+  dropConnections(): number {
+    const m = this.migrations[this.migrations.length - 1];
+    if (!m) return 0;
+    let n = 0;
+    for (const c of m.conns) { c.client.destroy(); c.up?.destroy(); n++; }
+    return n;
   }
 
   /** The migration in progress (the latest one), for live statistics. */
@@ -324,7 +338,8 @@ export class QemuProxy extends EventEmitter {
       onRequest: (req) => {
         const now = performance.now();
         m.tracker.onDestRequest(req.block, Math.floor(req.offset / TARGET_PAGE_SIZE), Math.max(1, Math.ceil(req.length / TARGET_PAGE_SIZE)), now);
-        const ranges = m.injector.onRequest(req, m.tracker);
+        // Without a preempt channel QEMU's scanner follows the last request served: bring it back.
+        const ranges = m.injector.onRequest(req, m.tracker, (this.opts.scannerReturn ?? true) && m.preemptParsers.length === 0);
         for (const r of ranges) m.tracker.onInjected(req.block, r.offset / TARGET_PAGE_SIZE, r.length / TARGET_PAGE_SIZE, now);
         return ranges;
       },
