@@ -17,6 +17,17 @@ import { oBitmap, H_PRESENT, bump } from "./layout";
   return true;
 }
 
+/** Clear the bit (a page the caller did not send after all); returns true when it was set. */
+export function clearBit(page: u32): bool {
+  const a = oBitmap + (page >> 3);
+  const b = load<u8>(a);
+  const m = <u8>(<u32>1 << (page & 7));
+  if (!(b & m)) return false;
+  store<u8>(a, b & ~m);
+  bump(H_PRESENT, -1);
+  return true;
+}
+
 export function setRange(start: u32, count: u32): void {
   const end = start + count;
   let p = start;

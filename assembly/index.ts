@@ -17,7 +17,7 @@ import { beginRehearsal, openSuffix, scanSuffix, learnSuffix } from "./rehearse"
 import { lruBytes, lruReset } from "./lru";
 import { predictFrom } from "./predict";
 import { layoutTables } from "./scratch";
-import { isSet, setBit, setRange } from "./bitmap";
+import { isSet, setBit, clearBit, setRange } from "./bitmap";
 import { compact as compactNodes } from "./compact";
 import { prune as pruneNodes, setDeferPrune } from "./trie";
 import { checkHeader, checkHeaderCounters, checkModel, attachChecked, setDetail, validateDetail, V_OK, V_LAYOUT, V_MEMORY } from "./validate";
@@ -269,6 +269,8 @@ function pretouchArena(): void {
   for (let a = (from + 4095) & ~(<usize>4095); a < to; a += 4096) store<u8>(a, load<u8>(a));
 }
 export function markPresent(page: u32): void { setBit(page); }
+/** A page predictNext returned that the caller did not send after all: it may be predicted again. */
+export function unsend(page: u32): void { clearBit(page); }
 /** Forget which pages are present (a new migration over a model already learned). */
 export function clearPresent(): void {
   memory.fill(oBitmap, 0, <usize>((<u64>gPageCount + 7) >> 3)); // u64: pageCount may be 2^32 - 1

@@ -186,6 +186,12 @@ export class WasmPredictor implements Predictor {
     core.markPresent(page);
   }
 
+  unsend(page: number): void {
+    const core = this.live("unsend");
+    this.checkPage("page", page);
+    core.unsend(page);
+  }
+
   markPresentRange(start: number, count: number): void {
     const core = this.live("markPresentRange");
     checkRange(start, count, this.options.pageCount);

@@ -110,6 +110,11 @@ export interface Predictor {
   readonly confidence: Float32Array;
   observe(page: number, stream?: number): void;
   markPresent(page: number): void;
+  /**
+   * A page predictNext returned (and marked sent) that the caller did not send after all (a send
+   * policy cut it): it is absent again and may be predicted again. Never call it for a page that left.
+   */
+  unsend(page: number): void;
   markPresentRange(start: number, count: number): void;
   isPresent(page: number): boolean;
   /** Forget every present/sent page, keep the model (a new migration with what was learned). */

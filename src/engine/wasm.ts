@@ -32,6 +32,7 @@ export interface CoreExports {
   prune(): void;
   maintain(): number;
   markPresent(page: number): void;
+  unsend(page: number): void;
   clearPresent(): void;
   markPresentRange(start: number, count: number): void;
   isPresent(page: number): number;

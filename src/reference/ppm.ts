@@ -411,6 +411,11 @@ export class ReferencePredictor implements Predictor {
     this.present.add(this.checkPage("page", page));
   }
 
+  unsend(page: number): void {
+    this.live("unsend");
+    this.present.delete(this.checkPage("page", page));
+  }
+
   markPresentRange(start: number, count: number): void {
     this.live("markPresentRange");
     checkRange(start, count, this.options.pageCount);

@@ -30,6 +30,7 @@ type Op =
   | { kind: "fault"; page: number; stream: number }
   | { kind: "observe"; page: number; stream: number }
   | { kind: "present"; page: number }
+  | { kind: "unsend"; page: number }
   | { kind: "range"; start: number; count: number }
   | { kind: "compact" }
   | { kind: "prune" }
@@ -57,6 +58,7 @@ const scenarioArb = optionsArb.chain((o) =>
         { weight: 6, arbitrary: fc.record({ kind: fc.constant("fault" as const), page: fc.nat(o.pageCount - 1), stream: fc.nat(o.streams - 1) }) },
         { weight: 2, arbitrary: fc.record({ kind: fc.constant("observe" as const), page: fc.nat(o.pageCount - 1), stream: fc.nat(o.streams - 1) }) },
         { weight: 1, arbitrary: fc.record({ kind: fc.constant("present" as const), page: fc.nat(o.pageCount - 1) }) },
+        { weight: 1, arbitrary: fc.record({ kind: fc.constant("unsend" as const), page: fc.nat(o.pageCount - 1) }) },
         { weight: 1, arbitrary: fc.nat(o.pageCount - 1).chain((start) => fc.record({ kind: fc.constant("range" as const), start: fc.constant(start), count: fc.nat(Math.min(40, o.pageCount - start)) })) },
         { weight: 1, arbitrary: fc.record({ kind: fc.constant("train" as const), pages: pagesArb(o.pageCount), stream: fc.nat(o.streams - 1) }) },
         { weight: 1, arbitrary: fc.constant({ kind: "compact" as const }) },
@@ -86,6 +88,7 @@ function runBoth(options: FullPredictorOptions, history: number[], ops: Op[]): v
       }
       case "observe": w.observe(op.page, op.stream); r.observe(op.page, op.stream); break;
       case "present": w.markPresent(op.page); r.markPresent(op.page); break;
+      case "unsend": w.unsend(op.page); r.unsend(op.page); assert.equal(w.isPresent(op.page), false); break;
       case "range": w.markPresentRange(op.start, op.count); r.markPresentRange(op.start, op.count); break;
       case "compact": w.compact(); r.compact(); break;
       case "prune": w.prune(); r.prune(); break;
