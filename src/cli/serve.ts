@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { existsSync, statSync } from "node:fs";
 import { UsageError, choiceOption, intOption, numberOption } from "./args.js";
 import { startPageServer, demandStrategy, PUSH_MODES, type PushMode, type SessionStrategy } from "../transport/source.js";
+import { deriveHistory, needsWrites, parseHistorySpec, type HistorySpec } from "../history/sources.js";
 import { MAX_IMAGE_BYTES, openImageFile, parseSize, writeImageFile, type PageImage } from "../transport/image.js";
 import { shareHistory, startRemoteStrategy, type StrategySpec, type TrainingHistory } from "../transport/remote-strategy.js";
 import type { Alphabet, EscapeMethod, PredictorOptions } from "../engine/types.js";
@@ -34,6 +35,10 @@ const USAGE = `usage: ppm-prefetch serve --image FILE [options]
                         worker thread, off the server's event loop
   --history TRACE       train each migration's strategy on this trace's first --switch-at fraction
   --switch-at F         fraction of the history trace before switch-over (default 0.3)
+  --history-source S    what of that part a hypervisor records and the model trains on (README,
+                        "History sources"): full (default), first-touch:T, sets:T, writes:T,
+                        write-sets:T (T in guest instructions, or 10ms at 1e9 instructions/s), or none
+                        (each migration's model starts empty and learns online)
   --layout L            guest-physical layout of the trace: virtual, 2m, 4k (default virtual)
   --layout-seed N       seed of the layout (default 1)
   --limit N             read at most N accesses of the history trace
@@ -61,7 +66,7 @@ export async function run(args: string[]): Promise<number> {
     options: {
       image: { type: "string" }, generate: { type: "string" }, "image-seed": { type: "string" },
       host: { type: "string" }, port: { type: "string" }, push: { type: "string" }, strategy: { type: "string" },
-      history: { type: "string" }, "switch-at": { type: "string" }, layout: { type: "string" }, "layout-seed": { type: "string" },
+      history: { type: "string" }, "history-source": { type: "string" }, "switch-at": { type: "string" }, layout: { type: "string" }, "layout-seed": { type: "string" },
       limit: { type: "string" },
       order: { type: "string" }, alphabet: { type: "string" }, escape: { type: "string" }, depth: { type: "string" },
       threshold: { type: "string" }, streams: { type: "string" }, "max-contexts": { type: "string" },
@@ -103,6 +108,12 @@ export async function run(args: string[]): Promise<number> {
     if (v[k] === undefined) delete (predOpts as Record<string, unknown>)[k];
   }
   const engineFlags = ENGINE_FLAGS.filter((k) => v[k] !== undefined);
+  let source: HistorySpec = { kind: "full" };
+  if (v["history-source"] !== undefined) {
+    try { source = parseHistorySpec(v["history-source"]); } catch (e) { throw new UsageError(`--history-source: ${(e as Error).message}`); }
+    if (source.kind === "earlier") throw new UsageError("--history-source earlier is not a serve option: a model carried from an earlier migration is the QEMU proxy's --model FILE");
+    if (source.kind !== "none" && !v.history) throw new UsageError(`--history-source ${v["history-source"]} needs --history TRACE`);
+  }
 
   // the strategy, checked now (not on the first connection)
   const reg = await import("../strategies/index.js");
@@ -113,7 +124,7 @@ export async function run(args: string[]): Promise<number> {
     spec = (pc) => ({ kind: "engine", options: { pageCount: pc, ...predOpts } });
   } else if (reg.isStrategyName(strategyName)) {
     if (engineFlags.length > 0) throw new UsageError(`--${engineFlags[0]} applies to --strategy ppm only, not ${strategyName}`);
-    spec = (pc) => ({ kind: "registry", name: strategyName, pageCount: pc, depth, streams, push });
+    spec = (pc) => ({ kind: "registry", name: strategyName, pageCount: pc, depth, streams, push, history: source.kind });
   } else {
     throw new UsageError(`--strategy must be demand or one of ${reg.STRATEGY_NAMES.join(", ")}, got ${JSON.stringify(strategyName)}`);
   }
@@ -153,7 +164,7 @@ export async function run(args: string[]): Promise<number> {
     }
 
     let history: TrainingHistory | null = null;
-    if (v.history) {
+    if (v.history && source.kind !== "none") {
       const path = v.history;
       const { readTrace } = await import("../trace/read.js");
       let t: Awaited<ReturnType<typeof readTrace>>;
@@ -168,7 +179,9 @@ export async function run(args: string[]): Promise<number> {
           `a truncated image, or the wrong one?`);
       }
       const n = Math.floor(t.length * switchAt);
-      history = shareHistory({ pages: placed.pages.subarray(0, n), streams: t.streams.subarray(0, n) });
+      const before = { pages: placed.pages.subarray(0, n), gaps: t.gaps.subarray(0, n), streams: t.streams.subarray(0, n), writes: t.writes?.subarray(0, n) };
+      if (needsWrites(source.kind) && !t.writes) throw new UsageError(`--history-source ${source.kind} needs a trace that records writes (the r/w kind column); ${path} does not`);
+      history = shareHistory(deriveHistory(before, source));
     }
 
     const log = (s: string) => { if (!v.quiet) process.stderr.write(`serve: ${s}\n`); };

@@ -13,13 +13,14 @@
 import { Worker } from "node:worker_threads";
 import type { FullPredictorOptions } from "../engine/options.js";
 import type { PushMode } from "../sim/push.js";
+import type { HistoryKind } from "../history/sources.js";
 
 /** How the worker builds the strategy (a plain object: it crosses the thread boundary). */
 export type StrategySpec =
   /** The engine with these options (`ppm-prefetch serve --strategy ppm` with predictor flags). */
   | { kind: "engine"; options: FullPredictorOptions }
   /** A strategy of the registry (src/strategies/index.ts) by name. */
-  | { kind: "registry"; name: string; pageCount: number; depth: number; streams: number; push?: PushMode };
+  | { kind: "registry"; name: string; pageCount: number; depth: number; streams: number; push?: PushMode; history?: HistoryKind };
 
 export interface TrainingHistory {
   pages: Uint32Array;

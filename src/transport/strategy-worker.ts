@@ -28,7 +28,8 @@ async function build(spec: StrategySpec): Promise<Strategy> {
   }
   const { createStrategy } = await import("../strategies/index.js");
   // the push the source runs, for push-aware strategies
-  const ctx = { pageCount: spec.pageCount, depth: spec.depth, streams: spec.streams, push: spec.push };
+  // and what it trains on (a recorded history turns the engine's training filter off)
+  const ctx = { pageCount: spec.pageCount, depth: spec.depth, streams: spec.streams, push: spec.push, history: spec.history };
   return createStrategy(spec.name, ctx);
 }
 

@@ -50,3 +50,41 @@ test("serve + migrate CLIs: a verified migration of the sqlite fixture, --json r
     assert.match(bad2.err, /does not exist/);
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
+
+test("serve --history-source: each migration's model trains on the recorded history (fewer pages than every access); bad sources exit 2", { timeout: 90_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "ppm-transport-"));
+  try {
+    const img = join(dir, "img.bin");
+    const trained = async (source: string[]): Promise<number> => {
+      let resolvePort: (p: number) => void = () => {};
+      const port = new Promise<number>((r) => { resolvePort = r; });
+      const serve = cli(["serve", "--image", img, ...(source.length ? [] : ["--generate", "4M"]), "--port", "0", "--strategy", "ppm", "--push", "qemu",
+        "--history", FIXTURE, "--limit", "100000", ...source, "--exit-after", "1"], (s) => {
+        const m = /listening on 127\.0\.0\.1:(\d+)/.exec(s);
+        if (m) resolvePort(Number(m[1]));
+      });
+      const p = await Promise.race([port, serve.done.then((r) => { throw new Error(`serve exited ${r.code}: ${r.err}`); })]);
+      const mig = await cli(["migrate", "--connect", `127.0.0.1:${p}`, "--trace", FIXTURE, "--limit", "100000", "--json"]).done;
+      assert.equal(mig.code, 0, mig.err);
+      assert.equal(JSON.parse(mig.out).verified, true);
+      const s = await serve.done;
+      const m = /trained on (\d+) accesses/.exec(s.err);
+      assert.ok(m, s.err);
+      return Number(m[1]);
+    };
+    const full = await trained([]);
+    const ft = await trained(["--history-source", "first-touch:1e6"]);
+    assert.equal(full, 30000);
+    assert.ok(ft > 0 && ft < full / 3, `first touches per 1e6 instructions: ${ft} of ${full}`);
+    for (const [args, re] of [
+      [["--history-source", "bogus"], /--history-source/],
+      [["--history-source", "earlier"], /--model FILE/],
+      [["--history-source", "writes:1e6"], /records writes/],
+    ] as const) {
+      const r = await cli(["serve", "--image", img, "--port", "0", "--history", FIXTURE, "--limit", "1000", ...args]).done;
+      assert.equal(r.code, 2, r.err);
+      assert.match(r.err, re);
+      assert.equal(r.err.trim().split("\n").length, 1);
+    }
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
