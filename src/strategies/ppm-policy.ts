@@ -8,11 +8,11 @@
  *  - where our source owns the push (`ownPush`, the default: the transport's source), it runs Hines'
  *    bubbling around the latest fault (p+1, p+2, p-1, p+3, ...) whatever order it was given: the
  *    pages next to a fault, on both sides, are the likeliest next ones where memory is contiguous
- *    (measured: bubbling beats QEMU's forward jump in 12 of 14 contiguous cells, RESULTS.md). Where
+ *    (over the 11 traces, Hines' push alone is the best spatial anchor in 14 of the 22 contiguous cells). Where
  *    the push is someone else's (QEMU's own scanner, in the proxy) the policy plans around it;
  *  - few pages per fault (`pushDepth`, 2): the first pages of a search carry most of its probability;
- *    the later ones are worth less than the push pages they hold back (measured: depth 3 and more
- *    loses to QEMU's push alone in contiguous layouts, RESULTS.md);
+ *    the later ones are worth less than the push pages they hold back (depth 3 measured no better
+ *    over all traces, and deeper batches lose the contiguous layouts: RESULTS.md section 2);
  *  - the page alphabet: the push already covers spatial order (QEMU's scanner continues after each
  *    fault), so the engine spends its slots on what the push cannot know, learned correlations;
  *  - no page the push delivers soon anyway: its window (push-window.ts) is as many pages as one
@@ -27,9 +27,9 @@
  * Without a push the link is idle between faults and a prediction displaces nothing: the engine's
  * own defaults (hybrid alphabet, depth 8), which the quality table judges, and no confidence cut.
  *
- * Pages the engine returns are marked sent in it; the policy only cuts whole tails (it stops at the
- * first page it rejects for confidence), so a rejected page is never needed again by the engine's
- * ordering (it is the least likely of the batch).
+ * Pages the engine returns stay marked sent in it when the policy skips them (in the push window:
+ * the push brings them; under the confidence bar: the tail of the batch). `unsend()` would let the
+ * engine offer them again; measured worse (RESULTS.md section 2), so the policy does not.
  */
 import type { SimStrategy, SimStrategyContext } from "./context.js";
 import type { Predictor, PredictorOptions } from "../engine/types.js";
