@@ -31,4 +31,10 @@ it("migrates a running guest through the proxy with intact memory", { skip, time
   assert.ok(r.requests > 0, "page requests observed on the return path");
   assert.ok(r.proxy!.connections >= 2, `postcopy-preempt channel proxied (${r.proxy!.connections} connections)`);
   assert.ok(r.sourceRequests >= r.requests, "the source saw at least the destination's requests");
+  // The proxy followed both directions and both channels to the end of the stream.
+  assert.equal(r.proxy!.phase, "completed", JSON.stringify(r.proxy!.phases));
+  assert.equal(r.proxy!.service.followed.main, "followed to the end");
+  assert.match(r.proxy!.service.followed.preempt, /^followed/);
+  assert.ok(r.proxy!.service.dest.count > 0, "service times measured");
+  assert.ok(r.proxy!.service.pagesSeen.main > 100000, `pages seen going forward: ${JSON.stringify(r.proxy!.service.pagesSeen)}`);
 });
