@@ -29,7 +29,9 @@ const HELP = `usage: qemu-demo [options]
   --delay-ms N           latency regime: one-way delay on the proxied link (default 5)
   --postcopy-mbs N       bandwidth regime: max-postcopy-bandwidth in MB/s (default 30)
   --preempt              enable postcopy-preempt (second channel) on both sides
-  --depth N              pages predicted per request (ppm, default 16)
+  --depth N              pages predicted per request (ppm-sim, default 16)
+  --max-pages N          proxy-ppm: most pages injected per request (default 2)
+  --min-confidence P     proxy-ppm: least path probability of an injected page (default 0.25)
   --mem-mb N             guest memory (default 512)
   --accel A              tcg (default) or kvm
   --json                 print {"runs":[...]} on stdout
@@ -42,7 +44,7 @@ const { values } = parseArgs({
     "delay-ms": { type: "string" }, "postcopy-mbs": { type: "string" }, preempt: { type: "boolean" }, "return-delay-ms": { type: "string" },
     depth: { type: "string" }, "mem-mb": { type: "string" }, accel: { type: "string" },
     json: { type: "boolean" }, help: { type: "boolean", short: "h" }, verbose: { type: "boolean" },
-    guest: { type: "string" }, hops: { type: "string" },
+    guest: { type: "string" }, hops: { type: "string" }, "max-pages": { type: "string" }, "min-confidence": { type: "string" },
   },
 });
 if (values.help) {
@@ -92,7 +94,11 @@ for (const guest of guests) for (const regime of regimes) {
         delayMs: regime === "latency" ? delayMs : 0,
         returnDelayMs: regime === "latency-bound" ? returnDelayMs : undefined,
         postcopyBandwidth: regime === "bandwidth" ? postcopyMbs * 1024 * 1024 : 0,
-        engine: { depth: Number(values.depth ?? 16) },
+        engine: values.depth !== undefined ? { depth: Number(values.depth) } : {},
+        policy: {
+          ...(values["max-pages"] !== undefined ? { maxPages: Number(values["max-pages"]) } : {}),
+          ...(values["min-confidence"] !== undefined ? { minConfidence: Number(values["min-confidence"]) } : {}),
+        },
         log: values.verbose ? err : undefined,
       });
       const ok = !r.error && r.checksumOk && r.guestRunning && r.status === "completed";
