@@ -86,7 +86,9 @@ test("link failures at random points: the destination reconnects, the source res
       const r = await runMigration({ port: srv2.port, trace: syntheticTrace(10000, PAGES, 99), ips: 1e8, timeoutMs: 30_000 });
       assertComplete(r);
       assert.ok(r.reconnects >= 2, `reconnects ${r.reconnects}`);
-      assert.ok(srv2.stats().resumes >= 2, `resumes ${srv2.stats().resumes}`);
+      // A cut that lands before the server has read the first HELLO opens no session to resume (the
+      // next connection starts it): under load that happens, so at least one of the two is a resume.
+      assert.ok(srv2.stats().resumes >= 1, `resumes ${srv2.stats().resumes}`);
       assert.equal(srv2.stats().sessionsStarted, 1, "the reconnection resumes the same session");
     } finally { await srv2.close(); }
   } finally { await srv.close(); }
