@@ -21,6 +21,14 @@ export interface Guest {
   results: string[];
 }
 
+/** What both guests' init does first: busybox applets, /proc, /sys, /dev. */
+const BOOT_PREAMBLE = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+`;
+
 /**
  * The irregular guest: a static program (scripts/qemu/walk.c, built with the host's gcc -static)
  * walks 512 pages (2 MB) of its own memory in a fixed random order, hashing each page 4 times (the
@@ -28,24 +36,14 @@ export interface Guest {
  * is irregular in guest-physical memory but repeats every round, so a model learned in one
  * migration of the running VM applies to the next; spatial order cannot help.
  */
-export const WALK_INIT_SCRIPT = `#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev 2>/dev/null
-PAGES=512
+export const WALK_INIT_SCRIPT = `${BOOT_PREAMBLE}PAGES=512
 PASSES=4
 for a in $(cat /proc/cmdline); do case "$a" in ppmpages=*) PAGES="\${a#ppmpages=}";; ppmpasses=*) PASSES="\${a#ppmpasses=}";; esac; done
 echo "GUEST walking \${PAGES} pages, \${PASSES} passes per page"
 exec /bin/walk $PAGES $PASSES 12345
 `;
 
-export const INIT_SCRIPT = `#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev 2>/dev/null
-MB=96
+export const INIT_SCRIPT = `${BOOT_PREAMBLE}MB=96
 for a in $(cat /proc/cmdline); do case "$a" in ppmmb=*) MB="\${a#ppmmb=}";; esac; done
 mkdir -p /mnt
 mount -t tmpfs -o size=$((MB + 48))m tmpfs /mnt
