@@ -9,7 +9,8 @@ import { withAdaptiveDepth } from "../strategies/adaptive.js";
 import { prepare, simulate, history, future, DEFAULT_PARAMS, DEFAULT_LATENCY_US, DEFAULT_PAGE_SIZE, DEFAULT_HEADER_BYTES, type SimParams, type Prepared } from "./simulator.js";
 import { scaledBitsPerSecond, type LinkConfig } from "./link.js";
 import type { SimResult } from "./metrics.js";
-import { deriveHistory, needsWrites, type DerivedHistory, type HistorySpec } from "../history/sources.js";
+import { deriveHistory, needsWrites, type DerivedHistory, type HistoryKind, type HistorySpec } from "../history/sources.js";
+import type { SimStrategy } from "../strategies/context.js";
 import { eventLog, recording } from "../history/earlier.js";
 
 export interface RunOptions extends Partial<SimParams> {
@@ -86,16 +87,27 @@ export async function earlierMigration(name: string, prep: Prepared, params: Sim
   const t = prep.trace;
   const first = prepare({ name: t.name, pages: t.pages.subarray(0, n), gaps: t.gaps.subarray(0, n), streams: t.streams.subarray(0, n), pageCount: t.pageCount }, 0, prep.ips);
   const log = eventLog();
+  await withStrategy(name, prep, params, adaptive, "none", (strategy, run) => simulate(first, recording(strategy, log), link, run), first);
+  return log.history();
+}
+
+/**
+ * Build one strategy for a prepared run (adaptive depth: asked for up to twice the depth), hand it
+ * to `use` with the parameters to simulate it with, and dispose of it. `history`: what train() will
+ * receive, a hint a strategy may read (e.g. an LRU filter is for a full access stream); the oracle
+ * reads the future of `replayed` (the run it will be simulated on).
+ */
+async function withStrategy<T>(name: string, prep: Prepared, params: SimParams, adaptive: boolean, history: HistoryKind,
+    use: (strategy: SimStrategy, run: SimParams) => T, replayed: Prepared = prep): Promise<T> {
   const maxDepth = adaptive ? params.depth * 2 : params.depth;
-  const ctx = { pageCount: t.pageCount, depth: maxDepth, streams: Math.min(4096, prep.streamCount), push: params.push, future: name === "oracle" ? future(first) : undefined, history: "none" as const };
+  const ctx = { pageCount: prep.trace.pageCount, depth: maxDepth, streams: Math.min(4096, prep.streamCount), push: params.push, future: name === "oracle" ? future(replayed) : undefined, history };
   let strategy = await createStrategy(name, ctx);
   if (adaptive) strategy = withAdaptiveDepth(strategy, params.depth, maxDepth);
   try {
-    simulate(first, recording(strategy, log), link, adaptive ? { ...params, depth: maxDepth } : params);
+    return use(strategy, adaptive ? { ...params, depth: maxDepth } : params);
   } finally {
     strategy.dispose?.();
   }
-  return log.history();
 }
 
 /** Build, train and simulate one strategy. */
@@ -103,17 +115,10 @@ export async function runOne(name: string, prep: Prepared, params: SimParams, li
   const h = plan === undefined ? history(prep)
     : plan.spec.kind === "earlier" ? await earlierMigration(name, prep, params, link, adaptive)
     : plan.derived;
-  const maxDepth = adaptive ? params.depth * 2 : params.depth;
-  // `history`: what train() will receive (a hint a strategy may read: e.g. an LRU filter is for a full access stream).
-  const ctx = { pageCount: prep.trace.pageCount, depth: maxDepth, streams: Math.min(4096, prep.streamCount), push: params.push, future: name === "oracle" ? future(prep) : undefined, history: plan?.spec.kind ?? "full" };
-  let strategy = await createStrategy(name, ctx);
-  if (adaptive) strategy = withAdaptiveDepth(strategy, params.depth, maxDepth);
-  try {
+  return withStrategy(name, prep, params, adaptive, plan?.spec.kind ?? "full", (strategy, run) => {
     if (h) strategy.train?.(h.pages, h.streams); // none: no train() call at all
-    return simulate(prep, strategy, link, adaptive ? { ...params, depth: maxDepth } : params);
-  } finally {
-    strategy.dispose?.();
-  }
+    return simulate(prep, strategy, link, run);
+  });
 }
 
 export async function compareStrategies(trace: Trace, names: string[], opts: RunOptions, progress?: (done: number, total: number, name: string) => void): Promise<Comparison> {
