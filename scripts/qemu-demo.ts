@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { buildGuest, type Guest, type GuestKind } from "./qemu/guest.js";
 import { CONFIGS, qemuBinary, runMigration, type ConfigName, type RunResult } from "./qemu/migrate.js";
 import { loadEngine } from "../src/qemu/strategies.js";
+import type { QemuPolicyOptions } from "../src/qemu/policy.js";
 
 const HELP = `usage: qemu-demo [options]
   --runs N               repetitions of every configuration (default 3)
@@ -25,7 +26,10 @@ const HELP = `usage: qemu-demo [options]
                          loopback: no delay; latency-bound: return path delayed --return-delay-ms (2),
                          postcopy-preempt on; latency: --delay-ms each way; bandwidth: --postcopy-mbs
   --configs LIST         comma list of no-proxy,proxy,proxy-ppm,proxy-ppm-sim,proxy-next8
-                         (default proxy,proxy-ppm; proxy is the pass-through counter: QEMU alone)
+                         (default proxy,proxy-ppm; proxy is the pass-through counter: QEMU alone);
+                         proxy-ppm:KEY=V:KEY=V... is proxy-ppm with other policy settings (keys
+                         max-pages, min-confidence, trust-accuracy, trust-trials), so that variants
+                         run interleaved in one batch
   --delay-ms N           latency regime: one-way delay on the proxied link (default 5)
   --postcopy-mbs N       bandwidth regime: max-postcopy-bandwidth in MB/s (default 30)
   --preempt              enable postcopy-preempt (second channel) on both sides
@@ -58,8 +62,30 @@ const REGIMES = ["loopback", "latency-bound", "latency", "bandwidth"];
 const regimes = values.regime === "both" ? ["latency", "bandwidth"] : values.regime === "all" ? REGIMES : (values.regime ?? "loopback,latency-bound").split(",");
 for (const r of regimes) if (!REGIMES.includes(r)) { process.stderr.write(`qemu-demo: unknown regime ${r}\n`); process.exit(2); }
 const returnDelayMs = Number(values["return-delay-ms"] ?? 2);
-let configs = (values.configs ?? "proxy,proxy-ppm").split(",") as ConfigName[];
-for (const c of configs) if (!CONFIGS.includes(c)) { process.stderr.write(`qemu-demo: unknown config ${c}\n`); process.exit(2); }
+let configs = (values.configs ?? "proxy,proxy-ppm").split(",");
+const POLICY_KEYS: Record<string, [keyof QemuPolicyOptions, number, number, boolean]> = {
+  "max-pages": ["maxPages", 1, 64, true], "min-confidence": ["minConfidence", 0, 1, false],
+  "trust-accuracy": ["trustAccuracy", 0, 1, false], "trust-trials": ["trustMinTrials", 0, 1000, true],
+};
+function policyOf(label: string, base: Partial<QemuPolicyOptions>): Partial<QemuPolicyOptions> {
+  const out: Record<string, number> = { ...(base as Record<string, number>) };
+  for (const kv of label.split(":").slice(1)) {
+    const [k, v] = kv.split("=");
+    const spec = POLICY_KEYS[k];
+    const x = Number(v);
+    if (!spec || v === undefined || v === "" || !Number.isFinite(x) || x < spec[1] || x > spec[2] || (spec[3] && !Number.isInteger(x))) {
+      process.stderr.write(`qemu-demo: bad policy setting "${kv}" in config ${label} (keys: ${Object.keys(POLICY_KEYS).join(", ")})\n`);
+      process.exit(2);
+    }
+    out[spec[0]] = x;
+  }
+  return out as Partial<QemuPolicyOptions>;
+}
+const baseConfig = (label: string) => label.split(":")[0] as ConfigName;
+for (const c of configs) {
+  if (!CONFIGS.includes(baseConfig(c)) || (c.includes(":") && baseConfig(c) !== "proxy-ppm")) { process.stderr.write(`qemu-demo: unknown config ${c}\n`); process.exit(2); }
+  policyOf(c, {}); // exits on a bad setting before any run
+}
 const guestKinds: GuestKind[] = values.guest === "md5" ? ["md5"] : values.guest === "walk" ? ["walk"] : ["md5", "walk"];
 const err = (s: string) => process.stderr.write(s + "\n");
 
@@ -67,12 +93,12 @@ if (!qemuBinary()) {
   err("qemu-demo: qemu-system-x86_64 not found; install the Debian package: apt-get install -y qemu-system-x86");
   process.exit(2);
 }
-if (configs.includes("proxy-ppm") || configs.includes("proxy-ppm-sim") || guestKinds.includes("walk")) {
+if (configs.some((c) => baseConfig(c) === "proxy-ppm" || c === "proxy-ppm-sim") || guestKinds.includes("walk")) {
   try {
     await loadEngine();
   } catch (e) {
     err(`qemu-demo: skipping proxy-ppm: ${(e as Error).message}`);
-    configs = configs.filter((c) => c !== "proxy-ppm" && c !== "proxy-ppm-sim");
+    configs = configs.filter((c) => baseConfig(c) !== "proxy-ppm" && c !== "proxy-ppm-sim");
   }
 }
 const guests: Guest[] = [];
@@ -83,31 +109,34 @@ for (const k of guestKinds) {
     err(`qemu-demo: skipping the ${k} guest: ${(e as Error).message}`);
   }
 }
-const all: (RunResult & { regime: string; guest: string })[] = [];
+const all: (RunResult & { regime: string; guest: string; label: string })[] = [];
+const basePolicy: Partial<QemuPolicyOptions> = {
+  ...(values["max-pages"] !== undefined ? { maxPages: Number(values["max-pages"]) } : {}),
+  ...(values["min-confidence"] !== undefined ? { minConfidence: Number(values["min-confidence"]) } : {}),
+};
 let failed = 0;
 for (const guest of guests) for (const regime of regimes) {
   const hops = Number(values.hops ?? (guest.kind === "walk" ? 2 : 1));
   for (let i = 0; i < runs; i++) {
-    for (const config of configs) {
+    for (const label of configs) {
+      const config = baseConfig(label);
       const r = await runMigration({
         guest, config, hops, timeoutMs: 150000 * hops, preempt: !!values.preempt || regime === "latency-bound", memMb: Number(values["mem-mb"] ?? 512), accel: values.accel,
         delayMs: regime === "latency" ? delayMs : 0,
         returnDelayMs: regime === "latency-bound" ? returnDelayMs : undefined,
         postcopyBandwidth: regime === "bandwidth" ? postcopyMbs * 1024 * 1024 : 0,
         engine: values.depth !== undefined ? { depth: Number(values.depth) } : {},
-        policy: {
-          ...(values["max-pages"] !== undefined ? { maxPages: Number(values["max-pages"]) } : {}),
-          ...(values["min-confidence"] !== undefined ? { minConfidence: Number(values["min-confidence"]) } : {}),
-        },
+        policy: policyOf(label, basePolicy),
         log: values.verbose ? err : undefined,
       });
       const ok = !r.error && r.checksumOk && r.guestRunning && r.status === "completed";
       if (!ok) failed++;
-      all.push({ ...r, regime, guest: guest.kind });
-      err(`${guest.kind} ${regime}${hops > 1 ? ` hop ${hops}` : ""} run ${i + 1}/${runs} ${config}: ${ok ? "ok" : `FAILED ${r.error ?? (r.checksumOk ? "guest stopped" : "checksum mismatch")}`}` +
+      all.push({ ...r, regime, guest: guest.kind, label });
+      err(`${guest.kind} ${regime}${hops > 1 ? ` hop ${hops}` : ""} run ${i + 1}/${runs} ${label}: ${ok ? "ok" : `FAILED ${r.error ?? (r.checksumOk ? "guest stopped" : "checksum mismatch")}`}` +
         `  requests ${r.requests} (source ${r.sourceRequests}), blocktime ${r.blocktimeMs} ms, total ${r.totalMs} ms, injected ${r.injected}` +
         (r.proxy ? `, predictor median ${r.proxy.stats.predictUs.median} us/request, service median ${r.proxy.service.dest.median} ms` +
-          (r.proxy.strategy?.origin ? `, model ${r.proxy.strategy.origin}, gated ${r.proxy.strategy.gated}` : "") : ""));
+          (r.proxy.strategy?.origin ? `, model ${r.proxy.strategy.origin}, gated ${r.proxy.strategy.gated}` : "") +
+          (r.proxy.strategy?.feedback ? `, checked ${r.proxy.strategy.feedback.right}/${r.proxy.strategy.feedback.checked} right, untrusted ${r.proxy.strategy.feedback.untrusted}` : "") : ""));
     }
   }
 }
@@ -116,7 +145,7 @@ const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); cons
 const cell = (xs: number[]) => `${median(xs)} (${Math.min(...xs)}–${Math.max(...xs)})`;
 const lines = ["| guest | regime | config | requests | blocktime ms | total ms | injected | service ms (dest, median) | predictor us/req | ok |", "|---|---|---|---|---|---|---|---|---|---|"];
 for (const guest of guests) for (const regime of regimes) for (const config of configs) {
-  const rs = all.filter((r) => r.guest === guest.kind && r.regime === regime && r.config === config);
+  const rs = all.filter((r) => r.guest === guest.kind && r.regime === regime && r.label === config);
   if (!rs.length) continue;
   const pu = rs.filter((r) => r.proxy).map((r) => r.proxy!.stats.predictUs.median);
   const sv = rs.filter((r) => r.proxy).map((r) => r.proxy!.service.dest.median);
@@ -127,7 +156,7 @@ if (values.json) {
   process.stdout.write(JSON.stringify({
     runs: all.map((r) => ({
       guest: r.guest, hops: r.hops, phase: r.proxy?.phase, strategy: r.proxy?.strategy,
-      config: r.config, regime: r.regime, preempt: r.preempt, requests: r.requests, sourceRequests: r.sourceRequests,
+      config: r.label, regime: r.regime, preempt: r.preempt, requests: r.requests, sourceRequests: r.sourceRequests,
       blocktimeMs: r.blocktimeMs, totalMs: r.totalMs, injected: r.injected, checksumOk: r.checksumOk,
       guestRunning: r.guestRunning, predictorUsMedian: r.proxy?.stats.predictUs.median, error: r.error,
       injectedMessages: r.proxy?.stats.injectedMessages, requestsForInjected: r.proxy?.stats.requestsForInjected,

@@ -9,7 +9,7 @@
 import type { Strategy } from "../strategies/types.js";
 import { TARGET_PAGE_SIZE, type InjectRange, type PageRequest } from "./returnpath.js";
 import type { ServiceTracker } from "./service.js";
-import type { QemuStrategy } from "./policy.js";
+import type { QemuStrategy, TrustFeedback } from "./policy.js";
 
 export interface RamBlockInfo {
   name: string;
@@ -210,10 +210,10 @@ export class RequestInjector {
   }
 
   /** Where the strategy's model came from and how often its gate held injection back. */
-  strategyInfo(): { name: string; origin?: string; gated?: number } | null {
+  strategyInfo(): { name: string; origin?: string; gated?: number; feedback?: TrustFeedback } | null {
     if (!this.strategy) return null;
     const qs = this.strategy as Partial<QemuStrategy>;
-    return { name: this.strategy.name, origin: qs.origin, gated: qs.gated };
+    return { name: this.strategy.name, origin: qs.origin, gated: qs.gated, ...(qs.feedback ? { feedback: { ...qs.feedback } } : {}) };
   }
 
   dispose(): void {

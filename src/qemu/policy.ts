@@ -17,6 +17,15 @@
  *
  * While gated the engine still learns the fault (`observe`), so the model keeps up.
  *
+ * Trust from feedback ("never worse" first): every confident prediction is checked against the
+ * destination's next request (a hit when the guest then faulted on one of the predicted pages). A
+ * model that starts empty (no saved model: a VM's first migration) injects nothing until its own
+ * predictions, made and not injected, have been right at least `trustAccuracy` of the time over at
+ * least `trustMinTrials` checks: until then the proxy only learns, and the migration is QEMU's own.
+ * A restored model (learned in an earlier migration of the same VM) is trusted from the start. A
+ * prediction that was injected cannot be checked (if it was right, the guest never faults on it),
+ * so only predictions held back count: a trusted model is not re-checked.
+ *
  * Streams: QEMU's REQ_PAGES carry no vCPU, only a RAMBlock offset, so the proxy has one stream: with
  * one vCPU that is the guest's own fault order; with several the vCPUs' faults interleave in one
  * history and the contexts mix (what the engine's `streams` option cannot separate without an id).
@@ -33,12 +42,16 @@ export interface QemuPolicyOptions {
   maxOutstandingInjected: number;
   /** Inject only while at most this many pages (all requests, the new one included) are outstanding. */
   maxOutstanding: number;
+  /** Least share of checked predictions that were right for the policy to inject. */
+  trustAccuracy: number;
+  /** Checks needed before a model that started empty may inject (and before a restored one may lose trust). */
+  trustMinTrials: number;
   /** Engine options (order, alphabet, escape, memoryBytes...). */
   engine: Partial<PredictorOptions>;
 }
 
 export const DEFAULT_QEMU_POLICY: QemuPolicyOptions = {
-  maxPages: 2, minConfidence: 0.25, maxOutstandingInjected: 0, maxOutstanding: 1, engine: {},
+  maxPages: 2, minConfidence: 0.25, maxOutstandingInjected: 0, maxOutstanding: 1, trustAccuracy: 0.5, trustMinTrials: 5, engine: {},
 };
 
 /** What the injector tells the strategy about the source's queue at a request. */
@@ -56,6 +69,17 @@ export interface QemuStrategy extends Strategy {
   readonly gated: number;
   /** Where the model came from. */
   readonly origin: string;
+  /** The feedback: predictions checked against the next request, how many were right, requests not injected for want of trust. */
+  readonly feedback?: TrustFeedback;
+}
+
+export interface TrustFeedback {
+  checked: number;
+  right: number;
+  /** Requests with confident predictions that were not injected because the model was not trusted. */
+  untrusted: number;
+  /** Whether the model is trusted now. */
+  trusted: boolean;
 }
 
 type EngineModule = {
@@ -106,15 +130,29 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
   }
   pred ??= engine.createPredictor(want);
   const p = pred;
+  const restored = origin.startsWith("restored");
   let gated = 0;
+  let checked = 0, right = 0, untrusted = 0;
+  // The confident predictions of the previous request when they were not injected (checkable).
+  let pending: number[] = [];
+  const trusted = () => {
+    if (checked < pol.trustMinTrials) return restored;
+    return right >= pol.trustAccuracy * checked;
+  };
   return {
     name: "ppm-qemu",
     origin,
     get gated() { return gated; },
+    get feedback() { return { checked, right, untrusted, trusted: trusted() }; },
     onFault(page: number) {
       return this.onRequest(page, { outstanding: 0, outstandingInjected: 0 });
     },
     onRequest(page: number, q: QueueState) {
+      if (pending.length > 0) {
+        checked++;
+        if (pending.includes(page)) right++;
+        pending = [];
+      }
       if (q.outstandingInjected > pol.maxOutstandingInjected || q.outstanding > pol.maxOutstanding) {
         gated++;
         p.observe(page, 0);
@@ -123,6 +161,13 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
       const n = p.predictInto(page, 0);
       const out: number[] = [];
       for (let i = 0; i < n; i++) if (p.confidence[i] >= pol.minConfidence) out.push(p.output[i]);
+      if (out.length > 0 && !trusted()) {
+        // Held back: absent again for the engine, and checked at the next request.
+        untrusted++;
+        for (let i = 0; i < n; i++) p.unsend(p.output[i]);
+        pending = out;
+        return [];
+      }
       return out;
     },
     onPresent(page: number) {

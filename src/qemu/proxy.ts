@@ -18,6 +18,7 @@ import { QEMU_VM_FILE_MAGIC, RamHeaderScanner } from "./ramheader.js";
 import { MIG_CMD_PACKAGED, MIG_CMD_POSTCOPY_RESUME, QEMU_VM_COMMAND, RamStreamParser } from "./forward.js";
 import { RP_TYPE_NAMES, ReturnPathError, ReturnPathFilter, TARGET_PAGE_SIZE } from "./returnpath.js";
 import { ServiceTracker, type ServiceReport } from "./service.js";
+import type { TrustFeedback } from "./policy.js";
 
 export interface QemuProxyOptions {
   listenHost?: string;
@@ -69,7 +70,7 @@ export interface MigrationReport {
   pauses: number;
   resumes: number;
   /** The strategy (name, where its model came from, requests its gate held back). */
-  strategy: { name: string; origin?: string; gated?: number } | null;
+  strategy: { name: string; origin?: string; gated?: number; feedback?: TrustFeedback } | null;
   /** The model saved at completion (bytes) or why not. */
   modelSaved?: number | string;
   connections: number;

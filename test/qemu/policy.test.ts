@@ -78,6 +78,44 @@ describe("QEMU policy", () => {
     }
   });
 
+  it("without a saved model, injects nothing until its own held-back predictions were right often enough", () => {
+    // Faults that never repeat (a first migration of the md5 guest): nothing is ever injected.
+    const p = createQemuPolicy(1 << 16);
+    let x = 12345, out = 0;
+    for (let i = 0; i < 200; i++) {
+      x = (x * 1103515245 + 12345) % (1 << 16);
+      out += Array.from(p.onRequest(x, EMPTY)).length;
+    }
+    assert.equal(out, 0, "an untrusted model injects nothing");
+    assert.equal(p.feedback!.trusted, false);
+    assert.ok(p.feedback!.checked === 0 || p.feedback!.right < p.feedback!.checked * 0.5);
+    p.dispose!();
+    // A stride is learned online: its held-back predictions are checked right, then it injects.
+    const s = createQemuPolicy(8192);
+    let first = -1;
+    for (let i = 0; i < 40; i++) if (Array.from(s.onRequest(100 + 5 * i, EMPTY)).length > 0 && first < 0) first = i;
+    assert.ok(first > 0, `injection starts once trusted (request ${first})`);
+    assert.ok(s.feedback!.checked >= 5 && s.feedback!.right >= s.feedback!.checked * 0.5 && s.feedback!.trusted);
+    assert.ok(s.feedback!.untrusted > 0);
+    s.dispose!();
+    // Disabled (trustMinTrials 0): the old behaviour, a new model injects at once.
+    const o = createQemuPolicy(8192, { trustMinTrials: 0, trustAccuracy: 0 });
+    let any = 0;
+    for (let i = 0; i < 10; i++) any += Array.from(o.onRequest(100 + 5 * i, EMPTY)).length;
+    assert.ok(any > 0);
+    o.dispose!();
+  });
+
+  it("trusts a restored model from its first fault", () => {
+    const a = createQemuPolicy(8192);
+    for (let i = 0; i < 3; i++) run(a, CYCLE);
+    const b = createQemuPolicy(8192, {}, a.snapshot!());
+    assert.deepEqual(Array.from(b.onRequest(CYCLE[0], EMPTY)).slice(0, 1), [CYCLE[1]]);
+    assert.equal(b.feedback!.trusted, true);
+    a.dispose!();
+    b.dispose!();
+  });
+
   it("starts empty, saying why, on a model that does not fit or does not parse", () => {
     const p = createQemuPolicy(8192);
     const bytes = p.snapshot!();
