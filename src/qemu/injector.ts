@@ -48,6 +48,8 @@ export interface InjectorStats {
   scannerReturns: number;
   /** Requests for blocks of unknown size (no prediction for them). */
   unknownBlockRequests: number;
+  /** Pages requested at the switch-over from the starts of earlier migrations (part of injectedPages). */
+  preloadedPages: number;
   /** Predictor time per request, microseconds. */
   predictUs: { count: number; total: number; max: number; median: number; p99: number };
   /** Requests per block name. */
@@ -62,7 +64,7 @@ export class RequestInjector {
   private injectedSet = new Map<string, Uint8Array>();
   readonly st = {
     requests: 0, requestedPages: 0, requestsForInjected: 0, injectedPages: 0, injectedMessages: 0,
-    droppedPredictions: 0, unknownBlockRequests: 0, scannerReturns: 0, perBlock: {} as Record<string, number>,
+    droppedPredictions: 0, unknownBlockRequests: 0, scannerReturns: 0, preloadedPages: 0, perBlock: {} as Record<string, number>,
   };
 
   /**
@@ -171,20 +173,54 @@ export class RequestInjector {
         this.strategy.onPresent?.(b.base + r);
       }
     }
-    // Coalesce consecutive pages, keeping the predicted order of runs.
-    const ranges: InjectRange[] = [];
-    for (let k = 0; k < pages.length;) {
-      let j = k + 1;
-      while (j < pages.length && pages[j] === pages[j - 1] + 1) j++;
-      const off = pages[k] * TARGET_PAGE_SIZE;
-      const len = (j - k) * TARGET_PAGE_SIZE;
-      if (off + len > b.size) throw new Error("internal: injection outside the RAMBlock"); // cannot happen
-      ranges.push({ offset: off, length: len });
-      k = j;
-    }
+    const ranges = coalesce(pages, b);
     this.st.injectedPages += pages.length;
     this.st.injectedMessages += ranges.length;
     return ranges;
+  }
+
+  /**
+   * The strategy's switch-over pages (`preload`), as ranges per RAMBlock, filtered like predictions
+   * (inside a known block, never requested or seen); with `scannerAfter` (no preempt channel: the
+   * last page QEMU's scanner sent) a non-empty preload in that block ends with the page after it, so
+   * the scan goes on where it was.
+   */
+  preload(tracker?: ServiceTracker, scannerAfter?: { block: string; page: number }): { block: string; ranges: InjectRange[] }[] {
+    const qs = this.strategy as Partial<QemuStrategy> | null;
+    if (!qs || typeof qs.preload !== "function") return [];
+    const byBlock = new Map<string, number[]>();
+    for (const g of qs.preload()) {
+      const b = [...this.blocks.values()].find((x) => g >= x.base && g < x.base + x.pages);
+      if (!b || !Number.isInteger(g)) { this.st.droppedPredictions++; continue; }
+      const p = g - b.base;
+      if (b.requested[p] || tracker?.isSeen(b.name, p)) { this.st.droppedPredictions++; continue; }
+      b.requested[p] = 1;
+      this.injectedSet.get(b.name)![p] = 1;
+      let l = byBlock.get(b.name);
+      if (!l) byBlock.set(b.name, (l = []));
+      l.push(p);
+      this.strategy!.onPresent?.(g);
+    }
+    const out: { block: string; ranges: InjectRange[] }[] = [];
+    for (const [name, pages] of byBlock) {
+      const b = this.blocks.get(name)!;
+      this.st.preloadedPages += pages.length;
+      if (scannerAfter && scannerAfter.block === name) {
+        const r = scannerAfter.page + 1;
+        if (r < b.pages && !b.requested[r] && !tracker?.isSeen(name, r)) {
+          b.requested[r] = 1;
+          this.injectedSet.get(name)![r] = 1;
+          pages.push(r);
+          this.st.scannerReturns++;
+          this.strategy!.onPresent?.(b.base + r);
+        }
+      }
+      const ranges = coalesce(pages, b);
+      this.st.injectedPages += pages.length;
+      this.st.injectedMessages += ranges.length;
+      out.push({ block: name, ranges });
+    }
+    return out;
   }
 
   stats(): InjectorStats {
@@ -220,6 +256,21 @@ export class RequestInjector {
     this.strategy?.dispose?.();
     this.strategy = null;
   }
+}
+
+/** Consecutive pages as one range, keeping the order of runs. */
+function coalesce(pages: number[], b: BlockState): InjectRange[] {
+  const ranges: InjectRange[] = [];
+  for (let k = 0; k < pages.length;) {
+    let j = k + 1;
+    while (j < pages.length && pages[j] === pages[j - 1] + 1) j++;
+    const off = pages[k] * TARGET_PAGE_SIZE;
+    const len = (j - k) * TARGET_PAGE_SIZE;
+    if (off + len > b.size) throw new Error("internal: injection outside the RAMBlock"); // cannot happen
+    ranges.push({ offset: off, length: len });
+    k = j;
+  }
+  return ranges;
 }
 
 function round(x: number): number {

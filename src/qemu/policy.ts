@@ -44,14 +44,20 @@ export interface QemuPolicyOptions {
   maxOutstanding: number;
   /** Least share of checked predictions that were right for the policy to inject. */
   trustAccuracy: number;
-  /** Checks needed before a model that started empty may inject (and before a restored one may lose trust). */
+  /** Checks needed before a model that started empty may inject. */
   trustMinTrials: number;
+  /**
+   * Pages requested at the switch-over (before the guest's first fault) from the starts of earlier
+   * migrations that the model file remembers (0: none). See `preload()`.
+   */
+  preloadPages: number;
   /** Engine options (order, alphabet, escape, memoryBytes...). */
   engine: Partial<PredictorOptions>;
 }
 
 export const DEFAULT_QEMU_POLICY: QemuPolicyOptions = {
-  maxPages: 2, minConfidence: 0.25, maxOutstandingInjected: 0, maxOutstanding: 1, trustAccuracy: 0.5, trustMinTrials: 5, engine: {},
+  maxPages: 2, minConfidence: 0.25, maxOutstandingInjected: 0, maxOutstanding: 1, trustAccuracy: 0.5, trustMinTrials: 5,
+  preloadPages: 8, engine: {},
 };
 
 /** What the injector tells the strategy about the source's queue at a request. */
@@ -65,6 +71,12 @@ export interface QemuStrategy extends Strategy {
   /** Like onFault, knowing the source's queue; an empty answer still learns the fault. */
   onRequest(page: number, queue: QueueState): ArrayLike<number>;
   snapshot?(): Uint8Array;
+  /**
+   * Pages to request at the switch-over, before the guest's first fault: the pages that opened
+   * at least half of the earlier migrations the model remembers (their first requests), most
+   * frequent first, not present; empty without a restored model. Call once; they count as injected.
+   */
+  preload?(): number[];
   /** Requests the gate held back (nothing injected although the model was asked). */
   readonly gated: number;
   /** Where the model came from. */
@@ -89,6 +101,45 @@ type EngineModule = {
 
 let engine: EngineModule | null = null;
 
+/** How many of a migration's first destination requests the model file remembers, and for how many migrations. */
+export const START_FAULTS = 8;
+export const START_HISTORY = 4;
+const MAGIC = Buffer.from("PPMQEMU1", "latin1");
+
+/**
+ * The model file: `PPMQEMU1`, u32 LE length of a JSON header `{"v":1,"starts":[[page,...],...]}`
+ * (the first requests of the last START_HISTORY migrations, global pages), then the engine's
+ * snapshot. A file without the magic is a bare engine snapshot (files written before the header).
+ */
+export function packModel(engineBytes: Uint8Array, starts: number[][]): Uint8Array {
+  const head = Buffer.from(JSON.stringify({ v: 1, starts }), "utf8");
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(head.length, 0);
+  return new Uint8Array(Buffer.concat([MAGIC, len, head, Buffer.from(engineBytes.buffer, engineBytes.byteOffset, engineBytes.byteLength)]));
+}
+
+/** The inverse of packModel, for untrusted bytes: throws an Error with a one-line reason. */
+export function unpackModel(bytes: Uint8Array, pageCount: number): { engine: Uint8Array; starts: number[][] } {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (b.length < MAGIC.length || !b.subarray(0, MAGIC.length).equals(MAGIC)) return { engine: bytes, starts: [] };
+  if (b.length < MAGIC.length + 4) throw new Error("model file header truncated");
+  const n = b.readUInt32LE(MAGIC.length);
+  if (n > 1 << 20 || MAGIC.length + 4 + n > b.length) throw new Error(`model file header of ${n} bytes does not fit the file`);
+  let head: unknown;
+  try {
+    head = JSON.parse(b.toString("utf8", MAGIC.length + 4, MAGIC.length + 4 + n));
+  } catch {
+    throw new Error("model file header is not JSON");
+  }
+  const h = head as { v?: unknown; starts?: unknown };
+  if (h.v !== 1 || !Array.isArray(h.starts) || h.starts.length > START_HISTORY ||
+      !h.starts.every((l) => Array.isArray(l) && l.length <= 4 * START_FAULTS &&
+        l.every((x) => Number.isInteger(x) && x >= 0 && x < pageCount))) {
+    throw new Error("model file header is malformed (version, starts, or a page outside this guest)");
+  }
+  return { engine: new Uint8Array(b.subarray(MAGIC.length + 4 + n)), starts: h.starts as number[][] };
+}
+
 export async function loadPolicyEngine(): Promise<void> {
   if (engine) return;
   const p = "../engine/predictor.js";
@@ -111,9 +162,11 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
   };
   let pred: Predictor | null = null;
   let origin = "new";
+  let starts: number[][] = [];
   if (model && model.length > 0) {
     try {
-      const r = engine.restorePredictor(model);
+      const un = unpackModel(model, pageCount);
+      const r = engine.restorePredictor(un.engine);
       const o = r.options;
       if (o.pageCount !== pageCount) origin = `new (saved model is for ${o.pageCount} pages, this guest has ${pageCount})`;
       else if (o.depth !== want.depth || o.threshold !== want.threshold || (want.alphabet && o.alphabet !== want.alphabet)) {
@@ -121,6 +174,7 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
       } else {
         r.clearPresent();
         pred = r;
+        starts = un.starts;
         origin = `restored (${r.stats().contexts} contexts, ${r.stats().faults} faults learned)`;
       }
       if (!pred) r.dispose();
@@ -131,6 +185,9 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
   pred ??= engine.createPredictor(want);
   const p = pred;
   const restored = origin.startsWith("restored");
+  // This migration's start: what was preloaded, then its first destination requests.
+  const start: number[] = [];
+  let firstRequests = 0;
   let gated = 0;
   let checked = 0, right = 0, untrusted = 0;
   // The confident predictions of the previous request when they were not injected (checkable).
@@ -147,7 +204,29 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
     onFault(page: number) {
       return this.onRequest(page, { outstanding: 0, outstandingInjected: 0 });
     },
+    preload() {
+      if (!restored || pol.preloadPages <= 0 || starts.length === 0) return [];
+      const need = Math.ceil(starts.length / 2);
+      const count = new Map<number, { n: number; pos: number }>();
+      for (const l of starts) {
+        const seen = new Set<number>();
+        l.forEach((x, i) => {
+          if (seen.has(x)) return;
+          seen.add(x);
+          const c = count.get(x);
+          if (c) { c.n++; c.pos = Math.min(c.pos, i); } else count.set(x, { n: 1, pos: i });
+        });
+      }
+      const out = [...count.entries()].filter(([x, c]) => c.n >= need && !p.isPresent(x))
+        .sort((a, b) => b[1].n - a[1].n || a[1].pos - b[1].pos).slice(0, pol.preloadPages).map(([x]) => x);
+      for (const x of out) start.push(x);
+      return out;
+    },
     onRequest(page: number, q: QueueState) {
+      if (firstRequests < START_FAULTS) {
+        firstRequests++;
+        if (!start.includes(page)) start.push(page);
+      }
       if (pending.length > 0) {
         checked++;
         if (pending.includes(page)) right++;
@@ -173,7 +252,7 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
     onPresent(page: number) {
       if (page >= 0 && page < pageCount) p.markPresent(page);
     },
-    snapshot: () => p.snapshot(),
+    snapshot: () => packModel(p.snapshot(), [...starts, ...(start.length > 0 ? [start] : [])].slice(-START_HISTORY)),
     dispose: () => p.dispose(),
   };
 }

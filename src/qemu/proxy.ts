@@ -16,7 +16,7 @@ import { DelayLine } from "./delayline.js";
 import { RequestInjector, type InjectorStats, type RamBlockInfo, type RamLayout } from "./injector.js";
 import { QEMU_VM_FILE_MAGIC, RamHeaderScanner } from "./ramheader.js";
 import { MIG_CMD_PACKAGED, MIG_CMD_POSTCOPY_RESUME, QEMU_VM_COMMAND, RamStreamParser } from "./forward.js";
-import { RP_TYPE_NAMES, ReturnPathError, ReturnPathFilter, TARGET_PAGE_SIZE } from "./returnpath.js";
+import { RP_TYPE_NAMES, ReturnPathError, ReturnPathFilter, TARGET_PAGE_SIZE, encodeReqPagesId } from "./returnpath.js";
 import { ServiceTracker, type ServiceReport } from "./service.js";
 import type { TrustFeedback } from "./policy.js";
 
@@ -113,6 +113,9 @@ class Migration {
   main: Conn | null = null;
   pauseTimer: NodeJS.Timeout | null = null;
   modelSaved?: number | string;
+  /** The last page seen on the main channel (QEMU's scanner position without preempt). */
+  lastMainPage: { block: string; page: number } | null = null;
+  preloaded = false;
 
   /** The one place a migration changes phase. */
   to(phase: MigrationPhase, why: string, log: (l: string) => void): void {
@@ -324,10 +327,14 @@ export class QemuProxy extends EventEmitter {
     const parser = new RamStreamParser("main", (block, page) => {
       m.tracker.onPage(block, page, "main", performance.now());
       m.injector.onForwardPage(block, page);
+      m.lastMainPage = { block, page };
     }, {
       onSection: () => { if (m.phase === "setup") m.to("precopy", "first ram section", this.log); },
       onCommand: (cmd) => {
-        if (cmd === MIG_CMD_PACKAGED && (m.phase === "setup" || m.phase === "precopy")) m.to("postcopy", "device state packaged: switch-over", this.log);
+        if (cmd === MIG_CMD_PACKAGED && (m.phase === "setup" || m.phase === "precopy")) {
+          m.to("postcopy", "device state packaged: switch-over", this.log);
+          this.preload(m);
+        }
         if (cmd === MIG_CMD_POSTCOPY_RESUME && m.phase === "recovering") { m.resumes++; m.to("postcopy", "POSTCOPY_RESUME", this.log); }
       },
       onEof: () => m.to("completed", "QEMU_VM_EOF", this.log),
@@ -346,6 +353,36 @@ export class QemuProxy extends EventEmitter {
       },
       onMessage: (msg) => m.messages.set(msg.type, (m.messages.get(msg.type) ?? 0) + 1),
     });
+  }
+
+  /**
+   * At the switch-over (the proxy sees the packaged device state before the destination loads it,
+   * so before the guest's first fault): request the pages the model says open a migration of this VM
+   * (`preload`), as named REQ_PAGES_ID messages. Only at a message boundary of the return path and
+   * before the destination has named another block (its next bare REQ_PAGES must still mean the
+   * block it named), else skipped with a log line.
+   */
+  private preload(m: Migration): void {
+    const c = m.main;
+    if (!c || !c.filter || m.preloaded) return;
+    m.preloaded = true;
+    if (!c.filter.atBoundary) { this.log(`proxy: migration ${m.id}: no preload (return path inside a message)`); return; }
+    const last = c.filter.lastBlockName;
+    const now = performance.now();
+    const sets = m.injector.preload(m.tracker, m.preemptParsers.length === 0 ? m.lastMainPage ?? undefined : undefined);
+    const bufs: Buffer[] = [];
+    for (const { block, ranges } of sets) {
+      if (last !== null && last !== block) { this.log(`proxy: migration ${m.id}: no preload in ${block} (the destination named ${last})`); continue; }
+      for (const r of ranges) {
+        bufs.push(encodeReqPagesId(r.offset, r.length, block));
+        m.tracker.onInjected(block, r.offset / TARGET_PAGE_SIZE, r.length / TARGET_PAGE_SIZE, now);
+      }
+    }
+    if (bufs.length === 0) return;
+    const out = Buffer.concat(bufs);
+    m.bytesInjected += out.length;
+    c.ret.write(out);
+    this.log(`proxy: migration ${m.id}: preloaded ${bufs.length} range(s) at the switch-over`);
   }
 
   private forwardParser(m: Migration, kind: "main" | "preempt"): RamStreamParser {

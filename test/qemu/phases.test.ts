@@ -119,3 +119,36 @@ it("does not save the model of a migration that did not complete", { timeout: 10
   await proxy.close();
   target.close();
 });
+
+it("requests the model's switch-over pages (preload) when the packaged device state goes by, before any fault", { timeout: 10000 }, async () => {
+  const accepted: net.Socket[] = [];
+  const target = net.createServer({ allowHalfOpen: true }, (s) => { s.on("error", () => {}); accepted.push(s); });
+  await new Promise<void>((r) => target.listen(0, "127.0.0.1", r));
+  const strategy: QemuStrategy = { ...fakeStrategy([]), preload: () => [0x20, 0x21, 0x40, 0x1] };
+  const proxy = new QemuProxy({
+    listenPort: 0, targetHost: "127.0.0.1", targetPort: (target.address() as net.AddressInfo).port,
+    makeStrategy: () => strategy,
+  });
+  const port = (await proxy.listen()).port;
+  const src = await connect(port);
+  src.on("error", () => {});
+  const srcGot: Buffer[] = [];
+  src.on("data", (d) => srcGot.push(d));
+  src.write(Buffer.concat([HEAD, S.footer(), S.part(S.page(0x1000, "pc.ram"))]));
+  await until(() => accepted.length === 1);
+  accepted[0].resume();
+  await until(() => proxy.current()?.phase === "precopy", "precopy");
+  assert.equal(srcGot.length, 0, "nothing before the switch-over");
+  src.write(S.packaged(Buffer.from("device state")));
+  // Page 1 was already seen going forward (dropped); no preempt channel: the scan's next page (2) ends it.
+  const want = Buffer.concat([encodeReqPagesId(0x20000, 0x2000, "pc.ram"), encodeReqPagesId(0x40000, 0x1000, "pc.ram"), encodeReqPagesId(0x2000, 0x1000, "pc.ram")]);
+  await until(() => Buffer.concat(srcGot).length >= want.length, "the preload reaches the source");
+  assert.deepEqual(Buffer.concat(srcGot), want);
+  const r = proxy.current()!;
+  assert.equal(r.stats.preloadedPages, 3);
+  assert.equal(r.stats.injectedPages, 4);
+  assert.equal(r.stats.scannerReturns, 1);
+  src.destroy();
+  await proxy.close();
+  target.close();
+});

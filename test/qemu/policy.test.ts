@@ -4,7 +4,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { before, describe, it } from "node:test";
-import { createQemuPolicy, loadPolicyEngine } from "../../src/qemu/policy.js";
+import { createQemuPolicy, loadPolicyEngine, packModel, unpackModel, START_FAULTS } from "../../src/qemu/policy.js";
 import { readModel, writeModelAtomic } from "../../src/qemu/model.js";
 
 const EMPTY = { outstanding: 1, outstandingInjected: 0 };
@@ -114,6 +114,47 @@ describe("QEMU policy", () => {
     assert.equal(b.feedback!.trusted, true);
     a.dispose!();
     b.dispose!();
+  });
+
+  it("remembers how migrations start and preloads the pages that opened at least half of them", () => {
+    const a = createQemuPolicy(8192);
+    assert.deepEqual(a.preload!(), [], "a new model preloads nothing");
+    const first = [300, 301, 7000, 42, 999, 5, 6, 7, 8, 9];
+    for (const x of first) a.onRequest(x, EMPTY);
+    const bytes = a.snapshot!();
+    a.dispose!();
+    const un = unpackModel(bytes, 8192);
+    assert.deepEqual(un.starts, [first.slice(0, START_FAULTS)]);
+    const b = createQemuPolicy(8192, {}, bytes);
+    assert.match(b.origin, /^restored/);
+    assert.deepEqual(b.preload!(), first.slice(0, 8), "one earlier migration: its first requests, in order");
+    // The next migration starts differently; the model now holds two starts: pages of either count.
+    for (const x of [300, 301, 1234, 1235]) b.onRequest(x, EMPTY);
+    const c = createQemuPolicy(8192, {}, b.snapshot!());
+    const un2 = unpackModel(b.snapshot!(), 8192);
+    assert.equal(un2.starts.length, 2);
+    assert.deepEqual(c.preload!().slice(0, 2), [300, 301], "pages in both starts first");
+    b.dispose!();
+    c.dispose!();
+    // Three starts: a page must be in two of them.
+    const empty = unpackModel(createQemuPolicy(8192).snapshot!(), 8192).engine;
+    const d = createQemuPolicy(8192, { preloadPages: 8 }, packModel(empty, [[1, 2, 3], [2, 3, 4], [3, 9]]));
+    assert.deepEqual(d.preload!(), [3, 2]);
+    assert.deepEqual(createQemuPolicy(8192, { preloadPages: 0 }, packModel(empty, [[1, 2]])).preload!(), []);
+  });
+
+  it("reads a bare engine snapshot and refuses a malformed model header with a reason", () => {
+    const e = createQemuPolicy(8192);
+    const raw = e.snapshot!();
+    const bare = unpackModel(raw, 8192).engine;
+    assert.match(createQemuPolicy(8192, {}, bare).origin, /^restored/, "a bare engine snapshot (older files) restores");
+    const good = packModel(bare, [[1, 2]]);
+    assert.match(createQemuPolicy(8192, {}, good.slice(0, 10)).origin, /saved model refused: model file header/);
+    assert.match(createQemuPolicy(4096, {}, packModel(bare, [[5000]])).origin, /saved model refused: .*outside this guest/);
+    const notJson = Buffer.from(good);
+    notJson[12] = 0x7b ^ 0xff;
+    assert.match(createQemuPolicy(8192, {}, new Uint8Array(notJson)).origin, /saved model refused: model file header is not JSON/);
+    e.dispose!();
   });
 
   it("starts empty, saying why, on a model that does not fit or does not parse", () => {
