@@ -28,7 +28,7 @@ const HELP = `usage: qemu-demo [options]
   --configs LIST         comma list of no-proxy,proxy,proxy-ppm,proxy-ppm-sim,proxy-next8
                          (default proxy,proxy-ppm; proxy is the pass-through counter: QEMU alone);
                          proxy-ppm:KEY=V:KEY=V... is proxy-ppm with other policy settings (keys
-                         max-pages, min-confidence, trust-accuracy, trust-trials), so that variants
+                         max-pages, min-confidence, trust-accuracy, trust-trials, preload), so that variants
                          run interleaved in one batch
   --delay-ms N           latency regime: one-way delay on the proxied link (default 5)
   --postcopy-mbs N       bandwidth regime: max-postcopy-bandwidth in MB/s (default 30)
@@ -66,6 +66,7 @@ let configs = (values.configs ?? "proxy,proxy-ppm").split(",");
 const POLICY_KEYS: Record<string, [keyof QemuPolicyOptions, number, number, boolean]> = {
   "max-pages": ["maxPages", 1, 64, true], "min-confidence": ["minConfidence", 0, 1, false],
   "trust-accuracy": ["trustAccuracy", 0, 1, false], "trust-trials": ["trustMinTrials", 0, 1000, true],
+  preload: ["preloadPages", 0, 64, true],
 };
 function policyOf(label: string, base: Partial<QemuPolicyOptions>): Partial<QemuPolicyOptions> {
   const out: Record<string, number> = { ...(base as Record<string, number>) };
@@ -160,7 +161,7 @@ if (values.json) {
       blocktimeMs: r.blocktimeMs, totalMs: r.totalMs, injected: r.injected, checksumOk: r.checksumOk,
       guestRunning: r.guestRunning, predictorUsMedian: r.proxy?.stats.predictUs.median, error: r.error,
       injectedMessages: r.proxy?.stats.injectedMessages, requestsForInjected: r.proxy?.stats.requestsForInjected,
-      service: r.proxy?.service,
+      service: r.proxy?.service, process: r.proxy?.process, preloaded: r.proxy?.stats.preloadedPages,
     })),
   }, null, 1) + "\n");
 }

@@ -11,6 +11,7 @@
  */
 import { EventEmitter } from "node:events";
 import net from "node:net";
+import { monitorEventLoopDelay, PerformanceObserver, type IntervalHistogram } from "node:perf_hooks";
 import type { Strategy } from "../strategies/types.js";
 import { DelayLine } from "./delayline.js";
 import { RequestInjector, type InjectorStats, type RamBlockInfo, type RamLayout } from "./injector.js";
@@ -86,6 +87,12 @@ export interface MigrationReport {
   stats: InjectorStats;
   /** Request service times and the source's queue, from both directions of the stream. */
   service: ServiceReport;
+  /**
+   * The proxy process while the migration ran (process-wide: exact with one migration at a time):
+   * event-loop delay (ms; a forwarded chunk or a request waits this long behind other work) and
+   * garbage-collection pauses.
+   */
+  process?: { loopDelayMs: { p50: number; p99: number; max: number }; gcMs: number; gcCount: number };
   error?: string;
 }
 
@@ -116,6 +123,12 @@ class Migration {
   /** The last page seen on the main channel (QEMU's scanner position without preempt). */
   lastMainPage: { block: string; page: number } | null = null;
   preloaded = false;
+  readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 5 });
+  gcMs = 0;
+  gcCount = 0;
+  readonly gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) { this.gcMs += e.duration; this.gcCount++; }
+  });
 
   /** The one place a migration changes phase. */
   to(phase: MigrationPhase, why: string, log: (l: string) => void): void {
@@ -130,6 +143,8 @@ class Migration {
   }
 
   constructor(readonly id: number, opts: QemuProxyOptions) {
+    this.loopDelay.enable();
+    this.gcObserver.observe({ entryTypes: ["gc"] });
     this.injector = new RequestInjector(opts.makeStrategy ?? (() => null), opts.maxInjectPerRequest ?? 256);
     if (opts.blocks && opts.blocks.length > 0) {
       this.injector.setLayout({ blocks: opts.blocks });
@@ -180,6 +195,7 @@ export class QemuProxy extends EventEmitter {
     for (const m of this.migrations) for (const c of m.conns) { c.client.destroy(); c.up?.destroy(); }
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.server = null;
+    for (const m of this.migrations) { m.loopDelay.disable(); m.gcObserver.disconnect(); }
   }
 
   /**
@@ -444,6 +460,8 @@ export class QemuProxy extends EventEmitter {
         }
       } else if (this.opts.saveModel) m.modelSaved = `not saved: the migration ended ${m.phase}`;
       const r = this.report(m);
+      m.loopDelay.disable();
+      m.gcObserver.disconnect();
       m.injector.dispose();
       this.reports.push(r);
       this.migrations = this.migrations.filter((x) => x !== m);
@@ -481,7 +499,16 @@ export class QemuProxy extends EventEmitter {
       messages,
       stats: m.injector.stats(),
       service: this.service(m),
+      process: {
+        loopDelayMs: { p50: ms(m.loopDelay.percentile(50)), p99: ms(m.loopDelay.percentile(99)), max: ms(m.loopDelay.max) },
+        gcMs: Math.round(m.gcMs * 10) / 10, gcCount: m.gcCount,
+      },
       error: m.error,
     };
   }
+}
+
+/** Nanoseconds (a histogram's unit) to milliseconds, 0.01 ms. */
+function ms(ns: number): number {
+  return Number.isFinite(ns) ? Math.round(ns / 1e4) / 100 : 0;
 }
