@@ -60,6 +60,13 @@ export const DEFAULT_QEMU_POLICY: QemuPolicyOptions = {
   preloadPages: 8, engine: {},
 };
 
+/**
+ * The engine's arena for the proxy (contexts), unless --memory-bytes says otherwise: the engine's
+ * default (2^20 contexts) makes a 35 MB snapshot that takes ~0.4 s to write and ~0.2 s to restore
+ * in the proxy's event loop; 2^14 holds ~100 migrations' worth of faults and snapshots in ~1 ms.
+ */
+export const QEMU_MAX_CONTEXTS = 1 << 14;
+
 /** What the injector tells the strategy about the source's queue at a request. */
 export interface QueueState {
   outstanding: number;
@@ -158,7 +165,11 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
   if (!engine) throw new Error("loadPolicyEngine() was not awaited");
   const pol: QemuPolicyOptions = { ...DEFAULT_QEMU_POLICY, ...policy, engine: { ...DEFAULT_QEMU_POLICY.engine, ...(policy.engine ?? {}) } };
   const want: PredictorOptions = {
-    pageCount, alphabet: "hybrid", order: 3, ...pol.engine, depth: pol.maxPages, threshold: pol.minConfidence,
+    pageCount, alphabet: "hybrid", order: 3,
+    // A post-copy fault log is tens to thousands of requests: a small arena keeps the model file and its
+    // restore (synchronous, in the proxy's event loop, at the start of a migration) small.
+    ...(pol.engine.memoryBytes === undefined && pol.engine.maxContexts === undefined ? { maxContexts: QEMU_MAX_CONTEXTS } : {}),
+    ...pol.engine, depth: pol.maxPages, threshold: pol.minConfidence,
   };
   let pred: Predictor | null = null;
   let origin = "new";
@@ -252,7 +263,7 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
     onPresent(page: number) {
       if (page >= 0 && page < pageCount) p.markPresent(page);
     },
-    snapshot: () => packModel(p.snapshot(), [...starts, ...(start.length > 0 ? [start] : [])].slice(-START_HISTORY)),
+    snapshot: () => (p.maintain(), packModel(p.snapshot(), [...starts, ...(start.length > 0 ? [start] : [])].slice(-START_HISTORY))),
     dispose: () => p.dispose(),
   };
 }
