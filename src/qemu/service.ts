@@ -45,10 +45,17 @@ export interface ServiceReport {
   injectedQueueAtDestRequest: Dist;
   /** Per destination request, in order: [ms since the first request, service ms or -1, outstanding injected pages, page]. */
   timeline: [number, number, number, number][];
+  /**
+   * Per injected page, in order: [ms since the first request, service ms or -1 (never seen), page,
+   * channel it came on (0 main, 1 preempt, -1 none)].
+   */
+  injectedTimeline: [number, number, number, number][];
 }
 
 interface Pending {
   t: number;
+  /** Index in the injected timeline (injected pages). */
+  ix: number;
   injected: boolean;
   /** When the destination asked for it too (an injected page the guest then faulted on). */
   destAt: number;
@@ -65,6 +72,7 @@ export class ServiceTracker {
     main: [] as number[], preempt: [] as number[], injected: [] as number[], queue: [] as number[], injQueue: [] as number[],
   };
   private timeline: [number, number, number, number][] = [];
+  private injTimeline: [number, number, number, number][] = [];
   private timelineIndex = new Map<string, number>();
   destAlreadySent = 0;
   injectedAlreadySent = 0;
@@ -113,7 +121,7 @@ export class ServiceTracker {
       if (seen.has(p)) { this.destAlreadySent++; this.timeline[this.timeline.length - 1][1] = 0; continue; }
       const e = pend.get(p);
       if (e) { if (e.destAt < 0) { e.destAt = now; e.queueBusy = busy; } continue; }
-      pend.set(p, { t: now, injected: false, destAt: now, queueBusy: busy });
+      pend.set(p, { t: now, ix: -1, injected: false, destAt: now, queueBusy: busy });
     }
   }
 
@@ -123,7 +131,9 @@ export class ServiceTracker {
     for (let p = first; p < first + n; p++) {
       if (seen.has(p)) { this.injectedAlreadySent++; continue; }
       if (pend.has(p)) continue;
-      pend.set(p, { t: now, injected: true, destAt: -1, queueBusy: false });
+      if (this.first < 0) this.first = now;
+      pend.set(p, { t: now, ix: this.injTimeline.length, injected: true, destAt: -1, queueBusy: false });
+      this.injTimeline.push([round(now - this.first), -1, p, -1]);
       this.injectedOutstanding++;
     }
   }
@@ -139,6 +149,8 @@ export class ServiceTracker {
     if (e.injected) {
       this.injectedOutstanding--;
       this.samples.injected.push(now - e.t);
+      const it = this.injTimeline[e.ix];
+      if (it) { it[1] = round(now - e.t); it[3] = channel === "main" ? 0 : 1; }
     }
     if (e.destAt >= 0) {
       const ms = now - e.destAt;
@@ -164,6 +176,7 @@ export class ServiceTracker {
       neverSeen: { dest: nd, injected: ni },
       queueAtDestRequest: dist(s.queue), injectedQueueAtDestRequest: dist(s.injQueue),
       timeline: this.timeline.slice(0, 2000),
+      injectedTimeline: this.injTimeline.slice(0, 2000),
     };
   }
 }
