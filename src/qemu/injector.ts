@@ -44,7 +44,7 @@ export interface InjectorStats {
   injectedMessages: number;
   /** Predicted pages dropped: outside the block, already requested, or out of the layout. */
   droppedPredictions: number;
-  /** Pages added after an injection to bring QEMU's scanner back after the fault (no preempt channel). */
+  /** Pages added after an injection to bring QEMU's scanner back after the fault (or, for the preload, to where it was). */
   scannerReturns: number;
   /** Requests for blocks of unknown size (no prediction for them). */
   unknownBlockRequests: number;
@@ -111,8 +111,9 @@ export class RequestInjector {
 
   /** Handle one destination request; returns the ranges to inject (same block). */
   /**
-   * @param scannerReturn end a non-empty injection with the page after the request: QEMU 7.2 without
-   *   postcopy-preempt continues its background scan after the last request it served
+   * @param scannerReturn end a non-empty injection with the page after the request: QEMU 7.2 (with or
+   *   without postcopy-preempt: get_queued_page moves the search to the queued page) continues its
+   *   background scan after the last request it served
    *   (ram_find_and_save_block keeps the position of the queued page it sent), so pages injected
    *   elsewhere would move QEMU's own spatial prefetch away from the fault; the extra page brings it
    *   back (the scanner would have sent that page next anyway).
@@ -181,8 +182,8 @@ export class RequestInjector {
 
   /**
    * The strategy's switch-over pages (`preload`), as ranges per RAMBlock, filtered like predictions
-   * (inside a known block, never requested or seen); with `scannerAfter` (no preempt channel: the
-   * last page QEMU's scanner sent) a non-empty preload in that block ends with the page after it, so
+   * (inside a known block, never requested or seen); with `scannerAfter` (the last page QEMU's
+   * scan sent) a non-empty preload in that block ends with the page after it, so
    * the scan goes on where it was.
    */
   preload(tracker?: ServiceTracker, scannerAfter?: { block: string; page: number }): { block: string; ranges: InjectRange[] }[] {

@@ -38,7 +38,7 @@ export interface QemuProxyOptions {
   blocks?: RamBlockInfo[];
   /** Most pages injected per request. */
   maxInjectPerRequest?: number;
-  /** End injections with the page after the request when there is no preempt channel (default true). */
+  /** End injections (and the switch-over preload) with the page QEMU's scan would send next (default true). */
   scannerReturn?: boolean;
   /** Called with the strategy's model when a migration completes (the source sent QEMU_VM_EOF). */
   saveModel?: (bytes: Uint8Array) => void;
@@ -120,7 +120,7 @@ class Migration {
   main: Conn | null = null;
   pauseTimer: NodeJS.Timeout | null = null;
   modelSaved?: number | string;
-  /** The last page seen on the main channel (QEMU's scanner position without preempt). */
+  /** The last page seen on the main channel (QEMU's background scan position). */
   lastMainPage: { block: string; page: number } | null = null;
   preloaded = false;
   readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 5 });
@@ -362,8 +362,9 @@ export class QemuProxy extends EventEmitter {
       onRequest: (req) => {
         const now = performance.now();
         m.tracker.onDestRequest(req.block, Math.floor(req.offset / TARGET_PAGE_SIZE), Math.max(1, Math.ceil(req.length / TARGET_PAGE_SIZE)), now);
-        // Without a preempt channel QEMU's scanner follows the last request served: bring it back.
-        const ranges = m.injector.onRequest(req, m.tracker, (this.opts.scannerReturn ?? true) && m.preemptParsers.length === 0);
+        // QEMU 7.2's scan continues after the last queued page it served, with or without the preempt
+        // channel (get_queued_page moves the search to it): end injections with the page after the fault.
+        const ranges = m.injector.onRequest(req, m.tracker, this.opts.scannerReturn ?? true);
         for (const r of ranges) m.tracker.onInjected(req.block, r.offset / TARGET_PAGE_SIZE, r.length / TARGET_PAGE_SIZE, now);
         return ranges;
       },
@@ -385,7 +386,7 @@ export class QemuProxy extends EventEmitter {
     if (!c.filter.atBoundary) { this.log(`proxy: migration ${m.id}: no preload (return path inside a message)`); return; }
     const last = c.filter.lastBlockName;
     const now = performance.now();
-    const sets = m.injector.preload(m.tracker, m.preemptParsers.length === 0 ? m.lastMainPage ?? undefined : undefined);
+    const sets = m.injector.preload(m.tracker, (this.opts.scannerReturn ?? true) ? m.lastMainPage ?? undefined : undefined);
     const bufs: Buffer[] = [];
     for (const { block, ranges } of sets) {
       if (last !== null && last !== block) { this.log(`proxy: migration ${m.id}: no preload in ${block} (the destination named ${last})`); continue; }
