@@ -48,7 +48,9 @@ export interface QemuPolicyOptions {
   trustMinTrials: number;
   /**
    * Most pages requested at the switch-over (before the guest's first fault): the pages that faulted
-   * in at least half of the earlier migrations the model file remembers (0: none). See `preload()`.
+   * in at least half of the earlier migrations the model file remembers. Off by default (0): measured
+   * on the walk guest, 32 such pages alone raised requests to 1.24x and blocktime to 1.55x of QEMU
+   * alone (6 runs), 8 first-fault pages with per-fault injection were neutral (docs/results/qemu.md).
    */
   preloadPages: number;
   /** Engine options (order, alphabet, escape, memoryBytes...). */
@@ -57,7 +59,7 @@ export interface QemuPolicyOptions {
 
 export const DEFAULT_QEMU_POLICY: QemuPolicyOptions = {
   maxPages: 2, minConfidence: 0.25, maxOutstandingInjected: 0, maxOutstanding: 1, trustAccuracy: 0.5, trustMinTrials: 5,
-  preloadPages: 32, engine: {},
+  preloadPages: 0, engine: {},
 };
 
 /**

@@ -129,12 +129,13 @@ describe("QEMU policy", () => {
     for (let i = 0; i < 2 * START_FAULTS; i++) many.onRequest(3 * i, EMPTY);
     assert.equal(unpackModel(many.snapshot!(), 8192).starts[0].length, START_FAULTS, "at most START_FAULTS requests per migration");
     many.dispose!();
-    const b = createQemuPolicy(8192, {}, bytes);
+    assert.deepEqual(createQemuPolicy(8192, {}, bytes).preload!(), [], "off by default");
+    const b = createQemuPolicy(8192, { preloadPages: 32 }, bytes);
     assert.match(b.origin, /^restored/);
     assert.deepEqual(b.preload!(), first, "one earlier migration: its requests, in order");
     // The next migration starts differently; the model now holds two starts: pages of either count.
     for (const x of [300, 301, 1234, 1235]) b.onRequest(x, EMPTY);
-    const c = createQemuPolicy(8192, {}, b.snapshot!());
+    const c = createQemuPolicy(8192, { preloadPages: 32 }, b.snapshot!());
     const un2 = unpackModel(b.snapshot!(), 8192);
     assert.equal(un2.starts.length, 2);
     assert.deepEqual(c.preload!().slice(0, 2), [300, 301], "pages in both starts first");
