@@ -28,6 +28,8 @@ const USAGE = `usage: ppm-prefetch migrate --connect HOST:PORT --trace FILE [opt
   --reconnect-timeout S when the link to the source is lost (a restarted source, an outage), keep
                         reconnecting with backoff for up to S seconds (default 30)
   --json                print only the summary record as JSON
+  --timeline            with --json: also the session id, this process's CPU time and each fault
+                        request's page, send and arrival times (monotonic ns)
 `;
 
 function parseConnect(s: string | undefined): { host: string; port: number } {
@@ -44,7 +46,7 @@ export async function run(args: string[]): Promise<number> {
     options: {
       connect: { type: "string" }, trace: { type: "string" }, "switch-at": { type: "string" }, layout: { type: "string" },
       "layout-seed": { type: "string" }, limit: { type: "string" }, ips: { type: "string" }, "delay-us": { type: "string" },
-      "rate-gbps": { type: "string" }, "timeout-ms": { type: "string" }, "reconnect-timeout": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      "rate-gbps": { type: "string" }, "timeout-ms": { type: "string" }, "reconnect-timeout": { type: "string" }, json: { type: "boolean" }, timeline: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
   });
   if (v.help) { process.stdout.write(USAGE); return 0; }
@@ -68,7 +70,7 @@ export async function run(args: string[]): Promise<number> {
   }
   let r: MigrationResult;
   try {
-    r = await runMigration({ host, port, trace, switchAt, layout, seed, ips, link, timeoutMs, reconnectTimeoutMs });
+    r = await runMigration({ host, port, trace, switchAt, layout, seed, ips, link, timeoutMs, reconnectTimeoutMs, timeline: v.timeline });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (e instanceof TraceMismatchError) throw new UsageError(`--trace ${v.trace}: ${err.message}`);
@@ -78,7 +80,8 @@ export async function run(args: string[]): Promise<number> {
   }
   if (v.json) {
     const { verified, faults, stallMs, completionMs, migrationMs, pagesReceived, duplicatePages, reconnects, predictorUs } = r;
-    process.stdout.write(JSON.stringify({ verified, faults, stallMs, completionMs, migrationMs, pagesReceived, duplicatePages, reconnects, predictorUs }) + "\n");
+    const extra = v.timeline ? { sessionId: r.sessionId, timeline: r.timeline, cpuMs: process.cpuUsage().user / 1e3 + process.cpuUsage().system / 1e3 } : {};
+    process.stdout.write(JSON.stringify({ verified, faults, stallMs, completionMs, migrationMs, pagesReceived, duplicatePages, reconnects, predictorUs, ...extra }) + "\n");
   } else {
     process.stdout.write(describe(r, trace.name));
   }

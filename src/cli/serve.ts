@@ -55,6 +55,10 @@ const USAGE = `usage: ppm-prefetch serve --image FILE [options]
                         reconnect (default 16); one more is refused with a "server busy" error
   --exit-after N        exit once N migrations completed (default 0 = serve until interrupted)
   --quiet               no per-migration log
+  --json                on exit, print one JSON line: the counters, the event loop (delay, utilization,
+                        CPU time) and per migration the source's figures (HELLO to WELCOME, training
+                        time, per-fault service time from FAULT read to page written, loop time spent)
+  --timeline            with --json: also each FAULT's read and written times (monotonic ns)
 `;
 
 /** Predictor flags: any of them turns `--strategy ppm` into the bare engine with those options. */
@@ -72,7 +76,7 @@ export async function run(args: string[]): Promise<number> {
       threshold: { type: "string" }, streams: { type: "string" }, "max-contexts": { type: "string" },
       "delay-us": { type: "string" }, "rate-gbps": { type: "string" }, "exit-after": { type: "string" }, "push-window": { type: "string" },
       "max-sessions": { type: "string" }, "link-queue": { type: "string" },
-      quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      quiet: { type: "boolean" }, json: { type: "boolean" }, timeline: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
   });
   if (v.help) { process.stdout.write(USAGE); return 0; }
@@ -197,7 +201,7 @@ export async function run(args: string[]): Promise<number> {
     let server;
     try {
       server = await startPageServer({
-        image, host: v.host ?? "127.0.0.1", port, push, depth: 256, link, pushWindow, maxSessions,
+        image, host: v.host ?? "127.0.0.1", port, push, depth: 256, link, pushWindow, maxSessions, timeline: !!v.timeline,
         strategy: ({ pageCount: pc, sessionId }) => makeSession(pc, sessionId),
         onError: (e, sid) => log(`connection${sid ? ` of ${sid.slice(0, 8)}` : ""} closed: ${e.message}`),
       });
@@ -220,6 +224,9 @@ export async function run(args: string[]): Promise<number> {
     process.once("SIGTERM", stop);
     await finished;
     clearInterval(timer);
+    if (v.json) {
+      process.stdout.write(JSON.stringify({ stats: server.stats(), loop: server.loopMetrics(), sessions: server.sessionMetrics() }) + "\n");
+    }
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
     await server.close();

@@ -61,6 +61,18 @@ export interface MigrationOptions {
   timeoutMs?: number;
   /** Test hook: every connected socket (attempt 0 is the first). */
   onSocket?: (socket: Socket, attempt: number) => void;
+  /** Keep the per-request timeline (MigrationResult.timeline). */
+  timeline?: boolean;
+}
+
+/**
+ * Per fault request, in the order sent: the page, when the request was written and when the page
+ * arrived (process-wide monotonic ns: on one host comparable with the source's SessionMetrics timeline).
+ */
+export interface RequestTimeline {
+  page: number[];
+  sentNs: number[];
+  arrivedNs: number[];
 }
 
 /** The link to the source was lost and could not be resumed in time. */
@@ -117,6 +129,10 @@ export interface MigrationResult {
   /** predicted pages touched / predicted pages received. */
   accuracy: number;
   bytesReceived: number;
+  /** The session id this destination chose (hex), as the source names it. */
+  sessionId: string;
+  /** With the `timeline` option. */
+  timeline?: RequestTimeline;
 }
 
 /** Acknowledge every this many pages, and at the end of every chunk read (the source keeps at most its push window in flight). */
@@ -184,6 +200,9 @@ class Migration {
   private bytes = 0;
   private accesses = 0;
   private guestMs = 0;
+  private tlPage: number[] = [];
+  private tlSent: number[] = [];
+  private arrived = new Map<number, number>();
 
   constructor(private readonly o: MigrationOptions) {
     this.host = o.host ?? "127.0.0.1";
@@ -373,6 +392,7 @@ class Migration {
     const now = nowNs();
     const ws = this.waiters.get(p);
     if (ws) {
+      if (this.o.timeline) this.arrived.set(p, now);
       this.waiters.delete(p);
       for (const st of ws) {
         const d = now - this.stallStart[st];
@@ -406,6 +426,7 @@ class Migration {
     this.fbLen -= n;
     this.requested.add(p);
     this.requests++;
+    if (this.o.timeline) { this.tlPage.push(p); this.tlSent.push(nowNs()); }
   }
 
   private sendEmpty(t: FrameType): void {
@@ -526,6 +547,8 @@ class Migration {
       used: { predicted: this.used[1], push: this.used[2] },
       accuracy: this.received[1] ? this.used[1] / this.received[1] : 0,
       bytesReceived: this.bytes,
+      sessionId: this.sessionId.toString("hex"),
+      ...(this.o.timeline ? { timeline: { page: this.tlPage, sentNs: this.tlSent, arrivedNs: this.tlPage.map((p) => this.arrived.get(p) ?? -1) } } : {}),
     };
   }
 

@@ -26,6 +26,7 @@
  */
 import { createServer, type Server, type Socket } from "node:net";
 import { randomBytes } from "node:crypto";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import type { Strategy } from "../strategies/types.js";
 import { createPush, PUSH_MODES, type PushMode, type PushOrder } from "../sim/push.js";
 import { createLink, nowNs, type ByteLink, type LinkOptions } from "./link-emulator.js";
@@ -84,6 +85,43 @@ export interface PageServerOptions {
   onError?: (err: Error, sessionId: string | null) => void;
   /** Test hook: every accepted socket. */
   onConnection?: (socket: Socket) => void;
+  /**
+   * Keep each session's per-fault timeline (FAULT frame read, faulted page written; process-wide
+   * monotonic ns, comparable with a destination's on the same host) in `sessionMetrics()`.
+   */
+  timeline?: boolean;
+}
+
+/** One session's server-side figures (src/transport/source.ts): what the source did for its faults. */
+export interface SessionMetrics {
+  id: string;
+  /** First HELLO to WELCOME: the wait for the strategy (built and trained, one at a time). */
+  helloToWelcomeMs: number;
+  /** The strategy's build and training time in its worker (remote strategies). */
+  trainMs?: number;
+  /** FAULT frames served, and those whose page was written on the fault (not already sent). */
+  faults: number;
+  faultsWritten: number;
+  /** FAULT frame read -> its page handed to the socket, for the faults that wrote it: mean, p50, max (us). */
+  serviceUs: { mean: number; p50: number; max: number };
+  /** FAULT frame read -> the predictions' answer back from the worker (remote strategies), mean and max (us). */
+  predictUs: { mean: number; max: number };
+  /** Event-loop time spent on this session: pushing, answering faults (incl. predicted pages), other frames (ms). */
+  loopMs: { push: number; fault: number; answer: number };
+  pushedPages: number;
+  /** Per FAULT frame (with the `timeline` option): read and written (-1: already sent) ns, and the page. */
+  timeline?: { read: number[]; written: number[]; page: number[] };
+}
+
+/** The server process's event loop over its life (see PageServer.loopMetrics). */
+export interface LoopMetrics {
+  /** Event-loop delay (1 ms sampling): p50, p99, max (ms). */
+  delayMs: { p50: number; p99: number; max: number };
+  /** Fraction of the time the loop was busy. */
+  utilization: number;
+  /** Process CPU time (all threads: the loop and the strategy workers), ms. */
+  cpuMs: { user: number; system: number };
+  wallMs: number;
 }
 
 export interface PageServerStats {
@@ -111,6 +149,9 @@ export interface PageServer {
   /** Errors that closed connections (most recent last, at most 100 kept). */
   readonly errors: Error[];
   stats(): PageServerStats;
+  /** Server-side figures of every session (live and ended; the latest 256 kept). */
+  sessionMetrics(): SessionMetrics[];
+  loopMetrics(): LoopMetrics;
   close(): Promise<void>;
 }
 
@@ -133,12 +174,79 @@ class Session {
   readonly presented: Bitmap;
   replayDone = false;
   ended = false;
+  readonly m = new SessionCounters();
   constructor(readonly id: string, pageCount: number) {
     this.sent = new Bitmap(pageCount);
     this.state = new Uint8Array(pageCount);
     this.presented = new Bitmap(pageCount);
   }
 }
+
+/** Raw per-session counters (summarized by `summarize`). */
+class SessionCounters {
+  helloNs = 0;
+  welcomeNs = 0;
+  trainMs: number | undefined;
+  faults = 0;
+  service: number[] = []; // ns, faults that wrote their page
+  predictNs = 0;
+  predictMaxNs = 0;
+  predicts = 0;
+  pushNs = 0;
+  faultNs = 0;
+  answerNs = 0;
+  pushed = 0;
+  read: number[] = [];
+  written: number[] = [];
+  page: number[] = [];
+}
+
+function summarize(id: string, m: SessionCounters, timeline: boolean): SessionMetrics {
+  const sv = Float64Array.from(m.service).sort();
+  const sum = sv.reduce((a, b) => a + b, 0);
+  return {
+    id, helloToWelcomeMs: m.welcomeNs && m.helloNs ? (m.welcomeNs - m.helloNs) / 1e6 : NaN, trainMs: m.trainMs,
+    faults: m.faults, faultsWritten: sv.length,
+    serviceUs: { mean: sv.length ? sum / sv.length / 1e3 : 0, p50: sv.length ? sv[Math.floor((sv.length - 1) / 2)] / 1e3 : 0, max: sv.length ? sv[sv.length - 1] / 1e3 : 0 },
+    predictUs: { mean: m.predicts ? m.predictNs / m.predicts / 1e3 : 0, max: m.predictMaxNs / 1e3 },
+    loopMs: { push: m.pushNs / 1e6, fault: m.faultNs / 1e6, answer: m.answerNs / 1e6 },
+    pushedPages: m.pushed,
+    ...(timeline ? { timeline: { read: m.read, written: m.written, page: m.page } } : {}),
+  };
+}
+
+/**
+ * The background push of every session of one server, on one queue: a connection that may push asks
+ * for a turn; turns run from setImmediate (the event loop's check phase, after it has read every
+ * socket that had data), round robin, one PUMP_ROUND of pages each, for at most PUSH_TICK_NS per tick.
+ * So no push runs inside an I/O callback: a FAULT from any session is read and its page written
+ * before any session's next push round (faulted > predicted > pushed across the whole process, not
+ * only within a session), and one session's push cannot hold the loop for more than one tick's budget.
+ */
+class PushScheduler {
+  private ready: Conn[] = [];
+  private scheduled = false;
+  want(c: Conn): void {
+    if (c.queued) return;
+    c.queued = true;
+    this.ready.push(c);
+    if (!this.scheduled) { this.scheduled = true; setImmediate(this.run); }
+  }
+  private run = (): void => {
+    this.scheduled = false;
+    const t0 = nowNs();
+    while (this.ready.length > 0) {
+      const c = this.ready.shift()!;
+      c.queued = false;
+      if (c.pushRound()) { c.queued = true; this.ready.push(c); }
+      if (nowNs() - t0 > PUSH_TICK_NS) break;
+    }
+    if (this.ready.length > 0 && !this.scheduled) { this.scheduled = true; setImmediate(this.run); }
+  };
+}
+
+/** Most event-loop time the push takes per tick before the loop reads sockets again. */
+const PUSH_TICK_NS = 1e6;
 
 export async function startPageServer(opts: PageServerOptions): Promise<PageServer> {
   const image: PageImage = Buffer.isBuffer(opts.image) ? bufferImage(opts.image) : opts.image;
@@ -159,6 +267,13 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
   for (let p = 0; p < pageCount; p++) footprint[p] = p;
   const sessions = new Map<string, Session>();
   const sockets = new Set<Socket>();
+  const timeline = opts.timeline ?? false;
+  const metrics: { id: string; m: SessionCounters }[] = [];
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  const elu0 = performance.eventLoopUtilization();
+  const cpu0 = process.cpuUsage();
+  const wall0 = nowNs();
   const errors: Error[] = [];
   const st: PageServerStats = {
     connections: 0, sessionsStarted: 0, sessionsCompleted: 0, activeSessions: 0, sessionsRefused: 0, resumes: 0, protocolErrors: 0,
@@ -184,6 +299,8 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
   const ctx: ServerContext = {
     image, pageCount, digest, push, depth, pushBatch, pushWindow, maxSessions, footprint,
     helloTimeoutMs: opts.helloTimeoutMs ?? 10_000, link: opts.link, sessions, st, recordError, endSession, factory, ttlMs,
+    timeline, scheduler: new PushScheduler(),
+    track: (sess) => { metrics.push({ id: sess.id, m: sess.m }); if (metrics.length > 256) metrics.shift(); },
   };
 
   const server: Server = createServer({ noDelay: true }, (socket) => {
@@ -203,7 +320,17 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
   return {
     host: addr.address, port: addr.port, pageCount, digest, errors,
     stats: () => ({ ...st, activeSessions: sessions.size }),
+    sessionMetrics: () => metrics.map(({ id, m }) => summarize(id, m, timeline)),
+    loopMetrics: () => {
+      const cpu = process.cpuUsage(cpu0);
+      return {
+        delayMs: { p50: delay.percentile(50) / 1e6, p99: delay.percentile(99) / 1e6, max: delay.max / 1e6 },
+        utilization: performance.eventLoopUtilization(elu0).utilization,
+        cpuMs: { user: cpu.user / 1e3, system: cpu.system / 1e3 }, wallMs: (nowNs() - wall0) / 1e6,
+      };
+    },
     close: () => new Promise<void>((resolve) => {
+      delay.disable();
       for (const s of [...sessions.values()]) endSession(s);
       for (const so of sockets) so.destroy();
       server.close(() => resolve());
@@ -215,8 +342,10 @@ interface ServerContext {
   image: PageImage; pageCount: number; digest: Buffer; push: PushMode; depth: number; pushBatch: number; pushWindow: number;
   maxSessions: number; footprint: Uint32Array;
   link: LinkOptions | undefined; sessions: Map<string, Session>; st: PageServerStats; ttlMs: number; helloTimeoutMs: number;
+  timeline: boolean; scheduler: PushScheduler;
   recordError(e: Error, sid: string | null): void;
   endSession(s: Session): void;
+  track(s: Session): void;
   factory: (ctx: StrategyFactoryContext) => SessionStrategy | Promise<SessionStrategy>;
 }
 
@@ -238,8 +367,9 @@ class Conn {
   private clientBits: Uint8Array | null = null;
   private order: PushOrder | null = null;
   private waitingDrain = false;
-  private yielded = false;
   private hold = 0;
+  /** In the server's push queue (PushScheduler). */
+  queued = false;
   /** Pages sent on this connection, and how many of them the destination acknowledged. */
   private sentHere = 0;
   private acked = 0;
@@ -357,6 +487,8 @@ class Conn {
         throw new ProtocolError(ErrorCode.Busy, `the server already serves its limit of ${c.maxSessions} migrations (--max-sessions); try again later`);
       }
       const created = new Session(id, c.pageCount);
+      created.m.helloNs = nowNs();
+      c.track(created);
       sess = created;
       c.sessions.set(id, created);
       c.st.sessionsStarted++;
@@ -370,6 +502,7 @@ class Conn {
         created.ready = made.then((strategy) => {
           if (created.ended) { strategy.dispose?.(); return; }
           created.strategy = strategy;
+          if (isRemote(strategy)) created.m.trainMs = strategy.trainMs;
         });
         // a failure is reported to the connection waiting for it (below); this only keeps it handled
         created.ready.catch(() => c.endSession(created));
@@ -395,6 +528,8 @@ class Conn {
   private welcome(): void {
     const c = this.c;
     this.state = "bitmap";
+    const m = this.session!.m;
+    if (m.welcomeNs === 0) m.welcomeNs = nowNs();
     this.clientBits = new Uint8Array((c.pageCount + 7) >>> 3);
     const { buf, off } = this.writer.reserve(LEN_BYTES + 1 + WELCOME_BODY);
     this.writer.commit(encodeWelcome(buf, off, {
@@ -454,6 +589,7 @@ class Conn {
   }
 
   private onFault(b: Buffer, s: number, e: number): void {
+    const read = nowNs();
     this.expectState("serving", "FAULT");
     if (e - s < FAULT_HEADER) throw new ProtocolError(ErrorCode.Malformed, `FAULT body of ${e - s} bytes`);
     const stream = b.readUInt16LE(s);
@@ -470,16 +606,25 @@ class Conn {
     }
     const sess = this.session!;
     const strat = sess.strategy!;
+    const m = sess.m;
+    m.faults++;
     if (isRemote(strat)) {
       const touches = new Uint32Array(2 * count);
       for (let i = 0, q = s + FAULT_HEADER; i < count; i++, q += FEEDBACK_ENTRY) { touches[2 * i] = b.readUInt32LE(q); touches[2 * i + 1] = b.readUInt16LE(q + 4); }
       // the faulted page first, on its own write so that it leaves at once
-      if (!sess.sent.has(page)) { this.order!.onFault(page); this.sendPage(page, PageKind.Fault); this.writer.flush(); }
+      this.faultPage(page, read);
       strat.fault(page, stream, touches).then(
-        (a) => { if (this.state === "serving" && this.session === sess) this.answer(page, a.pages, a.ns); },
+        (a) => {
+          if (this.state !== "serving" || this.session !== sess) return;
+          const t = nowNs();
+          m.predicts++; m.predictNs += t - read; if (t - read > m.predictMaxNs) m.predictMaxNs = t - read;
+          this.answer(page, a.pages, a.ns);
+          m.answerNs += nowNs() - t;
+        },
         (err: Error) => { if (this.session === sess) this.fail(new ProtocolError(ErrorCode.Internal, err.message)); },
       );
       this.backpressure(this.writer.flush());
+      m.faultNs += nowNs() - read;
       return;
     }
     let t0 = nowNs();
@@ -488,7 +633,7 @@ class Conn {
     }
     let spent = nowNs() - t0;
     // the faulted page first, on its own write so that it leaves at once
-    if (!sess.sent.has(page)) { this.order!.onFault(page); this.sendPage(page, PageKind.Fault); this.writer.flush(); }
+    this.faultPage(page, read);
     t0 = nowNs();
     let preds: ArrayLike<number>;
     try { preds = strat.onFault(page, stream); } catch (err) {
@@ -497,6 +642,22 @@ class Conn {
     spent += nowNs() - t0;
     this.answer(page, preds, spent);
     strat.maintain?.(); // the answer is on the wire: the engine's upkeep (a due prune) delays no page of this fault
+    m.faultNs += nowNs() - read;
+  }
+
+  /** The faulted page, unless already sent, on its own write so that it leaves at once; recorded. */
+  private faultPage(page: number, read: number): void {
+    const sess = this.session!;
+    const m = sess.m;
+    let written = -1;
+    if (!sess.sent.has(page)) {
+      this.order!.onFault(page);
+      this.sendPage(page, PageKind.Fault);
+      this.writer.flush();
+      written = nowNs();
+      m.service.push(written - read);
+    }
+    if (this.c.timeline) { m.read.push(read); m.written.push(written); m.page.push(page); }
   }
 
   /** The predicted pages of a fault (those in range and not sent yet), then FAULT_DONE. */
@@ -516,26 +677,36 @@ class Conn {
     this.pump();
   }
 
+  /** Whether the background push may send now (it then waits for its turn in the server's push queue). */
+  private canPush(): boolean {
+    if (this.state !== "serving" || this.waitingDrain) return false;
+    if (this.c.push === "none" && !this.session!.replayDone) return false;
+    return this.sentHere - this.acked < this.c.pushWindow;
+  }
+
   /**
-   * Background push: fill the link while it has room, a few batches at a time. When encoding pages
-   * is slower than the link (a fast emulated link, a loaded machine) the link never pushes back, so
-   * the loop also yields to the event loop after every PUMP_ROUND pages: fault requests that arrived
-   * meanwhile are answered before the push goes on.
+   * Background push: asks for a turn in the server's push queue (PushScheduler), which runs
+   * `pushRound` outside I/O callbacks, after the faults of every session that were waiting.
    */
   private pump(): void {
-    if (this.state !== "serving" || this.waitingDrain || this.yielded) return;
+    if (this.canPush()) this.c.scheduler.want(this);
+  }
+
+  /**
+   * One turn of the background push: at most PUMP_ROUND pages, while the link has room and the
+   * window allows. Returns whether this connection wants another turn.
+   */
+  pushRound(): boolean {
+    if (!this.canPush()) return false;
+    const t0 = nowNs();
     const sess = this.session!;
-    if (this.c.push === "none" && !sess.replayDone) return;
     const order = this.order!;
     let writable = true;
     let batch = 0;
     let round = 0;
+    let more = false;
     while (writable && this.sentHere - this.acked < this.c.pushWindow) {
-      if (round >= PUMP_ROUND) {
-        this.yielded = true;
-        setImmediate(() => { this.yielded = false; this.pump(); });
-        break;
-      }
+      if (round >= PUMP_ROUND) { more = true; break; }
       const p = order.next(sess.state);
       if (p < 0) break;
       this.sendPage(p, PageKind.Push);
@@ -543,10 +714,14 @@ class Conn {
       if (++batch >= this.c.pushBatch) { writable = this.writer.flush(); batch = 0; }
     }
     if (batch) writable = this.writer.flush();
+    sess.m.pushed += round;
     if (!writable) {
+      more = false;
       this.waitingDrain = true;
       this.link.onDrain(() => { this.waitingDrain = false; this.pump(); });
     }
+    sess.m.pushNs += nowNs() - t0;
+    return more;
   }
 
   /** Another connection took over this session. */
