@@ -97,7 +97,7 @@ const check = (r: Dest) => { if (!r.verified || r.duplicatePages !== 0) throw ne
 
 /** One migration's figures (ms), the destination's and the source's matched by session id. */
 interface Row { stall: number; faults: number; up: number; service: number; down: number; inflight: number; matched: number; helloToWelcome: number; trainMs: number; destCpu: number }
-interface Run { rows: Row[]; loopDelayP99: number; loopDelayMax: number; utilization: number; serverCpuMs: number; wallMs: number }
+interface Run { rows: Row[]; loopPushMs: number; loopFaultMs: number; loopAnswerMs: number; loopDelayP99: number; loopDelayMax: number; utilization: number; serverCpuMs: number; wallMs: number }
 
 function split(dests: Dest[], rep: ServeReport | null): Run {
   const rows = dests.map((d): Row => {
@@ -119,7 +119,8 @@ function split(dests: Dest[], rep: ServeReport | null): Run {
     return row;
   });
   const l = rep?.loop;
-  return { rows, loopDelayP99: l?.delayMs.p99 ?? NaN, loopDelayMax: l?.delayMs.max ?? NaN, utilization: l?.utilization ?? NaN, serverCpuMs: l ? l.cpuMs.user + l.cpuMs.system : NaN, wallMs: l?.wallMs ?? NaN };
+  const sum = (f: (x: ServeReport["sessions"][number]) => number) => rep ? rep.sessions.reduce((a, x) => a + f(x), 0) : NaN;
+  return { rows, loopPushMs: sum((x) => x.loopMs.push), loopFaultMs: sum((x) => x.loopMs.fault), loopAnswerMs: sum((x) => x.loopMs.answer), loopDelayP99: l?.delayMs.p99 ?? NaN, loopDelayMax: l?.delayMs.max ?? NaN, utilization: l?.utilization ?? NaN, serverCpuMs: l ? l.cpuMs.user + l.cpuMs.system : NaN, wallMs: l?.wallMs ?? NaN };
 }
 
 async function once(count: number, generate: boolean): Promise<Run> {
@@ -160,7 +161,8 @@ const summary = (runs: Run[]) => ({
   helloToWelcomeMs: col(runs, (r) => r.helloToWelcome), helloToWelcomeMaxMs: Math.max(...runs.flatMap((r) => r.rows.map((x) => x.helloToWelcome))),
   trainMs: col(runs, (r) => r.trainMs), destCpuMs: col(runs, (r) => r.destCpu),
   serverLoopDelayP99Ms: colRun(runs, (r) => r.loopDelayP99), serverLoopDelayMaxMs: colRun(runs, (r) => r.loopDelayMax),
-  serverLoopUtilization: colRun(runs, (r) => r.utilization), serverCpuMs: colRun(runs, (r) => r.serverCpuMs), serverWallMs: colRun(runs, (r) => r.wallMs),
+  serverLoopUtilization: colRun(runs, (r) => r.utilization),
+  serverLoopPushMs: colRun(runs, (r) => r.loopPushMs), serverLoopFaultMs: colRun(runs, (r) => r.loopFaultMs), serverLoopAnswerMs: colRun(runs, (r) => r.loopAnswerMs), serverCpuMs: colRun(runs, (r) => r.serverCpuMs), serverWallMs: colRun(runs, (r) => r.wallMs),
 });
 const A = summary(alone), T = summary(together);
 const res = {
@@ -171,7 +173,7 @@ const res = {
 const line = (name: string, x: typeof A) =>
   `${name.padEnd(9)} stall ${f1(x.stallMs).padStart(7)} | up ${f1(x.upMs).padStart(6)} service ${x.serviceMs.toFixed(2).padStart(5)} down ${f1(x.downMs).padStart(6)} inflight ${f1(x.inflightMs).padStart(6)} | ` +
   `faults ${x.faults} | HELLO->WELCOME ${f1(x.helloToWelcomeMs)} (max ${f1(x.helloToWelcomeMaxMs)}) train ${f1(x.trainMs)} | dest CPU ${f1(x.destCpuMs)} | ` +
-  `server loop delay p99 ${f1(x.serverLoopDelayP99Ms)} max ${f1(x.serverLoopDelayMaxMs)} util ${x.serverLoopUtilization.toFixed(2)} CPU ${f1(x.serverCpuMs)}/${f1(x.serverWallMs)} ms`;
+  `server loop delay p99 ${f1(x.serverLoopDelayP99Ms)} max ${f1(x.serverLoopDelayMaxMs)} util ${x.serverLoopUtilization.toFixed(2)} (push ${f1(x.serverLoopPushMs)} fault ${f1(x.serverLoopFaultMs)} answer ${f1(x.serverLoopAnswerMs)} ms) CPU ${f1(x.serverCpuMs)}/${f1(x.serverWallMs)} ms`;
 process.stdout.write(v.json ? JSON.stringify(res) + "\n" :
   `stall alone: median ${A.stallMs.toFixed(1)} ms [${A.stallMsAll.map(f1).join(", ")}]; ${n} concurrent: median ${T.stallMs.toFixed(1)} ms, ` +
   `worst ${res.togetherMaxMs.toFixed(1)} ms; ratio median ${res.ratioMedian.toFixed(2)}, worst ${res.ratioWorst.toFixed(2)}\n` +
