@@ -13,7 +13,7 @@ import { PUSH_MODES, type PushMode } from "../sim/push.js";
 import { STRATEGIES, STRATEGY_NAMES, isStrategyName } from "../strategies/index.js";
 import { compareStrategies, type Comparison, type RunOptions } from "../sim/run.js";
 import { DEFAULT_PARAMS, QUEUE_POLICIES, type QueuePolicy } from "../sim/simulator.js";
-import { describeComparison, formatSummary, formatTable, renderSvg, toJson, writeAtomic } from "./report.js";
+import { describeComparison, formatSummary, formatTable, formatVerdict, renderSvg, toJson, writeAtomic } from "./report.js";
 import { parseHistorySpec, formatHistorySpec, needsWrites, type HistorySpec } from "../history/sources.js";
 import { MAX_GUEST_PAGES, checkAccesses, checkFits, checkOutputDir, checkSpan, maxPageOf, readTraceFile } from "./input.js";
 
@@ -105,7 +105,7 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
   if (single && bandwidths.length > 1) throw new UsageError("--bandwidth-gbps takes one value here");
   let names: string[];
   if (single) {
-    const s = v.strategy ?? v.strategies ?? "ppm-hybrid";
+    const s = v.strategy ?? v.strategies ?? "ppm"; // the product default, as compare lists it first
     if (!isStrategyName(s)) throw new UsageError(`--strategy must be one of ${STRATEGY_NAMES.join(", ")}, got ${JSON.stringify(s)}`);
     names = [s];
   } else {
@@ -198,6 +198,7 @@ export async function run(args: string[]): Promise<number> {
   } else {
     for (const c of comps) process.stdout.write(`\n${describeComparison(c, opts.rawBandwidth ?? false)}\n${describeHistory(c)}${formatTable(c)}`);
     if (comps.length > 1) process.stdout.write(`\nsummary (${trace.name}): faults as % of demand paging, total stall\n${formatSummary(comps)}`);
+    else process.stdout.write(formatVerdict(comps)); // one layout: no summary table, the verdict still
   }
   if (setup.svg) {
     const first = comps.filter((c) => c.bandwidthGbps === bandwidths[0]);

@@ -29,8 +29,24 @@ function usage(): string {
   );
 }
 
+/**
+ * `--depth -1` as `--depth=-1`: node:util parseArgs refuses an option value that starts with a dash
+ * ("ambiguous"), so a negative number would get that message instead of the option's own range
+ * check, which names the option, the value and the range.
+ */
+export function joinNegativeValues(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i], next = args[i + 1];
+    if (/^--[a-z][\w-]*$/.test(a) && next !== undefined && /^-\.?\d/.test(next)) { out.push(`${a}=${next}`); i++; continue; }
+    out.push(a);
+  }
+  return out;
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
+  const [cmd, ...given] = argv;
+  const rest = joinNegativeValues(given);
   if (cmd === undefined || cmd === "--help" || cmd === "-h" || cmd === "help") {
     process.stdout.write(usage());
     return cmd === undefined ? 2 : 0;

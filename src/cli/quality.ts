@@ -32,7 +32,9 @@ export async function run(args: string[]): Promise<number> {
     },
   });
   if (values.help) {
-    process.stdout.write("usage: ppm-prefetch quality [TRACE...] [--layouts virtual,2m,4k] [--switch-at 0.3] [--depth 8] [--feedback] [--seed 1] [--engine JSON] [--train-chunk N] [--history SRC] [--json]\n" +
+    process.stdout.write("usage: ppm-prefetch quality [TRACE...] [--layouts L,...] [--switch-at 0.3] [--depth 8] [--feedback] [--seed 1] [--engine JSON] [--train-chunk N] [--history SRC] [--json]\n" +
+      "  TRACE...        default: the bundled sqlite and xz traces (2 of the 11 in traces/)\n" +
+      "  --layouts L,... any of virtual, 2m, 4k (default virtual,4k)\n" +
       "  --history SRC   what every strategy trains on: full (default), first-touch:T, sets:T, writes:T, write-sets:T\n" +
       "                  (T guest instructions, e.g. 1e7, at 1e9 instructions/s), earlier, none; see the README\n");
     return 0;

@@ -125,7 +125,9 @@ export function formatVerdict(comps: Comparison[]): string {
       (behind ? "  <- ppm behind" : ""));
   }
   if (lines.length === 0) return "";
-  return `\nppm against the best of ${anchorsFor(comps[0].params.push).join(", ")} (push ${comps[0].params.push}):\n${lines.join("\n")}\n`;
+  const ran = new Set(comps.flatMap((c) => c.results.map((r) => r.strategy)));
+  const named = anchorsFor(comps[0].params.push).filter((a) => ran.has(a)); // only the anchors this run has
+  return `\nppm against the best of ${named.join(", ")} (push ${comps[0].params.push}):\n${lines.join("\n")}\n`;
 }
 
 /** The detail view of one run (`simulate`). */

@@ -1,6 +1,6 @@
 /**
  * `ppm-prefetch simulate`: one strategy, one layout, every metric (stall distribution included).
- * Takes compare's options, with `--strategy NAME` (default ppm-hybrid) and a single `--layout`
+ * Takes compare's options, with `--strategy NAME` (default `ppm`, the product default) and a single `--layout`
  * (default virtual). `--json` prints the full result record.
  */
 import { parseCompareArgs, describeHistory } from "./compare.js";
@@ -10,7 +10,7 @@ import { describeComparison, formatDetail, writeAtomic, renderSvg } from "./repo
 
 const USAGE = `usage: ppm-prefetch simulate [--trace FILE | --workload NAME] [--strategy NAME] [--layout virtual|2m|4k] [options]
 
-Runs one strategy and prints every metric; the other options are those of \`ppm-prefetch compare --help\`
+Runs one strategy (default ppm, the product default) in one layout (default virtual) and prints every metric; the other options are those of \`ppm-prefetch compare --help\`
 (--history SRC among them: full, first-touch:T, sets:T, writes:T, write-sets:T, earlier, none).
 `;
 

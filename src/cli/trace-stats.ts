@@ -4,9 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { UsageError, intOption } from "./args.js";
-import { TraceFormatError } from "../trace/format.js";
-import { BinaryTraceError } from "../trace/binary.js";
-import { readTrace } from "../trace/read.js";
+import { readTraceFile } from "./input.js";
 import { computeTraceStats, formatTraceStats } from "../trace/stats.js";
 
 const HELP = `usage: ppm-prefetch trace-stats FILE [--json] [--limit N]
@@ -37,16 +35,9 @@ export async function run(args: string[]): Promise<number> {
   if (values.help) { process.stdout.write(HELP); return 0; }
   if (positionals.length !== 1) throw new UsageError(`expected exactly one trace FILE, got ${positionals.length}`);
   const limit = values.limit === undefined ? undefined : intOption("limit", values.limit, 0, 1, Number.MAX_SAFE_INTEGER);
-  let trace;
-  try {
-    trace = await readTrace(positionals[0], { limit });
-  } catch (e) {
-    if (e instanceof TraceFormatError || e instanceof BinaryTraceError || (e as NodeJS.ErrnoException).code !== undefined) {
-      process.stderr.write(`ppm-prefetch trace-stats: ${(e as Error).message}\n`);
-      return 1;
-    }
-    throw e;
-  }
+  // A missing, malformed or truncated file is bad input (exit 2, one line naming the file: errors.ts).
+  const trace = await readTraceFile(positionals[0], { limit });
+  if (trace.pages.length === 0) throw new UsageError(`${positionals[0]} holds no accesses`);
   const s = computeTraceStats(trace);
   process.stdout.write(values.json ? JSON.stringify(s, null, 2) + "\n" : formatTraceStats(s));
   return 0;

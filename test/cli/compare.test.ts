@@ -50,6 +50,10 @@ test("bad options exit with code 2 and a clear message", async () => {
   for (const args of bad) assert.equal(await quietly(() => main(args)), 2, args.join(" "));
   const { stderr } = await cli(["compare", "--push", "sideways"]).catch((e) => e);
   assert.match(stderr, /--push must be one of none, linear, qemu, hines, got "sideways"/);
+  // A negative number reaches the option's own range check (parseArgs alone calls it "ambiguous").
+  const neg = await cli(["compare", "--depth", "-1"]).catch((e) => e);
+  assert.equal(neg.code, 2);
+  assert.match(neg.stderr, /--depth must be an integer in 0\.\.256, got "-1"/);
 });
 
 test("quality --engine replaces engine defaults and --seed the placement, as the library call does", async () => {

@@ -279,7 +279,7 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
   });
 }
 
-test("trace-stats CLI: write figures for text and binary traces with kinds, unknown without, errors exit 1", async () => {
+test("trace-stats CLI: write figures for text and binary traces with kinds, unknown without, malformed files exit 2", async () => {
   let text = "# kinds\n";
   for (let i = 0; i < 400; i++) text += `${i % 100} 2 ${i % 4 === 0 ? "w" : "r"}\n`;
   writeFileSync(join(dir, "s.txt.gz"), gzipSync(text));
@@ -296,12 +296,12 @@ test("trace-stats CLI: write figures for text and binary traces with kinds, unkn
   assert.equal(JSON.parse(old.stdout).writes, null);
   writeFileSync(join(dir, "mixed.txt"), "1 2 w\n3 4\n");
   const mixed = await cli(["trace-stats", join(dir, "mixed.txt")]);
-  assert.equal(mixed.code, 1);
+  assert.equal(mixed.code, 2);
   assert.match(mixed.stderr, /mixed\.txt:2: no access kind/);
   const badBin = new Uint8Array(readFileSync(join(dir, "s.ppmt")));
   badBin[6] = 4;
   writeFileSync(join(dir, "bad.ppmt"), badBin);
   const bb = await cli(["trace-stats", join(dir, "bad.ppmt")]);
-  assert.equal(bb.code, 1);
+  assert.equal(bb.code, 2);
   assert.match(bb.stderr, /bad\.ppmt: byte 6: unknown header flags 0x4/);
 });

@@ -161,7 +161,7 @@ async function runMainErr(argv: string[]): Promise<{ code: number; stderr: strin
   }
 }
 
-test("trace-stats CLI: text and JSON on a gzipped file; bad options exit 2; unreadable files exit 1", async () => {
+test("trace-stats CLI: text and JSON on a gzipped file; bad options, missing, malformed or empty files exit 2 (README: bad input)", async () => {
   const dir = mkdtempSync(join(tmpdir(), "stats-test-"));
   try {
     const file = join(dir, "scan.txt.gz");
@@ -191,13 +191,21 @@ test("trace-stats CLI: text and JSON on a gzipped file; bad options exit 2; unre
       assert.ok(r.stderr.length > 0);
     }
     const missing = await runMainErr(["trace-stats", join(dir, "nope.txt")]);
-    assert.equal(missing.code, 1);
+    assert.equal(missing.code, 2);
     assert.match(missing.stderr, /nope\.txt/);
     const bad = join(dir, "bad.txt");
     writeFileSync(bad, "1 2\nxyz\n");
     const br = await runMainErr(["trace-stats", bad]);
-    assert.equal(br.code, 1);
+    assert.equal(br.code, 2);
     assert.match(br.stderr, /bad\.txt:2/);
+    const empty = join(dir, "empty.txt");
+    writeFileSync(empty, "# nothing\n");
+    const er = await runMainErr(["trace-stats", empty]);
+    assert.equal(er.code, 2);
+    assert.match(er.stderr, /empty\.txt holds no accesses/);
+    const neg = await runMainErr(["trace-stats", file, "--limit", "-5"]);
+    assert.equal(neg.code, 2);
+    assert.match(neg.stderr, /--limit must be an integer in 1\.\.\d+, got "-5"/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
