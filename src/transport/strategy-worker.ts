@@ -3,6 +3,7 @@
  * on the history, then answers its faults. Messages are handled strictly in arrival order.
  */
 import { parentPort } from "node:worker_threads";
+import { getPriority, setPriority } from "node:os";
 import type { Strategy } from "../strategies/types.js";
 import type { StrategySpec, TrainingHistory } from "./remote-strategy.js";
 
@@ -38,16 +39,37 @@ function presentAll(pages: Uint32Array | undefined): void {
   for (let i = 0; i < pages.length; i++) strategy.onPresent(pages[i]);
 }
 
+/** Nice increment of this thread while it builds and trains (Linux: nice values are per thread). */
+const TRAIN_NICE = 10;
+
+/**
+ * Lower this thread's scheduling priority for the build and training, if it can be raised back
+ * afterwards (raising needs CAP_SYS_NICE or RLIMIT_NICE; probed with a step of 1 first, so that
+ * without the right this thread stays at most one step lower). Returns the restore function.
+ * Training is CPU-bound and runs while other migrations replay: on a machine with fewer cores than
+ * runnable threads it would otherwise take the CPU from their destinations and the server's event loop.
+ */
+function lowerPriority(): () => void {
+  let prio: number;
+  try { prio = getPriority(); setPriority(Math.min(19, prio + 1)); } catch { return () => {}; }
+  try { setPriority(prio); } catch { return () => {}; }
+  try { setPriority(Math.min(19, prio + TRAIN_NICE)); } catch { return () => {}; }
+  return () => { try { setPriority(prio); } catch { /* stays lower */ } };
+}
+
 async function handle(m: Msg): Promise<void> {
   if (m.t === "init") {
+    const restore = lowerPriority();
     try {
       const t0 = performance.now();
       strategy = await build(m.spec!);
       if (m.history && strategy.train) strategy.train(m.history.pages, m.history.streams);
+      restore();
       // a strategy that steers the push says in which order (SimStrategy.push); the source runs it
       const push = (strategy as { push?: string }).push;
       port.postMessage({ t: "ready", name: strategy.name, trainMs: performance.now() - t0, push });
     } catch (e) {
+      restore();
       port.postMessage({ t: "error", message: (e as Error).message });
     }
     return;
