@@ -53,6 +53,9 @@ const USAGE = `usage: ppm-prefetch serve --image FILE [options]
                         waits (default 65536); a fault's page waits behind at most this much push
   --max-sessions N      most migrations at once, including those waiting for their destination to
                         reconnect (default 16); one more is refused with a "server busy" error
+  --serve-while-training
+                        welcome a migration at once and serve its faults on demand (with the push)
+                        while its strategy trains, instead of making its destination wait for the model
   --exit-after N        exit once N migrations completed (default 0 = serve until interrupted)
   --quiet               no per-migration log
   --json                on exit, print one JSON line: the counters, the event loop (delay, utilization,
@@ -76,7 +79,7 @@ export async function run(args: string[]): Promise<number> {
       threshold: { type: "string" }, streams: { type: "string" }, "max-contexts": { type: "string" },
       "delay-us": { type: "string" }, "rate-gbps": { type: "string" }, "exit-after": { type: "string" }, "push-window": { type: "string" },
       "max-sessions": { type: "string" }, "link-queue": { type: "string" },
-      quiet: { type: "boolean" }, json: { type: "boolean" }, timeline: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      quiet: { type: "boolean" }, json: { type: "boolean" }, timeline: { type: "boolean" }, "serve-while-training": { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
   });
   if (v.help) { process.stdout.write(USAGE); return 0; }
@@ -202,6 +205,7 @@ export async function run(args: string[]): Promise<number> {
     try {
       server = await startPageServer({
         image, host: v.host ?? "127.0.0.1", port, push, depth: 256, link, pushWindow, maxSessions, timeline: !!v.timeline,
+        waitForStrategy: !v["serve-while-training"],
         strategy: ({ pageCount: pc, sessionId }) => makeSession(pc, sessionId),
         onError: (e, sid) => log(`connection${sid ? ` of ${sid.slice(0, 8)}` : ""} closed: ${e.message}`),
       });

@@ -65,6 +65,13 @@ export interface PageServerOptions {
   strategy?: (ctx: StrategyFactoryContext) => SessionStrategy | Promise<SessionStrategy>;
   /** Most predicted pages sent per fault. */
   depth?: number;
+  /**
+   * Whether a new migration's WELCOME waits for its strategy (default true). With false the session
+   * is welcomed at once and serves its faults on demand (with its push) until the strategy is ready,
+   * which then learns what was sent meanwhile and answers the following faults; the destination
+   * does not wait for the model's training.
+   */
+  waitForStrategy?: boolean;
   /** Emulated link on the server's sending direction. */
   link?: LinkOptions;
   /** How long a session whose connection dropped waits for its destination to come back. */
@@ -101,6 +108,8 @@ export interface SessionMetrics {
   trainMs?: number;
   /** FAULT frames served, and those whose page was written on the fault (not already sent). */
   faults: number;
+  /** FAULT frames served on demand because the strategy was not ready yet (waitForStrategy false). */
+  faultsBeforeStrategy: number;
   faultsWritten: number;
   /** FAULT frame read -> its page handed to the socket, for the faults that wrote it: mean, p50, max (us). */
   serviceUs: { mean: number; p50: number; max: number };
@@ -188,6 +197,7 @@ class SessionCounters {
   welcomeNs = 0;
   trainMs: number | undefined;
   faults = 0;
+  faultsBefore = 0;
   service: number[] = []; // ns, faults that wrote their page
   predictNs = 0;
   predictMaxNs = 0;
@@ -206,7 +216,7 @@ function summarize(id: string, m: SessionCounters, timeline: boolean): SessionMe
   const sum = sv.reduce((a, b) => a + b, 0);
   return {
     id, helloToWelcomeMs: m.welcomeNs && m.helloNs ? (m.welcomeNs - m.helloNs) / 1e6 : NaN, trainMs: m.trainMs,
-    faults: m.faults, faultsWritten: sv.length,
+    faults: m.faults, faultsBeforeStrategy: m.faultsBefore, faultsWritten: sv.length,
     serviceUs: { mean: sv.length ? sum / sv.length / 1e3 : 0, p50: sv.length ? sv[Math.floor((sv.length - 1) / 2)] / 1e3 : 0, max: sv.length ? sv[sv.length - 1] / 1e3 : 0 },
     predictUs: { mean: m.predicts ? m.predictNs / m.predicts / 1e3 : 0, max: m.predictMaxNs / 1e3 },
     loopMs: { push: m.pushNs / 1e6, fault: m.faultNs / 1e6, answer: m.answerNs / 1e6 },
@@ -299,7 +309,7 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
   const ctx: ServerContext = {
     image, pageCount, digest, push, depth, pushBatch, pushWindow, maxSessions, footprint,
     helloTimeoutMs: opts.helloTimeoutMs ?? 10_000, link: opts.link, sessions, st, recordError, endSession, factory, ttlMs,
-    timeline, scheduler: new PushScheduler(),
+    timeline, scheduler: new PushScheduler(), waitForStrategy: opts.waitForStrategy ?? true,
     track: (sess) => { metrics.push({ id: sess.id, m: sess.m }); if (metrics.length > 256) metrics.shift(); },
   };
 
@@ -342,7 +352,7 @@ interface ServerContext {
   image: PageImage; pageCount: number; digest: Buffer; push: PushMode; depth: number; pushBatch: number; pushWindow: number;
   maxSessions: number; footprint: Uint32Array;
   link: LinkOptions | undefined; sessions: Map<string, Session>; st: PageServerStats; ttlMs: number; helloTimeoutMs: number;
-  timeline: boolean; scheduler: PushScheduler;
+  timeline: boolean; scheduler: PushScheduler; waitForStrategy: boolean;
   recordError(e: Error, sid: string | null): void;
   endSession(s: Session): void;
   track(s: Session): void;
@@ -513,6 +523,13 @@ class Conn {
     sess.conn = this;
     this.session = sess;
     if (sess.strategy) return this.welcome();
+    if (!c.waitForStrategy) {
+      const waited = sess;
+      waited.ready.then(() => { if (this.session === waited && this.state !== "closed") this.strategyArrived(); }, (err: Error) => {
+        if (this.session === waited) this.fail(new ProtocolError(ErrorCode.Internal, `the strategy could not be built: ${err.message}`));
+      });
+      return this.welcome();
+    }
     this.state = "starting";
     this.holdReading(HOLD_STRATEGY);
     const waited = sess;
@@ -554,21 +571,36 @@ class Conn {
     sess.sent.load(this.clientBits!);
     this.clientBits = null;
     const state = sess.state;
-    const strat = sess.strategy!;
+    const strat = sess.strategy;
     // pages the destination holds that this session never sent (a session created on reconnection)
     for (let p = 0; p < sess.sent.size; p++) {
       const has = sess.sent.has(p);
       state[p] = has ? 1 : 0;
-      if (has && sess.presented.add(p)) this.present(strat, p);
+      if (has && strat && sess.presented.add(p)) this.present(strat, p);
     }
-    // a fresh scan per connection: pages lost in flight on a dead one are pending again. While the
-    // source pushes, a strategy that steers the push (the `ppm` policy: Hines' bubbling; `qemu`)
-    // chooses its order, as in the simulator; whether to push at all stays the server's choice.
-    const own = (strat as { push?: PushMode }).push;
-    const mode = own !== undefined && own !== "none" && this.c.push !== "none" ? own : this.c.push;
-    this.order = createPush(mode === "none" ? "linear" : mode, this.c.footprint);
+    // a fresh scan per connection: pages lost in flight on a dead one are pending again
+    this.order = this.pushOrder(strat);
     this.state = "serving";
     this.pump();
+  }
+
+  /**
+   * While the source pushes, a strategy that steers the push (the `ppm` policy: Hines' bubbling;
+   * `qemu`) chooses its order, as in the simulator; whether to push at all stays the server's choice.
+   */
+  private pushOrder(strat: SessionStrategy | null): PushOrder {
+    const own = (strat as { push?: PushMode } | null)?.push;
+    const mode = own !== undefined && own !== "none" && this.c.push !== "none" ? own : this.c.push;
+    return createPush(mode === "none" ? "linear" : mode, this.c.footprint);
+  }
+
+  /** The strategy of a session welcomed before it was ready arrived: it learns what was sent meanwhile. */
+  private strategyArrived(): void {
+    const sess = this.session!;
+    const strat = sess.strategy;
+    if (!strat) return;
+    for (let p = 0; p < sess.sent.size; p++) if (sess.sent.has(p) && sess.presented.add(p)) this.present(strat, p);
+    if (this.state === "serving" && (strat as { push?: PushMode }).push !== undefined) this.order = this.pushOrder(strat);
   }
 
   private present(strat: SessionStrategy, p: number): void {
@@ -585,7 +617,7 @@ class Conn {
     const st = this.c.st;
     st.pagesSent++;
     if (kind === PageKind.Fault) st.faultPages++; else if (kind === PageKind.Predicted) st.predictedPages++; else st.pushedPages++;
-    if (sess.presented.add(p)) this.present(sess.strategy!, p);
+    if (sess.strategy && sess.presented.add(p)) this.present(sess.strategy, p);
   }
 
   private onFault(b: Buffer, s: number, e: number): void {
@@ -605,9 +637,17 @@ class Conn {
       if (p >= pc) throw new ProtocolError(ErrorCode.OutOfRange, `feedback on page ${p}, the image has ${pc} pages`);
     }
     const sess = this.session!;
-    const strat = sess.strategy!;
+    const strat = sess.strategy;
     const m = sess.m;
     m.faults++;
+    if (!strat) {
+      // welcomed before its strategy was ready (waitForStrategy false): on demand
+      m.faultsBefore++;
+      this.faultPage(page, read);
+      this.answer(page, EMPTY, 0);
+      m.faultNs += nowNs() - read;
+      return;
+    }
     if (isRemote(strat)) {
       const touches = new Uint32Array(2 * count);
       for (let i = 0, q = s + FAULT_HEADER; i < count; i++, q += FEEDBACK_ENTRY) { touches[2 * i] = b.readUInt32LE(q); touches[2 * i + 1] = b.readUInt16LE(q + 4); }

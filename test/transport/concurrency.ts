@@ -5,7 +5,8 @@
  *
  *   node --import tsx test/transport/concurrency.ts [--n 8] [--reps 3] [--alone-reps 2*reps]
  *     [--strategy ppm] [--trace test/fixtures/sqlite-300k.txt.gz] [--layout 4k] [--image-size 64M]
- *     [--ips 1e9] [--push linear] [--main src/cli/main.ts] [--no-timeline] [--json]
+ *     [--ips 1e9] [--push linear] [--main src/cli/main.ts] [--serve-args "--serve-while-training"]
+ *     [--no-timeline] [--json]
  *
  * Alone and together runs are interleaved (each rep: alone-reps/reps alone runs, then one together).
  * With the timeline (default; `--main` must then accept `serve --json --timeline` and `migrate
@@ -36,7 +37,7 @@ const { values: v } = parseArgs({
   options: {
     n: { type: "string" }, reps: { type: "string" }, strategy: { type: "string" }, trace: { type: "string" }, layout: { type: "string" },
     "image-size": { type: "string" }, ips: { type: "string" }, main: { type: "string" }, json: { type: "boolean" }, push: { type: "string" },
-    "alone-reps": { type: "string" }, "no-timeline": { type: "boolean" },
+    "alone-reps": { type: "string" }, "no-timeline": { type: "boolean" }, "serve-args": { type: "string" },
   },
 });
 const n = Number(v.n ?? 8);
@@ -62,7 +63,7 @@ interface ServeReport {
 function serve(generate: boolean, exitAfter: number): Promise<{ port: number; done: Promise<ServeReport | null> }> {
   const args = [...(MAIN.endsWith(".ts") ? ["--import", "tsx"] : []), MAIN, "serve", "--image", imagePath, ...(generate ? ["--generate", size] : []), "--port", "0",
     "--strategy", strategy, "--push", push, ...(strategy === "demand" ? [] : ["--history", tracePath]), "--layout", layout, "--exit-after", String(exitAfter), "--quiet",
-    ...(timeline ? ["--json", "--timeline"] : [])];
+    ...(timeline ? ["--json", "--timeline"] : []), ...(v["serve-args"] ? v["serve-args"].split(" ").filter(Boolean) : [])];
   const p = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   const done = new Promise<ServeReport | null>((r, j) => p.on("close", (c) => {
@@ -133,7 +134,7 @@ const alone: Run[] = [];
 const together: Run[] = [];
 const f1 = (x: number) => x.toFixed(1);
 try {
-  process.stderr.write(`${strategy}, push ${push}, ${trace.name}, layout ${layout}, image ${size}, ips ${ips}, ${MAIN}; load ${loadavg().map((x) => x.toFixed(1)).join(" ")}\n`);
+  process.stderr.write(`${strategy}, push ${push}${v["serve-args"] ? `, serve ${v["serve-args"]}` : ""}, ${trace.name}, layout ${layout}, image ${size}, ips ${ips}, ${MAIN}; load ${loadavg().map((x) => x.toFixed(1)).join(" ")}\n`);
   let first = true;
   let aloneLeft = aloneReps;
   for (let i = 0; i < reps; i++) {

@@ -37,3 +37,22 @@ test("server-side figures: HELLO->WELCOME, per-fault service and a timeline that
     assert.ok(loop.wallMs > 0 && loop.utilization >= 0 && loop.utilization <= 1);
   } finally { await srv.close(); }
 });
+
+test("waitForStrategy false: welcomed at once, faults served on demand until the strategy is ready, then predicted; verified, no duplicates", { timeout: 30_000 }, async () => {
+  const made: ReturnType<typeof nextN>[] = [];
+  const srv = await startPageServer({
+    image: image(PAGES), push: "none", waitForStrategy: false,
+    strategy: ({ pageCount }) => new Promise((r) => setTimeout(() => { const s = nextN(pageCount, 4); made.push(s); r(s); }, 150)),
+  });
+  try {
+    // ~20000 accesses of ~150 instructions at 1e7/s: ~300 ms of guest time, the strategy arrives half-way
+    const r = await runMigration({ port: srv.port, trace: syntheticTrace(20000, PAGES, 5), ips: 1e7, timeoutMs: 20_000 });
+    assert.equal(r.verified, true);
+    assert.equal(r.duplicatePages, 0);
+    const [m] = srv.sessionMetrics();
+    assert.ok(m.helloToWelcomeMs < 100, `HELLO->WELCOME ${m.helloToWelcomeMs} ms`);
+    assert.ok(m.faultsBeforeStrategy > 0 && m.faultsBeforeStrategy < m.faults, `${m.faultsBeforeStrategy} of ${m.faults} faults before the strategy`);
+    assert.ok(r.received.predicted > 0, "predictions once the strategy is ready");
+    assert.equal(made[0].faults, m.faults - m.faultsBeforeStrategy);
+  } finally { await srv.close(); }
+});
