@@ -48,6 +48,15 @@ export function coreModule(): WebAssembly.Module {
   return compiled;
 }
 
+/**
+ * @internal For benches that compare two builds of the core in one process: predictors created
+ * after this call instantiate `m` (undefined: the inlined core again). Its ABI must equal the
+ * inlined core's (ABI below is read from that one).
+ */
+export function useCoreModuleForBench(m: WebAssembly.Module | undefined): void {
+  compiled = m;
+}
+
 export function instantiateCore(): CoreExports {
   return new WebAssembly.Instance(coreModule(), {}).exports as unknown as CoreExports;
 }
