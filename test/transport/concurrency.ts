@@ -5,7 +5,7 @@
  *
  *   node --import tsx test/transport/concurrency.ts [--n 8] [--reps 3] [--alone-reps 2*reps]
  *     [--strategy ppm] [--trace test/fixtures/sqlite-300k.txt.gz] [--layout 4k] [--image-size 64M]
- *     [--ips 1e9] [--push linear] [--main src/cli/main.ts] [--serve-args "--serve-while-training"]
+ *     [--ips 1e9] [--push linear] [--main src/cli/main.ts] [--serve-args=--serve-while-training]
  *     [--no-timeline] [--json]
  *
  * Alone and together runs are interleaved (each rep: alone-reps/reps alone runs, then one together).
