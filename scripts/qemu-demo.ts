@@ -28,7 +28,8 @@ const HELP = `usage: qemu-demo [options]
   --configs LIST         comma list of no-proxy,proxy,proxy-ppm,proxy-ppm-sim,proxy-next8
                          (default proxy,proxy-ppm; proxy is the pass-through counter: QEMU alone);
                          proxy-ppm:KEY=V:KEY=V... is proxy-ppm with other policy settings (keys
-                         max-pages, min-confidence, trust-accuracy, trust-trials, preload), so that variants
+                         max-pages, min-confidence, trust-accuracy, trust-trials, preload; scan-return=0
+                         turns the proxy's scan return off), so that variants
                          run interleaved in one batch
   --delay-ms N           latency regime: one-way delay on the proxied link (default 5)
   --postcopy-mbs N       bandwidth regime: max-postcopy-bandwidth in MB/s (default 30)
@@ -68,9 +69,12 @@ const POLICY_KEYS: Record<string, [keyof QemuPolicyOptions, number, number, bool
   "trust-accuracy": ["trustAccuracy", 0, 1, false], "trust-trials": ["trustMinTrials", 0, 1000, true],
   preload: ["preloadPages", 0, 64, true],
 };
+/** `scan-return=0` in a proxy-ppm label: the proxy does not end injections with the page after the fault. */
+const scanReturnOf = (label: string) => !label.split(":").slice(1).includes("scan-return=0");
 function policyOf(label: string, base: Partial<QemuPolicyOptions>): Partial<QemuPolicyOptions> {
   const out: Record<string, number> = { ...(base as Record<string, number>) };
   for (const kv of label.split(":").slice(1)) {
+    if (kv === "scan-return=0" || kv === "scan-return=1") continue;
     const [k, v] = kv.split("=");
     const spec = POLICY_KEYS[k];
     const x = Number(v);
@@ -127,7 +131,7 @@ for (const guest of guests) for (const regime of regimes) {
         returnDelayMs: regime === "latency-bound" ? returnDelayMs : undefined,
         postcopyBandwidth: regime === "bandwidth" ? postcopyMbs * 1024 * 1024 : 0,
         engine: values.depth !== undefined ? { depth: Number(values.depth) } : {},
-        policy: policyOf(label, basePolicy),
+        policy: policyOf(label, basePolicy), scannerReturn: scanReturnOf(label),
         log: values.verbose ? err : undefined,
       });
       const ok = !r.error && r.checksumOk && r.guestRunning && r.status === "completed";

@@ -34,6 +34,8 @@ export interface RunOptions {
   engine?: Record<string, unknown>;
   /** QEMU policy knobs for proxy-ppm. */
   policy?: Partial<Omit<QemuPolicyOptions, "engine">>;
+  /** The proxy's scan return (default true; see QemuProxyOptions.scannerReturn). */
+  scannerReturn?: boolean;
   /**
    * Migrations of the same running VM: hops - 1 learning migrations (learnConfig, default proxy-ppm,
    * saving its model) before the measured one (config). Default 1.
@@ -179,6 +181,7 @@ export async function runMigration(o: RunOptions): Promise<RunResult> {
           listenPort: 0, targetHost: "127.0.0.1", targetPort: dport, delayMs: o.delayMs ?? 0, returnDelayMs: o.returnDelayMs, rateMbps: o.rateMbps,
           makeStrategy: strategyFactory(kind, { ...(kind === "ppm-sim" ? { depth: 16 } : {}), ...(o.engine ?? {}), policy: o.policy, loadModel: kind === "ppm" ? () => readModel(modelPath) : undefined }),
           saveModel: kind === "ppm" ? (bytes) => writeModelAtomic(modelPath, bytes) : undefined,
+          scannerReturn: o.scannerReturn,
           log,
         });
         uriPort = (await proxy.listen()).port;
