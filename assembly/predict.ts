@@ -18,11 +18,11 @@
 // left. Ties between states go to the one created first.
 import {
   gOrder, gAlpha, gEscape, gDepth, gPageCount, gLookahead, gThreshold, oOut, oConf, oFront, oCand,
-  stateStride, R_STAGE, R_TOP, ALPHA_PAGE, ALPHA_DELTA, ESC_A, ESC_B, ESC_C, ESC_D, PAGE_ROOT, DELTA_ROOT, FAR, STATES, BRANCH, SCAN, MAX_CANDIDATES,
-  N_SYMBOL, N_COUNT, N_CHILD, N_SIBLING, H_PREDICTIONS, bump,
+  stateStride, R_STAGE, R_TOP, ALPHA_PAGE, ALPHA_DELTA, ESC_A, ESC_B, ESC_C, PAGE_ROOT, DELTA_ROOT, FAR, STATES, BRANCH, SCAN, MAX_CANDIDATES,
+  N_SYMBOL, N_CHILD, N_SIBLING, H_PREDICTIONS, bump,
 } from "./layout";
-import { nGet, countOf, findChild, nodeAddr } from "./trie";
-import { T_CAND, T_EXCL, T_SEEN, clearTable, reserveGenerations, slotOf, fresh, deltaExcl, clearDeltaExcl, excludeDelta } from "./scratch";
+import { nGet, countOf, findChild } from "./trie";
+import { T_CAND, T_EXCL, T_SEEN, clearTable, reserveGenerations, slotOf, fresh } from "./scratch";
 import { isSet, setBit } from "./bitmap";
 import { ctxAddr, streamAddr, deltaSymbol } from "./learn";
 
@@ -98,28 +98,12 @@ function popBest(): u32 {
 // (symbol u32, count u32).
 const STAGE: usize = R_STAGE;
 
-/**
- * Score one alphabet's successors of state `st` into the candidate table.
- *
- * Exclusions: in the page alphabet (scored first) a symbol is the candidate page itself, and with
- * escapes A, C and D every symbol met is offered (counts are >= 1, so its probability is > 0; page
- * symbols are < pageCount): the candidate table then holds exactly the symbols a longer context
- * offered, and serves as the exclusion set too (one probe per successor instead of two). The delta
- * alphabet's symbols (|d| <= range, or FAR) index a stamped array directly when it fits
- * (scratch.ts: deltaExcl); otherwise, and for escape B, T_EXCL hashes them.
- */
+/** Score one alphabet's successors of state `st` into the candidate table. */
 function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
   const K = gOrder;
   const anchor = load<u32>(st + 8);
   const lowest: u32 = a == 0 ? 1 : 0;
-  const esc = gEscape;
-  const fused = a == 0 && esc != ESC_B;
-  const direct = a == 1 && deltaExcl != 0;
-  if (direct) clearDeltaExcl();
-  else if (!fused) clearTable(T_EXCL);
-  // num = nA * n + nB (A, C: n; B: n - 1; D: 2n - 1), exactly as before in f64.
-  const nA: f64 = esc == ESC_D ? 2 : 1;
-  const nB: f64 = esc == ESC_B || esc == ESC_D ? -1 : 0;
+  clearTable(T_EXCL);
   let mult: f64 = 1;
   // No successor scores more than the escape mass that reaches its order, and a candidate whose
   // path probability falls under the threshold is never used: once the mass is below that, the
@@ -130,69 +114,44 @@ function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
     const node = k == 0 ? DELTA_ROOT : load<u32>(stateCtx(st, a, <u32>k));
     if (node == 0) continue;
     // One walk of the successors: a context's symbols are distinct, so inserting each into the
-    // exclusion set as it is met tells exactly which were offered by a longer context. The new
-    // ones are staged (symbol or candidate index, count) for scoring once their total is known.
-    let tot: u32 = 0;
+    // exclusion table as it is met tells exactly which were offered by a longer context. The new
+    // ones are staged (symbol, count) for scoring once their total is known.
+    let tot: f64 = 0;
     let d: u32 = 0;
     let c = nGet(node, N_CHILD);
     for (let seen: u32 = 0; c != 0 && seen < SCAN; seen++) {
-      const ca = nodeAddr(c);
-      const sym = load<u32>(ca + N_SYMBOL);
-      let key = sym;
-      let isNew: bool;
-      if (fused) {
-        const sa = slotOf(T_CAND, sym);
-        isNew = fresh;
-        if (isNew) {
-          key = nCand;
-          store<u32>(sa + 8, nCand);
-          store<u32>(candPage(nCand), sym);
-          nCand++;
-        }
-      } else if (direct) {
-        isNew = excludeDelta(sym);
-      } else {
-        slotOf(T_EXCL, sym);
-        isNew = fresh;
-      }
-      if (isNew) {
-        const n = <u32>load<u16>(ca + N_COUNT);
-        store<u32>(STAGE + (<usize>d << 3), key);
+      const sym = nGet(c, N_SYMBOL);
+      slotOf(T_EXCL, sym);
+      if (fresh) {
+        const n = countOf(c);
+        store<u32>(STAGE + (<usize>d << 3), sym);
         store<u32>(STAGE + (<usize>d << 3) + 4, n);
-        tot += n;
+        tot += <f64>n;
         d++;
       }
-      c = load<u32>(ca + N_SIBLING);
+      c = nGet(c, N_SIBLING);
     }
     if (d == 0) continue;
     const nd = <f64>d;
-    const ftot = <f64>tot;
-    let e: f64;
+    let esc: f64;
     let denom: f64;
-    if (esc == ESC_A) { denom = ftot + 1; e = 1 / denom; }
-    else if (esc == ESC_B) { denom = ftot; e = nd / ftot; }
-    else if (esc == ESC_C) { denom = ftot + nd; e = nd / denom; }
-    else { denom = 2 * ftot; e = nd / denom; }
-    if (fused) {
-      for (let j: u32 = 0; j < d; j++) {
-        const i = load<u32>(STAGE + (<usize>j << 3));
-        const n = <f64>load<u32>(STAGE + (<usize>j << 3) + 4);
-        store<f64>(candProb(i), mult * ((nA * n + nB) / denom));
-      }
-    } else {
-      for (let j: u32 = 0; j < d; j++) {
-        const sym = load<u32>(STAGE + (<usize>j << 3));
-        if (a == 1 && sym == FAR) continue;
-        const n = <f64>load<u32>(STAGE + (<usize>j << 3) + 4);
-        const p = mult * ((nA * n + nB) / denom);
-        if (p > 0) {
-          const page = a == 0 ? sym : anchor + sym;
-          const inRange = a == 0 ? sym < gPageCount : (<i64>anchor + <i64><i32>sym >= 0 && <i64>anchor + <i64><i32>sym < <i64>gPageCount);
-          if (inRange) offer(page, p);
-        }
+    if (gEscape == ESC_A) { denom = tot + 1; esc = 1 / denom; }
+    else if (gEscape == ESC_B) { denom = tot; esc = nd / tot; }
+    else if (gEscape == ESC_C) { denom = tot + nd; esc = nd / denom; }
+    else { denom = 2 * tot; esc = nd / denom; }
+    for (let j: u32 = 0; j < d; j++) {
+      const sym = load<u32>(STAGE + (<usize>j << 3));
+      if (a == 1 && sym == FAR) continue;
+      const n = <f64>load<u32>(STAGE + (<usize>j << 3) + 4);
+      const num = gEscape == ESC_A || gEscape == ESC_C ? n : gEscape == ESC_B ? n - 1 : 2 * n - 1;
+      const p = mult * (num / denom);
+      if (p > 0) {
+        const page = a == 0 ? sym : anchor + sym;
+        const inRange = a == 0 ? sym < gPageCount : (<i64>anchor + <i64><i32>sym >= 0 && <i64>anchor + <i64><i32>sym < <i64>gPageCount);
+        if (inRange) offer(page, p);
       }
     }
-    mult *= e < 1 ? e : 1;
+    mult *= esc < 1 ? esc : 1;
   }
 }
 

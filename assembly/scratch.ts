@@ -7,7 +7,7 @@
 // 1 + lookahead x BRANCH pages; one suffix holds at most REHEARSAL_PAGES + 1), so no table fills up
 // and a probe always ends; the search's small tables stay in the L1/L2 caches.
 import {
-  R_TABLES, TABLE_REGISTERS, H_GEN, SCAN, BRANCH, SCRATCH_SLOTS, REHEARSAL_SLOTS, FAR, gOrder, gLookahead, gRange, oSeen, oRehearse,
+  R_TABLES, TABLE_REGISTERS, H_GEN, SCAN, BRANCH, SCRATCH_SLOTS, REHEARSAL_SLOTS, gOrder, gLookahead, oSeen, oRehearse,
   hdr32, setHdr32,
 } from "./layout";
 
@@ -34,37 +34,13 @@ export { TABLE_REGISTERS };
   return base + <usize>slots * SLOT_BYTES;
 }
 
-// The delta alphabet's exclusions, indexed directly: a delta symbol d (|d| <= range) or FAR is
-// slot d + range (FAR: 2 range + 1) of a stamped array of 12-byte slots (generation at +4, as in a
-// table, so validate.ts's check of the reserve covers it) placed after the tables when 2 range + 2
-// slots fit in what is left of their reserve; else (a wide range) 0, and T_EXCL hashes them.
-export let deltaExcl: usize = 0;
-export let deltaGen: u32 = 0;
-
 /** Size the tables for this configuration: once per init or attach, not per use. */
 export function layoutTables(): usize {
   let base = placeTable(T_CAND, slotsFor(SCAN * (2 * gOrder + 1)), oSeen);
   base = placeTable(T_EXCL, slotsFor(SCAN * (gOrder + 1)), base);
   base = placeTable(T_SEEN, slotsFor(1 + gLookahead * BRANCH), base);
   placeTable(T_REHEARSE, REHEARSAL_SLOTS, oRehearse);
-  const direct = (<usize>(<u32>gRange) * 2 + 2) * SLOT_BYTES;
-  deltaExcl = base + direct <= oSeen + <usize>SCRATCH_SLOTS * SLOT_BYTES * 3 ? base : 0;
   return base; // the end of the search's tables: init checks it against their reserved slots
-}
-
-/** Empty the delta exclusions (deltaExcl != 0). */
-@inline export function clearDeltaExcl(): void {
-  deltaGen = hdr32(H_GEN) + 1;
-  setHdr32(H_GEN, deltaGen);
-}
-
-/** Exclude delta symbol `sym` (in range or FAR); true when it was not excluded yet. */
-@inline export function excludeDelta(sym: u32): bool {
-  const i: u32 = sym == FAR ? 2 * <u32>gRange + 1 : sym + <u32>gRange;
-  const a = deltaExcl + <usize>i * SLOT_BYTES + 4;
-  if (load<u32>(a) == deltaGen) return false;
-  store<u32>(a, deltaGen);
-  return true;
 }
 
 /**
