@@ -36,7 +36,10 @@ function parseConnect(s: string | undefined): { host: string; port: number } {
   if (!s) throw new UsageError("--connect HOST:PORT is required");
   const i = s.lastIndexOf(":");
   const host = i > 0 ? s.slice(0, i).replace(/^\[|\]$/g, "") : "127.0.0.1";
-  const port = intOption("connect", i >= 0 ? s.slice(i + 1) : s, 0, 1, 65535);
+  const raw = i >= 0 ? s.slice(i + 1) : s, port = Number(raw);
+  if (raw.trim() === "" || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new UsageError(`--connect must be HOST:PORT or PORT, with PORT an integer in 1..65535; got ${JSON.stringify(s)}`);
+  }
   return { host, port };
 }
 

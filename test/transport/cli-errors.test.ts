@@ -58,6 +58,7 @@ test("serve and migrate: bad input exits 2, network failures exit 1, each with o
       ["address not on this host", ["serve", "--image", img, "--strategy", "demand", "--host", "192.0.2.1", "--port", "0"], 2, /192\.0\.2\.1/],
       ["connection refused", ["migrate", "--connect", `127.0.0.1:${closed}`, "--trace", FIXTURE], 1, new RegExp(`127\\.0\\.0\\.1:${closed}.*(connection refused|ECONNREFUSED)`)],
       ["bad --reconnect-timeout", ["migrate", "--connect", "127.0.0.1:1", "--trace", FIXTURE, "--reconnect-timeout=-1"], 2, /--reconnect-timeout must be a number in 0\.\.86400, got "-1"/],
+      ["--connect without a port", ["migrate", "--connect", "nohost", "--trace", FIXTURE], 2, /--connect must be HOST:PORT or PORT, with PORT an integer in 1\.\.65535; got "nohost"/],
     ];
     for (const [name, args, code, re] of cases) {
       const r = await cli(args);
