@@ -25,7 +25,9 @@ REQ_PAGES messages for predicted pages of the same RAMBlock.
   --predict KIND         ppm | ppm-sim | next8 | none (default ppm)
                          ppm: the engine under the QEMU policy (learns online; at most --max-pages
                          pages with path probability >= --min-confidence, and only while nothing the
-                         proxy injected is still queued at the source)
+                         proxy injected is still queued at the source; a model that starts empty
+                         injects nothing until its held-back predictions were right >= 50% of >= 5
+                         checks; each injection ends with the page after the fault)
   --model FILE           ppm: start each migration from this model when the file exists, and replace
                          it (atomically) with what was learned when a migration completes
   --max-pages N          ppm: most pages injected per request (default ${DEFAULT_QEMU_POLICY.maxPages})
@@ -35,7 +37,8 @@ REQ_PAGES messages for predicted pages of the same RAMBlock.
   --alphabet A           page | delta | hybrid
   --escape M             A | B | C | D
   --threshold P          stop extending a prediction below this probability
-  --memory-bytes N       engine memory budget
+  --memory-bytes N       engine memory budget, at most 4 GiB (default for ppm: an arena of 2^14
+                         contexts, a model file of ~1.6 MB)
   --block NAME=BYTES     RAMBlock size (repeatable); default: learnt from the migration stream
   --once                 exit after the first migration (exit 1 if it failed)
   --json                 one JSON report per migration on stdout
@@ -115,7 +118,7 @@ export async function run(args: string[]): Promise<number> {
   if (values.alphabet !== undefined) engineOpts.alphabet = choiceOption<Alphabet>("alphabet", values.alphabet, "page", ["page", "delta", "hybrid"]);
   if (values.escape !== undefined) engineOpts.escape = choiceOption<EscapeMethod>("escape", values.escape, "C", ["A", "B", "C", "D"]);
   if (values.threshold !== undefined) engineOpts.threshold = numberOption("threshold", values.threshold, 0, 0, 1);
-  if (values["memory-bytes"] !== undefined) engineOpts.memoryBytes = intOption("memory-bytes", values["memory-bytes"], 0, 1, 2 ** 40);
+  if (values["memory-bytes"] !== undefined) engineOpts.memoryBytes = intOption("memory-bytes", values["memory-bytes"], 0, 1, 2 ** 32);
   const blocks = parseBlocks(values.block);
   const log = values.quiet ? () => {} : (l: string) => process.stderr.write(l + "\n");
 

@@ -101,6 +101,9 @@ const CASES: Record<string, Case> = {
   "qemu-proxy: address not on this host": {
     args: () => ["qemu-proxy", "--listen", "192.0.2.1:0", "--target", "127.0.0.1:1", "--predict", "none"], code: 2, match: /cannot listen on 192\.0\.2\.1.*EADDRNOTAVAIL/,
   },
+  "qemu-proxy: --memory-bytes over the engine's 4 GiB is refused as an option": {
+    args: () => ["qemu-proxy", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--memory-bytes", String(2 ** 33)], code: 2, match: /--memory-bytes must be an integer in 1\.\.4294967296/,
+  },
   "qemu-proxy: --memory-bytes 5 is refused at start": {
     args: () => ["qemu-proxy", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--memory-bytes", "5"], code: 2, match: /memoryBytes 5 is too small/,
   },
