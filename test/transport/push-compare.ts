@@ -16,7 +16,8 @@
  *     [--trace traces/xz.txt.gz] [--ips 1e9] [--delay-us 50] [--rate-gbps 1] [--switch-at 0.3] [--depth 8] [--json]
  *
  * A strategy name is a registry name (ppm, ppm-hybrid, next8, ...) or demand; the simulator runs it
- * with the push given here (its own push, e.g. demand's `none`, is overridden, as serve does).
+ * with the push serve runs: the strategy's own order when it carries one other than none (ppm steers
+ * into Hines' bubbling), otherwise the push given here (demand's own `none` is overridden).
  * Prints a markdown table (medians over the repetitions) and the relative error of the simulator.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -85,10 +86,14 @@ async function simulated(name: string): Promise<{ faults: number; stallMs: numbe
   try {
     const h = history(prep);
     s.train?.(h.pages, h.streams);
-    // the push the source runs, whatever the strategy's own (demand's is none)
+    // the push the source runs, as serve chooses it: the strategy's own order when it carries one and
+    // a push runs at all (ppm steers into Hines' bubbling, hines and qemu carry theirs), else --push
+    // (demand's own is none: it then runs on --push, as the real source does)
+    const own = s.push;
+    const runs: PushMode = own !== undefined && own !== "none" && push !== "none" ? own : push;
     const withPush: SimStrategy = {
-      name: s.name, push, onFault: s.onFault.bind(s), train: undefined,
-      onTouch: s.onTouch?.bind(s), onPresent: s.onPresent?.bind(s),
+      name: s.name, push: runs, onFault: s.onFault.bind(s), train: undefined,
+      onTouch: s.onTouch?.bind(s), onPresent: s.onPresent?.bind(s), maintain: s.maintain?.bind(s),
     };
     const r = simulate(prep, withPush, simLink, params);
     return { faults: r.faults, stallMs: r.stallS * 1e3 };
