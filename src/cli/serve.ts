@@ -198,7 +198,7 @@ export async function run(args: string[]): Promise<number> {
     const makeSession = async (pc: number, sessionId: string): Promise<SessionStrategy> => {
       if (!spec) { log(`migration ${sessionId.slice(0, 8)}: demand`); return demandStrategy(); }
       const s = await startRemoteStrategy(spec(pc), history ?? undefined);
-      log(`migration ${sessionId.slice(0, 8)}: ${s.name}${history ? (s.fromModel ? `, a copy of the model trained for an earlier migration, restored in ${s.trainMs.toFixed(1)} ms (worker thread)` : `, trained on ${history.pages.length} accesses in ${s.trainMs.toFixed(1)} ms (worker thread)`) : ""}`);
+      log(`migration ${sessionId.slice(0, 8)}: ${s.name}${history ? `, trained on ${history.pages.length} accesses in ${s.trainMs.toFixed(1)} ms (worker thread)` : ""}`);
       return s;
     };
     let server;

@@ -20,12 +20,6 @@ export interface SimStrategyContext extends StrategyContext {
   push?: PushMode;
   /** What train() will receive (src/history/sources.ts): every access (`full`, the default) or a deduplicated record. */
   history?: HistoryKind;
-  /**
-   * A snapshot() of a model already trained for exactly this context on this history (a page server
-   * trains once and hands each migration a copy). A strategy that uses it says so with `fromModel`,
-   * and is then not trained again; one that does not ignores it and is trained as usual.
-   */
-  model?: Uint8Array;
 }
 
 /** A strategy that is defined by a background push order (qemu, hines) says so here. */

@@ -34,7 +34,7 @@
 import type { SimStrategy, SimStrategyContext } from "./context.js";
 import type { Predictor, PredictorOptions } from "../engine/types.js";
 import type { PushMode } from "../sim/push.js";
-import { createPredictor, restorePredictor } from "../engine/predictor.js";
+import { createPredictor } from "../engine/predictor.js";
 import { predictorStrategy } from "./predictor-strategy.js";
 import { createPushWindow } from "./push-window.js";
 import { SentPages } from "./sent-pages.js";
@@ -56,20 +56,14 @@ export interface PpmPolicy {
 
 export const DEFAULT_POLICY: Omit<PpmPolicy, "push"> = { pushDepth: 2, minConfidence: 0.02, pushWindow: 0, ownPush: true, engine: {} };
 
-export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPolicy> = {}): SimStrategy & { readonly predictor: Predictor; readonly fromModel: boolean } {
+export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPolicy> = {}): SimStrategy & { readonly predictor: Predictor } {
   const pol: PpmPolicy = { push: ctx.push ?? "qemu", ...DEFAULT_POLICY, ...policy };
   const pushing = pol.push !== "none";
   const steered: PushMode = pushing && pol.ownPush ? "hines" : pol.push;
   const streams = Math.max(1, Math.min(4096, ctx.streams ?? 1));
   const engine: Partial<PredictorOptions> = pushing ? { alphabet: "page", depth: Math.min(ctx.depth, pol.pushDepth) } : { depth: ctx.depth };
   const recorded = ctx.history !== undefined && ctx.history !== "full";
-  const opts = { pageCount: ctx.pageCount, streams, ...engine, ...(recorded ? { filter: 0 } : {}), ...pol.engine };
-  // A model trained for this same context (ctx.model: a page server trains once per history) is used
-  // only when it was built with exactly these options; otherwise this one is built and trained.
-  const given = ctx.model ? restorePredictor(ctx.model) : null;
-  const fromModel = given !== null && sameOptions(given.options as unknown as Record<string, unknown>, opts);
-  if (given && !fromModel) given.dispose();
-  const pred = fromModel ? given! : createPredictor(opts);
+  const pred = createPredictor({ pageCount: ctx.pageCount, streams, ...engine, ...(recorded ? { filter: 0 } : {}), ...pol.engine });
   const inner = predictorStrategy(pred, "ppm");
   const window = createPushWindow(steered, pushing ? pol.pushWindow || ctx.depth : 0);
   const ours = new SentPages(ctx.pageCount); // faulted or predicted: every other page committed was pushed
@@ -79,7 +73,6 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
   return {
     name: "ppm",
     predictor: pred, // for snapshot() / restorePredictor(): a model carried to the next migration
-    fromModel, // trained already (ctx.model): train() is not called again
     push: steered === pol.push ? undefined : steered,
     train: inner.train,
     onTouch: inner.onTouch,
@@ -110,10 +103,4 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
     maintain: inner.maintain,
     dispose: inner.dispose,
   };
-}
-
-/** Every option this policy set has the same value in the restored model's options. */
-function sameOptions(have: Record<string, unknown>, want: Record<string, unknown>): boolean {
-  for (const [k, v] of Object.entries(want)) if (v !== undefined && have[k] !== v) return false;
-  return true;
 }

@@ -38,10 +38,8 @@ export interface FaultAnswer {
 export interface RemoteStrategy {
   readonly remote: true;
   readonly name: string;
-  /** Time the worker took to build and train the strategy (or to restore another migration's model). */
+  /** Time the worker took to build and train the strategy. */
   readonly trainMs: number;
-  /** It started from a model trained for an earlier migration with the same spec and history. */
-  readonly fromModel: boolean;
   /** The push order the strategy runs the source's push in, when it steers it (SimStrategy.push). */
   readonly push?: PushMode;
   /**
@@ -116,30 +114,13 @@ export async function startRemoteStrategy(spec: StrategySpec, history?: Training
   let released = false;
   const release = () => { if (!released) { released = true; releaseSlot(); } };
   try {
-    const models = history ? trainedModels.get(history) : undefined;
-    const key = JSON.stringify(spec);
-    const s = await startWorker(spec, history, models?.get(key), (m) => {
-      if (!history) return;
-      const byKey = trainedModels.get(history) ?? new Map<string, Uint8Array>();
-      byKey.set(key, m);
-      trainedModels.set(history, byKey);
-    });
+    const s = await startWorker(spec, history);
     release();
     return s;
   } finally { release(); }
 }
 
-/**
- * Models trained per history (the server's one shared copy) and spec: every migration of a page
- * server trains on the same history, so the first one's trained model is kept (a snapshot, ~35 MB
- * with the engine's default arena) and each later migration restores a copy in its worker instead of
- * training again: a restore is a byte copy and its checks, where training took 0.2-0.7 s of CPU per
- * migration and, one at a time, kept the eighth of 8 concurrent migrations waiting seconds for its
- * WELCOME. Held while the history lives.
- */
-const trainedModels = new WeakMap<TrainingHistory, Map<string, Uint8Array>>();
-
-function startWorker(spec: StrategySpec, history: TrainingHistory | undefined, model: Uint8Array | undefined, keep: (model: Uint8Array) => void): Promise<RemoteStrategy> {
+function startWorker(spec: StrategySpec, history?: TrainingHistory): Promise<RemoteStrategy> {
   const w = spawnWorker();
   w.unref();
   return new Promise<RemoteStrategy>((resolve, reject) => {
@@ -164,12 +145,11 @@ function startWorker(spec: StrategySpec, history: TrainingHistory | undefined, m
     };
     w.on("error", (e) => die(e));
     w.on("exit", (code) => die(new Error(`the strategy worker exited (code ${code})`)));
-    w.on("message", (m: { t: string; id?: number; pages?: Uint32Array; ns?: number; message?: string; name?: string; trainMs?: number; push?: PushMode; fromModel?: boolean; model?: Uint8Array }) => {
+    w.on("message", (m: { t: string; id?: number; pages?: Uint32Array; ns?: number; message?: string; name?: string; trainMs?: number; push?: PushMode }) => {
       if (m.t === "ready") {
         ready = true;
-        if (m.model) keep(m.model);
         resolve({
-          remote: true, name: m.name!, trainMs: m.trainMs!, push: m.push, fromModel: m.fromModel === true,
+          remote: true, name: m.name!, trainMs: m.trainMs!, push: m.push,
           fault(page, stream, touches) {
             if (dead) return Promise.reject(dead);
             const id = nextId++;
@@ -194,7 +174,6 @@ function startWorker(spec: StrategySpec, history: TrainingHistory | undefined, m
         die(new Error(m.message));
       }
     });
-    // a model is copied into the worker (it restores from its own copy), the history is shared memory
-    w.postMessage({ t: "init", spec, history, model });
+    w.postMessage({ t: "init", spec, history });
   });
 }

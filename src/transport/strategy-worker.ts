@@ -11,8 +11,6 @@ interface Msg {
   t: "init" | "fault" | "present";
   spec?: StrategySpec;
   history?: TrainingHistory;
-  /** A model another migration's worker trained for the same spec and history (StrategyContext.model). */
-  model?: Uint8Array;
   id?: number;
   page?: number;
   stream?: number;
@@ -24,7 +22,7 @@ const port = parentPort!;
 let strategy: Strategy | null = null;
 let chain: Promise<void> = Promise.resolve();
 
-async function build(spec: StrategySpec, model?: Uint8Array): Promise<Strategy> {
+async function build(spec: StrategySpec): Promise<Strategy> {
   if (spec.kind === "engine") {
     const { createPredictorStrategy } = await import("../strategies/predictor-strategy.js");
     return createPredictorStrategy(spec.options);
@@ -32,7 +30,7 @@ async function build(spec: StrategySpec, model?: Uint8Array): Promise<Strategy> 
   const { createStrategy } = await import("../strategies/index.js");
   // the push the source runs, for push-aware strategies
   // and what it trains on (a recorded history turns the engine's training filter off)
-  const ctx = { pageCount: spec.pageCount, depth: spec.depth, streams: spec.streams, push: spec.push, history: spec.history, model };
+  const ctx = { pageCount: spec.pageCount, depth: spec.depth, streams: spec.streams, push: spec.push, history: spec.history };
   return createStrategy(spec.name, ctx);
 }
 
@@ -64,20 +62,12 @@ async function handle(m: Msg): Promise<void> {
     const restore = lowerPriority();
     try {
       const t0 = performance.now();
-      strategy = await build(m.spec!, m.model);
-      // A strategy that can start from a trained model says whether it did (`fromModel`): then it is
-      // not trained again; otherwise it is trained here, and its model is handed back to the source
-      // so that the next migration with the same spec and history starts from a copy.
-      const withModel = strategy as { fromModel?: boolean; predictor?: { snapshot(): Uint8Array } };
-      let model: Uint8Array | undefined;
-      if (!withModel.fromModel) {
-        if (m.history && strategy.train) strategy.train(m.history.pages, m.history.streams);
-        if (withModel.fromModel === false && withModel.predictor && m.history) model = withModel.predictor.snapshot();
-      }
+      strategy = await build(m.spec!);
+      if (m.history && strategy.train) strategy.train(m.history.pages, m.history.streams);
       restore();
       // a strategy that steers the push says in which order (SimStrategy.push); the source runs it
       const push = (strategy as { push?: string }).push;
-      port.postMessage({ t: "ready", name: strategy.name, trainMs: performance.now() - t0, push, fromModel: withModel.fromModel === true, model });
+      port.postMessage({ t: "ready", name: strategy.name, trainMs: performance.now() - t0, push });
     } catch (e) {
       restore();
       port.postMessage({ t: "error", message: (e as Error).message });
