@@ -4,7 +4,11 @@
  * best), ppm's, and whether ppm is at or under both. With a push the anchors are qemu, hines, leap
  * and readahead; without one, readahead, leap, next8 and markov1.
  *
- *   node --import tsx scripts/ppm-table.ts [--push qemu|linear|hines|none] [--switch-at F] [--seed S] [TRACE...]
+ *   node --import tsx scripts/ppm-table.ts [--push qemu|linear|hines|none] [--switch-at F[,F...]] [--seed S] [TRACE...]
+ *
+ * With several switch-over points (e.g. `--switch-at 0.2,0.25,0.3,0.35,0.4`) it prints, instead of
+ * the table, how many of each cell's switch-over points ppm wins, and the totals: a cell won at one
+ * point only is a margin, not a result.
  */
 import { parseArgs } from "node:util";
 import { readdirSync } from "node:fs";
@@ -19,19 +23,29 @@ const { values: v, positionals } = parseArgs({
   allowPositionals: true,
 });
 const push = v.push as PushMode;
+const switchPoints = String(v["switch-at"]).split(",").map(Number);
+if (switchPoints.some((x) => !(x > 0 && x < 1))) { console.error(`--switch-at: each point must be in (0, 1), got ${v["switch-at"]}`); process.exit(2); }
 const dir = fileURLToPath(new URL("../traces/", import.meta.url));
 const files = positionals.length > 0 ? positionals : readdirSync(dir).filter((f) => f.endsWith(".txt.gz")).sort().map((f) => dir + f);
 const anchors = anchorsFor(push);
 const ms = (s: number) => (s * 1e3).toFixed(1);
-console.log(`push ${push}, switch-over at ${v["switch-at"]}, seed ${v.seed}; faults / stall ms; anchors: ${anchors.join(", ")}\n`);
-console.log("| trace | layout | demand | best anchor faults | best anchor stall | ppm | qemu | oracle | ppm at or under both |");
-console.log("|---|---|---:|---|---|---|---|---|---|");
+const many = switchPoints.length > 1;
+console.log(`push ${push}, switch-over at ${switchPoints.join(", ")}, seed ${v.seed}; faults / stall ms; anchors: ${anchors.join(", ")}\n`);
+if (many) {
+  console.log(`| trace | layout | switch-over points where ppm is at or under both (of ${switchPoints.length}) | ppm's stall / best anchor's, mean |`);
+  console.log("|---|---|---:|---:|");
+} else {
+  console.log("| trace | layout | demand | best anchor faults | best anchor stall | ppm | qemu | oracle | ppm at or under both |");
+  console.log("|---|---|---:|---|---|---|---|---|---|");
+}
 let cells = 0, wins = 0, ratio = 0, oracleRatio = 0;
 for (const f of files) {
   const trace = await readTrace(f);
   for (const layout of ["virtual", "2m", "4k"] as const) {
+   let cellWins = 0, cellRatio = 0;
+   for (const switchAt of switchPoints) {
     const names = [...new Set([...anchors, "qemu", "ppm", "oracle"])];
-    const c = await compareStrategies(trace, names, { layout, push, switchAt: Number(v["switch-at"]), seed: Number(v.seed) });
+    const c = await compareStrategies(trace, names, { layout, push, switchAt, seed: Number(v.seed) });
     const by = new Map(c.results.map((r) => [r.strategy, r]));
     const rs = anchors.map((a) => by.get(a)!);
     const bf = rs.reduce((a, r) => (r.faults < a.faults ? r : a)), bs = rs.reduce((a, r) => (r.stallS < a.stallS ? r : a));
@@ -39,7 +53,11 @@ for (const f of files) {
     const ok = p.faults <= bf.faults && p.stallS <= bs.stallS;
     cells++; if (ok) wins++;
     ratio += p.stallS / q.stallS; oracleRatio += o.stallS / q.stallS;
-    console.log(`| ${trace.name} | ${layout} | ${c.demandFaults} | ${bf.faults} (${bf.strategy}) | ${ms(bs.stallS)} (${bs.strategy}) | ${p.faults} / ${ms(p.stallS)} | ${q.faults} / ${ms(q.stallS)} | ${o.faults} / ${ms(o.stallS)} | ${ok ? "yes" : "**no**"} |`);
+    if (ok) cellWins++;
+    cellRatio += p.stallS / bs.stallS;
+    if (!many) console.log(`| ${trace.name} | ${layout} | ${c.demandFaults} | ${bf.faults} (${bf.strategy}) | ${ms(bs.stallS)} (${bs.strategy}) | ${p.faults} / ${ms(p.stallS)} | ${q.faults} / ${ms(q.stallS)} | ${o.faults} / ${ms(o.stallS)} | ${ok ? "yes" : "**no**"} |`);
+   }
+   if (many) console.log(`| ${trace.name} | ${layout} | ${cellWins === switchPoints.length ? cellWins : `**${cellWins}**`} | ${(cellRatio / switchPoints.length).toFixed(3)} |`);
   }
 }
-console.log(`\nppm at or under the best anchor in faults and stall: ${wins} of ${cells} cells; mean stall against qemu's: ppm ${(ratio / cells).toFixed(3)}x, oracle ${(oracleRatio / cells).toFixed(3)}x`);
+console.log(`\nppm at or under the best anchor in faults and stall: ${wins} of ${cells} ${many ? "runs (cell x switch-over point)" : "cells"}; mean stall against qemu's: ppm ${(ratio / cells).toFixed(3)}x, oracle ${(oracleRatio / cells).toFixed(3)}x`);
