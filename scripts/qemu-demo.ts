@@ -11,7 +11,7 @@
  */
 import { parseArgs } from "node:util";
 import { buildGuest, type Guest, type GuestKind } from "./qemu/guest.js";
-import { CONFIGS, qemuBinary, runMigration, type ConfigName, type RunResult } from "./qemu/migrate.js";
+import { CONFIGS, qemuBinary, qemuVersion, runMigration, type ConfigName, type RunResult } from "./qemu/migrate.js";
 import { loadEngine } from "../src/qemu/strategies.js";
 import type { QemuPolicyOptions } from "../src/qemu/policy.js";
 
@@ -39,6 +39,8 @@ const HELP = `usage: qemu-demo [options]
   --min-confidence P     proxy-ppm: least path probability of an injected page (default 0.25)
   --mem-mb N             guest memory (default 512)
   --accel A              tcg (default) or kvm
+  --qemu PATH            the QEMU binary (default: $PPM_QEMU, else qemu-system-x86_64 on PATH); e.g.
+                         the QEMU 10 of scripts/qemu/install-qemu10.sh. Its version is in the report
   --json                 print {"runs":[...]} on stdout
 `;
 
@@ -49,7 +51,7 @@ const { values } = parseArgs({
     "delay-ms": { type: "string" }, "postcopy-mbs": { type: "string" }, preempt: { type: "boolean" }, "return-delay-ms": { type: "string" },
     depth: { type: "string" }, "mem-mb": { type: "string" }, accel: { type: "string" },
     json: { type: "boolean" }, help: { type: "boolean", short: "h" }, verbose: { type: "boolean" },
-    guest: { type: "string" }, hops: { type: "string" }, "max-pages": { type: "string" }, "min-confidence": { type: "string" },
+    guest: { type: "string" }, hops: { type: "string" }, qemu: { type: "string" }, "max-pages": { type: "string" }, "min-confidence": { type: "string" },
   },
 });
 if (values.help) {
@@ -94,10 +96,14 @@ for (const c of configs) {
 const guestKinds: GuestKind[] = values.guest === "md5" ? ["md5"] : values.guest === "walk" ? ["walk"] : ["md5", "walk"];
 const err = (s: string) => process.stderr.write(s + "\n");
 
+if (values.qemu !== undefined) process.env.PPM_QEMU = values.qemu; // runMigration's QEMU (and its children's)
 if (!qemuBinary()) {
-  err("qemu-demo: qemu-system-x86_64 not found; install the Debian package: apt-get install -y qemu-system-x86");
+  err(values.qemu !== undefined || process.env.PPM_QEMU ? `qemu-demo: ${process.env.PPM_QEMU} not found (scripts/qemu/install-qemu10.sh installs QEMU 10 there)`
+    : "qemu-demo: qemu-system-x86_64 not found; install the Debian package: apt-get install -y qemu-system-x86");
   process.exit(2);
 }
+const qemu = { binary: qemuBinary()!, version: qemuVersion() };
+err(`qemu-demo: QEMU ${qemu.version || "(version unknown)"} (${qemu.binary})`);
 if (configs.some((c) => baseConfig(c) === "proxy-ppm" || c === "proxy-ppm-sim") || guestKinds.includes("walk")) {
   try {
     await loadEngine();
@@ -156,10 +162,11 @@ for (const guest of guests) for (const regime of regimes) for (const config of c
   const sv = rs.filter((r) => r.proxy).map((r) => r.proxy!.service.dest.median);
   lines.push(`| ${guest.kind} | ${regime} | ${config} | ${cell(rs.map((r) => r.requests))} | ${cell(rs.map((r) => r.blocktimeMs))} | ${cell(rs.map((r) => r.totalMs))} | ${cell(rs.map((r) => r.injected))} | ${sv.length ? cell(sv.map((x) => Math.round(x * 10) / 10)) : "–"} | ${pu.length && config !== "proxy" && config !== "no-proxy" ? median(pu) : "–"} | ${rs.filter((r) => !r.error && r.checksumOk && r.guestRunning).length}/${rs.length} |`);
 }
-err("\nmedian (min–max) over " + runs + " runs" + (values.preempt ? ", postcopy-preempt on" : "") + "\n" + lines.join("\n"));
+err("\nQEMU " + (qemu.version || "?") + ", median (min–max) over " + runs + " runs" + (values.preempt ? ", postcopy-preempt on" : "") + "\n" + lines.join("\n"));
 if (values.json) {
   process.stdout.write(JSON.stringify({
-    runs: all.map((r) => ({
+    qemu,
+    runs: all.map((r) => ({ qemuVersion: qemu.version,
       guest: r.guest, hops: r.hops, phase: r.proxy?.phase, strategy: r.proxy?.strategy,
       config: r.label, regime: r.regime, preempt: r.preempt, requests: r.requests, sourceRequests: r.sourceRequests,
       blocktimeMs: r.blocktimeMs, totalMs: r.totalMs, injected: r.injected, checksumOk: r.checksumOk,

@@ -2,7 +2,7 @@
  * One real post-copy migration between two local QEMUs (TCG), optionally through the return-path
  * proxy, with the guest's own checksums as the proof that memory arrived intact.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -100,12 +100,35 @@ export function readResults(file: string): { i: number; kind: string; sum: strin
   return out;
 }
 
+/**
+ * The QEMU to run: $PPM_QEMU (qemu-demo's `--qemu PATH` sets it; e.g. the QEMU 10 of
+ * scripts/qemu/install-qemu10.sh), else qemu-system-x86_64 on PATH.
+ */
 export function qemuBinary(): string | null {
+  const own = process.env.PPM_QEMU;
+  if (own) return fs.existsSync(own) ? own : null;
   for (const d of (process.env.PATH ?? "").split(":")) {
     const p = path.join(d, "qemu-system-x86_64");
     if (fs.existsSync(p)) return p;
   }
   return null;
+}
+
+const versions = new Map<string, string>();
+/** "10.0.2" from `qemu-system-x86_64 --version` ("QEMU emulator version 10.0.2 (Debian ...)"); "" if unknown. */
+export function qemuVersion(bin: string | null = qemuBinary()): string {
+  if (!bin) return "";
+  let v = versions.get(bin);
+  if (v === undefined) {
+    const r = spawnSync(bin, ["--version"], { encoding: "utf8", timeout: 10000 });
+    v = parseQemuVersion(r.stdout ?? "");
+    versions.set(bin, v);
+  }
+  return v;
+}
+
+export function parseQemuVersion(text: string): string {
+  return /QEMU emulator version (\d+\.\d+(?:\.\d+)?)/.exec(text)?.[1] ?? "";
 }
 
 function startQemu(o: RunOptions, dir: string, name: string, extra: string[]): ChildProcess {

@@ -16,6 +16,10 @@
  * postcopy-preempt channel: ram records only (the destination's preempt thread loads them until EOS,
  *   then starts over), each channel with its own "last block" for CONTINUE.
  *
+ * QEMU 10.0 (Debian bookworm-backports, recorded in test/qemu/fixtures/*-10.0.bin): the same records;
+ *   ram is section 1 (7.2: 2), the machine type "pc-i440fx-10.0" in the configuration, a new command
+ *   (SWITCHOVER_START, 11) after the setup, and the preempt channel starts with its first record (no
+ *   handshake bytes) and ends without EOS or EOF.
  * Anything else (another iterable device, multifd, compression, xbzrle) makes the parser stop with a
  * reason (`lost`); the proxy keeps forwarding and only the service-time figures stop.
  */
@@ -50,9 +54,15 @@ export interface ForwardHooks {
   onEof?(): void;
 }
 
-/** QEMU 7.2 MIG_CMD_* numbers the proxy cares about. */
+/** QEMU 7.2 MIG_CMD_* numbers the proxy cares about (the same in 10.0). */
 export const MIG_CMD_POSTCOPY_RESUME = 9;
 export const MIG_CMD_RECV_BITMAP = 10;
+/**
+ * QEMU 10.0 (new since 7.2): the source announces the switch-over (migration_switchover_start), with
+ * no payload; with post-copy at once it comes right after the ram setup, before the discards and the
+ * packaged device state. Skipped like any other command.
+ */
+export const MIG_CMD_SWITCHOVER_START = 11;
 
 type State = "seek" | "top" | "ram" | "skip" | "done" | "lost";
 
@@ -174,10 +184,11 @@ export class RamStreamParser {
             if (buf.length - i < 5) return i;
             const cmd = buf.readUInt16BE(i + 1);
             const len = buf.readUInt16BE(i + 3);
+            // PACKAGED's header is 9 bytes: wait for all of them before counting it (once).
+            if (cmd === MIG_CMD_PACKAGED && buf.length - i < 9) return i;
             this.commands++;
             this.hooks.onCommand?.(cmd);
             if (cmd === MIG_CMD_PACKAGED) {
-              if (buf.length - i < 9) return i;
               this.skipLeft = buf.readUInt32BE(i + 5);
               i += 9;
             } else {

@@ -1,18 +1,23 @@
-/** Builders for synthetic QEMU 7.2 forward streams (ram section id 2, as in fixtures/forward-head-7.2.bin). */
+/**
+ * Builders for synthetic QEMU forward streams: `S` for QEMU 7.2 (ram section id 2, as in
+ * fixtures/forward-head-7.2.bin), `streams(1)` for QEMU 10.0 (section 1, fixtures/forward-head-10.0.bin).
+ */
 import { MIG_CMD_PACKAGED } from "../../src/qemu/forward.js";
 
 const be16 = (v: number) => { const b = Buffer.alloc(2); b.writeUInt16BE(v); return b; };
 const be32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32BE(v); return b; };
 const be64 = (v: number) => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(v)); return b; };
 const name = (n: string) => Buffer.concat([Buffer.from([n.length]), Buffer.from(n, "latin1")]);
-export const S = {
-  footer: () => Buffer.from([0x7e, 0, 0, 0, 2]),
+export const streams = (section: number) => ({
+  footer: () => Buffer.concat([Buffer.from([0x7e]), be32(section)]),
   page: (off: number, block: string | null, fill = 7) => Buffer.concat([be64(off | 0x08 | (block ? 0 : 0x20)), block ? name(block) : Buffer.alloc(0), Buffer.alloc(4096, fill)]),
   zero: (off: number, block: string | null) => Buffer.concat([be64(off | 0x02 | (block ? 0 : 0x20)), block ? name(block) : Buffer.alloc(0), Buffer.from([0])]),
   eos: () => be64(0x10),
-  part: (...records: Buffer[]) => Buffer.concat([Buffer.from([0x02]), be32(2), ...records, be64(0x10), Buffer.from([0x7e, 0, 0, 0, 2])]),
+  part: (...records: Buffer[]) => Buffer.concat([Buffer.from([0x02]), be32(section), ...records, be64(0x10), Buffer.from([0x7e]), be32(section)]),
+  end: (...records: Buffer[]) => Buffer.concat([Buffer.from([0x03]), be32(section), ...records, be64(0x10), Buffer.from([0x7e]), be32(section)]),
   cmd: (cmd: number, payload = Buffer.alloc(0)) => Buffer.concat([Buffer.from([0x08]), be16(cmd), be16(payload.length), payload]),
   packaged: (blob: Buffer) => Buffer.concat([Buffer.from([0x08]), be16(MIG_CMD_PACKAGED), be16(4), be32(blob.length), blob]),
   eof: () => Buffer.from([0x00]),
-};
+});
+export const S = streams(2);
 
