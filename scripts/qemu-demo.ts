@@ -28,7 +28,8 @@ const HELP = `usage: qemu-demo [options]
   --configs LIST         comma list of no-proxy,proxy,proxy-ppm,proxy-ppm-sim,proxy-next8
                          (default proxy,proxy-ppm; proxy is the pass-through counter: QEMU alone);
                          proxy-ppm:KEY=V:KEY=V... is proxy-ppm with other policy settings (keys
-                         max-pages, min-confidence, trust-accuracy, trust-trials, preload; scan-return=0
+                         max-pages, min-confidence, trust-accuracy, trust-trials, preload,
+                         max-outstanding-injected, max-outstanding (the gate); scan-return=0
                          turns the proxy's scan return off), so that variants
                          run interleaved in one batch
   --delay-ms N           latency regime: one-way delay on the proxied link (default 5)
@@ -70,6 +71,9 @@ const POLICY_KEYS: Record<string, [keyof QemuPolicyOptions, number, number, bool
   "max-pages": ["maxPages", 1, 64, true], "min-confidence": ["minConfidence", 0, 1, false],
   "trust-accuracy": ["trustAccuracy", 0, 1, false], "trust-trials": ["trustMinTrials", 0, 1000, true],
   preload: ["preloadPages", 0, 64, true],
+  // The gate: inject only while at most this many injected pages (resp. pages of any request, the
+  // new one included) are outstanding at the source (defaults 0 and 1).
+  "max-outstanding-injected": ["maxOutstandingInjected", 0, 1 << 20, true], "max-outstanding": ["maxOutstanding", 1, 1 << 20, true],
 };
 /** `scan-return=0` in a proxy-ppm label: the proxy does not end injections with the page after the fault. */
 const scanReturnOf = (label: string) => !label.split(":").slice(1).includes("scan-return=0");

@@ -57,6 +57,41 @@ for (const k of keys) {
   out.push(`| ${guest} | ${regime} | ${config} | ${ok.length}/${rs.length} | ${cell(rs.map((r) => r.requests))} | ${cell(rs.map((r) => r.blocktimeMs))} | ${cell(rs.map((r) => r.injected))} | ${cell(rs.map((r) => r.strategy?.gated ?? 0))} | ${d(all)} | ${d(empty)} | ${d(busy)} | ${inj.length ? `${r1(median(inj))} (run medians)` : "-"} |`);
 }
 process.stdout.write(out.join("\n") + "\n");
+
+// Paired ratios: each configuration's i-th run against the i-th run of the baseline (`proxy`, the
+// counter) of the same file, guest, regime and QEMU version (qemu-demo runs the configurations of run i
+// one after the other), median over the pairs.
+const pairs = new Map<string, { req: number[]; bt: number[] }>();
+let fileNo = 0;
+for (const f of process.argv.slice(2)) {
+  fileNo++;
+  const rs = JSON.parse(fs.readFileSync(f, "utf8")).runs as (Run & { qemuVersion?: string })[];
+  const seen = new Map<string, number>();
+  const base = new Map<string, Run[]>();
+  for (const r of rs) {
+    const g = `${r.qemuVersion ?? ""}|${r.guest ?? "md5"}|${r.regime}`;
+    if (r.config === "proxy") (base.get(g) ?? base.set(g, []).get(g)!).push(r);
+  }
+  for (const r of rs) {
+    const g = `${r.qemuVersion ?? ""}|${r.guest ?? "md5"}|${r.regime}`;
+    const i = seen.get(`${g}|${r.config}`) ?? 0;
+    seen.set(`${g}|${r.config}`, i + 1);
+    const b = base.get(g)?.[i];
+    if (r.config === "proxy" || !b || b.error || r.error || !b.requests || !b.blocktimeMs) continue;
+    const k = `${r.qemuVersion ? `QEMU ${r.qemuVersion} ` : ""}${r.guest ?? "md5"} ${r.regime} ${r.config}`;
+    const e = pairs.get(k) ?? pairs.set(k, { req: [], bt: [] }).get(k)!;
+    e.req.push(r.requests / b.requests);
+    e.bt.push(r.blocktimeMs / b.blocktimeMs);
+  }
+}
+if (pairs.size) {
+  const r2 = (x: number) => Math.round(x * 100) / 100;
+  const lines = ["| configuration against proxy (QEMU alone) | pairs | requests, paired ratio median (min-max) | blocktime, paired ratio median (min-max) | pairs with blocktime ratio <= 1 |", "|---|---|---|---|---|"];
+  for (const [k, e] of pairs) {
+    lines.push(`| ${k} | ${e.req.length} | ${r2(median(e.req))} (${r2(Math.min(...e.req))}-${r2(Math.max(...e.req))}) | ${r2(median(e.bt))} (${r2(Math.min(...e.bt))}-${r2(Math.max(...e.bt))}) | ${e.bt.filter((x) => x <= 1).length} |`);
+  }
+  process.stdout.write("\n" + lines.join("\n") + "\n");
+}
 if (runs.some((r) => r.service && !r.service.timeline)) process.stdout.write("\n* from each run's median (runs recorded without the per-request timeline), weighted by its count\n");
 const hopErr = runs.flatMap((r) => (r.hops ?? []).filter((h) => h.error || !h.checksumOk).map((h) => `${r.config}: ${h.config} ${h.error ?? "checksum"}`));
 const hopsTotal = runs.reduce((s, r) => s + (r.hops?.length ?? 1), 0);
