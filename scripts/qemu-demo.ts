@@ -171,7 +171,7 @@ if (values.json) {
   process.stdout.write(JSON.stringify({
     qemu,
     runs: all.map((r) => ({ qemuVersion: qemu.version,
-      guest: r.guest, hops: r.hops, phase: r.proxy?.phase, strategy: r.proxy?.strategy,
+      guest: r.guest, hops: r.hops, machine: r.proxy?.machine, phase: r.proxy?.phase, strategy: r.proxy?.strategy,
       config: r.label, regime: r.regime, preempt: r.preempt, requests: r.requests, sourceRequests: r.sourceRequests,
       blocktimeMs: r.blocktimeMs, totalMs: r.totalMs, injected: r.injected, checksumOk: r.checksumOk,
       guestRunning: r.guestRunning, predictorUsMedian: r.proxy?.stats.predictUs.median, error: r.error,

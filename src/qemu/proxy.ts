@@ -80,6 +80,8 @@ export interface MigrationReport {
   layout: RamBlockInfo[] | null;
   layoutSource: "stream" | "option" | "none";
   layoutNote?: string;
+  /** The machine type of the stream's configuration section (e.g. "pc-i440fx-10.0"; null: not seen). */
+  machine: string | null;
   bytesForward: number;
   bytesReturn: number;
   bytesInjected: number;
@@ -261,7 +263,7 @@ export class QemuProxy extends EventEmitter {
         if (blocks && m.layoutSource === "none") {
           m.injector.setLayout({ blocks });
           m.layoutSource = "stream";
-          this.log(`proxy: migration ${m.id}: RAM layout ${blocks.map((b) => `${b.name}=${b.size}`).join(", ")}`);
+          this.log(`proxy: migration ${m.id}: RAM layout ${blocks.map((b) => `${b.name}=${b.size}`).join(", ")}${m.scanner.machine ? `, machine ${m.scanner.machine}` : ""}`);
         }
       }
       c.fwd.write(chunk);
@@ -494,6 +496,7 @@ export class QemuProxy extends EventEmitter {
       layout: m.injector.layoutKnown ? (m.scanner.result ?? this.opts.blocks ?? null) : null,
       layoutSource: m.layoutSource,
       layoutNote: m.layoutSource === "none" ? m.scanner.reason || "layout not seen" : undefined,
+      machine: m.scanner.machine,
       bytesForward: m.bytesForward,
       bytesReturn: m.bytesReturn,
       bytesInjected: m.bytesInjected,

@@ -28,6 +28,8 @@ export class RamHeaderScanner {
   done = false;
   result: RamBlockInfo[] | null = null;
   reason = "";
+  /** The machine type of the stream's configuration section ("pc-i440fx-10.0"), once seen; "" if absent. */
+  machine: string | null = null;
 
   constructor(private readonly limit = 4 << 20) {}
 
@@ -38,6 +40,10 @@ export class RamHeaderScanner {
     this.len += chunk.length;
     const all = this.buf.length === 1 ? this.buf[0] : Buffer.concat(this.buf);
     this.buf = [all];
+    if (this.machine === null) {
+      const m = parseMachineType(all);
+      if (m !== "need-more") this.machine = m;
+    }
     const r = parseRamSetup(all);
     if (r === "need-more") {
       if (this.len > this.limit) {
@@ -91,4 +97,26 @@ export function parseRamSetup(b: Buffer): RamBlockInfo[] | "need-more" | string 
   if (b.length < p + 8) return "need-more";
   if (b.readBigUInt64BE(p) !== RAM_SAVE_FLAG_EOS) return "RAMBlock list carries optional fields (page size / addr): layout not used";
   return blocks;
+}
+
+/**
+ * The machine type named by the configuration section right after the header ("QEVM", be32 3, then
+ * u8 QEMU_VM_CONFIGURATION (7), be32 length, the name): "pc-i440fx-7.2" from Debian 12's QEMU,
+ * "pc-i440fx-10.0" from 10.0's with its default machine. It names the machine's compatibility version,
+ * which is the QEMU version unless the VM was started with an older `-machine`. "" when absent.
+ */
+export function parseMachineType(b: Buffer): string | "need-more" {
+  if (b.length < 13) return "need-more";
+  if (b.readUInt32BE(0) !== QEMU_VM_FILE_MAGIC || b[8] !== 0x07) return "";
+  const n = b.readUInt32BE(9);
+  if (n === 0 || n > 64) return "";
+  if (b.length < 13 + n) return "need-more";
+  const name = b.toString("latin1", 13, 13 + n);
+  return /^[\x20-\x7e]+$/.test(name) ? name : "";
+}
+
+/** "pc-i440fx-10.0" -> [10, 0]; null if the name carries no version. */
+export function machineVersion(machine: string | null | undefined): [number, number] | null {
+  const m = /-(\d+)\.(\d+)$/.exec(machine ?? "");
+  return m ? [Number(m[1]), Number(m[2])] : null;
 }

@@ -10,7 +10,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { findRamSetupEnd, MIG_CMD_PACKAGED, MIG_CMD_SWITCHOVER_START, RamStreamParser } from "../../src/qemu/forward.js";
 import { QemuProxy, type MigrationReport } from "../../src/qemu/proxy.js";
-import { RamHeaderScanner, parseRamSetup } from "../../src/qemu/ramheader.js";
+import { machineVersion, parseMachineType, RamHeaderScanner, parseRamSetup } from "../../src/qemu/ramheader.js";
 import { encodeMessage, encodeReqPages, encodeReqPagesId, ReturnPathFilter, RP_SHUT } from "../../src/qemu/returnpath.js";
 import { strategyFactory } from "../../src/qemu/strategies.js";
 import { parseQemuVersion } from "../../scripts/qemu/migrate.js";
@@ -94,6 +94,23 @@ describe("QEMU 10.0 streams", () => {
     }
   });
 
+  it("reads the machine type of the configuration section (7.2 and 10.0 heads), at every split", () => {
+    const head72 = fs.readFileSync(path.join(FIX, "forward-head-7.2.bin"));
+    assert.equal(parseMachineType(head72), "pc-i440fx-7.2");
+    assert.equal(parseMachineType(HEAD10), "pc-i440fx-10.0");
+    assert.deepEqual(machineVersion("pc-i440fx-10.0"), [10, 0]);
+    assert.deepEqual(machineVersion("pc-q35-7.2"), [7, 2]);
+    assert.equal(machineVersion("pc"), null);
+    assert.equal(parseMachineType(HEAD10.subarray(0, 20)), "need-more");
+    assert.equal(parseMachineType(Buffer.from("QEVM\0\0\0\x03\x01rest of it")), "");
+    for (let cut = 1; cut < 40; cut++) {
+      const s = new RamHeaderScanner();
+      s.push(HEAD10.subarray(0, cut));
+      s.push(HEAD10.subarray(cut));
+      assert.equal(s.machine, "pc-i440fx-10.0");
+    }
+  });
+
   it("reads QEMU's version from --version", () => {
     assert.equal(parseQemuVersion("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)\nCopyright"), "10.0.2");
     assert.equal(parseQemuVersion("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)"), "7.2.22");
@@ -132,6 +149,7 @@ describe("QEMU 10.0 streams", () => {
     assert.equal(r.error, undefined);
     assert.equal(r.phase, "completed");
     assert.equal(r.layoutSource, "stream");
+    assert.equal(r.machine, "pc-i440fx-10.0");
     assert.equal(r.connections, 2);
     assert.equal(r.service.followed.main, "followed to the end");
     assert.equal(r.service.followed.preempt, "followed");
