@@ -116,7 +116,9 @@ export class RequestInjector {
    *   background scan after the last request it served
    *   (ram_find_and_save_block keeps the position of the queued page it sent), so pages injected
    *   elsewhere would move QEMU's own spatial prefetch away from the fault; the extra page brings it
-   *   back (the scanner would have sent that page next anyway).
+   *   back (the scanner would have sent that page next anyway). In QEMU >= 8.0 with postcopy-preempt
+   *   the return-path thread serves requests with its own search state, so the scan is not moved and
+   *   the extra page is only one more injected page (with and without it: no resolved difference, round 4).
    */
   onRequest(req: PageRequest, tracker?: ServiceTracker, scannerReturn = false): InjectRange[] {
     this.st.requests++;

@@ -26,6 +26,12 @@
  * prediction that was injected cannot be checked (if it was right, the guest never faults on it),
  * so only predictions held back count: a trusted model is not re-checked.
  *
+ * QEMU 10 (measured in RESULTS.md section 4, round 4): with postcopy-preempt the return-path thread
+ * sends requested pages itself (ram_save_queue_pages -> ram_save_host_page_urgent), so injected pages
+ * leave with their fault's page and take no migration-thread turn; without preempt the queue above
+ * is unchanged. The same defaults were kept: the variants tried (4 or 8 pages, no scan return) were
+ * not resolved from the default over both guests.
+ *
  * Streams: QEMU's REQ_PAGES carry no vCPU, only a RAMBlock offset, so the proxy has one stream: with
  * one vCPU that is the guest's own fault order; with several the vCPUs' faults interleave in one
  * history and the contexts mix (what the engine's `streams` option cannot separate without an id).
