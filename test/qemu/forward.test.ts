@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { MIG_CMD_PACKAGED, MIG_CMD_POSTCOPY_RESUME, RamStreamParser } from "../../src/qemu/forward.js";
 import { ServiceTracker } from "../../src/qemu/service.js";
-import { S } from "./streams.js";
+import { S, parse } from "./streams.js";
 
 const HEAD = fs.readFileSync(path.join(import.meta.dirname, "fixtures", "forward-head-7.2.bin")); // ram is section 2
 const be32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32BE(v); return b; };
@@ -25,15 +25,6 @@ function mainStream(): Buffer {
   ]);
 }
 const WANT = [["pc.ram", 0, false], ["pc.ram", 1, false], ["pc.ram", 2, true], ["pc.bios", 0, false], ["pc.ram", 5, false], ["pc.ram", 6, true], ["pc.ram", 7, false]];
-
-function parse(kind: "main" | "preempt", chunks: Buffer[]) {
-  const pages: [string, number, boolean][] = [];
-  const cmds: number[] = [];
-  let eof = 0;
-  const p = new RamStreamParser(kind, (b, pg, z) => pages.push([b, pg, z]), { onCommand: (c) => cmds.push(c), onEof: () => eof++ });
-  for (const c of chunks) p.push(c);
-  return { p, pages, cmds, eof };
-}
 
 describe("forward stream reader", () => {
   it("follows the main channel: sections, commands, the packaged device state skipped whole, EOF", () => {

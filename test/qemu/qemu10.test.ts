@@ -14,7 +14,7 @@ import { machineVersion, parseMachineType, RamHeaderScanner, parseRamSetup } fro
 import { encodeMessage, encodeReqPages, encodeReqPagesId, ReturnPathFilter, RP_SHUT } from "../../src/qemu/returnpath.js";
 import { strategyFactory } from "../../src/qemu/strategies.js";
 import { parseQemuVersion } from "../../scripts/qemu/migrate.js";
-import { streams } from "./streams.js";
+import { streams, parse } from "./streams.js";
 
 const FIX = path.join(import.meta.dirname, "fixtures");
 /** Main channel: header, configuration "pc-i440fx-10.0", ram setup (section 1), footer, SWITCHOVER_START, 6 discards, PING. */
@@ -33,15 +33,6 @@ function mainStream10(): Buffer {
     S10.end(S10.page(0x7000, null)),
     S10.eof(),
   ]);
-}
-
-function parse(kind: "main" | "preempt", chunks: Buffer[]) {
-  const pages: [string, number, boolean][] = [];
-  const cmds: number[] = [];
-  let eof = 0;
-  const p = new RamStreamParser(kind, (b, pg, z) => pages.push([b, pg, z]), { onCommand: (c) => cmds.push(c), onEof: () => eof++ });
-  for (const c of chunks) p.push(c);
-  return { p, pages, cmds, eof };
 }
 
 describe("QEMU 10.0 streams", () => {

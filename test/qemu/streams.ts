@@ -2,7 +2,7 @@
  * Builders for synthetic QEMU forward streams: `S` for QEMU 7.2 (ram section id 2, as in
  * fixtures/forward-head-7.2.bin), `streams(1)` for QEMU 10.0 (section 1, fixtures/forward-head-10.0.bin).
  */
-import { MIG_CMD_PACKAGED } from "../../src/qemu/forward.js";
+import { MIG_CMD_PACKAGED, RamStreamParser } from "../../src/qemu/forward.js";
 
 const be16 = (v: number) => { const b = Buffer.alloc(2); b.writeUInt16BE(v); return b; };
 const be32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32BE(v); return b; };
@@ -21,3 +21,12 @@ export const streams = (section: number) => ({
 });
 export const S = streams(2);
 
+/** Feed `chunks` to a forward-stream parser of channel `kind`; what it reported. */
+export function parse(kind: "main" | "preempt", chunks: Buffer[]) {
+  const pages: [string, number, boolean][] = [];
+  const cmds: number[] = [];
+  let eof = 0;
+  const p = new RamStreamParser(kind, (b, pg, z) => pages.push([b, pg, z]), { onCommand: (c) => cmds.push(c), onEof: () => eof++ });
+  for (const c of chunks) p.push(c);
+  return { p, pages, cmds, eof };
+}
