@@ -8,7 +8,7 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { findRamSetupEnd, MIG_CMD_PACKAGED, MIG_CMD_SWITCHOVER_START, RamStreamParser } from "../../src/qemu/forward.js";
+import { findRamSetupEnd, MIG_CMD_PACKAGED, MIG_CMD_SWITCHOVER_START } from "../../src/qemu/forward.js";
 import { QemuProxy, type MigrationReport } from "../../src/qemu/proxy.js";
 import { machineVersion, parseMachineType, RamHeaderScanner, parseRamSetup } from "../../src/qemu/ramheader.js";
 import { encodeMessage, encodeReqPages, encodeReqPagesId, ReturnPathFilter, RP_SHUT } from "../../src/qemu/returnpath.js";
