@@ -103,7 +103,6 @@ function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
   const K = gOrder;
   const anchor = load<u32>(st + 8);
   const lowest: u32 = a == 0 ? 1 : 0;
-  const last = a == 1 || !(gAlpha & ALPHA_DELTA);
   clearTable(T_EXCL);
   let mult: f64 = 1;
   // No successor scores more than the escape mass that reaches its order, and a candidate whose
@@ -146,11 +145,6 @@ function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
       const n = <f64>load<u32>(STAGE + (<usize>j << 3) + 4);
       const num = gEscape == ESC_A || gEscape == ESC_C ? n : gEscape == ESC_B ? n - 1 : 2 * n - 1;
       const p = mult * (num / denom);
-      // In the last alphabet scored, an offer whose path probability is under the threshold can
-      // change nothing: a fresh page would never become a state, and raising a page already offered
-      // leaves it under the threshold too (states are created above it only, and any candidate
-      // above it ranks before it in the top-BRANCH selection). Skip its probe.
-      if (last && pathP * p < floor) continue;
       if (p > 0) {
         const page = a == 0 ? sym : anchor + sym;
         const inRange = a == 0 ? sym < gPageCount : (<i64>anchor + <i64><i32>sym >= 0 && <i64>anchor + <i64><i32>sym < <i64>gPageCount);
