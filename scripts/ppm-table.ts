@@ -42,22 +42,22 @@ let cells = 0, wins = 0, ratio = 0, oracleRatio = 0;
 for (const f of files) {
   const trace = await readTrace(f);
   for (const layout of ["virtual", "2m", "4k"] as const) {
-   let cellWins = 0, cellRatio = 0;
-   for (const switchAt of switchPoints) {
-    const names = [...new Set([...anchors, "qemu", "ppm", "oracle"])];
-    const c = await compareStrategies(trace, names, { layout, push, switchAt, seed: Number(v.seed) });
-    const by = new Map(c.results.map((r) => [r.strategy, r]));
-    const rs = anchors.map((a) => by.get(a)!);
-    const bf = rs.reduce((a, r) => (r.faults < a.faults ? r : a)), bs = rs.reduce((a, r) => (r.stallS < a.stallS ? r : a));
-    const p = by.get("ppm")!, q = by.get("qemu")!, o = by.get("oracle")!;
-    const ok = p.faults <= bf.faults && p.stallS <= bs.stallS;
-    cells++; if (ok) wins++;
-    ratio += p.stallS / q.stallS; oracleRatio += o.stallS / q.stallS;
-    if (ok) cellWins++;
-    cellRatio += p.stallS / bs.stallS;
-    if (!many) console.log(`| ${trace.name} | ${layout} | ${c.demandFaults} | ${bf.faults} (${bf.strategy}) | ${ms(bs.stallS)} (${bs.strategy}) | ${p.faults} / ${ms(p.stallS)} | ${q.faults} / ${ms(q.stallS)} | ${o.faults} / ${ms(o.stallS)} | ${ok ? "yes" : "**no**"} |`);
-   }
-   if (many) console.log(`| ${trace.name} | ${layout} | ${cellWins === switchPoints.length ? cellWins : `**${cellWins}**`} | ${(cellRatio / switchPoints.length).toFixed(3)} |`);
+    let cellWins = 0, cellRatio = 0;
+    for (const switchAt of switchPoints) {
+      const names = [...new Set([...anchors, "qemu", "ppm", "oracle"])];
+      const c = await compareStrategies(trace, names, { layout, push, switchAt, seed: Number(v.seed) });
+      const by = new Map(c.results.map((r) => [r.strategy, r]));
+      const rs = anchors.map((a) => by.get(a)!);
+      const bf = rs.reduce((a, r) => (r.faults < a.faults ? r : a)), bs = rs.reduce((a, r) => (r.stallS < a.stallS ? r : a));
+      const p = by.get("ppm")!, q = by.get("qemu")!, o = by.get("oracle")!;
+      const ok = p.faults <= bf.faults && p.stallS <= bs.stallS;
+      cells++; if (ok) wins++;
+      ratio += p.stallS / q.stallS; oracleRatio += o.stallS / q.stallS;
+      if (ok) cellWins++;
+      cellRatio += p.stallS / bs.stallS;
+      if (!many) console.log(`| ${trace.name} | ${layout} | ${c.demandFaults} | ${bf.faults} (${bf.strategy}) | ${ms(bs.stallS)} (${bs.strategy}) | ${p.faults} / ${ms(p.stallS)} | ${q.faults} / ${ms(q.stallS)} | ${o.faults} / ${ms(o.stallS)} | ${ok ? "yes" : "**no**"} |`);
+    }
+    if (many) console.log(`| ${trace.name} | ${layout} | ${cellWins === switchPoints.length ? cellWins : `**${cellWins}**`} | ${(cellRatio / switchPoints.length).toFixed(3)} |`);
   }
 }
 console.log(`\nppm at or under the best anchor in faults and stall: ${wins} of ${cells} ${many ? "runs (cell x switch-over point)" : "cells"}; mean stall against qemu's: ppm ${(ratio / cells).toFixed(3)}x, oracle ${(oracleRatio / cells).toFixed(3)}x`);
