@@ -79,15 +79,20 @@ test("link failures at random points: the destination reconnects, the source res
     let n = 0;
     const srv2 = await startPageServer({
       image: IMG, strategy: ({ pageCount }) => nextN(pageCount, 8),
-      // a few milliseconds into the connection, while pages stream
-      onConnection: (s) => { if (n++ < 2) setTimeout(() => s.destroy(), 2 + rng.below(20)); },
+      // while pages stream: after the destination's 3rd to 6th chunk (HELLO, then acks and faults).
+      // Counted in chunks, not milliseconds: a timer raced the migration's end on an idle machine.
+      onConnection: (s) => {
+        if (n++ >= 2) return;
+        const at = 3 + rng.below(4);
+        let chunks = 0;
+        s.on("data", () => { if (++chunks === at) setImmediate(() => s.destroy()); });
+      },
     });
     try {
       const r = await runMigration({ port: srv2.port, trace: syntheticTrace(10000, PAGES, 99), ips: 1e8, timeoutMs: 30_000 });
       assertComplete(r);
       assert.ok(r.reconnects >= 2, `reconnects ${r.reconnects}`);
-      // A cut that lands before the server has read the first HELLO opens no session to resume (the
-      // next connection starts it): under load that happens, so at least one of the two is a resume.
+      // Both cuts come after the server read the HELLO, so the reconnections resume the session.
       assert.ok(srv2.stats().resumes >= 1, `resumes ${srv2.stats().resumes}`);
       assert.equal(srv2.stats().sessionsStarted, 1, "the reconnection resumes the same session");
     } finally { await srv2.close(); }
