@@ -114,9 +114,3 @@ export function parseMachineType(b: Buffer): string | "need-more" {
   const name = b.toString("latin1", 13, 13 + n);
   return /^[\x20-\x7e]+$/.test(name) ? name : "";
 }
-
-/** "pc-i440fx-10.0" -> [10, 0]; null if the name carries no version. */
-export function machineVersion(machine: string | null | undefined): [number, number] | null {
-  const m = /-(\d+)\.(\d+)$/.exec(machine ?? "");
-  return m ? [Number(m[1]), Number(m[2])] : null;
-}
