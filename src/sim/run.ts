@@ -100,7 +100,7 @@ export async function earlierMigration(name: string, prep: Prepared, params: Sim
 async function withStrategy<T>(name: string, prep: Prepared, params: SimParams, adaptive: boolean, history: HistoryKind,
     use: (strategy: SimStrategy, run: SimParams) => T, replayed: Prepared = prep): Promise<T> {
   const maxDepth = adaptive ? params.depth * 2 : params.depth;
-  const ctx = { pageCount: prep.trace.pageCount, depth: maxDepth, streams: Math.min(4096, prep.streamCount), push: params.push, future: name === "oracle" ? future(replayed) : undefined, history };
+  const ctx = { pageCount: prep.trace.pageCount, depth: maxDepth, streams: Math.min(4096, prep.streamCount), push: params.push, future: name.startsWith("oracle") ? future(replayed) : undefined, history };
   let strategy = await createStrategy(name, ctx);
   if (adaptive) strategy = withAdaptiveDepth(strategy, params.depth, maxDepth);
   try {

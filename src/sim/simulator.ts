@@ -155,7 +155,8 @@ export function simulate(prep: Prepared, strategy: SimStrategy, link: LinkConfig
   const txPage = ((link.pageSize + link.headerBytes) * 8) / link.bitsPerSecond;
   const txZero = (link.headerBytes * 8) / link.bitsPerSecond;
   const pushMode: PushMode = strategy.push ?? params.push;
-  let push = createPush(pushMode, footprint);
+  const base = createPush(pushMode, footprint);
+  let push = strategy.steerPush && pushMode !== "none" ? strategy.steerPush(base) : base;
   let pushing = pushMode !== "none";
 
   const state = new Uint8Array(pageCount);

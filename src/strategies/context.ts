@@ -4,7 +4,7 @@
  * switch-over, in trace order, with their streams). No other strategy may look at `future`.
  */
 import type { Strategy, StrategyContext } from "./types.js";
-import type { PushMode } from "../sim/push.js";
+import type { PushMode, PushOrder } from "../sim/push.js";
 import type { HistoryKind } from "../history/sources.js";
 
 export interface FutureTrace {
@@ -23,4 +23,8 @@ export interface SimStrategyContext extends StrategyContext {
 }
 
 /** A strategy that is defined by a background push order (qemu, hines) says so here. */
-export type SimStrategy = Strategy & { readonly push?: PushMode };
+export type SimStrategy = Strategy & {
+  readonly push?: PushMode;
+  /** A strategy that reorders the push it is given (where the source owns the push): the order to run instead. */
+  steerPush?(base: PushOrder): PushOrder;
+};

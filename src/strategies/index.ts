@@ -21,6 +21,7 @@ export const STRATEGIES: Record<string, { describe: string; load: () => Promise<
   "ppm-page": { describe: "PPM engine, absolute-page alphabet", load: async () => (await import("./ppm.js")).createPpmPage },
   "ppm-delta": { describe: "PPM engine, delta alphabet", load: async () => (await import("./ppm.js")).createPpmDelta },
   "ppm-hybrid": { describe: "PPM engine, hybrid page/delta alphabet", load: async () => (await import("./ppm.js")).createPpmHybrid },
+  "oracle-push": { describe: "no predictions; the push in true future order (the bound of push order)", load: async () => (await import("./oracle.js")).createOraclePush },
   oracle: { describe: "the next pages in true future order (upper bound)", load: async () => (await import("./oracle.js")).createOracle },
 };
 

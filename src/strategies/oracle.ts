@@ -5,7 +5,7 @@
  * single stream). It needs the future, which only the simulator's context provides.
  */
 import type { Strategy } from "./types.js";
-import type { SimStrategyContext } from "./context.js";
+import type { SimStrategy, SimStrategyContext } from "./context.js";
 
 export function createOracle(ctx: SimStrategyContext): Strategy {
   if (!ctx.future) throw new Error("oracle needs the future trace in its context");
@@ -43,5 +43,30 @@ export function createOracle(ctx: SimStrategyContext): Strategy {
       }
       return out;
     },
+  };
+}
+
+/**
+ * `oracle-push`: the bound of push order. No predictions; the push sends pages in the true future
+ * order of first touches from the latest fault on (then the given push). With the link the bottleneck,
+ * what stall is left under it is the link's, not the order's. Simulator only (it needs the future).
+ */
+export function createOraclePush(ctx: SimStrategyContext): SimStrategy {
+  if (!ctx.future) throw new Error("oracle-push needs the future trace in its context");
+  const { pages } = ctx.future;
+  let cur = 0;
+  return {
+    name: "oracle-push",
+    onFault(p) {
+      while (cur < pages.length && pages[cur] !== p) cur++;
+      return [];
+    },
+    steerPush: (base) => ({
+      next(state) {
+        while (cur < pages.length && state[pages[cur]] !== 0) cur++;
+        return cur < pages.length ? pages[cur] : base.next(state);
+      },
+      onFault: (p) => base.onFault(p),
+    }),
   };
 }

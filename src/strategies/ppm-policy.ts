@@ -33,11 +33,12 @@
  */
 import type { SimStrategy, SimStrategyContext } from "./context.js";
 import type { Predictor, PredictorOptions } from "../engine/types.js";
-import type { PushMode } from "../sim/push.js";
+import type { PushMode, PushOrder } from "../sim/push.js";
 import { createPredictor } from "../engine/predictor.js";
 import { predictorStrategy } from "./predictor-strategy.js";
 import { createPushWindow } from "./push-window.js";
 import { SentPages } from "./sent-pages.js";
+import { TemporalPush } from "./temporal-push.js";
 
 export interface PpmPolicy {
   /** The background push beside the fault path. */
@@ -52,9 +53,31 @@ export interface PpmPolicy {
   ownPush: boolean;
   /** Engine options over the policy's choice (e.g. for experiments). */
   engine: Partial<PredictorOptions>;
+  /**
+   * Where our source owns the push: one push page in `historyShare` replays the history after the
+   * latest fault (temporal-push.ts), the rest is the spatial push; 0: spatial only.
+   */
+  historyShare: number;
 }
 
-export const DEFAULT_POLICY: Omit<PpmPolicy, "push"> = { pushDepth: 2, minConfidence: 0.02, pushWindow: 0, ownPush: true, engine: {} };
+export const DEFAULT_POLICY: Omit<PpmPolicy, "push"> = { pushDepth: 2, minConfidence: 0.02, pushWindow: 0, ownPush: true, engine: {}, historyShare: 2 };
+
+/** The history-replaying push of a policy, or null when it does not steer one (no push, or not ours). */
+function temporalPushFor(pageCount: number, pol: PpmPolicy): TemporalPush | null {
+  return pol.push !== "none" && pol.ownPush && pol.historyShare > 0 ? new TemporalPush(pageCount, { share: pol.historyShare }) : null;
+}
+
+/**
+ * The `ppm` push steering for a source whose strategy runs elsewhere (a worker thread: `serve`): the
+ * same history-replaying push, built in the source's own thread from the same history, since the
+ * push asks for its next page many times per fault. undefined when the policy steers none.
+ */
+export function ppmPushSteering(pageCount: number, push: PushMode, history: ArrayLike<number>, policy: Partial<PpmPolicy> = {}): ((base: PushOrder) => PushOrder) | undefined {
+  const t = temporalPushFor(pageCount, { push, ...DEFAULT_POLICY, ...policy });
+  if (!t) return undefined;
+  t.learn(history);
+  return (base) => t.steer(base);
+}
 
 export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPolicy> = {}): SimStrategy & { readonly predictor: Predictor } {
   const pol: PpmPolicy = { push: ctx.push ?? "qemu", ...DEFAULT_POLICY, ...policy };
@@ -70,11 +93,16 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
   let pending = -1; // the latest committed page not yet known to be ours (a fault's page is committed before onFault)
   const settle = () => { if (pending >= 0 && !ours.has(pending)) window.onPushed(pending); pending = -1; };
   const slot = streams === 1 ? () => 0 : (s: number) => s % streams;
+  const temporal = temporalPushFor(ctx.pageCount, pol);
   return {
     name: "ppm",
     predictor: pred, // for snapshot() / restorePredictor(): a model carried to the next migration
     push: steered === pol.push ? undefined : steered,
-    train: inner.train,
+    steerPush: temporal ? (base) => temporal.steer(base) : undefined,
+    train(pages, ss) {
+      inner.train!(pages, ss);
+      temporal?.learn(pages);
+    },
     onTouch: inner.onTouch,
     onPresent(p) {
       settle();

@@ -12,7 +12,7 @@
  */
 import { Worker } from "node:worker_threads";
 import type { FullPredictorOptions } from "../engine/options.js";
-import type { PushMode } from "../sim/push.js";
+import type { PushMode, PushOrder } from "../sim/push.js";
 import type { HistoryKind } from "../history/sources.js";
 
 /** How the worker builds the strategy (a plain object: it crosses the thread boundary). */
@@ -42,6 +42,8 @@ export interface RemoteStrategy {
   readonly trainMs: number;
   /** The push order the strategy runs the source's push in, when it steers it (SimStrategy.push). */
   readonly push?: PushMode;
+  /** The order the source runs its push in instead of `base`, when the strategy steers it (SimStrategy.steerPush). */
+  steerPush?(base: PushOrder): PushOrder;
   /**
    * Feedback (`touches`: page, stream pairs) then the fault; resolves with the predicted pages.
    * Calls are answered in order.
@@ -116,6 +118,12 @@ export async function startRemoteStrategy(spec: StrategySpec, history?: Training
   try {
     const s = await startWorker(spec, history);
     release();
+    if (spec.kind === "registry" && spec.name === "ppm" && history) {
+      // The push runs here, in the source's thread: its history-replaying order is built here too.
+      const { ppmPushSteering } = await import("../strategies/ppm-policy.js");
+      const steer = ppmPushSteering(spec.pageCount, spec.push ?? "qemu", history.pages);
+      if (steer) s.steerPush = steer;
+    }
     return s;
   } finally { release(); }
 }

@@ -28,6 +28,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { randomBytes } from "node:crypto";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import type { Strategy } from "../strategies/types.js";
+import type { SimStrategy } from "../strategies/context.js";
 import { createPush, PUSH_MODES, type PushMode, type PushOrder } from "../sim/push.js";
 import { createLink, nowNs, type ByteLink, type LinkOptions } from "./link-emulator.js";
 import { FrameWriter } from "./writer.js";
@@ -600,7 +601,11 @@ class Conn {
   private pushOrder(strat: SessionStrategy | null): PushOrder {
     const own = (strat as { push?: PushMode } | null)?.push;
     const mode = own !== undefined && own !== "none" && this.c.push !== "none" ? own : this.c.push;
-    return createPush(mode === "none" ? "linear" : mode, this.c.footprint);
+    const base = createPush(mode === "none" ? "linear" : mode, this.c.footprint);
+    // The strategy may reorder it (the `ppm` policy replays its history into the push; for a strategy
+    // in a worker thread that order is built in this thread: remote-strategy.ts).
+    const steer = (strat as SimStrategy | RemoteStrategy | null)?.steerPush;
+    return steer && this.c.push !== "none" ? steer.call(strat, base) : base;
   }
 
   /** The strategy of a session welcomed before it was ready arrived: it learns what was sent meanwhile. */
