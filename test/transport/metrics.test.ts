@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { startPageServer } from "../../src/transport/source.js";
 import { runMigration } from "../../src/transport/destination.js";
 import { image, nextN, syntheticTrace } from "./helpers.js";
+import { shareHistory, startRemoteStrategy } from "../../src/transport/remote-strategy.js";
+import type { PushOrder } from "../../src/sim/push.js";
 
 const PAGES = 2048;
 
@@ -55,4 +57,35 @@ test("waitForStrategy false: welcomed at once, faults served on demand until the
     assert.ok(r.received.predicted > 0, "predictions once the strategy is ready");
     assert.equal(made[0].faults, m.faults - m.faultsBeforeStrategy);
   } finally { await srv.close(); }
+});
+
+test("a strategy that steers the push: the source takes every push page from its order (in process), and a ppm in a worker gets its history-replaying order here", { timeout: 30_000 }, async () => {
+  let asked = 0, faults = 0;
+  const srv = await startPageServer({
+    image: image(PAGES), push: "linear",
+    strategy: ({ pageCount }) => Object.assign(nextN(pageCount, 4), {
+      steerPush: (base: PushOrder): PushOrder => ({
+        next(state) { const p = base.next(state); if (p >= 0) asked++; return p; },
+        onFault(p) { faults++; base.onFault(p); },
+      }),
+    }),
+  });
+  try {
+    const r = await runMigration({ port: srv.port, trace: syntheticTrace(6000, PAGES, 3), ips: 2e8, timeoutMs: 20_000 });
+    assert.equal(r.verified, true);
+    const [m] = srv.sessionMetrics();
+    assert.ok(m.pushedPages > 0, "pages were pushed");
+    assert.equal(asked, m.pushedPages, "every pushed page came from the steered order");
+    assert.equal(faults, m.faultsWritten, "the order hears of every fault whose page it had not sent");
+  } finally { await srv.close(); }
+  const history = shareHistory({ pages: Uint32Array.from({ length: 4000 }, (_, i) => (i * 7) % 1024) });
+  const spec = { kind: "registry", name: "ppm", pageCount: 1024, depth: 8, streams: 1 } as const;
+  const withHistory = await startRemoteStrategy({ ...spec, push: "qemu" }, history);
+  const noPush = await startRemoteStrategy({ ...spec, push: "none" }, history);
+  const noHistory = await startRemoteStrategy({ ...spec, push: "qemu" });
+  try {
+    assert.equal(typeof withHistory.steerPush, "function");
+    assert.equal(noPush.steerPush, undefined);
+    assert.equal(noHistory.steerPush, undefined);
+  } finally { withHistory.dispose(); noPush.dispose(); noHistory.dispose(); }
 });
