@@ -64,20 +64,28 @@ export const DEFAULT_POLICY: Omit<PpmPolicy, "push"> = { pushDepth: 2, minConfid
 
 /** The history-replaying push of a policy, or null when it does not steer one (no push, or not ours). */
 function temporalPushFor(pageCount: number, pol: PpmPolicy): TemporalPush | null {
-  return pol.push !== "none" && pol.ownPush && pol.historyShare > 0 ? new TemporalPush(pageCount, { share: pol.historyShare }) : null;
+  return steersWithHistory(pol) ? new TemporalPush(pageCount, { share: pol.historyShare }) : null;
 }
+const steersWithHistory = (pol: PpmPolicy): boolean => pol.push !== "none" && pol.ownPush && pol.historyShare > 0;
 
 /**
  * The `ppm` push steering for a source whose strategy runs elsewhere (a worker thread: `serve`): the
  * same history-replaying push, built in the source's own thread from the same history, since the
  * push asks for its next page many times per fault. undefined when the policy steers none.
  */
-export function ppmPushSteering(pageCount: number, push: PushMode, history: ArrayLike<number>, policy: Partial<PpmPolicy> = {}): ((base: PushOrder) => PushOrder) | undefined {
-  const t = temporalPushFor(pageCount, { push, ...DEFAULT_POLICY, ...policy });
-  if (!t) return undefined;
-  t.learn(history);
-  return (base) => t.steer(base);
+export function ppmPushSteering(pageCount: number, push: PushMode, history: Uint32Array, policy: Partial<PpmPolicy> = {}): ((base: PushOrder) => PushOrder) | undefined {
+  const pol = { push, ...DEFAULT_POLICY, ...policy };
+  if (!steersWithHistory(pol)) return undefined;
+  // One index per history and guest size, shared by every migration served from it (each has its own position).
+  const key = `${pageCount}/${pol.historyShare}`;
+  let byKey = learned.get(history);
+  if (!byKey) learned.set(history, (byKey = new Map()));
+  let t = byKey.get(key);
+  if (!t) { t = temporalPushFor(pageCount, pol)!; t.learn(history); byKey.set(key, t); }
+  const mine = t.fork();
+  return (base) => mine.steer(base);
 }
+const learned = new WeakMap<Uint32Array, Map<string, TemporalPush>>();
 
 export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPolicy> = {}): SimStrategy & { readonly predictor: Predictor } {
   const pol: PpmPolicy = { push: ctx.push ?? "qemu", ...DEFAULT_POLICY, ...policy };

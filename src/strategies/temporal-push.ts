@@ -37,7 +37,9 @@ export class TemporalPush {
   private hist = new Uint32Array(1024);
   private len = 0;
   /** Each page's last position in `hist` + 1 (0: never seen). */
-  private readonly last: Uint32Array;
+  private last: Uint32Array;
+  /** `hist` and `last` are another instance's too (fork): copy before writing. */
+  private shared = false;
   private cursor = 0;
   private stop = 0;
   private turn = 0;
@@ -53,8 +55,21 @@ export class TemporalPush {
     this.last = new Uint32Array(pageCount);
   }
 
+  /**
+   * A push over the same history with its own position: the history and the page index are shared,
+   * not copied (a page server runs one push per migration over one history). Either may learn later;
+   * it then copies them first.
+   */
+  fork(): TemporalPush {
+    const t = Object.create(TemporalPush.prototype) as TemporalPush;
+    Object.assign(t, this, { cursor: 0, stop: 0, turn: 0, shared: true });
+    this.shared = true;
+    return t;
+  }
+
   /** Append recorded accesses, oldest first (pages outside the guest are ignored). */
   learn(pages: ArrayLike<number>): void {
+    if (this.shared) { this.hist = this.hist.slice(); this.last = this.last.slice(); this.shared = false; }
     const n = pages.length;
     const from = Math.max(0, n - HISTORY_MAX); // more than fits: the newest
     if (this.len + n - from > this.hist.length) this.grow(this.len + n - from);

@@ -93,3 +93,29 @@ test("oracle-push, the bound of push order: no network fault, less stall than QE
   assert.equal(o.faults, 0);
   assert.ok(o.stallS < q.stallS, `${o.stallS} vs ${q.stallS}`);
 });
+
+test("fork: migrations served from one history share its index but not their positions; learning after a fork copies", () => {
+  const t = new TemporalPush(100, { share: 1 });
+  t.learn([1, 30, 31, 2, 40, 41]);
+  const a = t.fork(), b = t.fork();
+  const sa = new Uint8Array(100), sb = new Uint8Array(100);
+  const oa = a.steer(createPush("linear", footprint)), ob = b.steer(createPush("linear", footprint));
+  oa.onFault(1); sa[1] = 1;
+  ob.onFault(2); sb[2] = 1;
+  assert.deepEqual(take(oa, sa, 2), [30, 31]);
+  assert.deepEqual(take(ob, sb, 2), [40, 41]);
+  b.learn([1, 60]); // b's 1 is now followed by 60; a's and t's are not
+  const sa2 = new Uint8Array(100), sb2 = new Uint8Array(100);
+  const oa2 = a.steer(createPush("linear", footprint)), ob2 = b.steer(createPush("linear", footprint));
+  oa2.onFault(1); ob2.onFault(1);
+  assert.equal(oa2.next(sa2), 30);
+  assert.equal(ob2.next(sb2), 60);
+  assert.equal(t.length, 6);
+  // the page server's cache: the same history gives independent orders
+  const h = Uint32Array.from([5, 6, 7, 8]);
+  const s1 = ppmPushSteering(100, "qemu", h)!(createPush("qemu", footprint)), s2 = ppmPushSteering(100, "qemu", h)!(createPush("qemu", footprint));
+  const st1 = new Uint8Array(100), st2 = new Uint8Array(100);
+  s1.onFault(5); st1[5] = 1;
+  assert.deepEqual(take(s1, st1, 2), [6, 7], "QEMU's scan after 5, then the history after 5 (6 is sent: 7)");
+  assert.deepEqual(take(s2, st2, 2), [0, 1], "the other migration had no fault: its scan from the start, no stream");
+});
