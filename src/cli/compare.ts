@@ -29,6 +29,10 @@ const USAGE = `usage: ppm-prefetch compare [--trace FILE | --workload NAME] [opt
   --bandwidth-gbps B    nominal link bandwidth, or a comma list for a sweep (default 10)
   --raw-bandwidth       use the bandwidth literally instead of scaling it to the trace's footprint
   --latency-us U        one-way latency (default 50)
+  --link-queue BYTES    bytes the link queues ahead of a fault's page (a NIC's or the transport's link
+                          emulator's FIFO; serve's default is 65536); default 0: preemptible at every page
+  --request-overhead-us U  software time of a fault's round trip beyond the link (fault handlers, event
+                          loops); default 0
   --depth D             predicted pages per fault (default 8)
   --push MODE           background push: ${PUSH_MODES.join(", ")} (default qemu)
   --layout L            ${LAYOUTS.join(", ")} or all (default all)
@@ -74,6 +78,7 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
       trace: { type: "string" }, workload: { type: "string" }, accesses: { type: "string" }, pages: { type: "string" },
       limit: { type: "string" }, "switch-at": { type: "string" }, "bandwidth-gbps": { type: "string" },
       "raw-bandwidth": { type: "boolean" }, "latency-us": { type: "string" }, depth: { type: "string" },
+      "link-queue": { type: "string" }, "request-overhead-us": { type: "string" },
       push: { type: "string" }, layout: { type: "string" }, "vm-pages": { type: "string" }, seed: { type: "string" },
       strategies: { type: "string" }, strategy: { type: "string" }, feedback: { type: "string" }, adaptive: { type: "boolean" },
       ips: { type: "string" }, history: { type: "string" }, queue: { type: "string" }, "page-size": { type: "string" }, json: { type: "boolean" }, svg: { type: "string" },
@@ -85,6 +90,8 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
   const seed = intOption("seed", v.seed, 1, 0, 0xffffffff);
   const switchAt = numberOption("switch-at", v["switch-at"], 0.3, 0, 0.99);
   const latencyUs = numberOption("latency-us", v["latency-us"], 50, 0, 1e7);
+  const linkQueueBytes = intOption("link-queue", v["link-queue"], 0, 0, 1 << 30);
+  const requestOverheadUs = numberOption("request-overhead-us", v["request-overhead-us"], 0, 0, 1e7);
   const depth = intOption("depth", v.depth, 8, 0, 256);
   const push = choiceOption<PushMode>("push", v.push, "qemu", PUSH_MODES);
   const vmPages = v["vm-pages"] === undefined ? undefined : intOption("vm-pages", v["vm-pages"], 0, 512, MAX_GUEST_PAGES);
@@ -137,7 +144,7 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
   if (vmPages !== undefined) checkFits(source, trace.pages, layouts, vmPages);
   return {
     trace, names, layouts, bandwidths, json: v.json ?? false, svg: v.svg, explicitStrategies: single || v.strategies !== undefined,
-    run: { switchAt, latencyUs, depth, push, vmPages, seed, ips, pageSize, feedback, queue, history, adaptive: v.adaptive ?? false, rawBandwidth: v["raw-bandwidth"] ?? false },
+    run: { switchAt, latencyUs, linkQueueBytes, requestOverheadUs, depth, push, vmPages, seed, ips, pageSize, feedback, queue, history, adaptive: v.adaptive ?? false, rawBandwidth: v["raw-bandwidth"] ?? false },
   };
 }
 

@@ -140,5 +140,7 @@ function definedOnly(o: RunOptions): Partial<SimParams> {
   if (o.push !== undefined) out.push = o.push;
   if (o.feedback !== undefined) out.feedback = o.feedback;
   if (o.queue !== undefined) out.queue = o.queue;
+  if (o.linkQueueBytes !== undefined) out.linkQueueBytes = o.linkQueueBytes;
+  if (o.requestOverheadUs !== undefined) out.requestOverheadUs = o.requestOverheadUs;
   return out;
 }

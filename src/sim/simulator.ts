@@ -60,6 +60,17 @@ export interface SimParams {
    * hears onPresent for a predicted page only when it is actually sent).
    */
   queue: QueuePolicy;
+  /**
+   * Bytes the link takes ahead of the page on the wire (a NIC's or an emulator's FIFO queue): the
+   * source hands pages to it in priority order, but once handed over a page cannot be overtaken, so a
+   * fault's page waits behind them. 0 (the default): the link is preemptible at every page.
+   */
+  linkQueueBytes?: number;
+  /**
+   * Time a fault's round trip costs beyond the link's delay and serialization: the hosts' software
+   * (a fault handler, event loops, a busy CPU), in microseconds. 0 (the default): none.
+   */
+  requestOverheadUs?: number;
 }
 
 export type QueuePolicy = "fifo" | "newest" | "replace";
@@ -154,6 +165,8 @@ export function simulate(prep: Prepared, strategy: SimStrategy, link: LinkConfig
   const L = link.latencyS;
   const txPage = ((link.pageSize + link.headerBytes) * 8) / link.bitsPerSecond;
   const txZero = (link.headerBytes * 8) / link.bitsPerSecond;
+  const queueS = ((params.linkQueueBytes ?? 0) * 8) / link.bitsPerSecond;
+  const overheadS = (params.requestOverheadUs ?? 0) * 1e-6;
   const pushMode: PushMode = strategy.push ?? params.push;
   const base = createPush(pushMode, footprint);
   let push = strategy.steerPush && pushMode !== "none" ? strategy.steerPush(base) : base;
@@ -243,8 +256,8 @@ export function simulate(prep: Prepared, strategy: SimStrategy, link: LinkConfig
   /** A request for page p by stream s at guest time t; returns the page's arrival time. */
   const fault = (p: number, s: number, t: number): number => {
     requested[p] = 1;
-    const r = t + L;
-    advance(r); // everything that leaves before r is scheduled now, so SENT means "already left"
+    const r = t + L + overheadS;
+    advance(r + queueS); // everything handed to the link before r is scheduled now, so SENT means "already committed"
     if (linkFree < r) linkFree = r;
     if (onTouch) for (let i = 0; i < feedback.length; i += 2) onTouch(feedback[i], feedback[i + 1]);
     feedback.length = 0;
@@ -299,7 +312,7 @@ export function simulate(prep: Prepared, strategy: SimStrategy, link: LinkConfig
     let i = pos[k];
     for (;;) {
       const p = pages[streamOrder[i]];
-      if (state[p] !== SENT) advance(t - L);
+      if (state[p] !== SENT) advance(t - L + queueS);
       if (state[p] !== SENT || arrival[p] > t) {
         const at = requested[p] ? arrival[p] : fault(p, s, t);
         recordStall(at - t);

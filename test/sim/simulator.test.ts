@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { synthesize } from "../../src/trace/synth.js";
+import { readTrace } from "../../src/trace/read.js";
+import { fileURLToPath } from "node:url";
 import { prepareRun, runOne, compareStrategies } from "../../src/sim/run.js";
 import { scaledBitsPerSecond } from "../../src/sim/link.js";
 import { createPush } from "../../src/sim/push.js";
@@ -120,4 +122,22 @@ test("a 1M-access trace simulates every built-in strategy quickly", async () => 
   assert.ok(ms < 15_000, `${ms} ms`);
   const byName = new Map<string, SimResult>(c.results.map((r) => [r.strategy, r]));
   assert.ok(byName.get("oracle")!.faults <= byName.get("demand")!.faults);
+});
+
+test("requestOverheadUs: without a push every fault's round trip is longer by exactly the overhead", async () => {
+  const trace = synthesize("random", { accesses: 20_000, pages: 512, seed: 3 });
+  const run = async (requestOverheadUs: number) => (await compareStrategies(trace, ["demand"], { push: "none", requestOverheadUs })).results[0];
+  const a = await run(0), b = await run(200);
+  assert.equal(b.faults, a.faults);
+  assert.ok(Math.abs(b.stallS - a.stallS - a.faults * 200e-6) < 1e-9, `${b.stallS} - ${a.stallS} vs ${a.faults} x 200 us`);
+});
+
+test("linkQueueBytes: a fault's page waits behind the push pages the link already queued, so each fault costs more and the push brings more", async () => {
+  const trace = await readTrace(fileURLToPath(new URL("../../traces/perl.txt.gz", import.meta.url)));
+  const run = async (linkQueueBytes?: number) => (await compareStrategies(trace, ["qemu"], { push: "qemu", linkQueueBytes })).results[0];
+  const a = await run(), zero = await run(0), b = await run(64 * 1024);
+  assert.deepEqual([zero.faults, zero.stallS], [a.faults, a.stallS], "0 is the default model");
+  assert.ok(a.faults < a.demandFaults, "the push brings pages");
+  assert.ok(b.stallS / b.faults > a.stallS / a.faults, `stall per fault ${b.stallS / b.faults} vs ${a.stallS / a.faults}`);
+  assert.ok(b.faults <= a.faults, `faults ${b.faults} vs ${a.faults}`);
 });
