@@ -14,6 +14,13 @@
  *
  *   node --import tsx test/transport/push-compare.ts [--strategies demand,ppm] [--push qemu] [--reps 3]
  *     [--trace traces/xz.txt.gz] [--ips 1e9] [--delay-us 50] [--rate-gbps 1] [--switch-at 0.3] [--depth 8] [--json]
+ *     [--sim-queue on|off] [--sim-overhead-us N|calibrate]
+ *
+ * The simulator models this transport's link as well as its rate and delay: its queue (`--sim-queue
+ * on`, the default: a fault's page waits behind what the source already handed to the link emulator,
+ * `--link-queue` bytes) and the host's software time per fault round trip (`--sim-overhead-us`,
+ * default `calibrate`: one demand-paging migration without a push first, whose faults are exactly one
+ * round trip each, so its stall beyond the simulator's, per fault, is that time).
  *
  * A strategy name is a registry name (ppm, ppm-hybrid, next8, ...) or demand; the simulator runs it
  * with the push serve runs: the strategy's own order when it carries one other than none (ppm steers
@@ -42,6 +49,7 @@ const { values: v } = parseArgs({
     strategies: { type: "string" }, push: { type: "string" }, reps: { type: "string" }, trace: { type: "string" },
     ips: { type: "string" }, "delay-us": { type: "string" }, "rate-gbps": { type: "string" }, "switch-at": { type: "string" },
     depth: { type: "string" }, json: { type: "boolean" }, "push-window": { type: "string" }, "link-queue": { type: "string" },
+    "sim-queue": { type: "string" }, "sim-overhead-us": { type: "string" },
   },
 });
 const strategies = (v.strategies ?? "demand,ppm-hybrid").split(",");
@@ -55,6 +63,12 @@ const switchAt = Number(v["switch-at"] ?? 0.3);
 const depth = Number(v.depth ?? 8);
 const pushWindow = v["push-window"] ?? "32";
 const linkQueue = v["link-queue"] ?? "65536";
+// The simulator's model of this transport: its link queue (pages handed to the emulator cannot be
+// overtaken) and the host's software time per fault round trip, measured by a calibration migration
+// (demand paging without a push: every fault is one round trip, and the simulator's figure for it
+// differs from the loopback's only by that time) unless given.
+const simQueue = (v["sim-queue"] ?? "on") === "on" ? Number(linkQueue) : 0;
+const overheadArg = v["sim-overhead-us"] ?? "calibrate";
 if (!(rateGbps > 0)) throw new RangeError("--rate-gbps must be > 0: the simulator needs the link's rate");
 const link = { delayUs, rateGbps };
 const layout = "virtual" as const;
@@ -76,9 +90,9 @@ if (prep.footprint.length !== pageCount) {
 const dir = mkdtempSync(join(tmpdir(), "ppm-push-compare-"));
 const imagePath = join(dir, "image.bin");
 
-function serve(strategy: string, generate: boolean): Promise<{ port: number; done: Promise<number> }> {
+function serve(strategy: string, generate: boolean, pushMode: PushMode = push): Promise<{ port: number; done: Promise<number> }> {
   const args = ["--image", imagePath, ...(generate ? ["--generate", String(pageCount * 4096)] : []),
-    "--port", "0", "--strategy", strategy, "--push", push, "--history", tracePath, "--layout", layout, "--switch-at", String(switchAt),
+    "--port", "0", "--strategy", strategy, "--push", pushMode, "--history", tracePath, "--layout", layout, "--switch-at", String(switchAt),
     "--depth", String(depth), "--push-window", pushWindow, "--link-queue", linkQueue, "--exit-after", "1", "--quiet", "--delay-us", String(delayUs), "--rate-gbps", String(rateGbps)];
   return spawnServe(args);
 }
@@ -94,8 +108,9 @@ function replayIps(r: MigrationResult): number {
   return r.guestMs > 0 && ran > 0 ? ips * Math.min(1, r.guestMs / ran) : ips;
 }
 
-async function simulated(name: string, atIps = ips): Promise<{ faults: number; stallMs: number }> {
-  const { prep, params, link: simLink } = prepared(atIps);
+async function simulated(name: string, atIps = ips, pushMode: PushMode = push, overheadUs = requestOverheadUs): Promise<{ faults: number; stallMs: number }> {
+  const { prep, params: base, link: simLink } = prepared(atIps);
+  const params = { ...base, push: pushMode, linkQueueBytes: simQueue, requestOverheadUs: overheadUs };
   const s = await createStrategy(name, { pageCount, depth, streams: Math.min(4096, prep.streamCount), push } as Parameters<typeof createStrategy>[1]);
   try {
     const h = history(prep);
@@ -104,9 +119,9 @@ async function simulated(name: string, atIps = ips): Promise<{ faults: number; s
     // a push runs at all (ppm steers into Hines' bubbling, hines and qemu carry theirs), else --push
     // (demand's own is none: it then runs on --push, as the real source does)
     const own = s.push;
-    const runs: PushMode = own !== undefined && own !== "none" && push !== "none" ? own : push;
+    const runs: PushMode = own !== undefined && own !== "none" && pushMode !== "none" ? own : pushMode;
     const withPush: SimStrategy = {
-      name: s.name, push: runs, onFault: s.onFault.bind(s), train: undefined,
+      name: s.name, push: runs, onFault: s.onFault.bind(s), train: undefined, steerPush: s.steerPush?.bind(s),
       onTouch: s.onTouch?.bind(s), onPresent: s.onPresent?.bind(s), maintain: s.maintain?.bind(s),
     };
     const r = simulate(prep, withPush, simLink, params);
@@ -116,10 +131,22 @@ async function simulated(name: string, atIps = ips): Promise<{ faults: number; s
 
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
 const rows: Record<string, unknown>[] = [];
+let requestOverheadUs = overheadArg === "calibrate" ? 0 : Number(overheadArg);
+if (!(requestOverheadUs >= 0)) throw new RangeError(`--sim-overhead-us must be a number >= 0 or calibrate, got ${overheadArg}`);
 try {
   process.stderr.write(`trace ${trace.name}: ${trace.length} accesses, ${pageCount} pages; push ${push}; link ${delayUs} us / ${rateGbps} Gbit/s (queue ${linkQueue} B, push window ${pushWindow}); ips ${ips}; depth ${depth}; load ${loadavg().map((x) => x.toFixed(1)).join(" ")}\n`);
   const runs = new Map<string, MigrationResult[]>(strategies.map((x) => [x, []]));
   let first = true;
+  if (overheadArg === "calibrate") {
+    const s = await serve("demand", first, "none");
+    first = false;
+    const r = await runMigration({ port: s.port, trace, layout, switchAt, ips, link, timeoutMs: 300_000 });
+    await s.done;
+    if (!r.verified) throw new Error(`calibration run not verified: ${JSON.stringify(r)}`);
+    const sim0 = await simulated("demand", ips, "none", 0);
+    requestOverheadUs = Math.max(0, ((r.stallMs - sim0.stallMs) / Math.max(1, r.received.fault)) * 1e3);
+    process.stderr.write(`  calibration (demand, no push): ${r.received.fault} faults (simulator ${sim0.faults}), stall ${r.stallMs.toFixed(1)} ms against ${sim0.stallMs.toFixed(1)} simulated: ${requestOverheadUs.toFixed(0)} us of software time per fault round trip\n`);
+  }
   for (let i = 0; i < reps; i++) {
     for (const strategy of strategies) {
       const s = await serve(strategy, first);
@@ -152,7 +179,7 @@ try {
 } finally { rmSync(dir, { recursive: true, force: true }); }
 process.stderr.write(`load at the end ${loadavg().map((x) => x.toFixed(1)).join(" ")}\n`);
 const pct = (x: unknown) => `${(100 * (x as number)).toFixed(1)}%`;
-if (v.json) process.stdout.write(JSON.stringify({ trace: trace.name, pageCount, push, delayUs, rateGbps, ips, depth, reps, rows }) + "\n");
+if (v.json) process.stdout.write(JSON.stringify({ trace: trace.name, pageCount, push, delayUs, rateGbps, ips, depth, reps, simQueue, requestOverheadUs, rows }) + "\n");
 else {
   process.stdout.write([
     `| strategy | fault pages (loopback, median [range]) | simulator | error | stall ms (loopback) | simulator | error | migration ms | replay's guest speed | simulator at it: faults (error) | stall ms (error) |`,
