@@ -614,7 +614,8 @@ class Conn {
     const strat = sess.strategy;
     if (!strat) return;
     for (let p = 0; p < sess.sent.size; p++) if (sess.sent.has(p) && sess.presented.add(p)) this.present(strat, p);
-    if (this.state === "serving" && (strat as { push?: PushMode }).push !== undefined) this.order = this.pushOrder(strat);
+    const steers = (strat as { push?: PushMode }).push !== undefined || (strat as SimStrategy | RemoteStrategy).steerPush !== undefined;
+    if (this.state === "serving" && steers) this.order = this.pushOrder(strat);
   }
 
   private present(strat: SessionStrategy, p: number): void {

@@ -78,6 +78,20 @@ test("a strategy that steers the push: the source takes every push page from its
     assert.equal(asked, m.pushedPages, "every pushed page came from the steered order");
     assert.equal(faults, m.faultsWritten, "the order hears of every fault whose page it had not sent");
   } finally { await srv.close(); }
+  // a steering strategy that arrives after the migration began (waitForStrategy false) takes over the push
+  let late = 0;
+  const srv2 = await startPageServer({
+    image: image(PAGES), push: "linear", waitForStrategy: false, link: { rateGbps: 0.5 }, // the push takes ~140 ms
+    strategy: ({ pageCount }) => new Promise((r) => setTimeout(() => r(Object.assign(nextN(pageCount, 4), {
+      steerPush: (base: PushOrder): PushOrder => ({ next(state) { const p = base.next(state); if (p >= 0) late++; return p; }, onFault: (p) => base.onFault(p) }),
+    })), 30)),
+  });
+  try {
+    const r = await runMigration({ port: srv2.port, trace: syntheticTrace(20000, PAGES, 5), ips: 1e7, timeoutMs: 20_000 });
+    assert.equal(r.verified, true);
+    const [m] = srv2.sessionMetrics();
+    assert.ok(late > 0 && late < m.pushedPages, `${late} of ${m.pushedPages} pushed pages from the late strategy's order`);
+  } finally { await srv2.close(); }
   const history = shareHistory({ pages: Uint32Array.from({ length: 4000 }, (_, i) => (i * 7) % 1024) });
   const spec = { kind: "registry", name: "ppm", pageCount: 1024, depth: 8, streams: 1 } as const;
   const withHistory = await startRemoteStrategy({ ...spec, push: "qemu" }, history);
