@@ -58,7 +58,8 @@ export interface PpmPolicy {
   engine: Partial<PredictorOptions>;
   /**
    * Where our source owns the push: one push page in `historyShare` replays the history after the
-   * latest fault (temporal-push.ts), the rest is the spatial push; 0: spatial only.
+   * latest fault (temporal-push.ts), the rest is the spatial push. Without a push: a fault's pages
+   * replay the history first, the engine's fill the rest. 0: neither.
    */
   historyShare: number;
 }
@@ -105,6 +106,11 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
   const settle = () => { if (pending >= 0 && !ours.has(pending)) window.onPushed(pending); pending = -1; };
   const slot = streams === 1 ? () => 0 : (s: number) => s % streams;
   const temporal = temporalPushFor(ctx.pageCount, pol);
+  // Without a push the history's order answers the fault itself: the pages that followed the faulted
+  // page last time, in that order (temporal streaming), then the engine's where the history has none.
+  // No skip bound here beyond the stream's span: a fault can afford to walk past a hot set.
+  const replay = !pushing && pol.historyShare > 0 ? new TemporalPush(ctx.pageCount, { scan: 1 << 30 }) : null;
+  const known = replay ? new Uint8Array(ctx.pageCount) : null; // present or sent: what the replay skips
   return {
     name: "ppm",
     predictor: pred, // for snapshot() / restorePredictor(): a model carried to the next migration
@@ -112,10 +118,11 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
     steerPush: temporal ? (base) => temporal.steer(base) : undefined,
     train(pages, ss) {
       inner.train!(pages, ss);
-      temporal?.learn(pages);
+      (temporal ?? replay)?.learn(pages);
     },
     onTouch: inner.onTouch,
     onPresent(p) {
+      if (known) known[p] = 1;
       settle();
       pending = p;
       pred.markPresent(p);
@@ -126,6 +133,7 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
       window.onFault(p);
       const n = pred.predictInto(p, slot(s));
       const pages = pred.output, conf = pred.confidence;
+      if (replay && known) return replayFirst(p, n);
       // What the push is worth here: the engine's own belief in the pages its window brings.
       let pushValue = 0;
       for (let i = 0; i < n; i++) if (window.covers(pages[i]) && conf[i] > pushValue) pushValue = conf[i];
@@ -142,4 +150,24 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
     maintain: inner.maintain,
     dispose: inner.dispose,
   };
+
+  /** No push: up to `depth` pages of the history after p, then the engine's (those it gave that are not sent go back to it). */
+  function replayFirst(p: number, n: number): number[] {
+    const out: number[] = [];
+    known![p] = 1;
+    replay!.recentre(p);
+    while (out.length < ctx.depth) {
+      const q = replay!.nextFromStream(known!);
+      if (q < 0) break;
+      known![q] = 1;
+      out.push(q);
+    }
+    const pages = pred.output;
+    for (let i = 0; i < n; i++) {
+      const q = pages[i];
+      if (out.length < ctx.depth && known![q] === 0) { known![q] = 1; out.push(q); } else if (known![q] === 0) pred.unsend(q);
+    }
+    for (const q of out) { ours.add(q); pred.markPresent(q); }
+    return out;
+  }
 }
