@@ -27,8 +27,10 @@
  * hot-page ping-pong; a history a hypervisor records (first touches or sets per interval, writes, an
  * earlier migration's faults) is already deduplicated, and the filter would drop the pages it repeats
  * from one interval to the next: with such a history the filter is off.
- * Without a push the link is idle between faults and a prediction displaces nothing: the engine's
- * own defaults (hybrid alphabet, depth 8), which the quality table judges, and no confidence cut.
+ * Without a push the link is idle between faults and a prediction displaces nothing: up to `depth`
+ * pages, first those that followed the faulted page's last occurrence in the history (the same
+ * temporal streaming as the push above), then the engine's at its own defaults (hybrid alphabet,
+ * which the quality table judges), no confidence cut.
  *
  * Pages the engine returns stay marked sent in it when the policy skips them (in the push window:
  * the push brings them; under the confidence bar: the tail of the batch). `unsend()` would let the
