@@ -112,7 +112,7 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
   // page last time, in that order (temporal streaming), then the engine's where the history has none.
   // No skip bound here beyond the stream's span: a fault can afford to walk past a hot set.
   const replay = !pushing && pol.historyShare > 0 ? new TemporalPush(ctx.pageCount, { scan: 1 << 30 }) : null;
-  const known = replay ? new Uint8Array(ctx.pageCount) : null; // present or sent: what the replay skips
+  const known = replay || temporal ? new Uint8Array(ctx.pageCount) : null; // present or sent: what the history's pages skip
   return {
     name: "ppm",
     predictor: pred, // for snapshot() / restorePredictor(): a model carried to the next migration
@@ -141,9 +141,21 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
       for (let i = 0; i < n; i++) if (window.covers(pages[i]) && conf[i] > pushValue) pushValue = conf[i];
       const bar = pushing ? Math.max(pol.minConfidence, pushValue) : 0;
       const out: number[] = [];
+      if (temporal && known) {
+        // The history's next pages after p go first (those the push's window brings anyway excepted);
+        // the engine's fill what is left of the budget.
+        known[p] = 1;
+        for (const q of temporal.peek(p, known, Math.min(ctx.depth, pol.pushDepth))) {
+          if (window.covers(q)) continue;
+          known[q] = 1; ours.add(q); out.push(q); pred.markPresent(q);
+        }
+      }
+      const room = Math.min(ctx.depth, pushing ? pol.pushDepth : ctx.depth);
       for (let i = 0; i < n && conf[i] >= bar; i++) {
         const q = pages[i];
-        if (window.covers(q)) continue;
+        if (window.covers(q) || out.includes(q)) continue;
+        if (out.length >= room) { pred.unsend(q); continue; } // displaced by the history's: offer it again later
+        if (known) known[q] = 1;
         ours.add(q);
         out.push(q);
       }

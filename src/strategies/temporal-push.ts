@@ -92,6 +92,15 @@ export class TemporalPush {
     this.stop = Math.min(this.len, at + this.span);
   }
 
+  /** The first n distinct pages not yet committed after p's last occurrence (within the span), without moving the stream. */
+  peek(p: number, state: Uint8Array, n: number): number[] {
+    const out: number[] = [];
+    const at = this.last[p];
+    if (at === 0) return out;
+    for (let i = at, e = Math.min(this.len, at + this.span); i < e && out.length < n; i++) if (state[this.hist[i]] === 0 && !out.includes(this.hist[i])) out.push(this.hist[i]);
+    return out;
+  }
+
   /** The stream's next page not yet committed (`state[p] === 0`), or -1. */
   nextFromStream(state: Uint8Array): number {
     for (let scanned = 0; this.cursor < this.stop && scanned < this.scan; scanned++) {
