@@ -114,6 +114,17 @@ test("without a push on a real trace scattered at 4 KiB, replaying history takes
   assert.ok(on.stallS < off.stallS, `stall ${on.stallS} vs ${off.stallS}`);
 });
 
+test("with a push of ours, the pages sent with a fault are the history's next ones first, none the push's window brings", () => {
+  // after 7 the history went to 8 (next to the fault: the bubbling push brings it), 3000, 4000
+  const h = Uint32Array.from([...history, 7, 8, 3000, 4000]);
+  const s = createPpmPolicy({ pageCount: 1 << 14, depth: 8, push: "qemu" });
+  s.train!(h);
+  // the history's first 2 after 7 are 8 (in the push's window: skipped) and 3000; the engine's own
+  // 4000 is less likely than the 8 the push brings, so it is not worth a slot
+  assert.deepEqual(Array.from(s.onFault(7, 0)), [3000]);
+  s.dispose!();
+});
+
 test("ppm is listed first among the PPM strategies", () => {
   assert.equal(STRATEGY_NAMES.find((n) => n.startsWith("ppm")), "ppm");
 });
