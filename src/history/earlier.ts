@@ -39,10 +39,12 @@ export function recording<S extends { readonly name: string; readonly push?: unk
   return {
     name: inner.name,
     push: inner.push,
+    steerPush: (inner as { steerPush?: (b: unknown) => unknown }).steerPush?.bind(inner),
     train: inner.train?.bind(inner),
     onFault: (p: number, s: number) => { log.add(p, s); return onFault(p, s); },
     onTouch: (p: number, s: number) => { log.add(p, s); onTouch?.(p, s); },
     onPresent: inner.onPresent?.bind(inner),
+    maintain: (inner as { maintain?: () => void }).maintain?.bind(inner),
     dispose: inner.dispose?.bind(inner),
   } as unknown as S;
 }

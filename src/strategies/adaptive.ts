@@ -23,9 +23,11 @@ export type DepthSettable = SimStrategy & { setDepth?(d: number): void };
 export function withAdaptiveDepth(inner: DepthSettable, depth: number, maxDepth: number): SimStrategy & { readonly depth: number } {
   let d = Math.max(1, Math.min(depth, maxDepth));
   let hits = 0, sent = 0;
-  const s: Strategy & { push?: SimStrategy["push"]; readonly depth: number } = {
+  const s: Strategy & { push?: SimStrategy["push"]; steerPush?: SimStrategy["steerPush"]; readonly depth: number } = {
     name: `${inner.name}+adaptive`,
     push: inner.push,
+    steerPush: inner.steerPush?.bind(inner),
+    maintain: inner.maintain?.bind(inner),
     get depth() { return d; },
     train: inner.train?.bind(inner),
     onPresent: inner.onPresent?.bind(inner),

@@ -54,13 +54,13 @@ export function createOracle(ctx: SimStrategyContext): Strategy {
 export function createOraclePush(ctx: SimStrategyContext): SimStrategy {
   if (!ctx.future) throw new Error("oracle-push needs the future trace in its context");
   const { pages } = ctx.future;
+  // One cursor over the whole future (every stream, in time order); it only skips pages already
+  // committed, so a page not yet touched is never passed over (with several streams a fault of one
+  // must not move the cursor past the other's pages).
   let cur = 0;
   return {
     name: "oracle-push",
-    onFault(p) {
-      while (cur < pages.length && pages[cur] !== p) cur++;
-      return [];
-    },
+    onFault: () => [],
     steerPush: (base) => ({
       next(state) {
         while (cur < pages.length && state[pages[cur]] !== 0) cur++;

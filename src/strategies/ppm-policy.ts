@@ -34,7 +34,9 @@
  *
  * Pages the engine returns stay marked sent in it when the policy skips them (in the push window:
  * the push brings them; under the confidence bar: the tail of the batch). `unsend()` would let the
- * engine offer them again; measured worse (RESULTS.md section 2), so the policy does not.
+ * engine offer them again; measured worse (RESULTS.md section 2), so the policy does not, except for
+ * pages displaced by the history's (no longer worse than the push: just not this time). The history's
+ * pages are not marked sent anywhere until onPresent says they were: a caller may cut the answer.
  */
 import type { SimStrategy, SimStrategyContext } from "./context.js";
 import type { Predictor, PredictorOptions } from "../engine/types.js";
@@ -144,10 +146,12 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
       if (temporal && known) {
         // The history's next pages after p go first (those the push's window brings anyway excepted);
         // the engine's fill what is left of the budget.
+        // Not marked sent here: a caller may cut the answer (adaptive depth, the source's cap); onPresent
+        // marks what is actually sent, and a page cut stays free for the history and the engine.
         known[p] = 1;
         for (const q of temporal.peek(p, known, Math.min(ctx.depth, pol.pushDepth))) {
           if (window.covers(q)) continue;
-          known[q] = 1; ours.add(q); out.push(q); pred.markPresent(q);
+          ours.add(q); out.push(q);
         }
       }
       const room = Math.min(ctx.depth, pushing ? pol.pushDepth : ctx.depth);
@@ -155,7 +159,6 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
         const q = pages[i];
         if (window.covers(q) || out.includes(q)) continue;
         if (out.length >= room) { pred.unsend(q); continue; } // displaced by the history's: offer it again later
-        if (known) known[q] = 1;
         ours.add(q);
         out.push(q);
       }
@@ -167,21 +170,25 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
 
   /** No push: up to `depth` pages of the history after p, then the engine's (those it gave that are not sent go back to it). */
   function replayFirst(p: number, n: number): number[] {
+    // As with a push: nothing is marked sent here (onPresent does, for what is actually sent).
     const out: number[] = [];
+    const mine = new Set<number>();
     known![p] = 1;
     replay!.recentre(p);
     while (out.length < ctx.depth) {
       const q = replay!.nextFromStream(known!);
       if (q < 0) break;
-      known![q] = 1;
+      if (mine.has(q)) continue;
+      mine.add(q);
       out.push(q);
     }
     const pages = pred.output;
     for (let i = 0; i < n; i++) {
       const q = pages[i];
-      if (out.length < ctx.depth && known![q] === 0) { known![q] = 1; out.push(q); } else if (known![q] === 0) pred.unsend(q);
+      if (mine.has(q)) continue; // the history's already: sent with this answer
+      if (out.length < ctx.depth) { mine.add(q); out.push(q); } else pred.unsend(q);
     }
-    for (const q of out) { ours.add(q); pred.markPresent(q); }
+    for (const q of out) ours.add(q);
     return out;
   }
 }

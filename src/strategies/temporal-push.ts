@@ -72,7 +72,7 @@ export class TemporalPush {
     if (this.shared) { this.hist = this.hist.slice(); this.last = this.last.slice(); this.shared = false; }
     const n = pages.length;
     const from = Math.max(0, n - HISTORY_MAX); // more than fits: the newest
-    if (this.len + n - from > this.hist.length) this.grow(this.len + n - from);
+    if (this.len + n - from > this.hist.length) this.grow(n - from);
     for (let i = from; i < n; i++) {
       const p = pages[i];
       if (!(p >= 0 && p < this.pageCount)) continue;
@@ -95,7 +95,7 @@ export class TemporalPush {
   /** The first n distinct pages not yet committed after p's last occurrence (within the span), without moving the stream. */
   peek(p: number, state: Uint8Array, n: number): number[] {
     const out: number[] = [];
-    const at = this.last[p];
+    const at = p >= 0 && p < this.pageCount ? this.last[p] : 0;
     if (at === 0) return out;
     for (let i = at, e = Math.min(this.len, at + this.span); i < e && out.length < n; i++) if (state[this.hist[i]] === 0 && !out.includes(this.hist[i])) out.push(this.hist[i]);
     return out;
@@ -124,17 +124,20 @@ export class TemporalPush {
     };
   }
 
-  private grow(need: number): void {
+  /** Room for `incoming` more entries (at most HISTORY_MAX): drops the oldest when the total would not fit. */
+  private grow(incoming: number): void {
+    let need = this.len + incoming;
     if (need > HISTORY_MAX) {
-      // Keep the newest: drop the oldest half (positions shift down; pages whose last occurrence is
-      // dropped are forgotten).
-      const keep = Math.min(this.len, HISTORY_MAX >>> 1);
+      // Keep the newest: drop the oldest (at least half of what is held, and enough for the incoming
+      // entries). Positions shift down; pages whose last occurrence is dropped are forgotten.
+      const keep = Math.max(0, Math.min(this.len, HISTORY_MAX >>> 1, HISTORY_MAX - incoming));
       const drop = this.len - keep;
       this.hist.copyWithin(0, drop, this.len);
       this.len = keep;
       for (let p = 0; p < this.pageCount; p++) this.last[p] = this.last[p] > drop ? this.last[p] - drop : 0;
-      this.cursor = Math.max(0, this.cursor - drop); this.stop = Math.max(0, this.stop - drop);
-      need = Math.min(need - drop, HISTORY_MAX);
+      // A stream inside the dropped part has nothing left to replay.
+      if (this.cursor < drop) { this.cursor = 0; this.stop = 0; } else { this.cursor -= drop; this.stop = Math.max(0, this.stop - drop); }
+      need = keep + incoming;
     }
     let cap = this.hist.length;
     while (cap < need) cap *= 2;

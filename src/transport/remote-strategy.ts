@@ -120,9 +120,11 @@ export async function startRemoteStrategy(spec: StrategySpec, history?: Training
     release();
     if (spec.kind === "registry" && spec.name === "ppm" && history) {
       // The push runs here, in the source's thread: its history-replaying order is built here too.
-      const { ppmPushSteering } = await import("../strategies/ppm-policy.js");
-      const steer = ppmPushSteering(spec.pageCount, spec.push ?? "qemu", history.pages);
-      if (steer) s.steerPush = steer;
+      try {
+        const { ppmPushSteering } = await import("../strategies/ppm-policy.js");
+        const steer = ppmPushSteering(spec.pageCount, spec.push ?? "qemu", history.pages);
+        if (steer) s.steerPush = steer;
+      } catch (e) { s.dispose(); throw e; } // no worker left behind
     }
     return s;
   } finally { release(); }

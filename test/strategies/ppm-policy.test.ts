@@ -114,6 +114,18 @@ test("without a push on a real trace scattered at 4 KiB, replaying history takes
   assert.ok(on.stallS < off.stallS, `stall ${on.stallS} vs ${off.stallS}`);
 });
 
+test("the history's pages are marked sent only when onPresent says so: an answer cut by the caller leaves them free", () => {
+  const h = Uint32Array.from([...history, 7, 300, 301, 302]);
+  const s = createPpmPolicy({ pageCount: 1 << 14, depth: 8, push: "none" });
+  s.train!(h);
+  assert.deepEqual(Array.from(s.onFault(7, 0)).slice(0, 3), [300, 301, 302]);
+  // the caller sent none of them (e.g. adaptive depth cut the answer): asked again, the history offers them again
+  assert.deepEqual(Array.from(s.onFault(7, 0)).slice(0, 3), [300, 301, 302]);
+  s.onPresent!(300); s.onPresent!(301);
+  assert.equal(Array.from(s.onFault(7, 0))[0], 302, "sent ones are skipped");
+  s.dispose!();
+});
+
 test("with a push of ours, the pages sent with a fault are the history's next ones first, none the push's window brings", () => {
   // after 7 the history went to 8 (next to the fault: the bubbling push brings it), 3000, 4000
   const h = Uint32Array.from([...history, 7, 8, 3000, 4000]);

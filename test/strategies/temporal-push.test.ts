@@ -89,12 +89,14 @@ test("on real traces scattered at 4 KiB, replaying history takes fewer faults an
   }
 });
 
-test("oracle-push, the bound of push order: no network fault, less stall than QEMU's push", async () => {
+test("oracle-push, the bound of push order: no network fault, less stall than QEMU's push; adaptive depth keeps the steered push", async () => {
   const trace = await readTrace(fileURLToPath(new URL("../../traces/awk.txt.gz", import.meta.url)));
   const c = await compareStrategies(trace, ["qemu", "oracle-push"], { layout: "4k", push: "qemu" });
   const [q, o] = c.results;
   assert.equal(o.faults, 0);
   assert.ok(o.stallS < q.stallS, `${o.stallS} vs ${q.stallS}`);
+  const a = (await compareStrategies(trace, ["oracle-push"], { layout: "4k", push: "qemu", adaptive: true })).results[0];
+  assert.equal(a.faults, 0, "the adaptive wrapper forwards steerPush");
 });
 
 test("fork: migrations served from one history share its index but not their positions; learning after a fork copies", () => {
@@ -121,4 +123,20 @@ test("fork: migrations served from one history share its index but not their pos
   s1.onFault(5); st1[5] = 1;
   assert.deepEqual(take(s1, st1, 2), [6, 7], "QEMU's scan after 5, then the history after 5 (6 is sent: 7)");
   assert.deepEqual(take(s2, st2, 2), [0, 1], "the other migration had no fault: its scan from the start, no stream");
+});
+
+test("a history longer than the cap keeps its newest entries and a consistent index", () => {
+  const t = new TemporalPush(1 << 20);
+  t.learn([1, 2, 3, 4, 5]);
+  const cap = 1 << 24;
+  const big = new Uint32Array(cap + 3);
+  for (let i = 0; i < big.length; i++) big[i] = 1000 + (i % 5000);
+  big.set([777777, 777778, 777779], big.length - 3);
+  t.learn(big);
+  assert.equal(t.length, cap, "the newest cap entries");
+  const none = new Uint8Array(1 << 20);
+  assert.deepEqual(t.peek(777777, none, 4), [777778, 777779]);
+  assert.deepEqual(t.peek(1, none, 1), [], "the oldest are forgotten");
+  t.learn([777777, 42]); // and it keeps learning after the trim
+  assert.deepEqual(t.peek(777777, none, 1), [42]);
 });
