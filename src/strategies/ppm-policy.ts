@@ -109,20 +109,20 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
   let pending = -1; // the latest committed page not yet known to be ours (a fault's page is committed before onFault)
   const settle = () => { if (pending >= 0 && !ours.has(pending)) window.onPushed(pending); pending = -1; };
   const slot = streams === 1 ? () => 0 : (s: number) => s % streams;
-  const temporal = temporalPushFor(ctx.pageCount, pol);
-  // Without a push the history's order answers the fault itself: the pages that followed the faulted
-  // page last time, in that order (temporal streaming), then the engine's where the history has none.
-  // No skip bound here beyond the stream's span: a fault can afford to walk past a hot set.
-  const replay = !pushing && pol.historyShare > 0 ? new TemporalPush(ctx.pageCount, { scan: 1 << 30 }) : null;
-  const known = replay || temporal ? new Uint8Array(ctx.pageCount) : null; // present or sent: what the history's pages skip
+  // The history replayed (temporal-push.ts): with a push of ours it steers the push and leads each
+  // fault's pages; without a push it answers the fault itself, the pages that followed the faulted
+  // page last time, in that order, then the engine's where the history has none (no skip bound there
+  // beyond the stream's span: a fault can afford to walk past a hot set).
+  const history = pushing ? temporalPushFor(ctx.pageCount, pol) : pol.historyShare > 0 ? new TemporalPush(ctx.pageCount, { scan: 1 << 30 }) : null;
+  const known = history ? new Uint8Array(ctx.pageCount) : null; // present or sent: what the history's pages skip
   return {
     name: "ppm",
     predictor: pred, // for snapshot() / restorePredictor(): a model carried to the next migration
     push: steered === pol.push ? undefined : steered,
-    steerPush: temporal ? (base) => temporal.steer(base) : undefined,
+    steerPush: pushing && history ? (base) => history.steer(base) : undefined,
     train(pages, ss) {
       inner.train!(pages, ss);
-      (temporal ?? replay)?.learn(pages);
+      history?.learn(pages);
     },
     onTouch: inner.onTouch,
     onPresent(p) {
@@ -137,19 +137,19 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
       window.onFault(p);
       const n = pred.predictInto(p, slot(s));
       const pages = pred.output, conf = pred.confidence;
-      if (replay && known) return replayFirst(p, n);
+      if (!pushing && history) return replayFirst(history, p, n);
       // What the push is worth here: the engine's own belief in the pages its window brings.
       let pushValue = 0;
       for (let i = 0; i < n; i++) if (window.covers(pages[i]) && conf[i] > pushValue) pushValue = conf[i];
       const bar = pushing ? Math.max(pol.minConfidence, pushValue) : 0;
       const out: number[] = [];
-      if (temporal && known) {
+      if (history && known) {
         // The history's next pages after p go first (those the push's window brings anyway excepted);
         // the engine's fill what is left of the budget.
         // Not marked sent here: a caller may cut the answer (adaptive depth, the source's cap); onPresent
         // marks what is actually sent, and a page cut stays free for the history and the engine.
         known[p] = 1;
-        for (const q of temporal.peek(p, known, Math.min(ctx.depth, pol.pushDepth))) {
+        for (const q of history.peek(p, known, Math.min(ctx.depth, pol.pushDepth))) {
           if (window.covers(q)) continue;
           ours.add(q); out.push(q);
         }
@@ -169,14 +169,14 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
   };
 
   /** No push: up to `depth` pages of the history after p, then the engine's (those it gave that are not sent go back to it). */
-  function replayFirst(p: number, n: number): number[] {
+  function replayFirst(replay: TemporalPush, p: number, n: number): number[] {
     // As with a push: nothing is marked sent here (onPresent does, for what is actually sent).
     const out: number[] = [];
     const mine = new Set<number>();
     known![p] = 1;
-    replay!.recentre(p);
+    replay.recentre(p);
     while (out.length < ctx.depth) {
-      const q = replay!.nextFromStream(known!);
+      const q = replay.nextFromStream(known!);
       if (q < 0) break;
       if (mine.has(q)) continue;
       mine.add(q);
