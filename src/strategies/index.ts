@@ -22,6 +22,7 @@ export const STRATEGIES: Record<string, { describe: string; load: () => Promise<
   "ppm-delta": { describe: "PPM engine, delta alphabet", load: async () => (await import("./ppm.js")).createPpmDelta },
   "ppm-hybrid": { describe: "PPM engine, hybrid page/delta alphabet", load: async () => (await import("./ppm.js")).createPpmHybrid },
   "oracle-push": { describe: "no predictions; the push in true future order (the bound of push order)", load: async () => (await import("./oracle.js")).createOraclePush },
+  "oracle-history-push": { describe: "no predictions; the push in true future order of the pages the history holds (the bound of a history-replaying push)", load: async () => (await import("./oracle.js")).createOracleHistoryPush },
   oracle: { describe: "the next pages in true future order (upper bound)", load: async () => (await import("./oracle.js")).createOracle },
 };
 

@@ -70,3 +70,34 @@ export function createOraclePush(ctx: SimStrategyContext): SimStrategy {
     }),
   };
 }
+
+/**
+ * `oracle-history-push`: the bound of a push that replays history. Like `oracle-push`, but it knows
+ * the true future order only of the pages the training history holds (all a replayed history can
+ * ever offer): after each fault the push sends `LOCAL` pages of Hines' bubbling around it (the
+ * spatial neighbours, which it cannot know otherwise), then the history's pages in the order the
+ * guest will first touch them, then bubbling again when none is left. Of the mixes measured (one
+ * page in two, or all, from the future order; 0-32 bubbling pages after a fault) this one took the
+ * least stall: RESULTS.md section 2. Simulator only (it needs the future).
+ */
+export function createOracleHistoryPush(ctx: SimStrategyContext): SimStrategy {
+  if (!ctx.future) throw new Error("oracle-history-push needs the future trace in its context");
+  const { pages } = ctx.future;
+  const held = new Uint8Array(ctx.pageCount);
+  let cur = 0, local = 0;
+  return {
+    name: "oracle-history-push",
+    push: "hines",
+    train(h) { for (let i = 0; i < h.length; i++) if (h[i] < ctx.pageCount) held[h[i]] = 1; },
+    onFault: () => [],
+    steerPush: (base) => ({
+      next(state) {
+        if (local > 0) { local--; return base.next(state); }
+        while (cur < pages.length && (state[pages[cur]] !== 0 || held[pages[cur]] === 0)) cur++;
+        return cur < pages.length ? pages[cur] : base.next(state);
+      },
+      onFault: (p) => { local = LOCAL; base.onFault(p); },
+    }),
+  };
+}
+const LOCAL = 2;

@@ -99,6 +99,19 @@ test("oracle-push, the bound of push order: no network fault, less stall than QE
   assert.equal(a.faults, 0, "the adaptive wrapper forwards steerPush");
 });
 
+test("oracle-history-push, the bound of a history-replaying push: between oracle-push and QEMU's push, and it knows only the history's pages", async () => {
+  const trace = await readTrace(fileURLToPath(new URL("../../traces/awk.txt.gz", import.meta.url)));
+  const c = await compareStrategies(trace, ["qemu", "oracle-push", "oracle-history-push"], { layout: "4k", push: "qemu" });
+  const [q, all, held] = c.results;
+  assert.ok(held.stallS < q.stallS, `${held.stallS} vs QEMU's ${q.stallS}`);
+  assert.ok(held.stallS > all.stallS, `${held.stallS} vs the full future's ${all.stallS}`);
+  assert.ok(held.faults > 0, "pages first touched after the switch-over still fault");
+  // With an empty history it knows nothing: its push is Hines' bubbling, fault for fault.
+  const none = await compareStrategies(trace, ["hines", "oracle-history-push"], { layout: "4k", push: "qemu", history: { kind: "none" } });
+  assert.equal(none.results[1].faults, none.results[0].faults);
+  assert.equal(none.results[1].stallS, none.results[0].stallS);
+});
+
 test("fork: migrations served from one history share its index but not their positions; learning after a fork copies", () => {
   const t = new TemporalPush(100, { share: 1 });
   t.learn([1, 30, 31, 2, 40, 41]);
