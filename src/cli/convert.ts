@@ -60,15 +60,19 @@ export async function convertTrace(input: string, output: string, to: "text" | "
     if (n === 0) throw new UsageError(`${input} holds no accesses; nothing written`);
     if (to === "binary") yield enc.trailer();
   }
+  // The write stream's own errors (a full disk: ENOSPC carries no path) are the output's.
+  let writeError: unknown = null;
   try {
     const source = Readable.from(encode(), { objectMode: false });
-    if (output.endsWith(".gz")) await pipeline(source, createGzip(), createWriteStream(tmp));
-    else await pipeline(source, createWriteStream(tmp));
+    const sink = createWriteStream(tmp);
+    sink.on("error", (e) => { writeError = e; });
+    if (output.endsWith(".gz")) await pipeline(source, createGzip(), sink);
+    else await pipeline(source, sink);
     await rename(tmp, output);
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
     // a pathless error (gunzip) while reading names the input; one on the temp file names OUT
-    const onTmp = (e as { path?: string }).path === tmp || (e as { dest?: string }).dest === output;
+    const onTmp = e === writeError || (e as { path?: string }).path === tmp || (e as { dest?: string }).dest === output;
     throw onTmp ? nameFile(e, output, true) : reading ? nameFile(e, input) : e;
   } finally {
     untrack();
