@@ -112,7 +112,8 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
   if (single && bandwidths.length > 1) throw new UsageError("--bandwidth-gbps takes one value here");
   let names: string[];
   if (single) {
-    const s = v.strategy ?? v.strategies ?? "ppm"; // the product default, as compare lists it first
+    if (v.strategies !== undefined) throw new UsageError(`--strategies is for \`compare\`; simulate runs one --strategy NAME, got --strategies ${JSON.stringify(v.strategies)}`);
+    const s = v.strategy ?? "ppm"; // the product default, as compare lists it first
     if (!isStrategyName(s)) throw new UsageError(`--strategy must be one of ${STRATEGY_NAMES.join(", ")}, got ${JSON.stringify(s)}`);
     names = [s];
   } else {

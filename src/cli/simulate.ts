@@ -1,16 +1,16 @@
 /**
  * `ppm-prefetch simulate`: one strategy, one layout, every metric (stall distribution included).
- * Takes compare's options, with `--strategy NAME` (default `ppm`, the product default) and a single `--layout`
- * (default virtual). `--json` prints the full result record.
+ * Takes compare's options, with `--strategy NAME` (default `ppm`, the product default) and `--layout`
+ * (default virtual; `all` runs each layout in turn). `--json` prints the full result record.
  */
 import { parseCompareArgs, describeHistory } from "./compare.js";
 import { compareStrategies } from "../sim/run.js";
 import { formatHistorySpec } from "../history/sources.js";
 import { describeComparison, formatDetail, writeAtomic, renderSvg } from "./report.js";
 
-const USAGE = `usage: ppm-prefetch simulate [--trace FILE | --workload NAME] [--strategy NAME] [--layout virtual|2m|4k] [options]
+const USAGE = `usage: ppm-prefetch simulate [--trace FILE | --workload NAME] [--strategy NAME] [--layout virtual|2m|4k|all] [options]
 
-Runs one strategy (default ppm, the product default) in one layout (default virtual) and prints every metric; the other options are those of \`ppm-prefetch compare --help\`
+Runs one strategy (default ppm, the product default) in one layout (default virtual; all: each in turn) and prints every metric; the other options are those of \`ppm-prefetch compare --help\`
 (--history SRC among them: full, first-touch:T, sets:T, writes:T, write-sets:T, earlier, none).
 `;
 

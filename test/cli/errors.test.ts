@@ -75,6 +75,7 @@ const image = () => ["--image", f("img.bin"), "--generate", "1M"];
 
 const CASES: Record<string, Case> = {
   "compare: malformed trace": { args: () => ["compare", "--trace", f("bad.txt")], code: 2, match: /bad\.txt:3: .*"foo"/ },
+  "simulate: --strategies (compare's option) is refused, not half-read": { args: () => ["simulate", "--trace", f("ok.txt"), "--strategy", "ppm", "--strategies", "qemu"], code: 2, match: /--strategies is for `compare`; simulate runs one --strategy NAME, got --strategies "qemu"/ },
   "simulate: malformed trace": { args: () => ["simulate", "--trace", f("bad.txt")], code: 2, match: /bad\.txt:3:/ },
   "quality: malformed trace": { args: () => ["quality", f("bad.txt")], code: 2, match: /bad\.txt:3:/ },
   "compare: truncated .gz": { args: () => ["compare", "--trace", f("trunc.txt.gz")], code: 2, match: /trunc\.txt\.gz: truncated gzip data/ },
