@@ -110,8 +110,10 @@ export function anchorsFor(push: string): string[] {
  * One line per layout: `ppm` against the best anchor of that run, in faults and in stall (each
  * measure's own best, which may be two different anchors). Empty when ppm or every anchor is missing.
  */
-export function formatVerdict(comps: Comparison[]): string {
+export function formatVerdict(comps: (Comparison & { bandwidthGbps?: number })[]): string {
   const lines: string[] = [];
+  // A bandwidth sweep runs each layout several times: tag the lines as the summary's columns are.
+  const multiBw = new Set(comps.map((c) => c.bandwidthGbps)).size > 1;
   for (const c of comps) {
     const ppm = c.results.find((r) => r.strategy === "ppm");
     const rs = c.results.filter((r) => anchorsFor(c.params.push).includes(r.strategy));
@@ -120,7 +122,7 @@ export function formatVerdict(comps: Comparison[]): string {
     const bestS = rs.reduce((a, r) => (r.stallS < a.stallS ? r : a));
     const rel = (x: number, y: number) => (y > 0 ? `${x > y ? "+" : ""}${((100 * (x - y)) / y).toFixed(1)}%` : "-");
     const behind = ppm.faults > bestF.faults || ppm.stallS > bestS.stallS;
-    lines.push(`  ${c.layout}: faults ${ppm.faults} vs ${bestF.faults} (${bestF.strategy}) ${rel(ppm.faults, bestF.faults)}; ` +
+    lines.push(`  ${multiBw ? `${c.layout}@${c.bandwidthGbps}` : c.layout}: faults ${ppm.faults} vs ${bestF.faults} (${bestF.strategy}) ${rel(ppm.faults, bestF.faults)}; ` +
       `stall ${ms(ppm.stallS).toFixed(1)} vs ${ms(bestS.stallS).toFixed(1)} ms (${bestS.strategy}) ${rel(ppm.stallS, bestS.stallS)}` +
       (behind ? "  <- ppm behind" : ""));
   }

@@ -28,3 +28,13 @@ test("the verdict names only the anchors that ran", () => {
   const out = formatVerdict([comp("4k", "qemu", [["qemu", 142, 0.07], ["hines", 146, 0.072], ["ppm", 132, 0.0675]])]);
   assert.match(out, /^\nppm against the best of qemu, hines \(push qemu\):\n  4k: faults 132 vs 142 \(qemu\) -7\.0%/);
 });
+
+test("a bandwidth sweep tags each verdict line with its bandwidth, as the summary's columns are", () => {
+  const at = (bw: number, ppmStall: number) => Object.assign(comp("virtual", "qemu", [["qemu", 41, 0.027], ["ppm", 33, ppmStall]]), { bandwidthGbps: bw });
+  const lines = formatVerdict([at(1, 0.03), at(10, 0.025)]).trim().split("\n");
+  assert.match(lines[1], /^  virtual@1: .*<- ppm behind$/);
+  assert.match(lines[2], /^  virtual@10: /);
+  assert.doesNotMatch(lines[2], /behind/);
+  // one bandwidth: the layout alone
+  assert.match(formatVerdict([at(10, 0.025)]), /\n  virtual: faults/);
+});
