@@ -1,8 +1,8 @@
 /**
  * `ppm-prefetch serve`: the source page server of a real post-copy transfer over TCP.
  *
- * Holds a memory image (`--image FILE`, read page by page; `--generate SIZE` first writes a seeded one
- * there, atomically), builds and trains a fresh strategy per migration in a worker thread on the
+ * Holds a memory image (`--image FILE`, read page by page; `--generate SIZE` writes a seeded one there,
+ * atomically, once every option, the history and the listening address passed their checks), builds and trains a fresh strategy per migration in a worker thread on the
  * history (`--history TRACE`: its first `--switch-at` fraction, placed with `--layout`/`--layout-seed`
  * exactly as `migrate` places the rest) and serves up to `--max-sessions` concurrent migrations until
  * interrupted (or until `--exit-after N` migrations completed).
@@ -11,6 +11,7 @@
  */
 import { parseArgs } from "node:util";
 import { existsSync, statSync } from "node:fs";
+import { createServer } from "node:net";
 import { UsageError, choiceOption, intOption, numberOption } from "./args.js";
 import { startPageServer, demandStrategy, PUSH_MODES, type PushMode, type SessionStrategy } from "../transport/source.js";
 import { deriveHistory, needsWrites, parseHistorySpec, type HistorySpec } from "../history/sources.js";
@@ -18,12 +19,14 @@ import { MAX_IMAGE_BYTES, openImageFile, parseSize, writeImageFile, type PageIma
 import { shareHistory, startRemoteStrategy, type StrategySpec, type TrainingHistory } from "../transport/remote-strategy.js";
 import type { Alphabet, EscapeMethod, PredictorOptions } from "../engine/types.js";
 import { LAYOUTS, placePages, type LayoutName } from "../trace/layout.js";
+import { checkAccesses, checkOutputDir } from "./input.js";
 
 const USAGE = `usage: ppm-prefetch serve --image FILE [options]
 
   --image FILE          memory image (pageCount x 4096 bytes, up to 16 GiB), read page by page
-  --generate SIZE       first write a seeded random image of SIZE (4K..16G, e.g. 64M) to FILE (atomically:
-                        a temporary file renamed into place)
+  --generate SIZE       write a seeded random image of SIZE (4K..16G, a whole number of 4096-byte pages,
+                        e.g. 64M) to FILE (atomically: a temporary file renamed into place), once every
+                        other option, the history and the listening address have been checked
   --image-seed N        seed of --generate (default 1)
   --host ADDR           listen address (default 127.0.0.1)
   --port N              TCP port (default 7341; 0 picks a free one)
@@ -61,7 +64,7 @@ const USAGE = `usage: ppm-prefetch serve --image FILE [options]
   --json                on exit, print one JSON line: the counters, the event loop (delay, utilization,
                         CPU time) and per migration the source's figures (HELLO to WELCOME, training
                         time, per-fault service time from FAULT read to page written, loop time spent)
-  --timeline            with --json: also each FAULT's read and written times (monotonic ns)
+  --timeline            with --json (required): also each FAULT's read and written times (monotonic ns)
 `;
 
 /** Predictor flags: any of them turns `--strategy ppm` into the bare engine with those options. */
@@ -136,22 +139,32 @@ export async function run(args: string[]): Promise<number> {
     throw new UsageError(`--strategy must be demand or one of ${reg.STRATEGY_NAMES.join(", ")}, got ${JSON.stringify(strategyName)}`);
   }
 
+  // Everything the run depends on is checked before anything is written: the options, the image (or
+  // the place --generate writes it), the strategy, the history and the listening address. Only then
+  // is the image generated, so that a refused run leaves the file named by --image as it was.
+  if (v.timeline && !v.json) throw new UsageError("--timeline needs --json (the timeline is part of the JSON record printed on exit)");
+  let generateBytes = 0;
+  let image: PageImage | null = null;
+  let pageCount: number;
   if (v.generate !== undefined) {
     let bytes: number;
     try { bytes = parseSize(v.generate); } catch (e) { throw new UsageError(`--generate: ${(e as Error).message}`); }
     if (bytes < 4096 || bytes > MAX_IMAGE_BYTES) throw new UsageError(`--generate must be 4K..16G, got ${JSON.stringify(v.generate)}`);
-    await writeImageFile(v.image, bytes, imageSeed);
+    if (bytes % 4096 !== 0) {
+      throw new UsageError(`--generate must be a whole number of 4096-byte pages, got ${JSON.stringify(v.generate)} (${bytes} bytes = ` +
+        `${Math.floor(bytes / 4096)} pages and ${bytes % 4096} bytes)`);
+    }
+    await checkOutputDir(v.image, "--image");
+    generateBytes = bytes;
+    pageCount = bytes / 4096;
   } else if (!existsSync(v.image)) {
     throw new UsageError(`--image ${v.image} does not exist (use --generate SIZE to create one)`);
   } else if (!statSync(v.image).isFile()) {
     throw new UsageError(`--image ${v.image} is not a regular file`);
+  } else {
+    image = await openImage(v.image);
+    pageCount = image.pageCount;
   }
-  let image: PageImage;
-  try { image = await openImageFile(v.image); } catch (e) {
-    if (e instanceof RangeError) throw new UsageError(`--image: ${e.message}`);
-    throw e;
-  }
-  const pageCount = image.pageCount;
 
   try {
     if (spec) {
@@ -180,17 +193,30 @@ export async function run(args: string[]): Promise<number> {
         if (err.code === "ENOENT") throw new UsageError(`--history ${path} does not exist`);
         throw new UsageError(`--history ${path}: ${err.message}${err.code ? ` (${err.code})` : ""}`);
       }
+      checkAccesses(`--history ${path}`, t.length);
       const placed = placePages(t.pages, { layout, vmPages: pageCount, seed: layoutSeed });
       if (placed.pageCount > pageCount) {
         throw new UsageError(`the history ${path} spans ${placed.pageCount} pages (layout ${layout}), the image ${v.image} has ${pageCount}: ` +
           `a truncated image, or the wrong one?`);
       }
       const n = Math.floor(t.length * switchAt);
+      if (n === 0) {
+        throw new UsageError(`--history ${path}: its first --switch-at ${switchAt} of ${t.length} accesses holds none to train on ` +
+          `(raise --switch-at, or use --history-source none for a model that starts empty)`);
+      }
       const before = { pages: placed.pages.subarray(0, n), gaps: t.gaps.subarray(0, n), streams: t.streams.subarray(0, n), writes: t.writes?.subarray(0, n) };
       if (needsWrites(source.kind) && !t.writes) throw new UsageError(`--history-source ${source.kind} needs a trace that records writes (the r/w kind column); ${path} does not`);
       history = shareHistory(deriveHistory(before, source));
     }
 
+    // the address, before an image is generated for a server that cannot listen
+    const host = v.host ?? "127.0.0.1";
+    await probeListen(host, port, v.host);
+
+    if (!image) {
+      await writeImageFile(v.image, generateBytes, imageSeed);
+      image = await openImage(v.image);
+    }
     const log = (s: string) => { if (!v.quiet) process.stderr.write(`serve: ${s}\n`); };
     let completed = 0;
     let done: () => void = () => {};
@@ -236,6 +262,33 @@ export async function run(args: string[]): Promise<number> {
     await server.close();
     return 0;
   } finally {
-    image.close();
+    image?.close();
   }
+}
+
+/** Open the image; a size that is not whole pages (or too big) is bad input naming the file. */
+async function openImage(path: string): Promise<PageImage> {
+  try { return await openImageFile(path); } catch (e) {
+    if (e instanceof RangeError) throw new UsageError(`--image: ${e.message}`);
+    throw e;
+  }
+}
+
+/**
+ * Listen on the address once and close again: an address not on this host (bad input, exit 2) or a
+ * port in use (exit 1) is found before the image is generated. The server itself listens later.
+ */
+async function probeListen(host: string, port: number, given: string | undefined): Promise<void> {
+  const probe = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      probe.once("error", reject);
+      probe.listen({ host, port, exclusive: true }, () => resolve());
+    });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === "EADDRNOTAVAIL" || err.code === "ENOTFOUND") throw new UsageError(`--host ${given ?? host}: cannot listen there (${err.code})`);
+    throw e; // EADDRINUSE, EACCES: runtime failures, reported in one line by main
+  }
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
 }
