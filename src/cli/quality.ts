@@ -55,11 +55,10 @@ export async function run(args: string[]): Promise<number> {
   const traces = positionals.length ? positionals : BUNDLED_TRACES;
   for (const t of traces) if (!existsSync(t)) throw new UsageError(`trace file not found: ${t}`);
   // Every trace is checked (one streaming pass, nothing kept) before any replay runs: a malformed,
-  // truncated, empty or binary trace, or one whose pages span more than a replay can hold, is
+  // truncated or empty trace, or one whose pages span more than a replay can hold, is
   // refused up front and named.
   for (const t of traces) {
     const s = await scanTraceFile(t);
-    if (s.encoding !== "text") throw new UsageError(`${t} is a binary trace; quality reads text traces (ppm-prefetch convert ${t} OUT.txt.gz)`);
     checkAccesses(t, s.accesses);
     checkSpan(t, s.maxPage, layouts as LayoutName[]);
     if (needsWrites(history.kind) && !(await recordsWrites(t))) throw new UsageError(`--history ${formatHistorySpec(history)} needs a trace that records writes (the r/w kind column); ${t} does not`);

@@ -1,9 +1,10 @@
 /**
  * The engine's quality table: on each real trace and layout, faults as % of demand paging for the
  * PPM engine (default options) and the baselines it must beat: next-8 pages, first-order Markov, and
- * the two-signal blend of shared/research/findings.md. The oracle's 1/(depth+1) is given for scale.
+ * the two-signal blend of shared/research/findings.md. The oracle's floor, ceil(demand / (depth + 1))
+ * faults, is given for scale.
  */
-import { readTextTrace } from "../trace/format.js";
+import { readTrace } from "../trace/read.js";
 import { placePages, type LayoutName } from "../trace/layout.js";
 import { replay, type ReplayResult } from "./replay.js";
 import { createPredictorStrategy } from "../strategies/predictor-strategy.js";
@@ -46,7 +47,7 @@ export async function qualityTable(paths: string[], opts: QualityOptions = {}): 
   const depth = opts.depth ?? 8;
   const rows: QualityRow[] = [];
   for (const path of paths) {
-    const trace = await readTextTrace(path);
+    const trace = await readTrace(path);
     for (const layout of layouts) {
       const placed = placePages(trace.pages, { layout, seed: opts.seed ?? 1 });
       const ctx = { pageCount: placed.pageCount, depth };
@@ -101,16 +102,27 @@ export function qualityHistory(trace: Trace, placed: Uint32Array, pageCount: num
   }
 }
 
+/**
+ * The table as markdown: in each row the lowest figure is bold (every one that ties for it, as
+ * printed). The oracle bound is the floor of any strategy at this depth: each fault brings at most
+ * depth + 1 new pages, so faults >= ceil(demand / (depth + 1)).
+ */
 export function formatQualityTable(rows: QualityRow[], depth = 8): string {
-  const pct = (r: ReplayResult) => r.percentOfDemand.toFixed(1);
   const lines = [
     `| trace | layout | demand faults | PPM engine | next-8 | markov1 | blend | oracle bound |`,
     `|---|---|---:|---:|---:|---:|---:|---:|`,
   ];
+  const boldLowest = (xs: number[]): string[] => {
+    const shown = xs.map((x) => x.toFixed(1));
+    const low = Math.min(...shown.map(Number));
+    return shown.map((t) => (Number(t) === low ? `**${t}**` : t));
+  };
   for (const r of rows) {
-    lines.push(`| ${r.trace} | ${r.layout} | ${r.demandFaults} | **${pct(r.results.ppm)}** | ${pct(r.results.next8)} | ${pct(r.results.markov1)} | ${pct(r.results.blend)} | ${(100 / (depth + 1)).toFixed(1)} |`);
+    const cells = boldLowest(QUALITY_STRATEGIES.map((k) => r.results[k].percentOfDemand));
+    const floor = r.demandFaults > 0 ? ((100 * Math.ceil(r.demandFaults / (depth + 1))) / r.demandFaults).toFixed(1) : "-";
+    lines.push(`| ${r.trace} | ${r.layout} | ${r.demandFaults} | ${cells.join(" | ")} | ${floor} |`);
   }
-  const avg = (k: QualityStrategy) => (rows.reduce((s, r) => s + r.results[k].percentOfDemand, 0) / rows.length).toFixed(1);
-  lines.push(`| **average** | | | **${avg("ppm")}** | ${avg("next8")} | ${avg("markov1")} | ${avg("blend")} | |`);
+  const avg = (k: QualityStrategy) => rows.reduce((s, r) => s + r.results[k].percentOfDemand, 0) / rows.length;
+  lines.push(`| **average** | | | ${boldLowest(QUALITY_STRATEGIES.map(avg)).join(" | ")} | |`);
   return lines.join("\n") + "\n";
 }
