@@ -10,7 +10,9 @@
 import { parseArgs } from "node:util";
 import { UsageError, choiceOption, intOption, numberOption } from "./args.js";
 import { RuntimeFailure } from "./errors.js";
-import { runMigration, TraceMismatchError, type MigrationResult } from "../transport/destination.js";
+import { lookup } from "node:dns/promises";
+import { checkAccesses } from "./input.js";
+import { ReconnectError, runMigration, TraceMismatchError, type MigrationResult } from "../transport/destination.js";
 import { LAYOUTS, type LayoutName } from "../trace/layout.js";
 
 const USAGE = `usage: ppm-prefetch migrate --connect HOST:PORT --trace FILE [options]
@@ -71,15 +73,37 @@ export async function run(args: string[]): Promise<number> {
     if (err.code === "ENOENT") throw new UsageError(`--trace ${v.trace} does not exist`);
     throw new UsageError(`--trace ${v.trace}: ${err.message}${err.code ? ` (${err.code})` : ""}`);
   }
+  checkAccesses(`--trace ${v.trace}`, trace.length);
+  // the destination replays the accesses from floor(length * switchAt) on (src/transport/destination.ts)
+  const replayed = trace.length - Math.min(trace.length, Math.floor(trace.length * switchAt));
+  if (replayed === 0) {
+    throw new UsageError(`--switch-at ${switchAt} leaves none of the ${trace.length} accesses of ${v.trace} to replay (give a fraction below 1)`);
+  }
+  // a host name that does not resolve is bad input now, not after --reconnect-timeout seconds of retries
+  try { await lookup(host); } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === "ENOTFOUND") throw new UsageError(`--connect ${v.connect}: host ${host} not found (ENOTFOUND)`);
+    // EAI_AGAIN and the like may pass: the reconnection loop retries them
+  }
+  let connected = false;
   let r: MigrationResult;
   try {
-    r = await runMigration({ host, port, trace, switchAt, layout, seed, ips, link, timeoutMs, reconnectTimeoutMs, timeline: v.timeline });
+    r = await runMigration({
+      host, port, trace, switchAt, layout, seed, ips, link, timeoutMs, reconnectTimeoutMs, timeline: v.timeline,
+      onSocket: () => { connected = true; },
+    });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (e instanceof TraceMismatchError) throw new UsageError(`--trace ${v.trace}: ${err.message}`);
     if (err.code === "ENOTFOUND" || err.code === "EADDRNOTAVAIL") throw new UsageError(`--connect ${v.connect}: ${err.message}`);
     if (typeof err.code === "string" && err.syscall) throw e; // ECONNREFUSED, ...: main names the address
-    throw new RuntimeFailure(`migration from ${host}:${port}: ${err.message}`);
+    if (e instanceof ReconnectError && !connected) {
+      // never connected: there was nothing to resume
+      const m = /within (\d+) ms \((\d+) attempts?, \d+ reconnections in all\): (.*)$/s.exec(err.message);
+      if (m) throw new RuntimeFailure(`could not connect to ${host}:${port} (${m[2]} attempt${m[2] === "1" ? "" : "s"} within --reconnect-timeout ${Number(m[1]) / 1000} s): ${m[3]}`);
+      throw new RuntimeFailure(`could not connect to ${host}:${port}: ${err.message}`);
+    }
+    throw new RuntimeFailure(`migration from ${host}:${port}: ${undoubled(err.message)}`);
   }
   if (v.json) {
     const { verified, faults, stallMs, completionMs, migrationMs, pagesReceived, duplicatePages, reconnects, predictorUs } = r;
@@ -93,6 +117,15 @@ export async function run(args: string[]): Promise<number> {
 
 function f(x: number, d = 1): string { return x.toFixed(d); }
 
+/**
+ * "server busy: server busy: the server ..." -> "server busy: the server ...": the source puts its
+ * error's name before the text of its ERROR frame, and the destination names the code again
+ * (src/transport/source.ts sends ProtocolError.message, which already starts with the name).
+ */
+export function undoubled(message: string): string {
+  return message.replace(/([a-z][a-z ]*: )\1/g, "$1");
+}
+
 export function describe(r: MigrationResult, name: string): string {
   const s = r.stall;
   return [
@@ -103,7 +136,7 @@ export function describe(r: MigrationResult, name: string): string {
     `completion       ${f(r.completionMs)} ms (switch-over to last access)`,
     `migration        ${f(r.migrationMs)} ms (switch-over to last page)`,
     `pages            ${r.pagesReceived} received (${r.received.fault} fault, ${r.received.predicted} predicted, ${r.received.push} pushed), ${r.duplicatePages} duplicates, ${r.reconnects} reconnections`,
-    `prefetch         ${r.used.predicted}/${r.received.predicted} predicted pages touched before the end (accuracy ${f(100 * r.accuracy)}%), ${r.used.push} pushed pages touched`,
+    `prefetch         ${r.used.predicted}/${r.received.predicted} predicted pages touched before the end (accuracy ${r.received.predicted ? `${f(100 * r.accuracy)}%` : "-"}), ${r.used.push} pushed pages touched`,
     `predictor        ${f(r.predictorUs)} us on the fault path (${r.requests ? f(r.predictorUs / r.requests, 2) : "0"} us per request)`,
     "",
   ].join("\n");
