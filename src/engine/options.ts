@@ -105,6 +105,14 @@ export function resolveOptions(o: FullPredictorOptions, bytesFor?: (capacity: nu
   if (o === null || typeof o !== "object") throw new TypeError(`options must be an object, got ${describe(o)}`);
   const known = new Set(["pageCount", "order", "alphabet", "escape", "depth", "threshold", "streams", "maxContexts", "memoryBytes", "deltaRange", "filter", "lookahead", "ageLimit", "rehearse", "pendingBudget"]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new TypeError(`options.${k} is not an option (known: ${[...known].join(", ")})`);
+  // undefined (or left out) means the default; null is not a value of any option.
+  // (pageCount has no default: its own check below says null is not an integer.)
+  for (const k of known) {
+    if (k === "pageCount" || (o as unknown as Record<string, unknown>)[k] !== null) continue;
+    const d = (DEFAULTS as Record<string, unknown>)[k];
+    const instead = d === undefined ? "leave it out to size the model by maxContexts" : `leave it out or undefined for the default, ${describe(d)}`;
+    throw new TypeError(`options.${k} must not be null, got null (${instead})`);
+  }
   if (o.pageCount === undefined) throw new TypeError("options.pageCount is required (pages in the guest)");
   const pageCount = int("pageCount", o.pageCount, LIMITS.pageCount);
   const order = int("order", o.order ?? DEFAULTS.order, LIMITS.order);
