@@ -4,7 +4,7 @@
  * fixed input and output buffers, and never copies on the fault path.
  */
 import type { Predictor, PredictorStats } from "./types.js";
-import { checkPage, checkStream, checkPages, checkRange } from "./validate.js";
+import { checkPage, checkStream, checkPages, checkRange, checkUnsend } from "./validate.js";
 import { resolveOptions, DEFAULTS, type FullPredictorOptions, type ResolvedOptions } from "./options.js";
 import { instantiateCore, layoutBytes, ABI, COUNTER, OUT_CAPACITY, IN_CAPACITY, type CoreExports } from "./wasm.js";
 import { encodeSnapshot, decodeSnapshot } from "./snapshot.js";
@@ -20,10 +20,21 @@ export class WasmPredictor implements Predictor {
   private input!: Uint32Array; // view of the core's train staging buffer
   private viewsOf: ArrayBuffer | undefined;
   private pending: PendingHistories; // histories trained since the last rehearsal (within options.pendingBudget)
+  /**
+   * One bit per page: sent by a prediction (predictNext/predictInto returned it) and not marked
+   * present since. The core's bitmap has one bit for both (a set bit is never predicted again), so
+   * this is what unsend() checks: it releases only such a page. Cleared by a fault on the page,
+   * observe, markPresent, markPresentRange, unsend, clearPresent and reset. Not in a snapshot: a
+   * restored predictor starts with none (unsend accepts only pages predicted since restore).
+   */
+  private sent: Uint8Array;
+  private sentCount = 0; // bits set in `sent` (whole-bitmap clears are skipped when 0)
+  private restored: boolean; // from a snapshot, and no clearPresent/reset since
 
   /** @internal use createPredictor / restorePredictor */
   constructor(options: ResolvedOptions, memoryImage?: Uint8Array, pending?: PendingHistories) {
     this.options = Object.freeze({ ...options });
+    this.restored = memoryImage !== undefined;
     // Untrusted bytes: the header must be what these options lay out (checked before anything is
     // allocated for them), and the whole model must pass the core's validation before anything else
     // runs on it (engine/core-check.ts).
@@ -45,6 +56,8 @@ export class WasmPredictor implements Predictor {
       validateCore(core);
     }
     this.pending = pending ?? new PendingHistories(options.pendingBudget);
+    // Zero-filled: the OS maps its pages as they are first written (a bit per page, as the core's bitmap).
+    this.sent = new Uint8Array(Math.ceil(options.pageCount / 8));
     this.core = core;
     this.refreshViews();
   }
@@ -155,7 +168,44 @@ export class WasmPredictor implements Predictor {
     this.checkPage("fault", fault);
     const s = this.checkStream(stream);
     if (this.pending.size !== 0) this.rehearsePending(core);
-    return core.predictNext(fault, s);
+    const n = core.predictNext(fault, s);
+    this.clearSent(fault); // faulted: present, no longer a page on its way
+    if (n !== 0) {
+      this.refreshViews();
+      const out = this.out, sent = this.sent;
+      for (let i = 0; i < n; i++) {
+        const p = out[i], m = 1 << (p & 7);
+        if ((sent[p >>> 3] & m) === 0) { sent[p >>> 3] |= m; this.sentCount++; }
+      }
+    }
+    return n;
+  }
+
+  private clearSent(page: number): void {
+    if (this.sentCount === 0) return;
+    const m = 1 << (page & 7), i = page >>> 3;
+    if (this.sent[i] & m) { this.sent[i] &= ~m; this.sentCount--; }
+  }
+
+  /** Clear the sent bits of [start, start + count). */
+  private clearSentRange(start: number, count: number): void {
+    if (this.sentCount === 0 || count === 0) return;
+    const end = start + count;
+    let p = start;
+    for (; p < end && (p & 7) !== 0; p++) this.clearSent(p);
+    const sent = this.sent;
+    for (; end - p >= 8 && this.sentCount !== 0; p += 8) {
+      const b = sent[p >>> 3];
+      if (b !== 0) { this.sentCount -= popcount8(b); sent[p >>> 3] = 0; }
+    }
+    for (; p < end && this.sentCount !== 0; p++) this.clearSent(p);
+  }
+
+  /** No page is sent any more (clearPresent, reset): nothing from before a restore either. */
+  private clearAllSent(): void {
+    if (this.sentCount !== 0) this.sent.fill(0);
+    this.sentCount = 0;
+    this.restored = false;
   }
 
   /** The long-lived view of the output buffer that predictInto fills. */
@@ -178,29 +228,43 @@ export class WasmPredictor implements Predictor {
     const s = this.checkStream(stream);
     if (this.pending.size !== 0) this.rehearsePending(core);
     core.observe(page, s);
+    this.clearSent(page);
   }
 
   markPresent(page: number): void {
     const core = this.live("markPresent");
     this.checkPage("page", page);
     core.markPresent(page);
+    this.clearSent(page);
   }
 
+  /**
+   * Release a page that predictNext/predictInto returned (and marked sent) but the caller did not
+   * send after all: absent again, it may be predicted again. Only such a page: one that was never
+   * returned, was faulted, observed or marked present since, or was unsent already is a RangeError
+   * naming the page and why, and nothing changes. A snapshot does not record which pages were sent
+   * by a prediction: after restorePredictor() only pages predicted since the restore can be unsent.
+   */
   unsend(page: number): void {
     const core = this.live("unsend");
     this.checkPage("page", page);
+    const sent = (this.sent[page >>> 3] & (1 << (page & 7))) !== 0;
+    checkUnsend(page, sent, !sent && core.isPresent(page) !== 0, this.restored);
     core.unsend(page);
+    this.clearSent(page);
   }
 
   markPresentRange(start: number, count: number): void {
     const core = this.live("markPresentRange");
     checkRange(start, count, this.options.pageCount);
     core.markPresentRange(start, count);
+    this.clearSentRange(start, count);
   }
 
   /** Forget every present/sent page but keep the model: a new migration with what was learned. */
   clearPresent(): void {
     this.live("clearPresent").clearPresent();
+    this.clearAllSent();
   }
 
   isPresent(page: number): boolean {
@@ -239,6 +303,7 @@ export class WasmPredictor implements Predictor {
   reset(): void {
     this.live("reset").clearModel();
     this.pending.clear();
+    this.clearAllSent();
   }
 
   dispose(): void {
@@ -246,7 +311,15 @@ export class WasmPredictor implements Predictor {
     this.viewsOf = undefined;
     this.pending.clear();
     this.out = this.input = new Uint32Array(0);
+    this.sent = new Uint8Array(0);
+    this.sentCount = 0;
   }
+}
+
+function popcount8(b: number): number {
+  b = b - ((b >>> 1) & 0x55);
+  b = (b & 0x33) + ((b >>> 2) & 0x33);
+  return (b + (b >>> 4)) & 0x0f;
 }
 
 /** Create a predictor; synchronous. Throws TypeError/RangeError for bad options. */
@@ -257,7 +330,11 @@ export function createPredictor(options: FullPredictorOptions): WasmPredictor {
   return new WasmPredictor(o);
 }
 
-/** Rebuild a predictor from snapshot() bytes; it continues exactly as the original would. */
+/**
+ * Rebuild a predictor from snapshot() bytes; it continues exactly as the original would, except that
+ * the snapshot does not record which pages were sent by a prediction (they are present pages like
+ * the others): unsend() accepts only pages predicted after the restore.
+ */
 export function restorePredictor(bytes: Uint8Array): WasmPredictor {
   const { options, memory, pending } = decodeSnapshot(bytes);
   let o: ResolvedOptions;

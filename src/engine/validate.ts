@@ -40,3 +40,21 @@ export function checkRange(start: unknown, count: unknown, pageCount: number): v
     throw new RangeError(`count must be in 0..${pageCount - s} (start ${s}, pageCount ${pageCount}), got ${count}`);
   }
 }
+
+/**
+ * unsend(page) releases only a page that a prediction marked sent and that has not been marked
+ * present since (faulted, observed, markPresent/markPresentRange): anything else is a RangeError
+ * naming the page and why, thrown before anything is changed. `sent`: the page is marked sent by a
+ * prediction; `present`: its present/sent bit is set; `restored`: the predictor came from a
+ * snapshot, which does not record which pages were sent by a prediction.
+ */
+export function checkUnsend(page: number, sent: boolean, present: boolean, restored: boolean): void {
+  if (sent) return;
+  const since = restored ? " since restorePredictor() (a snapshot does not record which pages were sent by a prediction)" : "";
+  if (present) {
+    throw new RangeError(`page ${page} cannot be unsent: it is present (faulted, observed or marked present), ` +
+      `not a page a prediction marked sent${since}; unsend only releases a page predictNext returned that has not been marked present since`);
+  }
+  throw new RangeError(`page ${page} cannot be unsent: predictNext did not return it${since} ` +
+    `(or it was unsent already or cleared by clearPresent/reset); it is absent, there is nothing to release`);
+}

@@ -6,7 +6,7 @@
  * updates, pruning, tie-breaking) is mirrored exactly; node ids and
  * memory layout, which decide nothing, are not.
  */
-import { checkPage, checkStream, checkPages, checkRange } from "../engine/validate.js";
+import { checkPage, checkStream, checkPages, checkRange, checkUnsend } from "../engine/validate.js";
 import { resolveOptions, type FullPredictorOptions, type ResolvedOptions } from "../engine/options.js";
 import type { Predictor, PredictorStats } from "../engine/types.js";
 import { rehearsalLengths, REHEARSAL_PAGES, PendingHistories } from "../engine/rehearsal.js";
@@ -57,6 +57,8 @@ export class ReferencePredictor implements Predictor {
   private nodes = 0;
   private streamStates: StreamState[] = [];
   private present = new Set<number>();
+  /** Pages a prediction returned (marked sent) and not marked present since: what unsend() accepts. */
+  private sent = new Set<number>();
   private lruPages: number[] = [];
   private lruStamps: number[] = [];
   private tick = 0;
@@ -80,6 +82,7 @@ export class ReferencePredictor implements Predictor {
     this.deltaRoot = new Node(0);
     this.nodes = 0;
     this.present = new Set();
+    this.sent = new Set();
     this.streamStates = Array.from({ length: this.options.streams }, () => ({ last: -1, ctx: [this.emptyCtx(), this.emptyCtx()] }));
     this.lruPages = new Array(this.options.filter).fill(-1);
     this.lruStamps = new Array(this.options.filter).fill(0);
@@ -392,8 +395,11 @@ export class ReferencePredictor implements Predictor {
     if (this.pending.size !== 0) this.rehearsePending();
     this.learnDeferred(fault, s);
     this.present.add(fault);
+    this.sent.delete(fault);
     this.counters.faults++;
-    return Uint32Array.from(this.search(s));
+    const out = this.search(s);
+    for (const p of out) this.sent.add(p);
+    return Uint32Array.from(out);
   }
 
   observe(page: number, stream?: number): void {
@@ -403,28 +409,34 @@ export class ReferencePredictor implements Predictor {
     if (this.pending.size !== 0) this.rehearsePending();
     this.learnDeferred(page, s);
     this.present.add(page);
+    this.sent.delete(page);
     this.counters.observed++;
   }
 
   markPresent(page: number): void {
     this.live("markPresent");
     this.present.add(this.checkPage("page", page));
+    this.sent.delete(page);
   }
 
   unsend(page: number): void {
     this.live("unsend");
-    this.present.delete(this.checkPage("page", page));
+    this.checkPage("page", page);
+    checkUnsend(page, this.sent.has(page), this.present.has(page), false);
+    this.present.delete(page);
+    this.sent.delete(page);
   }
 
   markPresentRange(start: number, count: number): void {
     this.live("markPresentRange");
     checkRange(start, count, this.options.pageCount);
-    for (let p = start; p < start + count; p++) this.present.add(p);
+    for (let p = start; p < start + count; p++) { this.present.add(p); this.sent.delete(p); }
   }
 
   clearPresent(): void {
     this.live("clearPresent");
     this.present.clear();
+    this.sent.clear();
   }
 
   isPresent(page: number): boolean {
