@@ -4,8 +4,9 @@
  */
 import { parseArgs } from "node:util";
 import { stat } from "node:fs/promises";
-import { dirname } from "node:path";
 import { UsageError, intOption } from "./args.js";
+import { describeError, nameFile } from "./errors.js";
+import { checkOutputDir } from "./input.js";
 import { DEFAULT_WINDOW, recordTrace, which } from "../trace/record.js";
 
 const HELP = `usage: ppm-prefetch record --out FILE.gz [options] -- COMMAND [ARGS...]
@@ -24,7 +25,9 @@ options:
   -w, --window K          recency window in distinct pages (default ${DEFAULT_WINDOW})
   -h, --help              this help
 
-exit codes: 0 trace written; 1 the command failed (no trace written); 2 bad options or no valgrind.
+exit codes: 0 trace written; 1 the command failed, or the trace could not be written (a full disk:
+the message names FILE; no trace written); 2 bad options, FILE's directory missing or FILE a
+directory, COMMAND not found, or no valgrind.
 Needs valgrind on PATH (Debian/Ubuntu: apt-get install valgrind).
 `;
 
@@ -50,10 +53,9 @@ export async function run(args: string[]): Promise<number> {
   const window = intOption("window", values.window, DEFAULT_WINDOW, 1, 4096);
   if (sep < 0) throw new UsageError("missing `-- COMMAND [ARGS...]` (put `--` before the command to record)");
   if (command.length === 0 || command[0] === "") throw new UsageError("no command after `--`");
-  const dir = dirname(out);
-  const st = await stat(dir).catch(() => null);
-  if (!st || !st.isDirectory()) throw new UsageError(`--out: directory ${JSON.stringify(dir)} does not exist`);
   if (out.endsWith("/")) throw new UsageError(`--out must name a file, got ${JSON.stringify(out)}`);
+  // before the (long) run whose end writes it: the directory exists and the path is not a directory
+  await checkOutputDir(out, "--out");
 
   const valgrind = await which("valgrind");
   if (!valgrind) {
@@ -64,6 +66,13 @@ export async function run(args: string[]): Promise<number> {
     );
     return 2;
   }
+  // valgrind looks the command up as a shell would (PATH unless it has a slash): a command that is
+  // not there is bad input, said now rather than as valgrind's exit code after the fact
+  const program = await which(command[0]);
+  if (!program || !(await stat(program).then((s) => s.isFile(), () => false))) {
+    const where = command[0].includes("/") ? "no executable file there" : "no executable file of that name on PATH";
+    throw new UsageError(`the command ${JSON.stringify(command[0])} to record was not found (${where}); no trace written`);
+  }
 
   // Ctrl-C (or a TERM/HUP) keeps what was recorded: the recording stops as --max-accesses stops it.
   const interrupt = new AbortController();
@@ -73,8 +82,12 @@ export async function run(args: string[]): Promise<number> {
   try {
     r = await recordTrace({ command: command[0], args: command.slice(1), out, maxAccesses, window, valgrind, signal: interrupt.signal });
   } catch (e) {
-    process.stderr.write(`ppm-prefetch record: ${(e as Error).message}; no trace written\n`);
-    return 1;
+    const err = e as NodeJS.ErrnoException;
+    // writing the trace (its temporary file, then the rename) failed: name the output, not FILE.tmp-PID
+    const writing = typeof err.code === "string" && (err.syscall === "write" || (typeof err.path === "string" && err.path.startsWith(out)));
+    const r = describeError(writing ? nameFile(e, out, true) : e);
+    process.stderr.write(`ppm-prefetch record: ${r.message}; no trace written\n`);
+    return writing ? r.exitCode : 1;
   } finally {
     for (const [sig, h] of handlers) process.off(sig, h);
   }
