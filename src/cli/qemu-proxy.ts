@@ -7,7 +7,7 @@ import type { Alphabet, EscapeMethod } from "../engine/types.js";
 import { QemuProxy, type MigrationReport } from "../qemu/proxy.js";
 import type { RamBlockInfo } from "../qemu/injector.js";
 import { loadEngine, PREDICT_KINDS, strategyFactory, type PredictKind } from "../qemu/strategies.js";
-import { readModel, writeModelAtomic } from "../qemu/model.js";
+import { checkModelFile, modelProblem, readModel, writeModelAtomic } from "../qemu/model.js";
 import { DEFAULT_QEMU_POLICY } from "../qemu/policy.js";
 import { choiceOption, intOption, numberOption, UsageError } from "./args.js";
 
@@ -29,7 +29,9 @@ REQ_PAGES messages for predicted pages of the same RAMBlock.
                          injects nothing until its held-back predictions were right >= 50% of >= 5
                          checks; each injection ends with the page after the fault)
   --model FILE           ppm: start each migration from this model when the file exists, and replace
-                         it (atomically) with what was learned when a migration completes
+                         it (atomically) with what was learned when a migration completes. FILE's
+                         directory must exist, and a file already there must be a model file (one a
+                         migration saved); else the proxy does not start (exit 2)
   --max-pages N          ppm: most pages injected per request (default ${DEFAULT_QEMU_POLICY.maxPages})
   --min-confidence P     ppm: least path probability of an injected page (default ${DEFAULT_QEMU_POLICY.minConfidence})
   --depth N              ppm-sim: most pages predicted per request (default 16)
@@ -45,12 +47,16 @@ REQ_PAGES messages for predicted pages of the same RAMBlock.
   --quiet                no log lines on stderr
 `;
 
-function hostPort(name: string, raw: string | undefined): { host: string; port: number } {
+/** `HOST:PORT`; the listening side may take port 0 (any free port), a target may not. */
+function hostPort(name: string, raw: string | undefined, minPort: 0 | 1): { host: string; port: number } {
   if (!raw) throw new UsageError(`--${name} HOST:PORT is required`);
   const m = /^(.*):(\d+)$/.exec(raw);
   if (!m) throw new UsageError(`--${name} must be HOST:PORT, got ${JSON.stringify(raw)}`);
   const port = Number(m[2]);
-  if (port > 65535) throw new UsageError(`--${name}: port out of range`);
+  if (port < minPort || port > 65535) {
+    throw new UsageError(`--${name} must be HOST:PORT with PORT in ${minPort}..65535, got ${JSON.stringify(raw)}` +
+      (port === 0 ? " (port 0 is not an address to connect to)" : ""));
+  }
   return { host: m[1].replace(/^\[(.*)\]$/, "$1") || "127.0.0.1", port };
 }
 
@@ -102,8 +108,8 @@ export async function run(args: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const listen = hostPort("listen", values.listen);
-  const target = hostPort("target", values.target);
+  const listen = hostPort("listen", values.listen, 0);
+  const target = hostPort("target", values.target, 1);
   const delayMs = numberOption("delay-ms", values["delay-ms"], 0, 0, 10000);
   const rateMbps = numberOption("rate-mbps", values["rate-mbps"], 0, 0, 1e6);
   const returnDelayMs = values["return-delay-ms"] !== undefined ? numberOption("return-delay-ms", values["return-delay-ms"], 0, 0, 10000) : undefined;
@@ -124,12 +130,13 @@ export async function run(args: string[]): Promise<number> {
 
   if (predict === "ppm" || predict === "ppm-sim") await loadEngine();
   if (modelPath !== undefined) {
-    try {
-      const m = readModel(modelPath);
-      log(`qemu-proxy: model ${modelPath}: ${m ? `${m.length} bytes, used when it fits the guest` : "absent, starting empty; saved when a migration completes"}`);
-    } catch (e) {
+    // a file that is there must be a model (it is replaced when a migration completes), and the
+    // directory it is saved into must exist: both said now, not after a migration
+    let m: Uint8Array | null;
+    try { m = await checkModelFile(modelPath); } catch (e) {
       throw new UsageError(`--model ${modelPath}: ${(e as Error).message}`);
     }
+    log(`qemu-proxy: model ${modelPath}: ${m ? `${m.length} bytes, used when it fits the guest` : "absent, starting empty; saved when a migration completes"}`);
   }
   const loadModel = modelPath === undefined ? undefined : () => {
     try {
@@ -165,6 +172,10 @@ export async function run(args: string[]): Promise<number> {
     listenHost: listen.host, listenPort: listen.port, targetHost: target.host, targetPort: target.port,
     delayMs, returnDelayMs, rateMbps: rateMbps || undefined, blocks, makeStrategy, log,
     saveModel: modelPath === undefined ? undefined : (bytes) => {
+      // what is there now may have been put there since the start: replace only a model
+      const there = readModel(modelPath);
+      const why = there === null ? null : modelProblem(there);
+      if (why !== null) throw new Error(`${modelPath} is no longer a model file (${why}); not replaced`);
       writeModelAtomic(modelPath, bytes);
       log(`qemu-proxy: model saved to ${modelPath} (${bytes.length} bytes)`);
     },

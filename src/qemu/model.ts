@@ -1,6 +1,7 @@
 /** The proxy's model file (`--model FILE`): read when a migration starts, replaced atomically when one completes. */
 import fs from "node:fs";
 import path from "node:path";
+import { unpackModel } from "./policy.js";
 
 /** The saved model, or null when the file does not exist (other errors are thrown). */
 export function readModel(file: string): Uint8Array | null {
@@ -10,6 +11,58 @@ export function readModel(file: string): Uint8Array | null {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw e;
   }
+}
+
+type Restore = (bytes: Uint8Array) => { dispose(): void };
+let restore: Restore | null = null;
+
+/** Load the engine's restore (checkModelFile does; modelProblem needs it loaded). */
+export async function loadModelChecker(): Promise<void> {
+  if (restore) return;
+  const p = "../engine/predictor.js";
+  restore = ((await import(p)) as { restorePredictor: Restore }).restorePredictor;
+}
+
+/**
+ * Why `bytes` is not a model file (the proxy's `PPMQEMU1` file, or a bare engine snapshot), or null
+ * when it is one: its header parses and the engine restores it (the guest's size is checked when a
+ * migration starts, as then). Synchronous: `loadModelChecker()` must have been awaited.
+ */
+export function modelProblem(bytes: Uint8Array): string | null {
+  if (!restore) throw new Error("loadModelChecker() was not awaited");
+  if (bytes.length === 0) return "it is empty";
+  try {
+    const un = unpackModel(bytes, Number.MAX_SAFE_INTEGER);
+    restore(un.engine).dispose();
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/**
+ * The check of `--model FILE` before the proxy starts: the directory the model is saved into must
+ * exist, and a file already there must be a model (else the first completed migration would replace
+ * whatever it holds). Returns the model's bytes, or null when there is no file yet (start empty).
+ * Throws an Error whose message says what is wrong, without the file's name (the caller adds it).
+ * Loads the engine's restore, so that modelProblem() can check the file again before it is replaced.
+ */
+export async function checkModelFile(file: string): Promise<Uint8Array | null> {
+  const dir = path.dirname(file);
+  const d = fs.statSync(dir, { throwIfNoEntry: false });
+  if (!d || !d.isDirectory()) throw new Error(`directory ${dir} does not exist (the model is saved there)`);
+  await loadModelChecker(); // also for modelProblem() when the model is saved
+  const st = fs.statSync(file, { throwIfNoEntry: false });
+  if (!st) return null;
+  if (!st.isFile()) throw new Error(`not a regular file${st.isDirectory() ? " (a directory)" : ""}`);
+  const bytes = readModel(file);
+  if (bytes === null) return null;
+  const why = modelProblem(bytes);
+  if (why !== null) {
+    throw new Error(`not a model file (${why}); it would be replaced when a migration completes: ` +
+      `name a model an earlier run saved, or a file that does not exist yet`);
+  }
+  return bytes;
 }
 
 /** Write to a temporary file beside it, fsync, then rename over: a reader sees the old or the new model, never a part. */
