@@ -7,7 +7,7 @@ import type { Alphabet, EscapeMethod } from "../engine/types.js";
 import { QemuProxy, type MigrationReport } from "../qemu/proxy.js";
 import type { RamBlockInfo } from "../qemu/injector.js";
 import { loadEngine, PREDICT_KINDS, strategyFactory, type PredictKind } from "../qemu/strategies.js";
-import { checkModelFile, modelProblem, readModel, writeModelAtomic } from "../qemu/model.js";
+import { checkModelFile, readModel, replaceModel } from "../qemu/model.js";
 import { DEFAULT_QEMU_POLICY } from "../qemu/policy.js";
 import { choiceOption, intOption, numberOption, UsageError } from "./args.js";
 
@@ -172,11 +172,8 @@ export async function run(args: string[]): Promise<number> {
     listenHost: listen.host, listenPort: listen.port, targetHost: target.host, targetPort: target.port,
     delayMs, returnDelayMs, rateMbps: rateMbps || undefined, blocks, makeStrategy, log,
     saveModel: modelPath === undefined ? undefined : (bytes) => {
-      // what is there now may have been put there since the start: replace only a model
-      const there = readModel(modelPath);
-      const why = there === null ? null : modelProblem(there);
-      if (why !== null) throw new Error(`${modelPath} is no longer a model file (${why}); not replaced`);
-      writeModelAtomic(modelPath, bytes);
+      // what is there now may have been put there since the start: only a model is replaced
+      replaceModel(modelPath, bytes);
       log(`qemu-proxy: model saved to ${modelPath} (${bytes.length} bytes)`);
     },
   });

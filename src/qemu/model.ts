@@ -65,6 +65,17 @@ export async function checkModelFile(file: string): Promise<Uint8Array | null> {
   return bytes;
 }
 
+/**
+ * Save a model over `file` unless what is there now is not a model (put there since the proxy
+ * checked it at start): then throw, leaving the file as it is. `loadModelChecker()` must have been awaited.
+ */
+export function replaceModel(file: string, bytes: Uint8Array): void {
+  const there = readModel(file);
+  const why = there === null ? null : modelProblem(there);
+  if (why !== null) throw new Error(`${file} is no longer a model file (${why}); not replaced`);
+  writeModelAtomic(file, bytes);
+}
+
 /** Write to a temporary file beside it, fsync, then rename over: a reader sees the old or the new model, never a part. */
 export function writeModelAtomic(file: string, bytes: Uint8Array): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
