@@ -64,6 +64,8 @@ export function needsWrites(kind: HistoryKind): boolean {
  * guest instructions per second. Throws a RangeError naming what is wrong.
  */
 export function parseHistorySpec(text: string, ips = 1e9): HistorySpec {
+  if (typeof text !== "string") throw new TypeError(`history must be a string (full, first-touch:T, ...), got ${text === null ? "null" : typeof text}`);
+  if (typeof ips !== "number" || !Number.isFinite(ips) || ips <= 0) throw new RangeError(`ips must be a positive number of guest instructions per second, got ${String(ips)}`);
   const m = /^([a-z-]+)(?::(.+))?$/.exec(text.trim());
   const kind = m?.[1] as HistoryKind | undefined;
   if (!m || !kind || !HISTORY_KINDS.includes(kind)) {
@@ -78,11 +80,21 @@ export function parseHistorySpec(text: string, ips = 1e9): HistorySpec {
   return { kind, interval };
 }
 
+/**
+ * A count of guest instructions must be a whole number (`1e7`, `10000000`; `0.5` is refused, not
+ * rounded); a time is converted at `ips` and rounded to whole instructions, and must come to at least one.
+ */
 function parseInterval(s: string, ips: number): number {
   const u = /^([0-9.eE+]+)\s*(ns|us|ms|s)?$/.exec(s.trim());
   const v = u ? Number(u[1]) : NaN;
   if (!u || !Number.isFinite(v) || v <= 0) throw new RangeError(`history interval must be a positive number of guest instructions or a time (10ms, 100us); got ${JSON.stringify(s)}`);
+  if (u[2] === undefined && !Number.isInteger(v)) {
+    throw new RangeError(`history interval must be a whole number of guest instructions (or a time: 10ms, 100us); got ${JSON.stringify(s)} (${v})`);
+  }
   const scale = u[2] === undefined ? 1 : { ns: 1e-9, us: 1e-6, ms: 1e-3, s: 1 }[u[2]]! * ips;
+  if (v * scale < 1 - 1e-9) { // (a tolerance for the float product: 1ns at 1e9 per second is one instruction)
+    throw new RangeError(`history interval must come to at least 1 guest instruction; got ${JSON.stringify(s)} (${v * scale} at ${ips} instructions per second)`);
+  }
   const t = Math.round(v * scale);
   if (!(t >= 1) || t > 2 ** 53) throw new RangeError(`history interval must come to 1 .. 2^53 guest instructions; got ${JSON.stringify(s)} (${t})`);
   return t;
