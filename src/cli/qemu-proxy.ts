@@ -178,10 +178,8 @@ export async function run(args: string[]): Promise<number> {
     },
   });
   const addr = await proxy.listen();
-  log(`qemu-proxy: listening on ${addr.address}:${addr.port} -> ${target.host}:${target.port}, predict ${predict}` +
-      (delayMs ? `, delay ${delayMs} ms each way` : "") + (rateMbps ? `, rate ${rateMbps} Mbit/s` : ""));
-
-  return await new Promise<number>((resolve) => {
+  // the signal handlers first: a supervisor may stop the proxy as soon as it reads the line below
+  const finished = new Promise<number>((resolve) => {
     proxy.on("migration", (r: MigrationReport) => {
       if (values.json) process.stdout.write(JSON.stringify(r) + "\n");
       log(formatReport(r));
@@ -191,4 +189,7 @@ export async function run(args: string[]): Promise<number> {
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
+  log(`qemu-proxy: listening on ${addr.address}:${addr.port} -> ${target.host}:${target.port}, predict ${predict}` +
+      (delayMs ? `, delay ${delayMs} ms each way` : "") + (rateMbps ? `, rate ${rateMbps} Mbit/s` : ""));
+  return await finished;
 }
