@@ -10,6 +10,7 @@
  * The placement is a seeded random injection, so a (trace, layout, seed) triple is reproducible.
  */
 import { Rng } from "../util/random.js";
+import { describe } from "./check.js";
 
 export type LayoutName = "virtual" | "2m" | "4k";
 export const LAYOUTS: readonly LayoutName[] = ["virtual", "2m", "4k"];
@@ -35,14 +36,33 @@ export function isLayoutName(s: string): s is LayoutName {
   return (LAYOUTS as readonly string[]).includes(s);
 }
 
-/** Map a trace's pages into a guest-physical space according to the layout. */
+/**
+ * Map a trace's pages into a guest-physical space according to the layout. A bad argument is a
+ * TypeError or RangeError naming it and its value (`pages`: a Uint32Array; `opts`: an object with
+ * `layout` one of virtual, 2m, 4k, `vmPages` an integer in 1..2^32, `seed` an integer).
+ */
 export function placePages(pages: Uint32Array, opts: LayoutOptions): Placement {
+  if (!(pages instanceof Uint32Array)) throw new TypeError(`pages must be a Uint32Array of page numbers, got ${describe(pages)}`);
+  if (opts === null || typeof opts !== "object" || Array.isArray(opts)) {
+    throw new TypeError(`opts must be an object ({ layout, vmPages?, seed? }), got ${describe(opts)}`);
+  }
+  for (const k of Object.keys(opts)) if (k !== "layout" && k !== "vmPages" && k !== "seed") throw new TypeError(`opts.${k} is not a layout option (known: layout, vmPages, seed)`);
+  if (typeof opts.layout !== "string" || !isLayoutName(opts.layout)) {
+    const err = typeof opts.layout === "string" ? RangeError : TypeError;
+    throw new err(`opts.layout must be one of ${LAYOUTS.join(", ")}, got ${describe(opts.layout)}`);
+  }
+  if (opts.vmPages !== undefined && (typeof opts.vmPages !== "number" || !Number.isInteger(opts.vmPages))) {
+    throw new TypeError(`opts.vmPages must be an integer in 1..2^32, got ${describe(opts.vmPages)}`);
+  }
+  if (opts.seed !== undefined && (typeof opts.seed !== "number" || !Number.isInteger(opts.seed))) {
+    throw new TypeError(`opts.seed must be an integer, got ${describe(opts.seed)}`);
+  }
   let maxPage = 0;
   for (let i = 0; i < pages.length; i++) if (pages[i] > maxPage) maxPage = pages[i];
   const span = pages.length === 0 ? 1 : maxPage + 1;
   const vmPages = opts.vmPages ?? Math.max(DEFAULT_VM_PAGES, span);
-  if (!Number.isInteger(vmPages) || vmPages < 1 || vmPages > 0x100000000) {
-    throw new RangeError(`vmPages must be an integer in 1..2^32, got ${opts.vmPages}`);
+  if (vmPages < 1 || vmPages > 0x100000000) {
+    throw new RangeError(`opts.vmPages must be an integer in 1..2^32, got ${opts.vmPages}`);
   }
   const seed = opts.seed ?? 1;
   if (opts.layout === "virtual") return { pages, pageCount: Math.max(vmPages, span) };
@@ -67,7 +87,7 @@ export function placePages(pages: Uint32Array, opts: LayoutOptions): Placement {
     }
     return { pages: out, pageCount: vmBlocks * PAGES_PER_2M };
   }
-  throw new RangeError(`layout must be one of ${LAYOUTS.join(", ")}, got ${JSON.stringify(opts.layout)}`);
+  throw new Error(`internal: layout ${JSON.stringify(opts.layout)} checked but not placed`);
 }
 
 function countDistinct(a: Uint32Array): number {
