@@ -24,6 +24,7 @@
 import { createReadStream } from "node:fs";
 import { createGunzip } from "node:zlib";
 import { Readable } from "node:stream";
+import { checkPath, checkReadOptions, describe, startsBinary, binaryTraceError } from "./check.js";
 
 /**
  * A trace held in memory as parallel typed arrays (structure of arrays, no per-access object).
@@ -192,19 +193,41 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 /** A readable of the file's bytes, gunzipped when the name ends in `.gz`. */
 export function openTraceBytes(path: string): Readable {
   const raw = createReadStream(path);
-  return path.endsWith(".gz") ? raw.pipe(createGunzip()) : raw;
+  if (!path.endsWith(".gz")) return raw;
+  // pipe() does not forward errors: without this a missing file is an unhandled 'error' event.
+  const gunzip = createGunzip();
+  raw.on("error", (e) => gunzip.destroy(e));
+  return raw.pipe(gunzip);
 }
 
-/** Stream the accesses of a text trace in chunks; a malformed line rejects with a TraceFormatError. */
+/**
+ * Stream the accesses of a text trace in chunks; a malformed line rejects with a TraceFormatError,
+ * a binary trace (magic "PPMT") with a RangeError that says so.
+ */
 export async function* readTraceChunks(path: string): AsyncGenerator<TraceChunk> {
+  checkPath(path);
   const pending: TraceChunk[] = [];
   const parser = new TextTraceParser(path, (c) => pending.push(c));
-  for await (const buf of openTraceBytes(path)) {
-    parser.push(buf as Buffer);
+  let head: Uint8Array | undefined = new Uint8Array(0); // the first bytes, until the format is known
+  const stream = openTraceBytes(path);
+  try {
+    for await (const b of stream) {
+      let buf = b as Buffer as Uint8Array;
+      if (head) {
+        buf = head.length === 0 ? buf : concat(head, buf);
+        if (buf.length < 4) { head = buf; continue; }
+        if (startsBinary(buf)) throw binaryTraceError(`path ${JSON.stringify(path)}`, "readTextTrace");
+        head = undefined;
+      }
+      parser.push(buf);
+      while (pending.length) yield pending.shift()!;
+    }
+    if (head && head.length) parser.push(head);
+    parser.end();
     while (pending.length) yield pending.shift()!;
+  } finally {
+    stream.destroy();
   }
-  parser.end();
-  while (pending.length) yield pending.shift()!;
 }
 
 /**
@@ -272,13 +295,27 @@ export async function collectTrace(chunks: AsyncIterable<TraceChunk>, name: stri
   return b.build(name);
 }
 
-/** Read a whole text trace (optionally gzipped) into memory. */
+/**
+ * Read a whole text trace (gzipped when the name ends in `.gz`) into memory. Rejects with a TypeError
+ * or RangeError naming a bad argument (`path`, `opts.limit`: an integer >= 0), with a RangeError for a
+ * binary trace (readTrace in trace/read.ts reads both formats), a TraceFormatError for a malformed line.
+ */
 export async function readTextTrace(path: string, opts: ReadTraceOptions = {}): Promise<Trace> {
-  return collectTrace(readTraceChunks(path), baseName(path), opts.limit);
+  checkPath(path);
+  const limit = checkReadOptions(opts);
+  return collectTrace(readTraceChunks(path), baseName(path), limit);
 }
 
-/** Parse text already in memory (tests, small fixtures). */
+/**
+ * Parse text already in memory (tests, small fixtures): a string, or its UTF-8 bytes. `name` (a
+ * string) names it in a TraceFormatError.
+ */
 export function parseTraceText(text: string | Uint8Array, name = "<text>"): Trace {
+  if (typeof text !== "string" && !(text instanceof Uint8Array)) {
+    throw new TypeError(`text must be a string or a Uint8Array of the text trace format, got ${describe(text)}`);
+  }
+  if (typeof name !== "string") throw new TypeError(`name must be a string, got ${describe(name)}`);
+  if (typeof text === "string" ? text.startsWith("PPMT") : startsBinary(text)) throw binaryTraceError("text", "parseTraceText");
   const b = new TraceBuilder();
   const p = new TextTraceParser(name, (c) => b.add(c));
   p.push(typeof text === "string" ? Buffer.from(text, "utf8") : text);

@@ -12,6 +12,7 @@ import { createGunzip } from "node:zlib";
 import type { Readable } from "node:stream";
 import { TextTraceParser, collectTrace, baseName, type Trace, type TraceChunk } from "./format.js";
 import { BinaryTraceParser, isBinaryTrace } from "./binary.js";
+import { checkPath, checkReadOptions } from "./check.js";
 
 export type TraceEncoding = "text" | "binary";
 
@@ -35,6 +36,7 @@ async function openBytes(path: string): Promise<Readable> {
 
 /** Stream a trace's accesses in chunks; rejects with a TraceFormatError / BinaryTraceError on bad input. */
 export async function* readAnyTraceChunks(path: string, onEncoding?: (e: TraceEncoding) => void): AsyncGenerator<TraceChunk> {
+  checkPath(path);
   const pending: TraceChunk[] = [];
   const emit = (c: TraceChunk) => pending.push(c);
   let parser: TextTraceParser | BinaryTraceParser | undefined;
@@ -71,7 +73,12 @@ export interface ReadOptions {
   limit?: number;
 }
 
-/** Read a whole trace (text or binary, optionally gzipped) into memory. Nothing half-read is returned. */
+/**
+ * Read a whole trace (text or binary, optionally gzipped) into memory. Nothing half-read is returned.
+ * A bad argument (`path`, `opts.limit`: an integer >= 0) rejects with a TypeError or RangeError naming it.
+ */
 export async function readTrace(path: string, opts: ReadOptions = {}): Promise<Trace> {
-  return collectTrace(readAnyTraceChunks(path), baseName(path).replace(/\.ppmt$/, ""), opts.limit);
+  checkPath(path);
+  const limit = checkReadOptions(opts);
+  return collectTrace(readAnyTraceChunks(path), baseName(path).replace(/\.ppmt$/, ""), limit);
 }
