@@ -30,7 +30,7 @@ const USAGE = `usage: ppm-prefetch migrate --connect HOST:PORT --trace FILE [opt
   --reconnect-timeout S when the link to the source is lost (a restarted source, an outage), keep
                         reconnecting with backoff for up to S seconds (default 30)
   --json                print only the summary record as JSON
-  --timeline            with --json: also the session id, this process's CPU time and each fault
+  --timeline            with --json (required): also the session id, this process's CPU time and each fault
                         request's page, send and arrival times (monotonic ns)
 `;
 
@@ -57,6 +57,7 @@ export async function run(args: string[]): Promise<number> {
   if (v.help) { process.stdout.write(USAGE); return 0; }
   const { host, port } = parseConnect(v.connect);
   if (!v.trace) throw new UsageError("--trace FILE is required");
+  if (v.timeline && !v.json) throw new UsageError("--timeline needs --json (the timeline is part of the JSON record)");
   const switchAt = numberOption("switch-at", v["switch-at"], 0.3, 0, 1);
   const layout = choiceOption<LayoutName>("layout", v.layout, "virtual", LAYOUTS);
   const seed = intOption("layout-seed", v["layout-seed"], 1, 0, 0xffffffff);

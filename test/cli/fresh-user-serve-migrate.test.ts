@@ -121,12 +121,13 @@ test("serve --help says --timeline needs --json and --generate takes whole pages
 
 // --- migrate: bad input is refused before connecting --------------------------------------------------
 
-test("migrate refuses an empty trace, a comment-only one and a --switch-at leaving nothing to replay (exit 2, not a run)", async () => {
+test("migrate refuses an empty trace, a comment-only one, a --switch-at leaving nothing to replay and --timeline without --json (exit 2, not a run)", async () => {
   // closedPort: a check that were missing would get as far as the connection (exit 1, ECONNREFUSED)
   const cases: [string[], RegExp][] = [
     [["--trace", f("empty.txt")], /--trace .*empty\.txt has 0 accesses; need at least 2/],
     [["--trace", f("comments.txt")], /--trace .*comments\.txt has 0 accesses; need at least 2/],
     [["--trace", f("ok.txt"), "--switch-at", "1"], /--switch-at 1 leaves none of the 40 accesses of .*ok\.txt to replay/],
+    [["--trace", f("ok.txt"), "--timeline"], /--timeline needs --json/],
   ];
   for (const [args, re] of cases) {
     const r = await run(["migrate", "--connect", `127.0.0.1:${closedPort}`, ...args]);
