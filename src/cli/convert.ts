@@ -65,7 +65,8 @@ export async function convertTrace(input: string, output: string, to: "text" | "
   try {
     const source = Readable.from(encode(), { objectMode: false });
     const sink = createWriteStream(tmp);
-    sink.on("error", (e) => { writeError = e; });
+    // (pipeline also destroys the sink with a reader's error: only a system call's own failure counts)
+    sink.on("error", (e) => { if (typeof (e as { syscall?: unknown }).syscall === "string") writeError = e; });
     if (output.endsWith(".gz")) await pipeline(source, createGzip(), sink);
     else await pipeline(source, sink);
     await rename(tmp, output);
