@@ -74,6 +74,8 @@ function runBoth(options: FullPredictorOptions, history: number[], ops: Op[]): v
   const r = createReferencePredictor(options);
   w.train(Uint32Array.from(history));
   r.train(history);
+  let lastOut: number[] = []; // the latest prediction's pages: half the unsends pick one of them, the other half any page
+  const caught = (f: () => void): Error | undefined => { try { f(); return undefined; } catch (e) { return e as Error; } };
   ops.forEach((op, i) => {
     switch (op.kind) {
       case "train": w.train(op.pages, op.stream); r.train(op.pages, op.stream); break;
@@ -81,6 +83,7 @@ function runBoth(options: FullPredictorOptions, history: number[], ops: Op[]): v
         const a = Array.from(w.predictNext(op.page, op.stream));
         const b = Array.from(r.predictNext(op.page, op.stream));
         assert.deepEqual(a, b, `op ${i}: predictNext(${op.page}, ${op.stream})`);
+        lastOut = a;
         const ca = Array.from(w.confidence.subarray(0, a.length)), cb = Array.from(r.confidence.subarray(0, b.length));
         assert.deepEqual(ca, cb, `op ${i}: confidences of predictNext(${op.page}, ${op.stream})`);
         for (let j = 0; j < ca.length; j++) assert.ok(ca[j] > 0 && ca[j] <= 1 && (j === 0 || ca[j] <= ca[j - 1]), `op ${i}: confidence ${j} = ${ca[j]} after ${ca[j - 1]}`);
@@ -88,7 +91,16 @@ function runBoth(options: FullPredictorOptions, history: number[], ops: Op[]): v
       }
       case "observe": w.observe(op.page, op.stream); r.observe(op.page, op.stream); break;
       case "present": w.markPresent(op.page); r.markPresent(op.page); break;
-      case "unsend": w.unsend(op.page); r.unsend(op.page); assert.equal(w.isPresent(op.page), false); break;
+      case "unsend": {
+        // Only a page a prediction marked sent (and nothing marked present since) may be unsent; both
+        // models accept and refuse the same calls, with the same message, and a refusal changes nothing.
+        const page = op.page % 2 === 0 && lastOut.length > 0 ? lastOut[op.page % lastOut.length] : op.page;
+        const was = w.isPresent(page);
+        const ew = caught(() => w.unsend(page)), er = caught(() => r.unsend(page));
+        assert.equal(ew?.message, er?.message, `op ${i}: unsend(${page})`);
+        if (ew) { assert.ok(ew instanceof RangeError); assert.equal(w.isPresent(page), was); } else assert.equal(w.isPresent(page), false);
+        break;
+      }
       case "range": w.markPresentRange(op.start, op.count); r.markPresentRange(op.start, op.count); break;
       case "compact": w.compact(); r.compact(); break;
       case "prune": w.prune(); r.prune(); break;
