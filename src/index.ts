@@ -4,4 +4,5 @@ export { DEFAULTS as PREDICTOR_DEFAULTS, type FullPredictorOptions } from "./eng
 export type { Predictor, PredictorOptions, PredictorStats, Alphabet, EscapeMethod } from "./engine/types.js";
 export { createReferencePredictor, ReferencePredictor } from "./reference/ppm.js";
 export { readTextTrace, parseTraceText, type Trace } from "./trace/format.js";
+export { readTrace } from "./trace/read.js";
 export { placePages, type LayoutName } from "./trace/layout.js";
