@@ -4,8 +4,9 @@
  * Holds a memory image (`--image FILE`, read page by page; `--generate SIZE` writes a seeded one there,
  * atomically, once every option, the history and the listening address passed their checks), builds
  * and trains a fresh strategy per migration in a worker thread on the history (`--history TRACE`: its
- * first `--switch-at` fraction, placed with `--layout`/`--layout-seed` exactly as `migrate` places the rest) and serves up to `--max-sessions` concurrent migrations until
- * interrupted (or until `--exit-after N` migrations completed).
+ * first `--switch-at` fraction, placed with `--layout`/`--layout-seed` exactly as `migrate` places the
+ * rest) and serves up to `--max-sessions` concurrent migrations until interrupted (or until
+ * `--exit-after N` migrations completed).
  *
  * Errors are thrown: src/cli/main.ts prints one line (exit 2 for bad input, 1 for a runtime failure).
  */
