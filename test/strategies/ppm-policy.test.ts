@@ -103,6 +103,15 @@ test("without a push, a fault's pages replay the history after the page's last o
   s.dispose!();
 });
 
+test("without a push, what the history and the engine leave of the depth goes to the absent pages after the fault", () => {
+  const s = createPpmPolicy({ pageCount: 1 << 14, depth: 8, push: "none" });
+  s.train!(Uint32Array.from([42])); // nothing to go on: no history after 5000, no delta learned
+  s.onPresent!(5002);
+  const out = Array.from(s.onFault(5000, 0));
+  assert.deepEqual(out, [5001, 5003, 5004, 5005, 5006, 5007, 5008, 5009], "5002 is there already");
+  s.dispose!();
+});
+
 test("without a push on a real trace scattered at 4 KiB, replaying history takes fewer faults than the engine alone", async () => {
   const trace = await readTrace(fileURLToPath(new URL("../../traces/sort.txt.gz", import.meta.url)));
   const run = async () => (await compareStrategies(trace, ["ppm"], { layout: "4k", push: "none" })).results[0];
