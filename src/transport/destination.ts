@@ -18,6 +18,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { placePages, type LayoutName } from "../trace/layout.js";
 import { createLink, nowNs, type ByteLink, type LinkOptions } from "./link-emulator.js";
 import { FrameWriter } from "./writer.js";
+import { PROBE, probe, schedstat, waitNs } from "./probe.js";
 import {
   BITMAP_CHUNK, Bitmap, ErrorCode, FAULT_DONE_BODY, FrameReader, FrameType, HELLO_BODY, LEN_BYTES, MAX_FEEDBACK,
   PAGE_HEADER, PAGE_SIZE, PROTOCOL_VERSION, PageKind, ProtocolError, RemoteError, WELCOME_PUSH, checksum, decodeError,
@@ -203,6 +204,15 @@ class Migration {
   private tlPage: number[] = [];
   private tlSent: number[] = [];
   private arrived = new Map<number, number>();
+  // probe (PPM_PROBE): the current data event's start, its chunk's stream offset, pages requested this step
+  private pDataAt = 0;
+  private pChunkStart = 0;
+  private pChunkLen = 0;
+  private pReq: number[] = [];
+  private pPages = 0;
+  private pDue = 0;
+  private pResume: number[] = [];
+  private pSched0 = { runNs: 0, waitNs: 0 };
 
   constructor(private readonly o: MigrationOptions) {
     this.host = o.host ?? "127.0.0.1";
@@ -241,6 +251,7 @@ class Migration {
     });
     sock.on("data", (chunk: Buffer) => {
       if (this.socket !== sock || this.finished) return;
+      if (PROBE) { this.pDataAt = nowNs(); this.pChunkStart = this.bytes; this.pChunkLen = chunk.length; this.pPages = 0; probe("d_data", { sid: this.sessionId.toString("hex"), t: this.pDataAt, cum: this.bytes, len: chunk.length, w: waitNs() }); }
       this.bytes += chunk.length;
       try { reader.push(chunk); } catch (e) {
         // a frame the link damaged is a link failure; anything else thrown here is a bug, not worth a retry
@@ -328,7 +339,7 @@ class Migration {
     for (const [p, streams] of this.waiters) this.sendFault(p, streams[0]);
     if (this.replayEnd >= 0) this.sendEmpty(FrameType.ReplayDone);
     wr.flush();
-    if (this.t0 === 0) { this.t0 = nowNs(); this.schedule(); }
+    if (this.t0 === 0) { this.t0 = nowNs(); if (PROBE) this.pSched0 = schedstat(); this.schedule(); }
   }
 
   private setup(w: Welcome): void {
@@ -382,6 +393,7 @@ class Migration {
     if (k > PageKind.Push) throw new ProtocolError(ErrorCode.Malformed, `page kind ${k}`);
     const data = b.subarray(s + PAGE_HEADER, e);
     if (checksum(data) !== b.readUInt32LE(s + 8)) throw new ProtocolError(ErrorCode.Checksum, `page ${p} does not match its checksum`);
+    if (PROBE) this.pPages++;
     this.hereReceived++;
     if (this.hereReceived - this.hereAcked >= ACK_EVERY) this.ack();
     if (this.present.has(p)) { this.duplicates++; return; }
@@ -392,6 +404,11 @@ class Migration {
     const now = nowNs();
     const ws = this.waiters.get(p);
     if (ws) {
+      if (PROBE) {
+        probe("d_arrive", { sid: this.sessionId.toString("hex"), page: p, kind: k, w: waitNs(), dataAt: this.pDataAt, t: now, chunkStart: this.pChunkStart, chunkLen: this.pChunkLen,
+          pagesBefore: this.pPages, received: this.hereReceived });
+        for (const st of ws) this.pResume.push(st, p);
+      }
       if (this.o.timeline) this.arrived.set(p, now);
       this.waiters.delete(p);
       for (const st of ws) {
@@ -426,6 +443,7 @@ class Migration {
     this.fbLen -= n;
     this.requested.add(p);
     this.requests++;
+    if (PROBE) this.pReq.push(p);
     if (this.o.timeline) { this.tlPage.push(p); this.tlSent.push(nowNs()); }
   }
 
@@ -445,6 +463,10 @@ class Migration {
     this.scheduled = false;
     if (this.finished || this.replayEnd >= 0) return;
     const now = nowNs();
+    if (PROBE && this.pResume.length) {
+      for (let j = 0; j < this.pResume.length; j += 2) probe("d_resume", { sid: this.sessionId.toString("hex"), stream: this.pResume[j], page: this.pResume[j + 1], t: now, w: waitNs() });
+      this.pResume.length = 0;
+    }
     let budget = 10_000;
     let remaining = false;
     let next = Infinity;
@@ -460,7 +482,7 @@ class Migration {
         const due = base + cum[i];
         if (due > now) { if (due < next) next = due; break; }
         const p = pages[i];
-        if (!present.has(p)) { this.fault(st, p, now); break; }
+        if (!present.has(p)) { if (PROBE) this.pDue = due; this.fault(st, p, now); break; }
         const k = kind[p];
         if ((k & K_TOUCHED) === 0) this.firstTouch(p, st, k);
         c++; budget--;
@@ -469,7 +491,13 @@ class Migration {
       if (c < end) remaining = true;
       if (c < end && budget <= 0 && this.blockedOn[st] < 0) next = now;
     }
+    if (PROBE && this.pReq.length && this.link) (this.link as { tag?: string }).tag = `${this.sessionId.toString("hex")}:req:${this.pReq[0]}`;
     if (this.writer && this.writer.unflushed > 0) this.writer.flush();
+    if (PROBE && this.pReq.length) {
+      const t = nowNs();
+      for (const p of this.pReq) probe("d_req", { sid: this.sessionId.toString("hex"), page: p, t, stepAt: now, w: waitNs(), userBuf: this.socket?.writableLength ?? -1 });
+      this.pReq.length = 0;
+    }
     if (!remaining) return this.replayFinished(now);
     if (next === Infinity) return; // every stream waits for a page
     const wait = next - nowNs();
@@ -501,6 +529,7 @@ class Migration {
     this.kind[p] |= K_FAULTED;
     this.blockedOn[st] = p;
     this.stallStart[st] = now;
+    if (PROBE) probe("d_fault", { sid: this.sessionId.toString("hex"), page: p, stream: st, t: now, due: this.pDue, w: waitNs() });
     const ws = this.waiters.get(p);
     if (ws) ws.push(st); else this.waiters.set(p, [st]);
     if (this.serving && !this.requested.has(p)) this.sendFault(p, st);
@@ -514,6 +543,10 @@ class Migration {
 
   private maybeFinish(): void {
     if (this.finished || this.replayEnd < 0 || this.lastPage < 0) return;
+    if (PROBE) {
+      const ss = schedstat();
+      probe("d_end", { sid: this.sessionId.toString("hex"), t0: this.t0, replayEnd: this.replayEnd, lastPage: this.lastPage, runNs: ss.runNs - this.pSched0.runNs, waitNs: ss.waitNs - this.pSched0.waitNs });
+    }
     const digest = sha256(this.memory);
     const expected = this.welcome!.digest;
     this.finished = true;

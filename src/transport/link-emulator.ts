@@ -13,6 +13,7 @@
  * on setTimeout when the next due time is more than 2 ms away. This costs CPU while a link is busy.
  */
 import type { Socket } from "node:net";
+import { PROBE, probe, atProbeExit, waitNs } from "./probe.js";
 
 export interface LinkOptions {
   /** One-way delay in microseconds (0 = none). */
@@ -70,7 +71,7 @@ class DirectLink implements ByteLink {
   }
 }
 
-interface InFlight { chunk: Buffer; cb: WriteCallback | undefined; due: number }
+interface InFlight { chunk: Buffer; cb: WriteCallback | undefined; due: number; tag?: string; at?: number; ahead?: number; aheadNs?: number }
 
 /** ns since an arbitrary origin, as a float (exact to well under a microsecond for days). */
 export function nowNs(): number {
@@ -86,6 +87,9 @@ export class EmulatedLink implements ByteLink {
   private readonly nsPerByte: number;
   private readonly queueNs: number;
   private closed = false;
+  /** Probe: the next write's tag (its delivery is recorded), and bytes handed to the socket so far. */
+  tag = "";
+  private deliveredBytes = 0;
 
   constructor(private readonly socket: Socket, opts: LinkOptions) {
     this.delayNs = (opts.delayUs ?? 0) * 1000;
@@ -99,8 +103,11 @@ export class EmulatedLink implements ByteLink {
     if (this.closed || this.socket.destroyed) return false;
     const now = nowNs();
     const start = Math.max(now, this.free);
+    const aheadNs = start - now;
     this.free = start + chunk.length * this.nsPerByte;
-    this.q.push({ chunk, cb, due: this.free + this.delayNs });
+    const f: InFlight = { chunk, cb, due: this.free + this.delayNs };
+    if (PROBE && this.tag) { f.tag = this.tag; f.at = now; f.ahead = this.backlog; f.aheadNs = aheadNs; this.tag = ""; }
+    this.q.push(f);
     TICKER.add(this);
     return this.writable(now);
   }
@@ -127,6 +134,11 @@ export class EmulatedLink implements ByteLink {
       const f = this.q[this.head];
       if (f.due > now) break;
       this.head++;
+      if (PROBE && f.tag) {
+        probe("deliver", { tag: f.tag, at: f.at!, due: f.due, now, real: nowNs(), ahead: f.ahead!, aheadNs: f.aheadNs!, len: f.chunk.length,
+          userBuf: this.socket.writableLength, offset: this.deliveredBytes, kernelAccepted: this.socket.bytesWritten, w: waitNs() });
+      }
+      this.deliveredBytes += f.chunk.length;
       if (!this.closed && !this.socket.destroyed) this.socket.write(f.chunk, f.cb);
     }
     if (this.head > 1024 && this.head * 2 > this.q.length) { this.q = this.q.slice(this.head); this.head = 0; }
@@ -161,9 +173,13 @@ class Ticker {
     if (!this.scheduled) { this.scheduled = true; setImmediate(this.run); }
   }
 
+  polls = 0;
+  pollNs = 0;
+  timers = 0;
   private run = (): void => {
     this.scheduled = false; this.timer = null;
     const now = nowNs();
+    if (PROBE) { this.polls++; queueMicrotask(() => { this.pollNs += nowNs() - now; }); }
     let next = Infinity;
     for (const l of this.links) {
       const d = l.tick(now);
@@ -173,9 +189,10 @@ class Ticker {
     if (next === Infinity || this.scheduled) return;
     this.scheduled = true;
     const wait = next - nowNs();
-    if (wait > 2e6) this.timer = setTimeout(this.run, Math.floor(wait / 1e6) - 1);
+    if (wait > 2e6) { this.timer = setTimeout(this.run, Math.floor(wait / 1e6) - 1); if (PROBE) this.timers++; }
     else setImmediate(this.run);
   };
 }
 
 const TICKER = new Ticker();
+if (PROBE) atProbeExit(() => probe("ticker", { polls: TICKER.polls, pollNs: TICKER.pollNs, timers: TICKER.timers }));

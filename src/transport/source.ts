@@ -32,6 +32,7 @@ import type { SimStrategy } from "../strategies/context.js";
 import { createPush, PUSH_MODES, type PushMode, type PushOrder } from "../sim/push.js";
 import { createLink, nowNs, type ByteLink, type LinkOptions } from "./link-emulator.js";
 import { FrameWriter } from "./writer.js";
+import { PROBE, probe, schedstat, waitNs } from "./probe.js";
 import { bufferImage, type PageImage } from "./image.js";
 import type { RemoteStrategy } from "./remote-strategy.js";
 import {
@@ -394,6 +395,9 @@ class Conn {
   private sentHere = 0;
   private acked = 0;
   private readonly frameSize: number;
+  private pLastData = 0;
+  private pWaitLastData = 0;
+  private pWaitRead = 0;
 
   constructor(private readonly c: ServerContext, private readonly socket: Socket) {
     this.link = createLink(socket, c.link);
@@ -402,6 +406,7 @@ class Conn {
     this.reader = new FrameReader((t, b, s, e) => this.onFrame(t, b, s, e));
     socket.on("data", (chunk: Buffer) => {
       if (this.state === "closed") return;
+      if (PROBE) { this.pLastData = nowNs(); this.pWaitLastData = waitNs(); probe("s_data", { sid: this.session?.id ?? "", t: this.pLastData, w: this.pWaitLastData, len: chunk.length }); }
       try { this.reader.push(chunk); } catch (e) { this.fail(e as Error); }
     });
     socket.on("end", () => {
@@ -464,6 +469,7 @@ class Conn {
         expectSize("DONE", s, e, 0);
         this.expectState("serving", "DONE");
         const sess = this.session!;
+        if (PROBE) { const ss = schedstat(); probe("s_end", { sid: sess.id, t: nowNs(), runNs: ss.runNs, waitNs: ss.waitNs }); }
         this.c.st.sessionsCompleted++;
         this.c.endSession(sess);
         this.close();
@@ -577,6 +583,7 @@ class Conn {
 
   private onStart(): void {
     this.expectState("bitmap", "START");
+    if (PROBE) { const ss = schedstat(); probe("s_start", { sid: this.session!.id, t: nowNs(), runNs: ss.runNs, waitNs: ss.waitNs }); }
     const sess = this.session!;
     sess.sent.load(this.clientBits!);
     this.clientBits = null;
@@ -637,6 +644,7 @@ class Conn {
 
   private onFault(b: Buffer, s: number, e: number): void {
     const read = nowNs();
+    if (PROBE) this.pWaitRead = waitNs();
     this.expectState("serving", "FAULT");
     if (e - s < FAULT_HEADER) throw new ProtocolError(ErrorCode.Malformed, `FAULT body of ${e - s} bytes`);
     const stream = b.readUInt16LE(s);
@@ -708,8 +716,11 @@ class Conn {
     if (!sess.sent.has(page)) {
       this.order!.onFault(page);
       this.sendPage(page, PageKind.Fault);
+      const pre = PROBE ? { userBuf: this.socket.writableLength, backlog: this.link.backlog, unacked: this.sentHere - 1 - this.acked, unflushed: this.writer.unflushed } : null;
+      if (PROBE) (this.link as { tag?: string }).tag = `${sess.id}:page:${page}`;
       this.writer.flush();
       written = nowNs();
+      if (pre) probe("s_fault", { sid: sess.id, page, read, written, ...pre, wRead: this.pWaitRead, w: waitNs(), lastData: this.pLastData, wLastData: this.pWaitLastData });
       const ns = written - read;
       m.serviceCount++; m.serviceSum += ns; if (ns > m.serviceMax) m.serviceMax = ns;
       if (m.service.length < SERVICE_KEPT) m.service.push(ns);
