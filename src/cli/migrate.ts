@@ -104,7 +104,7 @@ export async function run(args: string[]): Promise<number> {
       if (m) throw new RuntimeFailure(`could not connect to ${host}:${port} (${m[2]} attempt${m[2] === "1" ? "" : "s"} within --reconnect-timeout ${Number(m[1]) / 1000} s): ${m[3]}`);
       throw new RuntimeFailure(`could not connect to ${host}:${port}: ${err.message}`);
     }
-    throw new RuntimeFailure(`migration from ${host}:${port}: ${undoubled(err.message)}`);
+    throw new RuntimeFailure(`migration from ${host}:${port}: ${err.message}`);
   }
   if (v.json) {
     const { verified, faults, stallMs, completionMs, migrationMs, pagesReceived, duplicatePages, reconnects, predictorUs } = r;
@@ -117,15 +117,6 @@ export async function run(args: string[]): Promise<number> {
 }
 
 function f(x: number, d = 1): string { return x.toFixed(d); }
-
-/**
- * "server busy: server busy: the server ..." -> "server busy: the server ...": the source puts its
- * error's name before the text of its ERROR frame, and the destination names the code again
- * (src/transport/source.ts sends ProtocolError.message, which already starts with the name).
- */
-export function undoubled(message: string): string {
-  return message.replace(/([a-z][a-z ]*: )\1/g, "$1");
-}
 
 export function describe(r: MigrationResult, name: string): string {
   const s = r.stall;

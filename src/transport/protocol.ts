@@ -76,8 +76,11 @@ export const FAULT_DONE_BODY = 12;
 export const MAX_ERROR_TEXT = 1024;
 
 export class ProtocolError extends Error {
+  /** The text without the code's name (what an ERROR frame carries: the receiver names the code itself). */
+  readonly detail: string;
   constructor(readonly code: ErrorCode, message: string) {
     super(`${ERROR_NAMES[code] ?? `error ${code}`}: ${message}`);
+    this.detail = message;
     this.name = "ProtocolError";
   }
 }

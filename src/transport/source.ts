@@ -807,7 +807,7 @@ class Conn {
     this.close();
     if (!sock.destroyed) {
       sock.resume();
-      sock.end(encodeError(err.code, err.message));
+      sock.end(encodeError(err.code, err.detail));
       setTimeout(() => sock.destroy(), 1000).unref();
     }
   }

@@ -11,7 +11,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import net from "node:net";
-import { undoubled } from "../../src/cli/migrate.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MAIN = join(ROOT, "src/cli/main.ts");
@@ -152,12 +151,6 @@ test("migrate that never connected says it could not connect, not that it lost t
   assert.equal(r.code, 1, r.err);
   assert.match(r.err, /(could not|cannot) connect to 255\.255\.255\.255:7403/);
   assert.doesNotMatch(r.err, /lost the connection|could not resume/);
-});
-
-test("undoubled: a repeated error name is said once", () => {
-  assert.equal(undoubled("peer closed the connection: server busy: server busy: the server already serves its limit"),
-    "peer closed the connection: server busy: the server already serves its limit");
-  assert.equal(undoubled("peer closed the connection: image digest mismatch: client expects"), "peer closed the connection: image digest mismatch: client expects");
 });
 
 // --- a real pair: the generated image serves; busy is said once; accuracy "-" for no predictions ------

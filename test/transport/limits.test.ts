@@ -56,7 +56,7 @@ test("--max-sessions: a new session beyond the limit is refused with 'server bus
     const f = await third.first;
     assert.equal(f.type, FrameType.Error);
     assert.equal(f.code, ErrorCode.Busy);
-    assert.match(f.message!, /limit of 2 migrations \(--max-sessions\)/);
+    assert.match(f.message!, /^the server already serves its limit of 2 migrations \(--max-sessions\)/, "the frame's text does not repeat the code's name");
     // a migration against the full server fails with that message
     await assert.rejects(runMigration({ port: srv.port, trace: syntheticTrace(100, 256), ips: 0, timeoutMs: 10_000 }), /server busy: .*limit of 2/);
     // the destination of session 1 comes back on a new connection: it is resumed, not refused
