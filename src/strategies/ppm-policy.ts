@@ -30,8 +30,9 @@
  * Without a push the link is idle between faults and a prediction displaces nothing: up to `depth`
  * pages, first those that followed the faulted page's last occurrence in the history (the same
  * temporal streaming as the push above), then the engine's at its own defaults (hybrid alphabet,
- * which the quality table judges), no confidence cut, and what is left of the depth the absent pages
- * right after the fault (readahead's prior).
+ * which the quality table judges) and the absent pages right after the fault (readahead's prior),
+ * each engine page ahead of those only while its confidence is at least the after-pages' measured
+ * touch rate.
  *
  * Pages the engine returns stay marked sent in it when the policy skips them (in the push window:
  * the push brings them; under the confidence bar: the tail of the batch). `unsend()` would let the
@@ -116,6 +117,10 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
   // beyond the stream's span: a fault can afford to walk past a hot set).
   const history = pushing ? temporalPushFor(ctx.pageCount, pol) : pol.historyShare > 0 ? new TemporalPush(ctx.pageCount, { scan: 1 << 30 }) : null;
   const known = history ? new Uint8Array(ctx.pageCount) : null; // present or sent: what the history's pages skip
+  // Without a push: the after-pages sent (the page after a fault and its followers), and how many of
+  // them the guest touched (feedback), both decayed per fault: their odds against the engine's pages.
+  const after = !pushing && history ? new Uint8Array(ctx.pageCount) : null;
+  let afterHits = 0, afterSent = 0;
   return {
     name: "ppm",
     predictor: pred, // for snapshot() / restorePredictor(): a model carried to the next migration
@@ -125,7 +130,10 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
       inner.train!(pages, ss);
       history?.learn(pages);
     },
-    onTouch: inner.onTouch,
+    onTouch(p, s) {
+      if (after?.[p]) { after[p] = 0; afterHits++; }
+      inner.onTouch!(p, s);
+    },
     onPresent(p) {
       if (known) known[p] = 1;
       settle();
@@ -170,8 +178,8 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
   };
 
   /**
-   * No push: up to `depth` pages of the history after p, then the engine's (those it gave that are not
-   * sent go back to it), then the absent pages after p.
+   * No push: up to `depth` pages of the history after p, then the engine's and the absent pages after
+   * p by their odds (engine pages that are not sent go back to it).
    */
   function replayFirst(replay: TemporalPush, p: number, n: number): number[] {
     // As with a push: nothing is marked sent here (onPresent does, for what is actually sent).
@@ -186,20 +194,33 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
       mine.add(q);
       out.push(q);
     }
-    const pages = pred.output;
-    for (let i = 0; i < n; i++) {
-      const q = pages[i];
-      if (mine.has(q)) continue; // the history's already: sent with this answer
-      if (out.length < ctx.depth) { mine.add(q); out.push(q); } else pred.unsend(q);
-    }
-    // What the history and the engine leave of the depth: the pages after the fault (readahead's prior,
-    // which costs nothing on an idle link and is what pays where memory is contiguous). Over the 33
-    // cells x 5 switch-over points without a push: 126 runs at or under the best anchor instead of 120,
-    // with first touches per 10 ms 144 instead of 128 (RESULTS.md section 2).
+    // Then the engine's pages and the pages right after the fault (readahead's prior: it costs nothing
+    // on an idle link and is what pays where memory is contiguous), in order of how likely each is to
+    // be touched: an engine page by its confidence, an after-page by how often the after-pages sent so
+    // far were (the destination's feedback; decayed, prior 1/2). Where memory is scattered they are
+    // not, and the engine's pages go first; where it is contiguous the after-pages pass the engine's
+    // weaker guesses. RESULTS.md section 2: 135 of 165 runs at or under the best anchor, against 120
+    // with the engine's pages alone after the history's.
+    const pages = pred.output, conf = pred.confidence;
+    const afterOdds = (afterHits + 1) / (afterSent + 2);
+    let i = 0;
+    const takeEngine = (all: boolean) => {
+      for (; i < n && (all || conf[i] >= afterOdds); i++) {
+        const q = pages[i];
+        if (mine.has(q)) continue; // the history's already: sent with this answer
+        if (out.length < ctx.depth) { mine.add(q); out.push(q); } else pred.unsend(q);
+      }
+    };
+    takeEngine(false);
     for (let q = p + 1; out.length < ctx.depth && q < ctx.pageCount && q <= p + 4 * ctx.depth; q++) {
-      if (!known![q] && !mine.has(q)) { mine.add(q); out.push(q); }
+      if (!known![q] && !mine.has(q)) { mine.add(q); out.push(q); after![q] = 1; afterSent++; }
     }
+    takeEngine(true); // the rest: sent if there is room, else offered again later
     for (const q of out) ours.add(q);
+    afterHits *= AFTER_DECAY; afterSent *= AFTER_DECAY;
     return out;
   }
 }
+
+/** Per fault: the after-pages' touch rate follows the last ~50 faults (a program's phase). */
+const AFTER_DECAY = 0.98;

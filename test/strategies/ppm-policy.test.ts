@@ -112,6 +112,31 @@ test("without a push, what the history and the engine leave of the depth goes to
   s.dispose!();
 });
 
+test("without a push, the pages after a fault pass the engine's when the guest touched the earlier ones (feedback), not otherwise", () => {
+  const P = 5000, X = 9000, Z = 9500;
+  const h: number[] = [];
+  for (let i = 0; i < 20; i++) h.push(P, i % 2 ? X : Z, 100 + i, 200 + i); // P is followed by X or Z: each about 1/2
+  h.push(P); // P's last occurrence ends the history: the replay has nothing after it
+  const answer = (touched: boolean): number[] => {
+    const s = createPpmPolicy({ pageCount: 1 << 14, depth: 8, push: "none" });
+    s.train!(Uint32Array.from(h));
+    for (let k = 0; k < 10; k++) { // faults on pages the model knows nothing of: the pages after them are sent
+      const f = 12000 + k * 100;
+      s.onPresent!(f);
+      const out = Array.from(s.onFault(f, 0));
+      for (const q of out) s.onPresent!(q);
+      if (touched) for (const q of out) s.onTouch!(q, 0);
+    }
+    s.onPresent!(P);
+    const out = Array.from(s.onFault(P, 0));
+    s.dispose!();
+    return out;
+  };
+  const cold = answer(false), warm = answer(true);
+  assert.ok(cold.indexOf(X) >= 0 && cold.indexOf(Z) >= 0 && cold.indexOf(Z) < cold.indexOf(P + 1), `the engine's first: ${cold}`);
+  assert.deepEqual(warm.slice(0, 8), [P + 1, P + 2, P + 3, P + 4, P + 5, P + 6, P + 7, P + 8], `the after-pages first: ${warm}`);
+});
+
 test("without a push on a real trace scattered at 4 KiB, replaying history takes fewer faults than the engine alone", async () => {
   const trace = await readTrace(fileURLToPath(new URL("../../traces/sort.txt.gz", import.meta.url)));
   const run = async () => (await compareStrategies(trace, ["ppm"], { layout: "4k", push: "none" })).results[0];
