@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import net from "node:net";
 import { describeError, nameFile, UsageError, RuntimeFailure } from "../../src/cli/errors.js";
 import { checkSpan, MAX_GUEST_PAGES } from "../../src/cli/input.js";
+import { busyAndClosedPorts } from "./ports.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MAIN = join(ROOT, "src/cli/main.ts");
@@ -47,13 +48,7 @@ before(async () => {
   writeFileSync(f("trunc.txt.gz"), readFileSync(join(ROOT, "traces/sqlite.txt.gz")).subarray(0, 3000));
   writeFileSync(f("garbage.gz"), Buffer.concat([Buffer.from([0x1f, 0x8b]), Buffer.alloc(64, 0x55)]));
   mkdirSync(f("out"));
-  busyServer = net.createServer();
-  await new Promise<void>((r) => busyServer.listen(0, "127.0.0.1", r));
-  busyPort = (busyServer.address() as net.AddressInfo).port;
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  closedPort = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
+  ({ busy: busyServer, busyPort, closedPort } = await busyAndClosedPorts());
 });
 
 after(() => {

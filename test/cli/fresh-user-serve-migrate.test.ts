@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import net from "node:net";
+import { busyAndClosedPorts } from "./ports.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MAIN = join(ROOT, "src/cli/main.ts");
@@ -52,13 +53,7 @@ before(async () => {
   // 40 accesses one guest instruction apart: at --ips 10 the replay takes seconds (a long migration)
   writeFileSync(f("slow.txt"), Array.from({ length: 40 }, (_, i) => `${i} 1\n`).join(""));
   mkdirSync(f("adir"));
-  busy = net.createServer();
-  await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
-  busyPort = (busy.address() as net.AddressInfo).port;
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  closedPort = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
+  ({ busy: busy, busyPort, closedPort } = await busyAndClosedPorts());
 });
 
 after(() => {
