@@ -199,7 +199,7 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
     // be touched: an engine page by its confidence, an after-page by how often the after-pages sent so
     // far were (the destination's feedback; decayed, prior 1/2). Where memory is scattered they are
     // not, and the engine's pages go first; where it is contiguous the after-pages pass the engine's
-    // weaker guesses. RESULTS.md section 2: 135 of 165 runs at or under the best anchor, against 120
+    // weaker guesses. RESULTS.md section 2: 136 of 165 runs at or under the best anchor, against 120
     // with the engine's pages alone after the history's.
     const pages = pred.output, conf = pred.confidence;
     const afterOdds = (afterHits + 1) / (afterSent + 2);
