@@ -100,9 +100,7 @@ export async function run(args: string[]): Promise<number> {
     if (typeof err.code === "string" && err.syscall) throw e; // ECONNREFUSED, ...: main names the address
     if (e instanceof ReconnectError && !connected) {
       // never connected: there was nothing to resume
-      const m = /within (\d+) ms \((\d+) attempts?, \d+ reconnections in all\): (.*)$/s.exec(err.message);
-      if (m) throw new RuntimeFailure(`could not connect to ${host}:${port} (${m[2]} attempt${m[2] === "1" ? "" : "s"} within --reconnect-timeout ${Number(m[1]) / 1000} s): ${m[3]}`);
-      throw new RuntimeFailure(`could not connect to ${host}:${port}: ${err.message}`);
+      throw new RuntimeFailure(`could not connect to ${host}:${port} (${e.attempts} attempt${e.attempts === 1 ? "" : "s"} within --reconnect-timeout ${e.limitMs / 1000} s): ${e.cause.message}`);
     }
     throw new RuntimeFailure(`migration from ${host}:${port}: ${err.message}`);
   }

@@ -210,11 +210,10 @@ export async function run(args: string[]): Promise<number> {
       history = shareHistory(deriveHistory(before, source));
     }
 
-    // the address, before an image is generated for a server that cannot listen
-    const host = v.host ?? "127.0.0.1";
-    await probeListen(host, port, v.host);
-
     if (!image) {
+      // the address, before an image is generated for a server that cannot listen (with an image
+      // already there, the server's own listen reports the same errors)
+      await probeListen(v.host ?? "127.0.0.1", port, v.host);
       await writeImageFile(v.image, generateBytes, imageSeed);
       image = await openImage(v.image);
     }

@@ -78,7 +78,7 @@ export interface RequestTimeline {
 
 /** The link to the source was lost and could not be resumed in time. */
 export class ReconnectError extends Error {
-  constructor(message: string) {
+  constructor(message: string, readonly attempts: number, readonly limitMs: number, readonly cause: Error) {
     super(message);
     this.name = "ReconnectError";
   }
@@ -286,7 +286,7 @@ class Migration {
     const left = this.lostAt + limitMs - now;
     if (left <= 0 || this.attempt >= (this.o.maxReconnects ?? Infinity)) {
       return this.fail(new ReconnectError(`lost the connection to the source ${this.host}:${this.o.port} and could not resume within ` +
-        `${limitMs} ms (${this.failedAttempts + 1} attempts, ${this.attempt} reconnections in all): ${e.message}`));
+        `${limitMs} ms (${this.failedAttempts + 1} attempts, ${this.attempt} reconnections in all): ${e.message}`, this.failedAttempts + 1, limitMs, e));
     }
     this.attempt++;
     // the last attempt is made at the deadline, not after it
