@@ -1,7 +1,7 @@
 /** The proxy's model file (`--model FILE`): read when a migration starts, replaced atomically when one completes. */
 import fs from "node:fs";
 import path from "node:path";
-import { unpackModel } from "./policy.js";
+import { loadPolicyEngine, modelProblem } from "./policy.js";
 
 /** The saved model, or null when the file does not exist (other errors are thrown). */
 export function readModel(file: string): Uint8Array | null {
@@ -13,45 +13,18 @@ export function readModel(file: string): Uint8Array | null {
   }
 }
 
-type Restore = (bytes: Uint8Array) => { dispose(): void };
-let restore: Restore | null = null;
-
-/** Load the engine's restore (checkModelFile does; modelProblem needs it loaded). */
-export async function loadModelChecker(): Promise<void> {
-  if (restore) return;
-  const p = "../engine/predictor.js";
-  restore = ((await import(p)) as { restorePredictor: Restore }).restorePredictor;
-}
-
-/**
- * Why `bytes` is not a model file (the proxy's `PPMQEMU1` file, or a bare engine snapshot), or null
- * when it is one: its header parses and the engine restores it (the guest's size is checked when a
- * migration starts, as then). Synchronous: `loadModelChecker()` must have been awaited.
- */
-export function modelProblem(bytes: Uint8Array): string | null {
-  if (!restore) throw new Error("loadModelChecker() was not awaited");
-  if (bytes.length === 0) return "it is empty";
-  try {
-    const un = unpackModel(bytes, Number.MAX_SAFE_INTEGER);
-    restore(un.engine).dispose();
-    return null;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-
 /**
  * The check of `--model FILE` before the proxy starts: the directory the model is saved into must
  * exist, and a file already there must be a model (else the first completed migration would replace
  * whatever it holds). Returns the model's bytes, or null when there is no file yet (start empty).
  * Throws an Error whose message says what is wrong, without the file's name (the caller adds it).
- * Loads the engine's restore, so that modelProblem() can check the file again before it is replaced.
+ * Loads the engine (loadPolicyEngine), so that modelProblem() can check the file again before it is replaced.
  */
 export async function checkModelFile(file: string): Promise<Uint8Array | null> {
   const dir = path.dirname(file);
   const d = fs.statSync(dir, { throwIfNoEntry: false });
   if (!d || !d.isDirectory()) throw new Error(`directory ${dir} does not exist (the model is saved there)`);
-  await loadModelChecker(); // also for modelProblem() when the model is saved
+  await loadPolicyEngine(); // also for modelProblem() when the model is saved
   const st = fs.statSync(file, { throwIfNoEntry: false });
   if (!st) return null;
   if (!st.isFile()) throw new Error(`not a regular file${st.isDirectory() ? " (a directory)" : ""}`);
@@ -67,7 +40,7 @@ export async function checkModelFile(file: string): Promise<Uint8Array | null> {
 
 /**
  * Save a model over `file` unless what is there now is not a model (put there since the proxy
- * checked it at start): then throw, leaving the file as it is. `loadModelChecker()` must have been awaited.
+ * checked it at start): then throw, leaving the file as it is. `loadPolicyEngine()` must have been awaited.
  */
 export function replaceModel(file: string, bytes: Uint8Array): void {
   const there = readModel(file);

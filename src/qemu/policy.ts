@@ -166,6 +166,22 @@ export async function loadPolicyEngine(): Promise<void> {
   engine = (await import(p)) as EngineModule;
 }
 
+/**
+ * Why `bytes` is not a model file (the proxy's `PPMQEMU1` file, or a bare engine snapshot), or null
+ * when it is one: its header parses and the engine restores it (the guest's size is checked when a
+ * migration starts, as then). `loadPolicyEngine()` must have been awaited.
+ */
+export function modelProblem(bytes: Uint8Array): string | null {
+  if (!engine) throw new Error("loadPolicyEngine() was not awaited");
+  if (bytes.length === 0) return "it is empty";
+  try {
+    engine.restorePredictor(unpackModel(bytes, Number.MAX_SAFE_INTEGER).engine).dispose();
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
 export function qemuPolicyAvailable(): boolean {
   return engine !== null;
 }

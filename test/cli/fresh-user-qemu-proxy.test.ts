@@ -11,7 +11,8 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync, existsSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { checkModelFile, loadModelChecker, modelProblem, replaceModel } from "../../src/qemu/model.js";
+import { checkModelFile, replaceModel } from "../../src/qemu/model.js";
+import { loadPolicyEngine, modelProblem } from "../../src/qemu/policy.js";
 import { createQemuPolicy, loadPolicyEngine } from "../../src/qemu/policy.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -97,7 +98,7 @@ test("--model with a saved model, or an absent file in an existing directory, st
 });
 
 test("checkModelFile and replaceModel: only a model is replaced", async () => {
-  await loadModelChecker();
+  await loadPolicyEngine();
   assert.equal(modelProblem(model), null);
   assert.match(String(modelProblem(new Uint8Array(Buffer.from("important data\n")))), /not a ppm-prefetch snapshot/);
   const d = mkdtempSync(join(dir, "save-"));
