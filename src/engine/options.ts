@@ -15,6 +15,7 @@
  */
 import type { Alphabet, EscapeMethod, PredictorOptions } from "./types.js";
 import { ABI } from "./wasm.js";
+import { describeValue } from "../util/describe.js";
 
 export const ALPHABETS: readonly Alphabet[] = ["page", "delta", "hybrid"];
 export const ESCAPES: readonly EscapeMethod[] = ["A", "B", "C", "D"];
@@ -93,11 +94,7 @@ function int(name: string, v: unknown, [min, max]: readonly [number, number]): n
 }
 
 export function describe(v: unknown): string {
-  if (typeof v === "string") return JSON.stringify(v);
-  if (typeof v === "bigint") return `${v}n`;
-  if (Array.isArray(v)) return `an array of length ${v.length}`;
-  if (v !== null && typeof v === "object") return `an object (${Object.prototype.toString.call(v)})`;
-  return String(v);
+  return describeValue(v);
 }
 
 /** Validate and complete options; throws TypeError/RangeError naming the option and the value. */

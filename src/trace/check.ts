@@ -3,13 +3,11 @@
  * placePages): each throws a TypeError or RangeError naming the argument and the value.
  */
 
-/** A value as an error message shows it. */
+import { describeValue } from "../util/describe.js";
+
+/** A value as an error message shows it (a long string cut after 40 characters). */
 export function describe(v: unknown): string {
-  if (typeof v === "string") return JSON.stringify(v.length > 40 ? v.slice(0, 40) + "..." : v);
-  if (typeof v === "bigint") return `${v}n`;
-  if (Array.isArray(v)) return `an array of length ${v.length}`;
-  if (v !== null && typeof v === "object") return `an object (${Object.prototype.toString.call(v)})`;
-  return String(v);
+  return describeValue(v, 40);
 }
 
 /** A file path argument: a non-empty string (a number would be taken for a file descriptor). */
