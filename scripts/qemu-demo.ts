@@ -29,14 +29,15 @@ const HELP = `usage: qemu-demo [options]
                          (default proxy,proxy-ppm; proxy is the pass-through counter: QEMU alone);
                          proxy-ppm:KEY=V:KEY=V... is proxy-ppm with other policy settings (keys
                          max-pages, min-confidence, trust-accuracy, trust-trials, preload,
-                         max-outstanding-injected, max-outstanding (the gate); scan-return=0
-                         turns the proxy's scan return off), so that variants
+                         max-outstanding-injected, max-outstanding (the gate); scan-return=0|1
+                         turns the proxy's scan return off or on; defaults follow the QEMU version:
+                         2 pages and the scan return before 8.0, 4 and none from 8.0), so that variants
                          run interleaved in one batch
   --delay-ms N           latency regime: one-way delay on the proxied link (default 5)
   --postcopy-mbs N       bandwidth regime: max-postcopy-bandwidth in MB/s (default 30)
   --preempt              enable postcopy-preempt (second channel) on both sides
   --depth N              pages predicted per request (ppm-sim, default 16)
-  --max-pages N          proxy-ppm: most pages injected per request (default 2)
+  --max-pages N          proxy-ppm: most pages injected per request (default 2 before QEMU 8.0, 4 from 8.0)
   --min-confidence P     proxy-ppm: least path probability of an injected page (default 0.25)
   --mem-mb N             guest memory (default 512)
   --accel A              tcg (default) or kvm
@@ -75,8 +76,14 @@ const POLICY_KEYS: Record<string, [keyof QemuPolicyOptions, number, number, bool
   // new one included) are outstanding at the source (defaults 0 and 1).
   "max-outstanding-injected": ["maxOutstandingInjected", 0, 1 << 20, true], "max-outstanding": ["maxOutstanding", 1, 1 << 20, true],
 };
-/** `scan-return=0` in a proxy-ppm label: the proxy does not end injections with the page after the fault. */
-const scanReturnOf = (label: string) => !label.split(":").slice(1).includes("scan-return=0");
+/**
+ * `scan-return=0` (`=1`) in a proxy-ppm label: the proxy does not (does) end injections with the page
+ * after the fault; neither: the default of the migration's QEMU (off from 8.0 on, src/qemu/policy.ts).
+ */
+const scanReturnOf = (label: string) => {
+  const kv = label.split(":").slice(1);
+  return kv.includes("scan-return=0") ? false : kv.includes("scan-return=1") ? true : undefined;
+};
 function policyOf(label: string, base: Partial<QemuPolicyOptions>): Partial<QemuPolicyOptions> {
   const out: Record<string, number> = { ...(base as Record<string, number>) };
   for (const kv of label.split(":").slice(1)) {

@@ -34,7 +34,7 @@ export interface RunOptions {
   engine?: Record<string, unknown>;
   /** QEMU policy knobs for proxy-ppm. */
   policy?: Partial<Omit<QemuPolicyOptions, "engine">>;
-  /** The proxy's scan return (default true; see QemuProxyOptions.scannerReturn). */
+  /** The proxy's scan return (default: by the QEMU version; see QemuProxyOptions.scannerReturn). */
   scannerReturn?: boolean;
   /**
    * Migrations of the same running VM: hops - 1 learning migrations (learnConfig, default proxy-ppm,

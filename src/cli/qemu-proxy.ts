@@ -5,7 +5,7 @@
 import { parseArgs } from "node:util";
 import type { Alphabet, EscapeMethod } from "../engine/types.js";
 import { QemuProxy, type MigrationReport } from "../qemu/proxy.js";
-import type { RamBlockInfo } from "../qemu/injector.js";
+import type { RamBlockInfo, RamLayout } from "../qemu/injector.js";
 import { loadEngine, PREDICT_KINDS, strategyFactory, type PredictKind } from "../qemu/strategies.js";
 import { checkModelFile, readModel, replaceModel } from "../qemu/model.js";
 import { DEFAULT_QEMU_POLICY } from "../qemu/policy.js";
@@ -27,12 +27,16 @@ REQ_PAGES messages for predicted pages of the same RAMBlock.
                          pages with path probability >= --min-confidence, and only while nothing the
                          proxy injected is still queued at the source; a model that starts empty
                          injects nothing until its held-back predictions were right >= 50% of >= 5
-                         checks; each injection ends with the page after the fault)
+                         checks; before QEMU 8.0 each injection ends with the page after the fault)
   --model FILE           ppm: start each migration from this model when the file exists, and replace
                          it (atomically) with what was learned when a migration completes. FILE's
                          directory must exist, and a file already there must be a model file (one a
                          migration saved); else the proxy does not start (exit 2)
-  --max-pages N          ppm: most pages injected per request (default ${DEFAULT_QEMU_POLICY.maxPages})
+  --max-pages N          ppm: most pages injected per request (default by the migration's QEMU, from
+                         the machine type its stream names: ${DEFAULT_QEMU_POLICY.maxPages} before 8.0 or when unknown, 4 from 8.0 on)
+  --scan-return on|off   end each injection with the page after the fault, where QEMU's background
+                         scan continues (default by QEMU: on before 8.0 or when unknown, off from
+                         8.0 on, whose return-path thread serves requests without moving the scan)
   --min-confidence P     ppm: least path probability of an injected page (default ${DEFAULT_QEMU_POLICY.minConfidence})
   --depth N              ppm-sim: most pages predicted per request (default 16)
   --order K              PPM context order (engine default if unset)
@@ -95,7 +99,7 @@ export async function run(args: string[]): Promise<number> {
     options: {
       listen: { type: "string" }, target: { type: "string" },
       "delay-ms": { type: "string" }, "rate-mbps": { type: "string" }, "return-delay-ms": { type: "string" },
-      model: { type: "string" }, "max-pages": { type: "string" }, "min-confidence": { type: "string" },
+      model: { type: "string" }, "max-pages": { type: "string" }, "min-confidence": { type: "string" }, "scan-return": { type: "string" },
       predict: { type: "string" }, depth: { type: "string" }, order: { type: "string" },
       alphabet: { type: "string" }, escape: { type: "string" }, threshold: { type: "string" },
       "memory-bytes": { type: "string" }, block: { type: "string", multiple: true },
@@ -116,7 +120,8 @@ export async function run(args: string[]): Promise<number> {
   const predict = choiceOption<PredictKind>("predict", values.predict, "ppm", PREDICT_KINDS);
   const modelPath = values.model;
   if (modelPath !== undefined && predict !== "ppm") throw new UsageError("--model needs --predict ppm");
-  const maxPages = intOption("max-pages", values["max-pages"], DEFAULT_QEMU_POLICY.maxPages, 1, 64);
+  const maxPages = values["max-pages"] === undefined ? undefined : intOption("max-pages", values["max-pages"], DEFAULT_QEMU_POLICY.maxPages, 1, 64);
+  const scanReturn = values["scan-return"] === undefined ? undefined : choiceOption("scan-return", values["scan-return"], "on", ["on", "off"]) === "on";
   const minConfidence = numberOption("min-confidence", values["min-confidence"], DEFAULT_QEMU_POLICY.minConfidence, 0, 1);
   const depth = intOption("depth", values.depth, 16, 0, 256);
   const engineOpts: Record<string, unknown> = predict === "ppm" ? {} : { depth };
@@ -157,9 +162,9 @@ export async function run(args: string[]): Promise<number> {
     throw new UsageError(`the ${predict} predictor refuses these options: ${(e as Error).message}`);
   }
   // A guest larger than that may still not fit the budget: then this migration goes unpredicted.
-  const makeStrategy = (pageCount: number) => {
+  const makeStrategy = (pageCount: number, layout: RamLayout) => {
     try {
-      const s = factoryWithModel(pageCount);
+      const s = factoryWithModel(pageCount, layout);
       const origin = (s as { origin?: string } | null)?.origin;
       if (origin) log(`qemu-proxy: ${predict} model: ${origin}`);
       return s;
@@ -170,7 +175,7 @@ export async function run(args: string[]): Promise<number> {
   };
   const proxy = new QemuProxy({
     listenHost: listen.host, listenPort: listen.port, targetHost: target.host, targetPort: target.port,
-    delayMs, returnDelayMs, rateMbps: rateMbps || undefined, blocks, makeStrategy, log,
+    delayMs, returnDelayMs, rateMbps: rateMbps || undefined, blocks, makeStrategy, log, scannerReturn: scanReturn,
     saveModel: modelPath === undefined ? undefined : (bytes) => {
       // what is there now may have been put there since the start: only a model is replaced
       replaceModel(modelPath, bytes);

@@ -19,6 +19,8 @@ export interface RamBlockInfo {
 
 export interface RamLayout {
   blocks: RamBlockInfo[];
+  /** The machine type of the stream's configuration section, when the layout came from the stream. */
+  machine?: string | null;
 }
 
 interface BlockState {

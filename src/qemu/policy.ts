@@ -26,11 +26,14 @@
  * prediction that was injected cannot be checked (if it was right, the guest never faults on it),
  * so only predictions held back count: a trusted model is not re-checked.
  *
- * QEMU 10 (measured in RESULTS.md section 4, round 4): with postcopy-preempt the return-path thread
- * sends requested pages itself (ram_save_queue_pages -> ram_save_host_page_urgent), so injected pages
- * leave with their fault's page and take no migration-thread turn; without preempt the queue above
- * is unchanged. The same defaults were kept: the variants tried (4 or 8 pages, no scan return) were
- * not resolved from the default over both guests.
+ * QEMU 8.0 and later (measured with 10.0 in RESULTS.md section 4, rounds 4-6): with postcopy-preempt
+ * the return-path thread sends requested pages itself (ram_save_queue_pages ->
+ * ram_save_host_page_urgent), so injected pages leave with their fault's page and take no
+ * migration-thread turn, and its search does not move the background scan. So the defaults follow
+ * the QEMU the stream comes from (`defaultsForMachine`, from the machine type of the stream's
+ * configuration section): up to 8.0, 2 pages and the scan return; from 8.0 on, 4 pages and no scan
+ * return (over 18 interleaved pairs per guest and regime on QEMU 10: blocktime 0.80-0.93x paired
+ * against 0.92-1.01x for the 7.2 defaults, requests 0.61-0.91x against 0.67-0.97x).
  *
  * Streams: QEMU's REQ_PAGES carry no vCPU, only a RAMBlock offset, so the proxy has one stream: with
  * one vCPU that is the guest's own fault order; with several the vCPUs' faults interleave in one
@@ -67,6 +70,39 @@ export const DEFAULT_QEMU_POLICY: QemuPolicyOptions = {
   maxPages: 2, minConfidence: 0.25, maxOutstandingInjected: 0, maxOutstanding: 1, trustAccuracy: 0.5, trustMinTrials: 5,
   preloadPages: 0, engine: {},
 };
+
+/** What the proxy does by default for the QEMU a migration comes from (see the header). */
+export interface MachineDefaults {
+  /** Most pages injected per request. */
+  maxPages: number;
+  /** End each injection with the page after the fault (QEMU's scan continues there). */
+  scannerReturn: boolean;
+  /** Why, in a few words, for the report and the log. */
+  basis: string;
+}
+
+/**
+ * The QEMU version a machine type names ("pc-i440fx-10.0", "pc-q35-8.2" -> [10, 0], [8, 2]); null for
+ * a type without a version ("pc", "microvm", "" when the stream carried none, null before it was seen).
+ */
+export function machineVersion(machine: string | null | undefined): [number, number] | null {
+  const m = /-(\d+)\.(\d+)$/.exec(machine ?? "");
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
+/**
+ * The defaults for a migration's QEMU: from 8.0 on (requested pages sent by the return-path thread
+ * under postcopy-preempt, the background scan not moved by requests) 4 pages without the scan
+ * return; before 8.0, or when the version is unknown, 7.2's: 2 pages and the scan return.
+ */
+export function defaultsForMachine(machine: string | null | undefined): MachineDefaults {
+  const v = machineVersion(machine);
+  if (v && v[0] >= 8) return { maxPages: 4, scannerReturn: false, basis: `QEMU >= 8.0 (machine ${machine})` };
+  return {
+    maxPages: DEFAULT_QEMU_POLICY.maxPages, scannerReturn: true,
+    basis: v ? `QEMU < 8.0 (machine ${machine})` : `QEMU version unknown (${machine ? `machine ${machine}` : "no machine type seen"}): 7.2's`,
+  };
+}
 
 /**
  * The engine's arena for the proxy (contexts), unless --memory-bytes says otherwise: the engine's

@@ -19,7 +19,7 @@ import { QEMU_VM_FILE_MAGIC, RamHeaderScanner } from "./ramheader.js";
 import { MIG_CMD_PACKAGED, MIG_CMD_POSTCOPY_RESUME, QEMU_VM_COMMAND, RamStreamParser } from "./forward.js";
 import { RP_TYPE_NAMES, ReturnPathError, ReturnPathFilter, TARGET_PAGE_SIZE, encodeReqPagesId } from "./returnpath.js";
 import { ServiceTracker, type ServiceReport } from "./service.js";
-import type { TrustFeedback } from "./policy.js";
+import { defaultsForMachine, type MachineDefaults, type TrustFeedback } from "./policy.js";
 
 export interface QemuProxyOptions {
   listenHost?: string;
@@ -38,7 +38,10 @@ export interface QemuProxyOptions {
   blocks?: RamBlockInfo[];
   /** Most pages injected per request. */
   maxInjectPerRequest?: number;
-  /** End injections (and the switch-over preload) with the page QEMU's scan would send next (default true). */
+  /**
+   * End injections (and the switch-over preload) with the page QEMU's scan would send next. Default:
+   * by the migration's QEMU (`defaultsForMachine`: on before 8.0 or when unknown, off from 8.0 on).
+   */
   scannerReturn?: boolean;
   /** Called with the strategy's model when a migration completes (the source sent QEMU_VM_EOF). */
   saveModel?: (bytes: Uint8Array) => void;
@@ -82,6 +85,12 @@ export interface MigrationReport {
   layoutNote?: string;
   /** The machine type of the stream's configuration section (e.g. "pc-i440fx-10.0"; null: not seen). */
   machine: string | null;
+  /**
+   * The defaults for this migration's QEMU, fixed when its layout became known (from the machine type
+   * then; a layout given as an option comes before the stream: QEMU version unknown), and whether
+   * injections end with the scan's next page (the option, else the default). Null before the layout.
+   */
+  tuning: (MachineDefaults & { scannerReturnUsed: boolean }) | null;
   bytesForward: number;
   bytesReturn: number;
   bytesInjected: number;
@@ -108,6 +117,8 @@ class Migration {
   bytesInjected = 0;
   readonly messages = new Map<number, number>();
   readonly scanner = new RamHeaderScanner();
+  /** The defaults for this migration's QEMU, set with the layout. */
+  defaults: MachineDefaults | null = null;
   readonly tracker = new ServiceTracker();
   mainParser: RamStreamParser | null = null;
   preemptParsers: RamStreamParser[] = [];
@@ -149,7 +160,8 @@ class Migration {
     this.gcObserver.observe({ entryTypes: ["gc"] });
     this.injector = new RequestInjector(opts.makeStrategy ?? (() => null), opts.maxInjectPerRequest ?? 256);
     if (opts.blocks && opts.blocks.length > 0) {
-      this.injector.setLayout({ blocks: opts.blocks });
+      this.defaults = defaultsForMachine(null);
+      this.injector.setLayout({ blocks: opts.blocks, machine: null });
       this.layoutSource = "option";
     }
   }
@@ -261,9 +273,11 @@ export class QemuProxy extends EventEmitter {
       if (c.role === "main" && !m.scanner.done) {
         const blocks = m.scanner.push(chunk);
         if (blocks && m.layoutSource === "none") {
-          m.injector.setLayout({ blocks });
+          m.defaults = defaultsForMachine(m.scanner.machine);
+          m.injector.setLayout({ blocks, machine: m.scanner.machine });
           m.layoutSource = "stream";
-          this.log(`proxy: migration ${m.id}: RAM layout ${blocks.map((b) => `${b.name}=${b.size}`).join(", ")}${m.scanner.machine ? `, machine ${m.scanner.machine}` : ""}`);
+          this.log(`proxy: migration ${m.id}: RAM layout ${blocks.map((b) => `${b.name}=${b.size}`).join(", ")}${m.scanner.machine ? `, machine ${m.scanner.machine}` : ""}; ` +
+            `defaults for ${m.defaults.basis}: ${m.defaults.maxPages} pages per request, scan return ${this.scannerReturn(m) ? "on" : "off"}${this.opts.scannerReturn !== undefined ? " (set)" : ""}`);
         }
       }
       c.fwd.write(chunk);
@@ -366,7 +380,7 @@ export class QemuProxy extends EventEmitter {
         m.tracker.onDestRequest(req.block, Math.floor(req.offset / TARGET_PAGE_SIZE), Math.max(1, Math.ceil(req.length / TARGET_PAGE_SIZE)), now);
         // QEMU 7.2's scan continues after the last queued page it served, with or without the preempt
         // channel (get_queued_page moves the search to it): end injections with the page after the fault.
-        const ranges = m.injector.onRequest(req, m.tracker, this.opts.scannerReturn ?? true);
+        const ranges = m.injector.onRequest(req, m.tracker, this.scannerReturn(m));
         for (const r of ranges) m.tracker.onInjected(req.block, r.offset / TARGET_PAGE_SIZE, r.length / TARGET_PAGE_SIZE, now);
         return ranges;
       },
@@ -388,7 +402,7 @@ export class QemuProxy extends EventEmitter {
     if (!c.filter.atBoundary) { this.log(`proxy: migration ${m.id}: no preload (return path inside a message)`); return; }
     const last = c.filter.lastBlockName;
     const now = performance.now();
-    const sets = m.injector.preload(m.tracker, (this.opts.scannerReturn ?? true) ? m.lastMainPage ?? undefined : undefined);
+    const sets = m.injector.preload(m.tracker, this.scannerReturn(m) ? m.lastMainPage ?? undefined : undefined);
     const bufs: Buffer[] = [];
     for (const { block, ranges } of sets) {
       if (last !== null && last !== block) { this.log(`proxy: migration ${m.id}: no preload in ${block} (the destination named ${last})`); continue; }
@@ -479,6 +493,11 @@ export class QemuProxy extends EventEmitter {
     return m.tracker.report();
   }
 
+  /** The option, else the default of the migration's QEMU (7.2's until its layout is known). */
+  private scannerReturn(m: Migration): boolean {
+    return this.opts.scannerReturn ?? m.defaults?.scannerReturn ?? true;
+  }
+
   private report(m: Migration): MigrationReport {
     const messages: Record<string, number> = {};
     for (const [t, n] of m.messages) messages[RP_TYPE_NAMES[t] ?? `type${t}`] = n;
@@ -497,6 +516,7 @@ export class QemuProxy extends EventEmitter {
       layoutSource: m.layoutSource,
       layoutNote: m.layoutSource === "none" ? m.scanner.reason || "layout not seen" : undefined,
       machine: m.scanner.machine,
+      tuning: m.defaults ? { ...m.defaults, scannerReturnUsed: this.scannerReturn(m) } : null,
       bytesForward: m.bytesForward,
       bytesReturn: m.bytesReturn,
       bytesInjected: m.bytesInjected,

@@ -2,7 +2,7 @@
  * The strategies the QEMU proxy can run:
  *  - `ppm` (default): the engine under the QEMU injection policy (src/qemu/policy.ts): learns online
  *    from the destination's requests, starts from a saved model when one is given, injects at most
- *    2 sure pages and only while the source's queue holds nothing the proxy injected;
+ *    2 sure pages (4 for QEMU >= 8.0) and only while the source's queue holds nothing the proxy injected;
  *  - `ppm-sim`: the simulator's push-aware `ppm` strategy (src/strategies/ppm-policy.ts, planning
  *    around QEMU's scanner, `ownPush: false`), ungated: kept for comparison;
  *  - `next8`: the next 8 pages after every request (spatial baseline), ungated;
@@ -11,7 +11,8 @@
  */
 import type { PredictorOptions } from "../engine/types.js";
 import type { Strategy } from "../strategies/types.js";
-import { createQemuPolicy, loadPolicyEngine, type QemuPolicyOptions } from "./policy.js";
+import { createQemuPolicy, defaultsForMachine, loadPolicyEngine, type QemuPolicyOptions } from "./policy.js";
+import type { RamLayout } from "./injector.js";
 
 export type PredictKind = "ppm" | "ppm-sim" | "next8" | "none";
 export const PREDICT_KINDS: PredictKind[] = ["ppm", "ppm-sim", "next8", "none"];
@@ -63,14 +64,16 @@ export interface FactoryOptions extends Omit<PredictorOptions, "pageCount"> {
 
 /** Build a strategy factory; await loadEngine() first for "ppm" and "ppm-sim". */
 export function strategyFactory(kind: PredictKind, opts: FactoryOptions = {}):
-    (pageCount: number) => Strategy | null {
-  return (pageCount) => {
+    (pageCount: number, layout?: RamLayout) => Strategy | null {
+  return (pageCount, layout) => {
     if (kind === "none") return null;
     if (kind === "next8") return new NextNStrategy(pageCount, 8);
     const { depth, policy, loadModel, ...engine } = opts;
     if (kind === "ppm") {
-      // The policy sets the engine's depth (maxPages) itself; --depth is for ppm-sim.
-      return createQemuPolicy(pageCount, { ...policy, engine }, loadModel?.() ?? null);
+      // The policy sets the engine's depth (maxPages) itself; --depth is for ppm-sim. Unless given,
+      // maxPages follows the migration's QEMU (the machine type its stream names).
+      const maxPages = policy?.maxPages ?? defaultsForMachine(layout?.machine).maxPages;
+      return createQemuPolicy(pageCount, { ...policy, maxPages, engine }, loadModel?.() ?? null);
     }
     if (!adapter) throw new Error("loadEngine() was not awaited before using the ppm-sim strategy");
     // QEMU's scanner is not ours to steer: the policy plans around it.

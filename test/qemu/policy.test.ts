@@ -4,7 +4,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { before, describe, it } from "node:test";
-import { createQemuPolicy, loadPolicyEngine, packModel, unpackModel, START_FAULTS } from "../../src/qemu/policy.js";
+import { createQemuPolicy, defaultsForMachine, loadPolicyEngine, machineVersion, packModel, unpackModel, START_FAULTS } from "../../src/qemu/policy.js";
+import { strategyFactory } from "../../src/qemu/strategies.js";
 import { readModel, writeModelAtomic } from "../../src/qemu/model.js";
 
 const EMPTY = { outstanding: 1, outstandingInjected: 0 };
@@ -172,5 +173,31 @@ describe("QEMU policy", () => {
     bad[0] ^= 0xff;
     assert.match(createQemuPolicy(8192, {}, bad).origin, /saved model refused/);
     assert.match(createQemuPolicy(8192, {}, new Uint8Array(10)).origin, /saved model refused/);
+  });
+
+  it("takes its defaults from the migration's QEMU: 2 pages and the scan return before 8.0 or unknown, 4 and none from 8.0", () => {
+    assert.deepEqual(machineVersion("pc-i440fx-10.0"), [10, 0]);
+    assert.deepEqual(machineVersion("pc-q35-8.2"), [8, 2]);
+    assert.deepEqual(machineVersion("pc-i440fx-7.2"), [7, 2]);
+    for (const m of ["pc", "microvm", "", null, undefined]) assert.equal(machineVersion(m), null, String(m));
+    const d10 = defaultsForMachine("pc-i440fx-10.0"), d8 = defaultsForMachine("pc-q35-8.0");
+    const d72 = defaultsForMachine("pc-i440fx-7.2"), dNone = defaultsForMachine(null);
+    assert.deepEqual([d10.maxPages, d10.scannerReturn, d8.maxPages, d8.scannerReturn], [4, false, 4, false]);
+    assert.deepEqual([d72.maxPages, d72.scannerReturn, dNone.maxPages, dNone.scannerReturn], [2, true, 2, true]);
+    assert.match(d10.basis, />= 8\.0.*pc-i440fx-10\.0/);
+    assert.match(dNone.basis, /unknown/);
+    // The factory's engine answers up to that many pages (its depth), unless maxPages is given.
+    const answers = (machine: string | null, maxPages?: number) => {
+      const s = strategyFactory("ppm", { policy: maxPages === undefined ? {} : { maxPages } })(8192, { blocks: [], machine }) as ReturnType<typeof createQemuPolicy>;
+      // a long stride: the engine is sure of the next pages, so the answer is as long as maxPages allows
+      let most = 0;
+      for (let i = 0; i < 80; i++) most = Math.max(most, Array.from(s.onRequest(100 + 3 * i, EMPTY)).length);
+      s.dispose!();
+      return most;
+    };
+    assert.equal(answers("pc-i440fx-10.0"), 4);
+    assert.equal(answers("pc-i440fx-7.2"), 2);
+    assert.equal(answers(null), 2);
+    assert.equal(answers("pc-i440fx-10.0", 3), 3);
   });
 });

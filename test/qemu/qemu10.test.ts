@@ -147,4 +147,53 @@ describe("QEMU 10.0 streams", () => {
     await proxy.close();
     target.close();
   });
+
+  for (const scannerReturn of [undefined, true]) {
+    it(`takes QEMU >= 8.0's defaults from the 10.0 stream's machine type (scan return ${scannerReturn === undefined ? "default: off" : "set on"})`, { timeout: 20000 }, async () => {
+      const accepted: net.Socket[] = [];
+      const target = net.createServer({ allowHalfOpen: true }, (s) => accepted.push(s));
+      await new Promise<void>((r) => target.listen(0, "127.0.0.1", r));
+      const layouts: (string | null | undefined)[] = [];
+      const proxy = new QemuProxy({
+        listenPort: 0, targetHost: "127.0.0.1", targetPort: (target.address() as net.AddressInfo).port, scannerReturn,
+        makeStrategy: (_n, layout) => {
+          layouts.push(layout.machine);
+          return { name: "fake", onFault: () => [], onRequest: (page: number) => [page + 5] } as never;
+        },
+      });
+      const port = (await proxy.listen()).port;
+      const done = new Promise<MigrationReport>((r) => proxy.once("migration", r));
+      const main = await new Promise<net.Socket>((r) => { const s = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true }, () => r(s)); });
+      const until = async (f: () => boolean) => { for (let i = 0; i < 400 && !f(); i++) await new Promise((r) => setTimeout(r, 10)); assert.ok(f()); };
+      const got: Buffer[] = [];
+      main.on("data", (d) => got.push(d));
+      const s = mainStream10();
+      const tail = S10.end(S10.page(0x7000, null)).length + 1;
+      main.write(s.subarray(0, s.length - tail));
+      await until(() => accepted.length === 1);
+      accepted[0].resume();
+      accepted[0].write(encodeReqPagesId(0x232c000, 4096, "pc.ram"));
+      await until(() => got.length > 0);
+      main.write(s.subarray(s.length - tail));
+      accepted[0].write(encodeMessage(RP_SHUT, be32(0)));
+      main.end();
+      accepted[0].end();
+      const r = await done;
+      assert.deepEqual(layouts, ["pc-i440fx-10.0"], "the strategy is built knowing the machine");
+      assert.equal(r.tuning?.maxPages, 4);
+      assert.equal(r.tuning?.scannerReturn, false);
+      assert.match(r.tuning!.basis, />= 8\.0/);
+      assert.equal(r.tuning?.scannerReturnUsed, scannerReturn === true);
+      // the destination's request, then the injection: page 0x2331, and with the scan return 0x232d
+      const want = scannerReturn ? [0x232d, 0x2331] : [0x2331];
+      assert.equal(r.stats.injectedPages, want.length);
+      assert.equal(r.stats.scannerReturns, scannerReturn ? 1 : 0);
+      const back = Buffer.concat(got);
+      const reqs = encodeReqPagesId(0x232c000, 4096, "pc.ram");
+      assert.deepEqual(back.subarray(0, reqs.length), reqs);
+      assert.ok(back.length > reqs.length, "something was injected after the request");
+      await proxy.close();
+      target.close();
+    });
+  }
 });
