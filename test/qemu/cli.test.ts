@@ -26,6 +26,9 @@ it("rejects bad options with exit code 2", async () => {
   const d = cli(["--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--predict", "magic"]);
   assert.equal(await d.exit, 2);
   assert.match(d.err(), /--predict must be one of/);
+  const e = cli(["--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--scan-return", "maybe"]);
+  assert.equal(await e.exit, 2);
+  assert.match(e.err(), /--scan-return must be one of.*maybe/);
 });
 
 it("proxies one migration with --once --json and reports it", { timeout: 30000 }, async () => {
