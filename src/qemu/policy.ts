@@ -33,7 +33,8 @@
  * the QEMU the stream comes from (`defaultsForMachine`, from the machine type of the stream's
  * configuration section): up to 8.0, 2 pages and the scan return; from 8.0 on, 4 pages and no scan
  * return (over 18 interleaved pairs per guest and regime on QEMU 10: blocktime 0.80-0.93x paired
- * against 0.92-1.01x for the 7.2 defaults, requests 0.61-0.91x against 0.67-0.97x).
+ * against 0.92-1.01x for the 7.2 defaults, requests 0.61-0.91x against 0.67-0.97x; a confirmatory
+ * batch after the change was mixed, 0.81-1.10x blocktime: inside the host's spread, round 6).
  *
  * Streams: QEMU's REQ_PAGES carry no vCPU, only a RAMBlock offset, so the proxy has one stream: with
  * one vCPU that is the guest's own fault order; with several the vCPUs' faults interleave in one
