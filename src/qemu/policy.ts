@@ -63,13 +63,20 @@ export interface QemuPolicyOptions {
    * alone (6 runs), 8 first-fault pages with per-fault injection were neutral (docs/results/qemu.md).
    */
   preloadPages: number;
+  /**
+   * Pages injected from each predicted page on (1: the page alone): the predicted page and the
+   * absent pages after it, as one ranged request. A fault on a page moves QEMU's scan to the pages
+   * after it just when the guest is there; a page injected before the guest gets there spends that
+   * spatial hint early, and a guest reading on from it faults on the next page instead.
+   */
+  runPages: number;
   /** Engine options (order, alphabet, escape, memoryBytes...). */
   engine: Partial<PredictorOptions>;
 }
 
 export const DEFAULT_QEMU_POLICY: QemuPolicyOptions = {
   maxPages: 2, minConfidence: 0.25, maxOutstandingInjected: 0, maxOutstanding: 1, trustAccuracy: 0.5, trustMinTrials: 5,
-  preloadPages: 0, engine: {},
+  preloadPages: 0, runPages: 1, engine: {},
 };
 
 /** What the proxy does by default for the QEMU a migration comes from (see the header). */
@@ -323,6 +330,16 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
         for (let i = 0; i < n; i++) p.unsend(p.output[i]);
         pending = out;
         return [];
+      }
+      if (pol.runPages > 1) {
+        const runs: number[] = [];
+        for (const q of out) {
+          for (let r = q; r < q + pol.runPages && r < pageCount; r++) {
+            if (r === page || (r !== q && p.isPresent(r)) || runs.includes(r)) continue;
+            runs.push(r);
+          }
+        }
+        return runs;
       }
       return out;
     },

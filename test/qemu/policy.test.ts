@@ -200,4 +200,17 @@ describe("QEMU policy", () => {
     assert.equal(answers(null), 2);
     assert.equal(answers("pc-i440fx-10.0", 3), 3);
   });
+
+  it("with runPages, injects each predicted page with the absent pages after it (one ranged request each)", () => {
+    // Two policies see the same requests (a stride of 10, which the engine learns and is trusted on):
+    // one with runPages 3, one with the default (1).
+    const runs = createQemuPolicy(8192, { runPages: 3 }), plain = createQemuPolicy(8192);
+    for (let i = 0; i < 39; i++) { runs.onRequest(100 + 10 * i, EMPTY); plain.onRequest(100 + 10 * i, EMPTY); }
+    const alone = Array.from(plain.onRequest(490, EMPTY));
+    assert.ok(alone.length >= 1 && alone.every((q) => (q - 490) % 10 === 0), `the stride's pages: ${alone}`);
+    runs.onPresent!(alone[0] + 1); // already at the destination: not sent again
+    const want = alone.flatMap((q) => [q, q + 1, q + 2]).filter((x) => x !== alone[0] + 1);
+    assert.deepEqual(Array.from(runs.onRequest(490, EMPTY)), want);
+    runs.dispose!(); plain.dispose!();
+  });
 });
