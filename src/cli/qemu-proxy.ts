@@ -36,7 +36,8 @@ REQ_PAGES messages for predicted pages of the same RAMBlock.
                          the machine type its stream names: ${DEFAULT_QEMU_POLICY.maxPages} before 8.0 or when unknown, 4 from 8.0 on)
   --scan-return on|off   end each injection with the page after the fault, where QEMU's background
                          scan continues (default by QEMU: on before 8.0 or when unknown, off from
-                         8.0 on, whose return-path thread serves requests without moving the scan)
+                         8.0 on, where with postcopy-preempt the return-path thread serves requests
+                         without moving the scan; without preempt it was measured no better there)
   --min-confidence P     ppm: least path probability of an injected page (default ${DEFAULT_QEMU_POLICY.minConfidence})
   --depth N              ppm-sim: most pages predicted per request (default 16)
   --order K              PPM context order (engine default if unset)
