@@ -28,7 +28,7 @@ const HELP = `usage: qemu-demo [options]
   --configs LIST         comma list of no-proxy,proxy,proxy-ppm,proxy-ppm-sim,proxy-next8
                          (default proxy,proxy-ppm; proxy is the pass-through counter: QEMU alone);
                          proxy-ppm:KEY=V:KEY=V... is proxy-ppm with other policy settings (keys
-                         max-pages, min-confidence, trust-accuracy, trust-trials, preload, run-pages,
+                         max-pages, min-confidence, trust-accuracy, trust-trials, preload, preload-run, run-pages,
                          max-outstanding-injected, max-outstanding (the gate); scan-return=0|1
                          turns the proxy's scan return off or on; defaults follow the QEMU version:
                          2 pages and the scan return before 8.0, 4 and none from 8.0), so that variants
@@ -71,7 +71,7 @@ let configs = (values.configs ?? "proxy,proxy-ppm").split(",");
 const POLICY_KEYS: Record<string, [keyof QemuPolicyOptions, number, number, boolean]> = {
   "max-pages": ["maxPages", 1, 64, true], "min-confidence": ["minConfidence", 0, 1, false],
   "trust-accuracy": ["trustAccuracy", 0, 1, false], "trust-trials": ["trustMinTrials", 0, 1000, true],
-  preload: ["preloadPages", 0, 64, true], "run-pages": ["runPages", 1, 64, true],
+  preload: ["preloadPages", 0, 64, true], "run-pages": ["runPages", 1, 64, true], "preload-run": ["preloadRun", 1, 256, true],
   // The gate: inject only while at most this many injected pages (resp. pages of any request, the
   // new one included) are outstanding at the source (defaults 0 and 1).
   "max-outstanding-injected": ["maxOutstandingInjected", 0, 1 << 20, true], "max-outstanding": ["maxOutstanding", 1, 1 << 20, true],

@@ -9,7 +9,7 @@
 import type { Strategy } from "../strategies/types.js";
 import { TARGET_PAGE_SIZE, type InjectRange, type PageRequest } from "./returnpath.js";
 import type { ServiceTracker } from "./service.js";
-import type { QemuStrategy, TrustFeedback } from "./policy.js";
+import type { QemuStrategy, Steering, TrustFeedback } from "./policy.js";
 
 export interface RamBlockInfo {
   name: string;
@@ -251,6 +251,11 @@ export class RequestInjector {
   }
 
   /** Where the strategy's model came from and how often its gate held injection back. */
+  /** Tell the strategy how to steer QEMU's push in this migration (QemuStrategy.steer), if it can. */
+  steer(s: Steering): void {
+    (this.strategy as Partial<QemuStrategy> | null)?.steer?.(s);
+  }
+
   strategyInfo(): { name: string; origin?: string; gated?: number; feedback?: TrustFeedback } | null {
     if (!this.strategy) return null;
     const qs = this.strategy as Partial<QemuStrategy>;

@@ -64,6 +64,12 @@ export interface QemuPolicyOptions {
    */
   preloadPages: number;
   /**
+   * Pages requested from each preloaded page on (1: the page alone): the page and the absent pages
+   * after it, as one ranged request, so that a guest reading on from a preloaded page does not fault
+   * on the next one (the spatial hint a fault would have given QEMU's scan).
+   */
+  preloadRun: number;
+  /**
    * Pages injected from each predicted page on (1: the page alone): the predicted page and the
    * absent pages after it, as one ranged request. A fault on a page moves QEMU's scan to the pages
    * after it just when the guest is there; a page injected before the guest gets there spends that
@@ -76,15 +82,32 @@ export interface QemuPolicyOptions {
 
 export const DEFAULT_QEMU_POLICY: QemuPolicyOptions = {
   maxPages: 2, minConfidence: 0.25, maxOutstandingInjected: 0, maxOutstanding: 1, trustAccuracy: 0.5, trustMinTrials: 5,
-  preloadPages: 0, runPages: 1, engine: {},
+  preloadPages: 0, preloadRun: 1, runPages: 1, engine: {},
 };
+
+/**
+ * How the policy steers QEMU's push beyond its choice of pages, set per migration once the proxy
+ * knows how the source serves requests (`defaultsForMachine`, `QemuStrategy.steer`).
+ */
+export interface Steering {
+  /** End each injection with the page after the fault (QEMU's scan continues there). */
+  scannerReturn: boolean;
+  /** Pages injected from each predicted page on (QemuPolicyOptions.runPages). */
+  runPages: number;
+  /** Pages requested at the switch-over (QemuPolicyOptions.preloadPages). */
+  preloadPages: number;
+  /** Pages requested from each preloaded page on (QemuPolicyOptions.preloadRun). */
+  preloadRun: number;
+}
 
 /** What the proxy does by default for the QEMU a migration comes from (see the header). */
 export interface MachineDefaults {
   /** Most pages injected per request. */
   maxPages: number;
-  /** End each injection with the page after the fault (QEMU's scan continues there). */
-  scannerReturn: boolean;
+  /** With postcopy-preempt: a second channel from the source, connected before the switch-over. */
+  preempt: Steering;
+  /** Without it: the source's migration thread serves requests between background pages. */
+  single: Steering;
   /** Why, in a few words, for the report and the log. */
   basis: string;
 }
@@ -98,16 +121,30 @@ export function machineVersion(machine: string | null | undefined): [number, num
   return m ? [Number(m[1]), Number(m[2])] : null;
 }
 
+/** 7.2's steering, and the one-page plain kind: the scan return, single pages, no preload. */
+const STEER_72: Steering = { scannerReturn: true, runPages: 1, preloadPages: 0, preloadRun: 1 };
+
 /**
- * The defaults for a migration's QEMU: from 8.0 on (requested pages sent by the return-path thread
- * under postcopy-preempt, the background scan not moved by requests) 4 pages without the scan
- * return; before 8.0, or when the version is unknown, 7.2's: 2 pages and the scan return.
+ * The defaults for a migration's QEMU. From 8.0 on, under postcopy-preempt the return-path thread
+ * sends requested pages itself without moving the background scan: 4 pages, nothing else. Without
+ * preempt, QEMU >= 8.0's migration thread serves requests as 7.2's does, moving its scan to each
+ * page it serves, and there the policy steers the push: each predicted page goes with the 63 pages
+ * after it, every injection ends with the page after the fault, and at the switch-over a restored
+ * model requests the pages that opened the earlier migrations, 64 from each (RESULTS.md section 4,
+ * round 7). Before 8.0, or when the version is unknown, 7.2's: 2 pages and the scan return (the
+ * steering was not measured on 7.2).
  */
 export function defaultsForMachine(machine: string | null | undefined): MachineDefaults {
   const v = machineVersion(machine);
-  if (v && v[0] >= 8) return { maxPages: 4, scannerReturn: false, basis: `QEMU >= 8.0 (machine ${machine})` };
+  if (v && v[0] >= 8) {
+    return {
+      maxPages: 4, basis: `QEMU >= 8.0 (machine ${machine})`,
+      preempt: { scannerReturn: false, runPages: 1, preloadPages: 0, preloadRun: 1 },
+      single: { scannerReturn: true, runPages: 64, preloadPages: 32, preloadRun: 64 },
+    };
+  }
   return {
-    maxPages: DEFAULT_QEMU_POLICY.maxPages, scannerReturn: true,
+    maxPages: DEFAULT_QEMU_POLICY.maxPages, preempt: STEER_72, single: STEER_72,
     basis: v ? `QEMU < 8.0 (machine ${machine})` : `QEMU version unknown (${machine ? `machine ${machine}` : "no machine type seen"}): 7.2's`,
   };
 }
@@ -137,6 +174,11 @@ export interface QemuStrategy extends Strategy {
    * model. Call once; they count as injected (and as part of this migration's set for the next).
    */
   preload?(): number[];
+  /**
+   * Set the steering for this migration (before the preload and the first request), except what the
+   * policy options gave explicitly: those stay.
+   */
+  steer?(s: Omit<Steering, "scannerReturn">): void;
   /** Requests the gate held back (nothing injected although the model was asked). */
   readonly gated: number;
   /** Where the model came from. */
@@ -288,6 +330,9 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
     onFault(page: number) {
       return this.onRequest(page, { outstanding: 0, outstandingInjected: 0 });
     },
+    steer(st) {
+      for (const k of ["runPages", "preloadPages", "preloadRun"] as const) if (policy[k] === undefined) pol[k] = st[k];
+    },
     preload() {
       if (!restored || pol.preloadPages <= 0 || starts.length === 0) return [];
       const need = Math.ceil(starts.length / 2);
@@ -304,7 +349,17 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
       const out = [...count.entries()].filter(([x, c]) => c.n >= need && !p.isPresent(x))
         .sort((a, b) => b[1].n - a[1].n || a[1].pos - b[1].pos).slice(0, pol.preloadPages).map(([x]) => x);
       for (const x of out) start.push(x);
-      return out;
+      if (pol.preloadRun <= 1) return out;
+      const runs: number[] = [];
+      const taken = new Set<number>();
+      for (const x of out) {
+        for (let r = x; r < x + pol.preloadRun && r < pageCount; r++) {
+          if (taken.has(r) || (r !== x && p.isPresent(r))) continue;
+          taken.add(r);
+          runs.push(r);
+        }
+      }
+      return runs;
     },
     onRequest(page: number, q: QueueState) {
       if (firstRequests < START_FAULTS) {

@@ -19,7 +19,7 @@ import { QEMU_VM_FILE_MAGIC, RamHeaderScanner } from "./ramheader.js";
 import { MIG_CMD_PACKAGED, MIG_CMD_POSTCOPY_RESUME, QEMU_VM_COMMAND, RamStreamParser } from "./forward.js";
 import { RP_TYPE_NAMES, ReturnPathError, ReturnPathFilter, TARGET_PAGE_SIZE, encodeReqPagesId } from "./returnpath.js";
 import { ServiceTracker, type ServiceReport } from "./service.js";
-import { defaultsForMachine, type MachineDefaults, type TrustFeedback } from "./policy.js";
+import { defaultsForMachine, type MachineDefaults, type Steering, type TrustFeedback } from "./policy.js";
 
 export interface QemuProxyOptions {
   listenHost?: string;
@@ -40,7 +40,8 @@ export interface QemuProxyOptions {
   maxInjectPerRequest?: number;
   /**
    * End injections (and the switch-over preload) with the page QEMU's scan would send next. Default:
-   * by the migration's QEMU (`defaultsForMachine`: on before 8.0 or when unknown, off from 8.0 on).
+   * by the migration's QEMU and channels (`defaultsForMachine`: off from 8.0 on with postcopy-preempt,
+   * on otherwise).
    */
   scannerReturn?: boolean;
   /** Called with the strategy's model when a migration completes (the source sent QEMU_VM_EOF). */
@@ -61,6 +62,9 @@ export interface QemuProxyOptions {
  *   paused --(no resume within pauseTimeoutMs)--> closed
  */
 export type MigrationPhase = "setup" | "precopy" | "postcopy" | "paused" | "recovering" | "completed" | "failed" | "closed";
+
+/** How the source serves page requests: on a postcopy-preempt channel of their own, or not. */
+export type ChannelMode = "preempt" | "single";
 
 const OPEN_PHASES: readonly MigrationPhase[] = ["setup", "precopy", "postcopy", "paused", "recovering"];
 
@@ -87,10 +91,12 @@ export interface MigrationReport {
   machine: string | null;
   /**
    * The defaults for this migration's QEMU, fixed when its layout became known (from the machine type
-   * then; a layout given as an option comes before the stream: QEMU version unknown), and whether
-   * injections end with the scan's next page (the option, else the default). Null before the layout.
+   * then; a layout given as an option comes before the stream: QEMU version unknown); the channels
+   * seen at the switch-over (`preempt`: a second connection from the source; null before), which
+   * picks the steering; and whether injections end with the scan's next page (the option, else the
+   * steering's). Null before the layout.
    */
-  tuning: (MachineDefaults & { scannerReturnUsed: boolean }) | null;
+  tuning: (MachineDefaults & { channel: ChannelMode | null; scannerReturnUsed: boolean }) | null;
   bytesForward: number;
   bytesReturn: number;
   bytesInjected: number;
@@ -119,6 +125,9 @@ class Migration {
   readonly scanner = new RamHeaderScanner();
   /** The defaults for this migration's QEMU, set with the layout. */
   defaults: MachineDefaults | null = null;
+  /** Its channels, settled at the switch-over (or the first request): picks the defaults' steering. */
+  channel: ChannelMode | null = null;
+  channelFinal = false;
   readonly tracker = new ServiceTracker();
   mainParser: RamStreamParser | null = null;
   preemptParsers: RamStreamParser[] = [];
@@ -169,6 +178,7 @@ class Migration {
 
 class Conn {
   role: "unknown" | "main" | "secondary" = "unknown";
+  readonly acceptedAt = Date.now();
   mig: Migration | null = null;
   filter: ReturnPathFilter | null = null;
   parser: RamStreamParser | null = null;
@@ -183,6 +193,8 @@ export class QemuProxy extends EventEmitter {
   private server: net.Server | null = null;
   private connectChain: Promise<void> = Promise.resolve();
   private migrations: Migration[] = [];
+  /** Connections accepted whose first bytes have not come yet (QEMU 10's preempt channel until its first page). */
+  private unclassified = new Set<Conn>();
   private nextId = 1;
   readonly reports: MigrationReport[] = [];
   private readonly log: (line: string) => void;
@@ -234,6 +246,8 @@ export class QemuProxy extends EventEmitter {
     client.setNoDelay(true);
     client.pause();
     const c = new Conn(client);
+    this.unclassified.add(c);
+    client.once("close", () => this.unclassified.delete(c));
     let upReady = false;
     client.on("error", () => {});
     // Open the outbound connection in acceptance order.
@@ -277,7 +291,7 @@ export class QemuProxy extends EventEmitter {
           m.injector.setLayout({ blocks, machine: m.scanner.machine });
           m.layoutSource = "stream";
           this.log(`proxy: migration ${m.id}: RAM layout ${blocks.map((b) => `${b.name}=${b.size}`).join(", ")}${m.scanner.machine ? `, machine ${m.scanner.machine}` : ""}; ` +
-            `defaults for ${m.defaults.basis}: ${m.defaults.maxPages} pages per request, scan return ${this.scannerReturn(m) ? "on" : "off"}${this.opts.scannerReturn !== undefined ? " (set)" : ""}`);
+            `defaults for ${m.defaults.basis}: ${m.defaults.maxPages} pages per request; steering by the channels seen at the switch-over`);
         }
       }
       c.fwd.write(chunk);
@@ -323,6 +337,7 @@ export class QemuProxy extends EventEmitter {
   }
 
   private classify(c: Conn, head: Buffer): void {
+    this.unclassified.delete(c);
     let m: Migration | undefined;
     const paused = [...this.migrations].reverse().find((x) => x.phase === "paused");
     if (head.readUInt32BE(0) === QEMU_VM_FILE_MAGIC) {
@@ -365,6 +380,7 @@ export class QemuProxy extends EventEmitter {
       onCommand: (cmd) => {
         if (cmd === MIG_CMD_PACKAGED && (m.phase === "setup" || m.phase === "precopy")) {
           m.to("postcopy", "device state packaged: switch-over", this.log);
+          this.settleChannels(m);
           this.preload(m);
         }
         if (cmd === MIG_CMD_POSTCOPY_RESUME && m.phase === "recovering") { m.resumes++; m.to("postcopy", "POSTCOPY_RESUME", this.log); }
@@ -376,6 +392,7 @@ export class QemuProxy extends EventEmitter {
     c.parser = parser;
     c.filter = new ReturnPathFilter({
       onRequest: (req) => {
+        this.settleChannels(m, true);
         const now = performance.now();
         m.tracker.onDestRequest(req.block, Math.floor(req.offset / TARGET_PAGE_SIZE), Math.max(1, Math.ceil(req.length / TARGET_PAGE_SIZE)), now);
         // QEMU 7.2's scan continues after the last queued page it served, with or without the preempt
@@ -493,9 +510,38 @@ export class QemuProxy extends EventEmitter {
     return m.tracker.report();
   }
 
-  /** The option, else the default of the migration's QEMU (7.2's until its layout is known). */
+  /**
+   * Whether the source has a postcopy-preempt channel, decided at the switch-over and checked again
+   * at the first request: QEMU >= 8.0 connects it in postcopy_start before
+   * it sends the device state (and sends its first bytes only with the first requested page: until
+   * then it is a connection that has said nothing); QEMU 7.2 connects it at the start. Then the
+   * strategy is told the steering for it.
+   */
+  private settleChannels(m: Migration, atRequest = false): void {
+    if (m.channelFinal) return;
+    m.channelFinal = atRequest;
+    const preempt = [...m.conns].some((c) => c.role === "secondary") ||
+      [...this.unclassified].some((c) => c.acceptedAt >= (m.main?.acceptedAt ?? m.startedAt));
+    // At the first request, a channel accepted just after the switch-over's bytes (the two sockets'
+    // events may come in either order) still counts; a decision is never taken back otherwise.
+    if (m.channel === (preempt ? "preempt" : "single") || (m.channel === "preempt" && !preempt)) return;
+    m.channel = preempt ? "preempt" : "single";
+    const st = this.steering(m);
+    m.injector.steer(st);
+    this.log(`proxy: migration ${m.id}: ${preempt ? "postcopy-preempt channel" : "no postcopy-preempt channel"}; ` +
+      `steering: runs of ${st.runPages}, preload ${st.preloadPages} x ${st.preloadRun}, scan return ${this.scannerReturn(m) ? "on" : "off"}` +
+      `${this.opts.scannerReturn !== undefined ? " (set)" : ""} (policy options given explicitly win)`);
+  }
+
+  /** The defaults' steering for the migration's channels (7.2's before its layout is known). */
+  private steering(m: Migration): Steering {
+    const d = m.defaults ?? defaultsForMachine(null);
+    return m.channel === "preempt" ? d.preempt : d.single;
+  }
+
+  /** The option, else the steering of the migration's QEMU and channels. */
   private scannerReturn(m: Migration): boolean {
-    return this.opts.scannerReturn ?? m.defaults?.scannerReturn ?? true;
+    return this.opts.scannerReturn ?? this.steering(m).scannerReturn;
   }
 
   private report(m: Migration): MigrationReport {
@@ -516,7 +562,7 @@ export class QemuProxy extends EventEmitter {
       layoutSource: m.layoutSource,
       layoutNote: m.layoutSource === "none" ? m.scanner.reason || "layout not seen" : undefined,
       machine: m.scanner.machine,
-      tuning: m.defaults ? { ...m.defaults, scannerReturnUsed: this.scannerReturn(m) } : null,
+      tuning: m.defaults ? { ...m.defaults, channel: m.channel, scannerReturnUsed: this.scannerReturn(m) } : null,
       bytesForward: m.bytesForward,
       bytesReturn: m.bytesReturn,
       bytesInjected: m.bytesInjected,

@@ -149,6 +149,43 @@ describe("QEMU policy", () => {
     assert.deepEqual(createQemuPolicy(8192, { preloadPages: 0 }, packModel(empty, [[1, 2]])).preload!(), []);
   });
 
+  it("with preloadRun, preloads each page with the absent pages after it, each page once", () => {
+    const empty = unpackModel(createQemuPolicy(8192).snapshot!(), 8192).engine;
+    const model = packModel(empty, [[10, 12, 8190, 500]]);
+    const plain = createQemuPolicy(8192, { preloadPages: 8 }, model);
+    assert.deepEqual(plain.preload!(), [10, 12, 8190, 500]);
+    const runs = createQemuPolicy(8192, { preloadPages: 8, preloadRun: 4 }, model);
+    runs.onPresent!(502);
+    // 10..13, then 12's run without what 10's took (14, 15), 8190..8191 (the guest ends), 500, 501, 503.
+    assert.deepEqual(runs.preload!(), [10, 11, 12, 13, 14, 15, 8190, 8191, 500, 501, 503]);
+    plain.dispose!();
+    runs.dispose!();
+  });
+
+  it("takes the steering it is told, except what its options gave", () => {
+    const empty = unpackModel(createQemuPolicy(8192).snapshot!(), 8192).engine;
+    const model = packModel(empty, [[10, 500]]);
+    const told = { runPages: 3, preloadPages: 8, preloadRun: 2 };
+    const a = createQemuPolicy(8192, {}, model);
+    a.steer!(told);
+    assert.deepEqual(a.preload!(), [10, 11, 500, 501], "preload and its runs as told");
+    const b = createQemuPolicy(8192, { preloadRun: 1 }, model);
+    b.steer!(told);
+    assert.deepEqual(b.preload!(), [10, 500], "a given option stays");
+    const c = createQemuPolicy(8192, { preloadPages: 0 }, model);
+    c.steer!(told);
+    assert.deepEqual(c.preload!(), [], "preload 0 given: none");
+    // runs: a restored model trusted at once injects each sure page with the pages after it.
+    const trained = createQemuPolicy(8192);
+    for (let r = 0; r < 6; r++) for (const x of [100, 2000, 300, 4000]) trained.onRequest(x, EMPTY);
+    const bytes = trained.snapshot!();
+    const d = createQemuPolicy(8192, {}, bytes);
+    d.steer!(told);
+    const out = Array.from(d.onRequest(100, EMPTY));
+    assert.ok(out.includes(2000) && out.includes(2001) && out.includes(2002), `runs of 3 from 2000: ${out}`);
+    for (const s of [a, b, c, trained, d]) s.dispose!();
+  });
+
   it("reads a bare engine snapshot and refuses a malformed model header with a reason", () => {
     const e = createQemuPolicy(8192);
     const raw = e.snapshot!();
@@ -175,15 +212,20 @@ describe("QEMU policy", () => {
     assert.match(createQemuPolicy(8192, {}, new Uint8Array(10)).origin, /saved model refused/);
   });
 
-  it("takes its defaults from the migration's QEMU: 2 pages and the scan return before 8.0 or unknown, 4 and none from 8.0", () => {
+  it("takes its defaults from the migration's QEMU: 2 pages and the scan return before 8.0 or unknown; from 8.0, 4 pages, steering only without preempt", () => {
     assert.deepEqual(machineVersion("pc-i440fx-10.0"), [10, 0]);
     assert.deepEqual(machineVersion("pc-q35-8.2"), [8, 2]);
     assert.deepEqual(machineVersion("pc-i440fx-7.2"), [7, 2]);
     for (const m of ["pc", "microvm", "", null, undefined]) assert.equal(machineVersion(m), null, String(m));
     const d10 = defaultsForMachine("pc-i440fx-10.0"), d8 = defaultsForMachine("pc-q35-8.0");
     const d72 = defaultsForMachine("pc-i440fx-7.2"), dNone = defaultsForMachine(null);
-    assert.deepEqual([d10.maxPages, d10.scannerReturn, d8.maxPages, d8.scannerReturn], [4, false, 4, false]);
-    assert.deepEqual([d72.maxPages, d72.scannerReturn, dNone.maxPages, dNone.scannerReturn], [2, true, 2, true]);
+    const plain72 = { scannerReturn: true, runPages: 1, preloadPages: 0, preloadRun: 1 };
+    for (const d of [d10, d8]) {
+      assert.equal(d.maxPages, 4);
+      assert.deepEqual(d.preempt, { scannerReturn: false, runPages: 1, preloadPages: 0, preloadRun: 1 });
+      assert.deepEqual(d.single, { scannerReturn: true, runPages: 64, preloadPages: 32, preloadRun: 64 });
+    }
+    for (const d of [d72, dNone]) assert.deepEqual([d.maxPages, d.preempt, d.single], [2, plain72, plain72]);
     assert.match(d10.basis, />= 8\.0.*pc-i440fx-10\.0/);
     assert.match(dNone.basis, /unknown/);
     // The factory's engine answers up to that many pages (its depth), unless maxPages is given.

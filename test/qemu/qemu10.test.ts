@@ -148,17 +148,19 @@ describe("QEMU 10.0 streams", () => {
     target.close();
   });
 
-  for (const scannerReturn of [undefined, true]) {
-    it(`takes QEMU >= 8.0's defaults from the 10.0 stream's machine type (scan return ${scannerReturn === undefined ? "default: off" : "set on"})`, { timeout: 20000 }, async () => {
+  const cases: [boolean, boolean | undefined, boolean][] = [[true, undefined, false], [false, undefined, false], [true, true, false], [false, false, false], [true, undefined, true]];
+  for (const [preempt, scannerReturn, late] of cases) {
+    it(`takes QEMU >= 8.0's defaults from the 10.0 stream's machine type and steers by its channels (${preempt ? `a silent preempt channel${late ? " seen after the switch-over's bytes" : ""}` : "no preempt channel"}, scan return ${scannerReturn === undefined ? "by default" : scannerReturn ? "set on" : "set off"})`, { timeout: 20000 }, async () => {
       const accepted: net.Socket[] = [];
       const target = net.createServer({ allowHalfOpen: true }, (s) => accepted.push(s));
       await new Promise<void>((r) => target.listen(0, "127.0.0.1", r));
       const layouts: (string | null | undefined)[] = [];
+      const steered: unknown[] = [];
       const proxy = new QemuProxy({
         listenPort: 0, targetHost: "127.0.0.1", targetPort: (target.address() as net.AddressInfo).port, scannerReturn,
         makeStrategy: (_n, layout) => {
           layouts.push(layout.machine);
-          return { name: "fake", onFault: () => [], onRequest: (page: number) => [page + 5] } as never;
+          return { name: "fake", onFault: () => [], onRequest: (page: number) => [page + 5], steer: (st: unknown) => steered.push(st) } as never;
         },
       });
       const port = (await proxy.listen()).port;
@@ -169,8 +171,23 @@ describe("QEMU 10.0 streams", () => {
       main.on("data", (d) => got.push(d));
       const s = mainStream10();
       const tail = S10.end(S10.page(0x7000, null)).length + 1;
-      main.write(s.subarray(0, s.length - tail));
+      main.write(s.subarray(0, HEAD10.length));
       await until(() => accepted.length === 1);
+      // QEMU 10 connects its preempt channel at the switch-over, before the packaged device state,
+      // and sends nothing on it until a page.
+      const connectSecond = async () => {
+        const x = await new Promise<net.Socket>((r) => { const y = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true }, () => r(y)); });
+        await until(() => accepted.length === 2);
+        return x;
+      };
+      let second = preempt && !late ? await connectSecond() : null;
+      main.write(s.subarray(HEAD10.length, s.length - tail));
+      // The two sockets' events may come in either order: a channel accepted after the switch-over's
+      // bytes but before the first request still counts.
+      if (preempt && late) {
+        await until(() => steered.length === 1);
+        second = await connectSecond();
+      }
       accepted[0].resume();
       accepted[0].write(encodeReqPagesId(0x232c000, 4096, "pc.ram"));
       await until(() => got.length > 0);
@@ -178,16 +195,22 @@ describe("QEMU 10.0 streams", () => {
       accepted[0].write(encodeMessage(RP_SHUT, be32(0)));
       main.end();
       accepted[0].end();
+      second?.end();
+      for (const a of accepted.slice(1)) a.end();
       const r = await done;
       assert.deepEqual(layouts, ["pc-i440fx-10.0"], "the strategy is built knowing the machine");
       assert.equal(r.tuning?.maxPages, 4);
-      assert.equal(r.tuning?.scannerReturn, false);
       assert.match(r.tuning!.basis, />= 8\.0/);
-      assert.equal(r.tuning?.scannerReturnUsed, scannerReturn === true);
+      assert.equal(r.tuning?.channel, preempt ? "preempt" : "single");
+      const want_ = preempt ? r.tuning!.preempt : r.tuning!.single;
+      assert.deepEqual(steered, late ? [r.tuning!.single, want_] : [want_], "the strategy is told the steering of its channels (again when a late channel changes it)");
+      assert.deepEqual(want_.runPages, preempt ? 1 : 64);
+      const returns = scannerReturn ?? !preempt;
+      assert.equal(r.tuning?.scannerReturnUsed, returns);
       // the destination's request, then the injection: page 0x2331, and with the scan return 0x232d
-      const want = scannerReturn ? [0x232d, 0x2331] : [0x2331];
+      const want = returns ? [0x232d, 0x2331] : [0x2331];
       assert.equal(r.stats.injectedPages, want.length);
-      assert.equal(r.stats.scannerReturns, scannerReturn ? 1 : 0);
+      assert.equal(r.stats.scannerReturns, returns ? 1 : 0);
       const back = Buffer.concat(got);
       const reqs = encodeReqPagesId(0x232c000, 4096, "pc.ram");
       assert.deepEqual(back.subarray(0, reqs.length), reqs);
