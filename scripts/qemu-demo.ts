@@ -30,8 +30,10 @@ const HELP = `usage: qemu-demo [options]
                          proxy-ppm:KEY=V:KEY=V... is proxy-ppm with other policy settings (keys
                          max-pages, min-confidence, trust-accuracy, trust-trials, preload, preload-run, run-pages,
                          max-outstanding-injected, max-outstanding (the gate); scan-return=0|1
-                         turns the proxy's scan return off or on; defaults follow the QEMU version:
-                         2 pages and the scan return before 8.0, 4 and none from 8.0), so that variants
+                         turns the proxy's scan return off or on; defaults follow the QEMU version
+                         and channels: 2 pages and the scan return before 8.0; from 8.0, 4 pages,
+                         and without preempt also runs of 64, the scan return and a preload of 32
+                         x 64 (run-pages=1:preload=0:scan-return=0 turns those off)), so that variants
                          run interleaved in one batch
   --delay-ms N           latency regime: one-way delay on the proxied link (default 5)
   --postcopy-mbs N       bandwidth regime: max-postcopy-bandwidth in MB/s (default 30)
@@ -78,7 +80,7 @@ const POLICY_KEYS: Record<string, [keyof QemuPolicyOptions, number, number, bool
 };
 /**
  * `scan-return=0` (`=1`) in a proxy-ppm label: the proxy does not (does) end injections with the page
- * after the fault; neither: the default of the migration's QEMU (off from 8.0 on, src/qemu/policy.ts).
+ * after the fault; neither: the default of the migration's QEMU (from 8.0 on: off with preempt, on without; src/qemu/policy.ts).
  */
 const scanReturnOf = (label: string) => {
   const kv = label.split(":").slice(1);

@@ -27,7 +27,9 @@ REQ_PAGES messages for predicted pages of the same RAMBlock.
                          pages with path probability >= --min-confidence, and only while nothing the
                          proxy injected is still queued at the source; a model that starts empty
                          injects nothing until its held-back predictions were right >= 50% of >= 5
-                         checks; before QEMU 8.0 each injection ends with the page after the fault)
+                         checks; before QEMU 8.0 each injection ends with the page after the fault;
+                         from 8.0 on without postcopy-preempt it steers QEMU's push: each page with
+                         the 63 after it, the scan return, and a switch-over preload from --model)
   --model FILE           ppm: start each migration from this model when the file exists, and replace
                          it (atomically) with what was learned when a migration completes. FILE's
                          directory must exist, and a file already there must be a model file (one a
@@ -35,9 +37,9 @@ REQ_PAGES messages for predicted pages of the same RAMBlock.
   --max-pages N          ppm: most pages injected per request (default by the migration's QEMU, from
                          the machine type its stream names: ${DEFAULT_QEMU_POLICY.maxPages} before 8.0 or when unknown, 4 from 8.0 on)
   --scan-return on|off   end each injection with the page after the fault, where QEMU's background
-                         scan continues (default by QEMU: on before 8.0 or when unknown, off from
-                         8.0 on, where with postcopy-preempt the return-path thread serves requests
-                         without moving the scan; without preempt it was measured no better there)
+                         scan continues (default by QEMU: on before 8.0 or when unknown; from 8.0
+                         on, off with postcopy-preempt, where the return-path thread serves requests
+                         without moving the scan, and on without it)
   --min-confidence P     ppm: least path probability of an injected page (default ${DEFAULT_QEMU_POLICY.minConfidence})
   --depth N              ppm-sim: most pages predicted per request (default 16)
   --order K              PPM context order (engine default if unset)

@@ -35,6 +35,9 @@
  * return (over 18 interleaved pairs per guest and regime on QEMU 10: blocktime 0.80-0.93x paired
  * against 0.92-1.01x for the 7.2 defaults, requests 0.61-0.91x against 0.67-0.97x; a confirmatory
  * batch after the change was mixed, 0.81-1.10x blocktime: inside the host's spread, round 6).
+ * Without preempt QEMU >= 8.0's migration thread still serves requests and moves its scan to each,
+ * so there the defaults steer the push with runs, the scan return and a preload (`Steering`,
+ * round 7: blocktime 0.72-0.95x paired, requests up on loopback).
  *
  * Streams: QEMU's REQ_PAGES carry no vCPU, only a RAMBlock offset, so the proxy has one stream: with
  * one vCPU that is the guest's own fault order; with several the vCPUs' faults interleave in one
