@@ -63,6 +63,9 @@ export interface QemuProxyOptions {
  */
 export type MigrationPhase = "setup" | "precopy" | "postcopy" | "paused" | "recovering" | "completed" | "failed" | "closed";
 
+/** How long after the switch-over's bytes the proxy decides the channels and preloads, ms. */
+const SETTLE_MS = 5;
+
 /** How the source serves page requests: on a postcopy-preempt channel of their own, or not. */
 export type ChannelMode = "preempt" | "single";
 
@@ -380,8 +383,14 @@ export class QemuProxy extends EventEmitter {
       onCommand: (cmd) => {
         if (cmd === MIG_CMD_PACKAGED && (m.phase === "setup" || m.phase === "precopy")) {
           m.to("postcopy", "device state packaged: switch-over", this.log);
-          this.settleChannels(m);
-          this.preload(m);
+          // QEMU connected the preempt channel before it sent these bytes, but the listening
+          // socket's accept may be handled after them: settle (and preload) a moment later. The
+          // destination must load the device state before its first fault, which takes longer.
+          setTimeout(() => {
+            if (m.phase !== "postcopy") return;
+            this.settleChannels(m);
+            this.preload(m);
+          }, SETTLE_MS).unref();
         }
         if (cmd === MIG_CMD_POSTCOPY_RESUME && m.phase === "recovering") { m.resumes++; m.to("postcopy", "POSTCOPY_RESUME", this.log); }
       },
