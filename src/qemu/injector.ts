@@ -250,12 +250,12 @@ export class RequestInjector {
     return qs && typeof qs.snapshot === "function" ? qs.snapshot() : null;
   }
 
-  /** Where the strategy's model came from and how often its gate held injection back. */
   /** Tell the strategy how to steer QEMU's push in this migration (QemuStrategy.steer), if it can. */
   steer(s: Steering): void {
     (this.strategy as Partial<QemuStrategy> | null)?.steer?.(s);
   }
 
+  /** Where the strategy's model came from and how often its gate held injection back. */
   strategyInfo(): { name: string; origin?: string; gated?: number; feedback?: TrustFeedback } | null {
     if (!this.strategy) return null;
     const qs = this.strategy as Partial<QemuStrategy>;

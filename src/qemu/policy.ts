@@ -321,6 +321,20 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
   let checked = 0, right = 0, untrusted = 0;
   // The confident predictions of the previous request when they were not injected (checkable).
   let pending: number[] = [];
+  /** Each page of `heads` with the absent pages after it, `n` in all from it; every page once, never `skip`. */
+  const withRuns = (heads: number[], n: number, skip = -1): number[] => {
+    if (n <= 1) return heads;
+    const runs: number[] = [];
+    const taken = new Set<number>();
+    for (const h of heads) {
+      for (let r = h; r < h + n && r < pageCount; r++) {
+        if (r === skip || taken.has(r) || (r !== h && p.isPresent(r))) continue;
+        taken.add(r);
+        runs.push(r);
+      }
+    }
+    return runs;
+  };
   const trusted = () => {
     if (checked < pol.trustMinTrials) return restored;
     return right >= pol.trustAccuracy * checked;
@@ -352,17 +366,7 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
       const out = [...count.entries()].filter(([x, c]) => c.n >= need && !p.isPresent(x))
         .sort((a, b) => b[1].n - a[1].n || a[1].pos - b[1].pos).slice(0, pol.preloadPages).map(([x]) => x);
       for (const x of out) start.push(x);
-      if (pol.preloadRun <= 1) return out;
-      const runs: number[] = [];
-      const taken = new Set<number>();
-      for (const x of out) {
-        for (let r = x; r < x + pol.preloadRun && r < pageCount; r++) {
-          if (taken.has(r) || (r !== x && p.isPresent(r))) continue;
-          taken.add(r);
-          runs.push(r);
-        }
-      }
-      return runs;
+      return withRuns(out, pol.preloadRun);
     },
     onRequest(page: number, q: QueueState) {
       if (firstRequests < START_FAULTS) {
@@ -389,17 +393,7 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
         pending = out;
         return [];
       }
-      if (pol.runPages > 1) {
-        const runs: number[] = [];
-        for (const q of out) {
-          for (let r = q; r < q + pol.runPages && r < pageCount; r++) {
-            if (r === page || (r !== q && p.isPresent(r)) || runs.includes(r)) continue;
-            runs.push(r);
-          }
-        }
-        return runs;
-      }
-      return out;
+      return withRuns(out, pol.runPages, page);
     },
     onPresent(page: number) {
       if (page >= 0 && page < pageCount) p.markPresent(page);
