@@ -531,10 +531,10 @@ export class QemuProxy extends EventEmitter {
     m.channelFinal = atRequest;
     const preempt = [...m.conns].some((c) => c.role === "secondary") ||
       [...this.unclassified].some((c) => c.acceptedAt >= (m.main?.acceptedAt ?? m.startedAt));
-    // At the first request, a channel accepted just after the switch-over's bytes (the two sockets'
-    // events may come in either order) still counts; a decision is never taken back otherwise.
-    if (m.channel === (preempt ? "preempt" : "single") || (m.channel === "preempt" && !preempt)) return;
-    m.channel = preempt ? "preempt" : "single";
+    // A channel seen later (up to the first request) turns "single" into "preempt", never back.
+    const next: ChannelMode = preempt || m.channel === "preempt" ? "preempt" : "single";
+    if (next === m.channel) return;
+    m.channel = next;
     const st = this.steering(m);
     m.injector.steer(st);
     this.log(`proxy: migration ${m.id}: ${preempt ? "postcopy-preempt channel" : "no postcopy-preempt channel"}; ` +
