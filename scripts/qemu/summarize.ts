@@ -3,9 +3,11 @@
  * `npm run qemu-demo -- --json` outputs: per guest, regime and configuration, medians (min-max) of the
  * measured migration's destination requests, blocktime and injected pages, and the service times of
  * the destination's requests pooled over the runs (from each report's per-request timeline), split by
- * whether pages the proxy injected were still queued at the source when the request arrived.
+ * whether pages the proxy injected were still queued at the source when the request arrived; then each
+ * configuration's paired ratios to QEMU alone with the 90% interval of their median and a sign test.
  */
 import fs from "node:fs";
+import { medianInterval, signTest } from "../../src/util/paired.js";
 
 type Run = {
   guest?: string; regime: string; config: string; requests: number; blocktimeMs: number; injected: number; checksumOk: boolean;
@@ -86,9 +88,16 @@ for (const f of process.argv.slice(2)) {
 }
 if (pairs.size) {
   const r2 = (x: number) => Math.round(x * 100) / 100;
-  const lines = ["| configuration against proxy (QEMU alone) | pairs | requests, paired ratio median (min-max) | blocktime, paired ratio median (min-max) | pairs with blocktime ratio <= 1 |", "|---|---|---|---|---|"];
+  // Whether a difference is resolved: the median's distribution-free 90% interval and the sign test
+  // (src/util/paired.ts); an interval that holds 1 is a difference these runs cannot tell from noise.
+  const ci = (xs: number[]) => { const c = medianInterval(xs, 0.9); return c ? `${r2(c.lo)}-${r2(c.hi)}` : "-"; };
+  const sign = (xs: number[]) => { const t = signTest(xs); return `${t.below} / ${t.above}, p ${r2(t.p)}`; };
+  const lines = [
+    "| configuration against proxy (QEMU alone) | pairs | requests, paired ratio median (min-max) | 90% interval of that median | lower / higher, sign test | blocktime, paired ratio median (min-max) | 90% interval of that median | lower / higher, sign test |",
+    "|---|---|---|---|---|---|---|---|",
+  ];
   for (const [k, e] of pairs) {
-    lines.push(`| ${k} | ${e.req.length} | ${r2(median(e.req))} (${r2(Math.min(...e.req))}-${r2(Math.max(...e.req))}) | ${r2(median(e.bt))} (${r2(Math.min(...e.bt))}-${r2(Math.max(...e.bt))}) | ${e.bt.filter((x) => x <= 1).length} |`);
+    lines.push(`| ${k} | ${e.req.length} | ${r2(median(e.req))} (${r2(Math.min(...e.req))}-${r2(Math.max(...e.req))}) | ${ci(e.req)} | ${sign(e.req)} | ${r2(median(e.bt))} (${r2(Math.min(...e.bt))}-${r2(Math.max(...e.bt))}) | ${ci(e.bt)} | ${sign(e.bt)} |`);
   }
   process.stdout.write("\n" + lines.join("\n") + "\n");
 }
