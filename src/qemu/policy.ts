@@ -37,7 +37,8 @@
  * batch after the change was mixed, 0.81-1.10x blocktime: inside the host's spread, round 6).
  * Without preempt QEMU >= 8.0's migration thread still serves requests and moves its scan to each,
  * so there the defaults steer the push with runs, the scan return and a preload (`Steering`,
- * round 7: blocktime 0.72-0.95x paired, requests up on loopback).
+ * round 7: blocktime 0.72-0.95x paired, requests up on loopback; round 8: on md5 loopback the
+ * blocktime gain did not repeat, 0.85x over 20 pairs with a 90% interval of 0.58-1.38: unresolved).
  *
  * Streams: QEMU's REQ_PAGES carry no vCPU, only a RAMBlock offset, so the proxy has one stream: with
  * one vCPU that is the guest's own fault order; with several the vCPUs' faults interleave in one
