@@ -8,6 +8,8 @@
 /** P(X <= k) for X ~ Binomial(n, 1/2). */
 export function binomialHalfCdf(n: number, k: number): number {
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be a non-negative integer, got ${n}`);
+  if (Number.isNaN(k)) throw new RangeError(`k must be a number, got ${k}`);
+  k = Math.floor(k);
   if (k < 0) return 0;
   if (k >= n) return 1;
   // Sum C(n, i) / 2^n in logs: exact enough for the few hundred pairs a batch can have.
@@ -27,6 +29,7 @@ export function binomialHalfCdf(n: number, k: number): number {
  */
 export function medianInterval(xs: readonly number[], level = 0.9): { lo: number; hi: number; level: number } | null {
   if (!(level > 0 && level < 1)) throw new RangeError(`level must be in (0, 1), got ${level}`);
+  finite("xs", xs);
   const s = [...xs].sort((a, b) => a - b);
   const n = s.length;
   const tail = (1 - level) / 2;
@@ -41,8 +44,15 @@ export function medianInterval(xs: readonly number[], level = 0.9): { lo: number
  * go either way, of a split at least this uneven. 1 when nothing is left after the ties.
  */
 export function signTest(ratios: readonly number[]): { above: number; below: number; p: number } {
+  finite("ratios", ratios);
   const above = ratios.filter((r) => r > 1).length, below = ratios.filter((r) => r < 1).length;
   const n = above + below;
   if (n === 0) return { above, below, p: 1 };
   return { above, below, p: Math.min(1, 2 * binomialHalfCdf(n, Math.min(above, below))) };
+}
+
+/** A NaN or infinite value would sort anywhere and count as neither side: refuse it by name. */
+function finite(name: string, xs: readonly number[]): void {
+  const i = xs.findIndex((x) => !Number.isFinite(x));
+  if (i >= 0) throw new RangeError(`${name}[${i}] must be a finite number, got ${xs[i]}`);
 }

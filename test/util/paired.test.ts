@@ -41,3 +41,10 @@ test("signTest: two-sided, ties dropped", () => {
   close(t.p, 2 * (7 / 64)); // P(Bin(6) <= 1) = 7/64
   assert.equal(signTest([2, 0.5]).p, 1);
 });
+
+test("non-finite values are refused by name and index", () => {
+  assert.throws(() => medianInterval([1, NaN, 2, 3, 4]), /xs\[1\] must be a finite number, got NaN/);
+  assert.throws(() => signTest([0.5, Infinity]), /ratios\[1\] must be a finite number, got Infinity/);
+  assert.throws(() => binomialHalfCdf(4, NaN), /k must be a number, got NaN/);
+  close(binomialHalfCdf(5, 2.7), 16 / 32); // a fractional k is its floor: P(X <= 2.7) = P(X <= 2)
+});
