@@ -14,6 +14,7 @@ import { buildGuest, type Guest, type GuestKind } from "./qemu/guest.js";
 import { CONFIGS, qemuBinary, qemuVersion, runMigration, type ConfigName, type RunResult } from "./qemu/migrate.js";
 import { loadEngine } from "../src/qemu/strategies.js";
 import type { QemuPolicyOptions } from "../src/qemu/policy.js";
+import { pairedVerdict } from "../src/util/paired.js";
 
 const HELP = `usage: qemu-demo [options]
   --runs N               repetitions of every configuration (default 3)
@@ -176,6 +177,24 @@ for (const guest of guests) for (const regime of regimes) for (const config of c
   lines.push(`| ${guest.kind} | ${regime} | ${config} | ${cell(rs.map((r) => r.requests))} | ${cell(rs.map((r) => r.blocktimeMs))} | ${cell(rs.map((r) => r.totalMs))} | ${cell(rs.map((r) => r.injected))} | ${sv.length ? cell(sv.map((x) => Math.round(x * 10) / 10)) : "–"} | ${pu.length && config !== "proxy" && config !== "no-proxy" ? median(pu) : "–"} | ${rs.filter((r) => !r.error && r.checksumOk && r.guestRunning).length}/${rs.length} |`);
 }
 err("\nQEMU " + (qemu.version || "?") + ", median (min–max) over " + runs + " runs" + (values.preempt ? ", postcopy-preempt on" : "") + "\n" + lines.join("\n"));
+// Against QEMU alone, pair by pair (run i of each configuration against run i of `proxy`, which ran
+// just before it): blocktime of identical runs varies 2-5x here, so say what the runs resolve.
+const versus: string[] = [];
+for (const guest of guests) for (const regime of regimes) {
+  const base = all.filter((r) => r.guest === guest.kind && r.regime === regime && r.label === "proxy");
+  for (const config of configs) {
+    if (config === "proxy" || !base.length) continue;
+    const rs = all.filter((r) => r.guest === guest.kind && r.regime === regime && r.label === config);
+    const ok = (r: RunResult) => !r.error && r.requests > 0 && r.blocktimeMs > 0;
+    const ps = rs.map((r, i) => [r, base[i]] as const).filter(([r, b]) => b && ok(r) && ok(b));
+    const show = (ratios: number[]) => {
+      const v = pairedVerdict(ratios);
+      return Number.isNaN(v.lo) ? `${v.median.toFixed(2)}, ${v.verdict}` : `${v.median.toFixed(2)} (90% interval ${v.lo.toFixed(2)}-${v.hi.toFixed(2)}): ${v.verdict}`;
+    };
+    if (ps.length) versus.push(`| ${guest.kind} | ${regime} | ${config} | ${ps.length} | ${show(ps.map(([r, b]) => r.requests / b.requests))} | ${show(ps.map(([r, b]) => r.blocktimeMs / b.blocktimeMs))} |`);
+  }
+}
+if (versus.length) err("\nAgainst QEMU alone (proxy), paired ratios (src/util/paired.ts: 5 pairs at least for an interval)\n| guest | regime | config | pairs | requests | blocktime |\n|---|---|---|---|---|---|\n" + versus.join("\n"));
 if (values.json) {
   process.stdout.write(JSON.stringify({
     qemu,

@@ -56,3 +56,18 @@ function finite(name: string, xs: readonly number[]): void {
   const i = xs.findIndex((x) => !Number.isFinite(x));
   if (i >= 0) throw new RangeError(`${name}[${i}] must be a finite number, got ${xs[i]}`);
 }
+
+/**
+ * One line's worth of a paired comparison: the median ratio, its 90% interval and what it resolves
+ * ("lower" or "higher" when the interval lies wholly under or over 1, else "not resolved"; "too few
+ * pairs" under 5).
+ */
+export function pairedVerdict(ratios: readonly number[], level = 0.9): { median: number; lo: number; hi: number; verdict: string } {
+  finite("ratios", ratios);
+  const s = [...ratios].sort((a, b) => a - b);
+  const n = s.length;
+  const median = n === 0 ? NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  const ci = medianInterval(s, level);
+  if (!ci) return { median, lo: NaN, hi: NaN, verdict: "too few pairs" };
+  return { median, lo: ci.lo, hi: ci.hi, verdict: ci.hi < 1 ? "lower" : ci.lo > 1 ? "higher" : "not resolved" };
+}

@@ -2,7 +2,7 @@
 // interval, the sign test (values checked by hand against the binomial table).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { binomialHalfCdf, medianInterval, signTest } from "../../src/util/paired.js";
+import { binomialHalfCdf, medianInterval, pairedVerdict, signTest } from "../../src/util/paired.js";
 
 const close = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12, `${a} vs ${b}`);
 
@@ -47,4 +47,18 @@ test("non-finite values are refused by name and index", () => {
   assert.throws(() => signTest([0.5, Infinity]), /ratios\[1\] must be a finite number, got Infinity/);
   assert.throws(() => binomialHalfCdf(4, NaN), /k must be a number, got NaN/);
   close(binomialHalfCdf(5, 2.7), 16 / 32); // a fractional k is its floor: P(X <= 2.7) = P(X <= 2)
+});
+
+test("pairedVerdict: lower, higher, not resolved, too few pairs", () => {
+  const lower = pairedVerdict([0.6, 0.7, 0.8, 0.9, 0.95, 0.7, 0.8]);
+  assert.equal(lower.verdict, "lower");
+  assert.equal(lower.median, 0.8);
+  assert.ok(lower.hi < 1);
+  assert.equal(pairedVerdict([1.1, 1.2, 1.3, 1.05, 1.4]).verdict, "higher");
+  const mixed = pairedVerdict([0.7, 1.3, 0.9, 1.1, 1.0, 0.8]);
+  assert.equal(mixed.verdict, "not resolved");
+  assert.equal(mixed.median, 0.95);
+  assert.deepEqual({ ...pairedVerdict([0.5, 0.6]), lo: 0, hi: 0 }, { median: 0.55, lo: 0, hi: 0, verdict: "too few pairs" });
+  assert.equal(pairedVerdict([]).verdict, "too few pairs");
+  assert.throws(() => pairedVerdict([1, NaN]), /ratios\[1\] must be a finite number/);
 });
