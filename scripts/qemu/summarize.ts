@@ -7,7 +7,7 @@
  * configuration's paired ratios to QEMU alone with the 90% interval of their median and a sign test.
  */
 import fs from "node:fs";
-import { medianInterval, signTest } from "../../src/util/paired.js";
+import { pairedVerdict, signTest } from "../../src/util/paired.js";
 
 type Run = {
   guest?: string; regime: string; config: string; requests: number; blocktimeMs: number; injected: number; checksumOk: boolean;
@@ -90,7 +90,7 @@ if (pairs.size) {
   const r2 = (x: number) => Math.round(x * 100) / 100;
   // Whether a difference is resolved: the median's distribution-free 90% interval and the sign test
   // (src/util/paired.ts); an interval that holds 1 is a difference these runs cannot tell from noise.
-  const ci = (xs: number[]) => { const c = medianInterval(xs, 0.9); return c ? `${r2(c.lo)}-${r2(c.hi)}` : "-"; };
+  const ci = (xs: number[]) => { const v = pairedVerdict(xs); return Number.isNaN(v.lo) ? "-" : `${r2(v.lo)}-${r2(v.hi)}`; };
   const sign = (xs: number[]) => { const t = signTest(xs); return `${t.below} / ${t.above}, p ${r2(t.p)}`; };
   const lines = [
     "| configuration against proxy (QEMU alone) | pairs | requests, paired ratio median (min-max) | 90% interval of that median | lower / higher, sign test | blocktime, paired ratio median (min-max) | 90% interval of that median | lower / higher, sign test |",
