@@ -10,7 +10,10 @@
  *     the arena pages the model will grow into).
  *  C. Synthetic models of ~0.1M, ~1M and ~4M contexts (bench/workload.ts, every event learned):
  *     single calls on a fresh fault stream, warm (back to back) and with the caches flushed (64 MiB
- *     touched before each call); a long run's worst call (a full arena's prune, if any).
+ *     touched before each call); a long run's worst call (a full arena's prune, if any). Two controls
+ *     timed as often as the calls, so that stalls over 1 ms can be told apart from the host's: a
+ *     busy loop of the median call's length (no memory), and dependent random reads over a typed
+ *     array as large as the predictor's memory (no Wasm).
  *  D. A raw access stream (every access of xz after the first 30% is a call): the engine against a
  *     plain Map-based order-3 PPM with a greedy 8-page chain (bench/map-ppm.ts), alternating chunks.
  * Figures: median, p90, p99, max per call (process.hrtime.bigint; the timer alone costs 50-70 ns).
@@ -144,11 +147,27 @@ if (run("C")) {
       for (;;) { const a = now(); spin(spins * 1000); if (Number(now() - a) / 1000 >= target || spins > 1e6) break; spins = Math.ceil(spins * 1.25); }
       const empty = new Float64Array(N);
       for (let i = 0; i < N; i++) { const a = now(); spin(spins); empty[i] = Number(now() - a); }
+      // The second control touches memory as the engine does, without Wasm: dependent reads at random
+      // over a typed array as large as the predictor's memory, as many per timing as make its median
+      // the call's. A host whose memory stalls a process (the hypervisor's paging, compaction) hits
+      // this one and not the busy loop.
+      const chain = new Uint32Array(p.stats().memoryBytes >>> 2);
+      for (let i = 0; i < chain.length; i++) chain[i] = (Math.imul(i + 1, 2654435761) >>> 0) % chain.length;
+      let at = 1;
+      const touch = (k: number) => { for (let j = 0; j < k; j++) at = chain[(at + j) % chain.length]; return at; };
+      let reads = 4;
+      for (let r = 0; r < 3; r++) touch(1e5);
+      const medianOf = (k: number) => { const t = new Float64Array(301); for (let r = 0; r < t.length; r++) { const a = now(); touch(k); t[r] = Number(now() - a); } return quantiles(t).median; };
+      while (medianOf(reads) < target && reads < 1e5) reads = Math.ceil(reads * 1.25);
+      const touched = new Float64Array(N);
+      for (let i = 0; i < N; i++) { const a = now(); touch(reads); touched[i] = Number(now() - a); }
       const over = (x: Float64Array) => x.reduce((n, v) => n + (v > 1e6 ? 1 : 0), 0);
-      const qw = quantiles(warm), qc = quantiles(cold);
+      const qw = quantiles(warm), qc = quantiles(cold), qt = quantiles(touched);
       rows[`${name} ${cname}`] = { contexts, capacity: cap, warm: qw, cold: qc, prunes: p.stats().prunes, maintainPrunesNs: maint,
-        callsOver1ms: over(warm), emptyRegionsOver1ms: over(empty), emptyRegionMax: quantiles(empty).max };
-      console.log(`   calls over 1 ms: ${over(warm)} of ${N}; the control (a busy loop of the median call's length, median ${fmt(quantiles(empty).median)}, same count): ${over(empty)} over 1 ms, max ${fmt(quantiles(empty).max)}`);
+        callsOver1ms: over(warm), emptyRegionsOver1ms: over(empty), emptyRegionMax: quantiles(empty).max,
+        memoryControl: { reads, bytes: chain.byteLength, over1ms: over(touched), median: qt.median, max: qt.max } };
+      console.log(`   calls over 1 ms: ${over(warm)} of ${N}; the control (a busy loop of the median call's length, median ${fmt(quantiles(empty).median)}, same count): ${over(empty)} over 1 ms, max ${fmt(quantiles(empty).max)}; ` +
+        `the memory control (${reads} random reads over ${(chain.byteLength / 2 ** 20).toFixed(0)} MiB, median ${fmt(qt.median)}): ${over(touched)} over 1 ms, max ${fmt(qt.max)}`);
       console.log(`C. ${name} (${contexts} contexts, cap ${cap}) ${cname}: warm ${show(qw)}; flushed ${show(qc)}; ` +
         `maintain() pruned ${maint.length}x between batches (${maint.map((x) => fmt(x)).join(", ")})`);
       p.dispose();
