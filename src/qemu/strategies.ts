@@ -46,6 +46,10 @@ let adapter: AdapterModule | null = null;
 export async function loadEngine(): Promise<void> {
   try {
     await loadPolicyEngine();
+    // V8 tiers the core up during its first predictions (calls of 1-3 ms): taken now, when the proxy
+    // starts, not on a migration's first requests (engine/warm-up.ts).
+    const warmUpPath = "../engine/warm-up.js";
+    ((await import(warmUpPath)) as { warmUp(): number }).warmUp();
     if (!adapter) {
       const adapterPath = "../strategies/ppm-policy.js";
       adapter = (await import(adapterPath)) as AdapterModule;

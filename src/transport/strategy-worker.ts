@@ -63,6 +63,9 @@ async function handle(m: Msg): Promise<void> {
     try {
       const t0 = performance.now();
       strategy = await build(m.spec!);
+      // The engine's first predictions in a thread pay for V8 tiering its Wasm up (calls of 1-3 ms):
+      // taken here, before the switch-over, not on the first faults (engine/warm-up.ts).
+      if (m.spec!.kind === "engine" || m.spec!.name.startsWith("ppm")) (await import("../engine/warm-up.js")).warmUp();
       if (m.history && strategy.train) strategy.train(m.history.pages, m.history.streams);
       restore();
       // a strategy that steers the push says in which order (SimStrategy.push); the source runs it
