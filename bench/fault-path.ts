@@ -5,7 +5,8 @@
  *  B. predictNext on the post-switch-over faults of the bundled real traces (sqlite, xz; layouts
  *     virtual, 2m, 4k): train on the first 30%, compact(), rehearse(), then every fault of the
  *     quality replay (a touched absent page is a fault; it and the returned pages become present),
- *     each call timed; at the defaults and at the ppm strategy's configuration (page alphabet, depth 2);
+ *     each call timed; at the defaults and at the ppm strategy's configuration under a push (page
+ *     alphabet, depth 2, lookahead 2: `pushEngineOptions`);
  *     without and with maintain() between faults (untimed: the transport's idle moment; it pre-touches
  *     the arena pages the model will grow into).
  *  C. Synthetic models of ~0.1M, ~1M and ~4M contexts (bench/workload.ts, every event learned):
@@ -27,6 +28,7 @@ import { placePages } from "../src/trace/layout.js";
 import { BUNDLED_TRACES } from "../src/cli/quality.js";
 import { mixedStream, BENCH_PAGES } from "./workload.js";
 import { MapPpm } from "./map-ppm.js";
+import { pushEngineOptions } from "../src/strategies/ppm-policy.js";
 
 const quick = process.argv.includes("--quick");
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
@@ -58,7 +60,10 @@ if (run("A")) {
 }
 
 // ---- B: the real traces' post-switch-over faults ----
-const CONFIGS: [string, Partial<FullPredictorOptions>][] = [["defaults", {}], ["ppm strategy (page, depth 2)", { alphabet: "page", depth: 2 }]];
+// The ppm strategy's engine under a push, from the policy itself (page alphabet, depth 2, lookahead 2).
+const PPM_ENGINE = pushEngineOptions(8);
+const PPM_NAME = `ppm strategy (${PPM_ENGINE.alphabet}, depth ${PPM_ENGINE.depth}, lookahead ${PPM_ENGINE.lookahead})`;
+const CONFIGS: [string, Partial<FullPredictorOptions>][] = [["defaults", {}], [PPM_NAME, PPM_ENGINE]];
 if (run("B")) {
   const traces = await Promise.all(BUNDLED_TRACES.map((f) => readTextTrace(f)));
   const rows: Record<string, unknown> = {};
@@ -183,7 +188,7 @@ if (run("D")) {
   const stream = tr.pages.subarray(split, quick ? split + 200_000 : tr.length);
   const engines: [string, Partial<FullPredictorOptions>][] = [
     ["engine, defaults", {}],
-    ["engine, ppm strategy (page, depth 2)", { alphabet: "page", depth: 2 }],
+    [`engine, ${PPM_NAME}`, PPM_ENGINE],
     ["engine, page, lookahead 1, threshold 0.05", { alphabet: "page", lookahead: 1, threshold: 0.05 }],
   ];
   const contenders: [string, (page: number) => unknown][] = [];

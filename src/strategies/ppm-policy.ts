@@ -44,6 +44,7 @@ import type { SimStrategy, SimStrategyContext } from "./context.js";
 import type { Predictor, PredictorOptions } from "../engine/types.js";
 import type { PushMode, PushOrder } from "../sim/push.js";
 import { createPredictor } from "../engine/predictor.js";
+import type { FullPredictorOptions } from "../engine/options.js";
 import { predictorStrategy } from "./predictor-strategy.js";
 import { createPushWindow } from "./push-window.js";
 import { SentPages } from "./sent-pages.js";
@@ -68,9 +69,25 @@ export interface PpmPolicy {
    * replay the history first, the engine's fill the rest. 0: neither.
    */
   historyShare: number;
+  /**
+   * States the engine's search expands per fault while a push runs (its `lookahead`; the engine's
+   * default is 8). At most `pushDepth` pages go, mostly found in the first two expansions; the later
+   * ones walk through present pages to tails the confidence bar mostly drops. Over the 11 traces x 3
+   * layouts x 5 switch-over points, 2 against 8: the same runs at or under the best anchor (144 of
+   * 165 with QEMU's push, 141 with the linear one) and mean stall 0.838x against 0.837x QEMU's,
+   * for a fault path of 0.9 us median, 2.9 us p99 instead of 1.4 / 5.0 on a 1.3M-context model
+   * (RESULTS.md section 2, BENCHMARKS.md).
+   */
+  pushLookahead: number;
 }
 
-export const DEFAULT_POLICY: Omit<PpmPolicy, "push"> = { pushDepth: 2, minConfidence: 0.02, pushWindow: 0, ownPush: true, engine: {}, historyShare: 2 };
+export const DEFAULT_POLICY: Omit<PpmPolicy, "push"> = { pushDepth: 2, minConfidence: 0.02, pushWindow: 0, ownPush: true, engine: {}, historyShare: 2, pushLookahead: 2 };
+
+/** The engine's options under a push (before `policy.engine`'s): what the fault path runs. */
+export function pushEngineOptions(depth: number, policy: Partial<PpmPolicy> = {}): Partial<FullPredictorOptions> {
+  const pol = { ...DEFAULT_POLICY, ...policy };
+  return { alphabet: "page", depth: Math.min(depth, pol.pushDepth), lookahead: pol.pushLookahead };
+}
 
 /** The history-replaying push of a policy, or null when it does not steer one (no push, or not ours). */
 function temporalPushFor(pageCount: number, pol: PpmPolicy): TemporalPush | null {
@@ -102,7 +119,7 @@ export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPoli
   const pushing = pol.push !== "none";
   const steered: PushMode = pushing && pol.ownPush ? "hines" : pol.push;
   const streams = Math.max(1, Math.min(4096, ctx.streams ?? 1));
-  const engine: Partial<PredictorOptions> = pushing ? { alphabet: "page", depth: Math.min(ctx.depth, pol.pushDepth) } : { depth: ctx.depth };
+  const engine: Partial<FullPredictorOptions> = pushing ? pushEngineOptions(ctx.depth, pol) : { depth: ctx.depth };
   const recorded = ctx.history !== undefined && ctx.history !== "full";
   const pred = createPredictor({ pageCount: ctx.pageCount, streams, ...engine, ...(recorded ? { filter: 0 } : {}), ...pol.engine });
   const inner = predictorStrategy(pred, "ppm");

@@ -209,3 +209,19 @@ test("the engine's upkeep runs between faults: the simulator calls maintain() on
   assert.equal(upkeep, faults);
   assert.equal(r.faults, faults);
 });
+
+test("under a push the engine runs the policy's short search (page alphabet, pushDepth pages, pushLookahead expansions); without one, its defaults", () => {
+  const ctx = { pageCount: 1 << 10, depth: 8 };
+  for (const push of ["qemu", "linear", "hines"] as const) {
+    const s = createPpmPolicy({ ...ctx, push });
+    const o = s.predictor.options;
+    assert.deepEqual([o.alphabet, o.depth, o.lookahead], ["page", DEFAULT_POLICY.pushDepth, DEFAULT_POLICY.pushLookahead], push);
+    s.dispose!();
+  }
+  const custom = createPpmPolicy({ ...ctx, push: "qemu" }, { pushLookahead: 5, pushDepth: 3 });
+  assert.deepEqual([custom.predictor.options.depth, custom.predictor.options.lookahead], [3, 5]);
+  custom.dispose!();
+  const none = createPpmPolicy({ ...ctx, push: "none" });
+  assert.deepEqual([none.predictor.options.alphabet, none.predictor.options.depth, none.predictor.options.lookahead], ["hybrid", 8, 8]);
+  none.dispose!();
+});
