@@ -6,7 +6,7 @@
  *     virtual, 2m, 4k): train on the first 30%, compact(), rehearse(), then every fault of the
  *     quality replay (a touched absent page is a fault; it and the returned pages become present),
  *     each call timed; at the defaults and at the ppm strategy's configuration under a push (page
- *     alphabet, depth 2, lookahead 2: `pushEngineOptions`);
+ *     alphabet, depth 2, lookahead 2, order 2, threshold 0.02: `pushEngineOptions`);
  *     without and with maintain() between faults (untimed: the transport's idle moment; it pre-touches
  *     the arena pages the model will grow into).
  *  C. Synthetic models of ~0.1M, ~1M and ~4M contexts (bench/workload.ts, every event learned):
@@ -60,9 +60,9 @@ if (run("A")) {
 }
 
 // ---- B: the real traces' post-switch-over faults ----
-// The ppm strategy's engine under a push, from the policy itself (page alphabet, depth 2, lookahead 2).
+// The ppm strategy's engine under a push, from the policy itself (page alphabet, depth 2, lookahead 2, order 2, threshold 0.02).
 const PPM_ENGINE = pushEngineOptions(8);
-const PPM_NAME = `ppm strategy (${PPM_ENGINE.alphabet}, depth ${PPM_ENGINE.depth}, lookahead ${PPM_ENGINE.lookahead})`;
+const PPM_NAME = `ppm strategy (${PPM_ENGINE.alphabet}, depth ${PPM_ENGINE.depth}, lookahead ${PPM_ENGINE.lookahead}, order ${PPM_ENGINE.order}, threshold ${PPM_ENGINE.threshold})`;
 const CONFIGS: [string, Partial<FullPredictorOptions>][] = [["defaults", {}], [PPM_NAME, PPM_ENGINE]];
 if (run("B")) {
   const traces = await Promise.all(BUNDLED_TRACES.map((f) => readTextTrace(f)));

@@ -79,14 +79,25 @@ export interface PpmPolicy {
    * (RESULTS.md section 2, BENCHMARKS.md).
    */
   pushLookahead: number;
+  /**
+   * The engine's longest context under a push (its `order`; the engine's default is 3). With the
+   * 2-state search, order 2 and a threshold at `minConfidence` gave the same runs and stall over the
+   * five switch-over points (144 / 0.838x with QEMU's push, 141 / 0.838x linear; order 1: 143 /
+   * 0.840x) and a 25-30% shorter call (RESULTS.md section 2, BENCHMARKS.md).
+   */
+  pushOrder: number;
 }
 
-export const DEFAULT_POLICY: Omit<PpmPolicy, "push"> = { pushDepth: 2, minConfidence: 0.02, pushWindow: 0, ownPush: true, engine: {}, historyShare: 2, pushLookahead: 2 };
+export const DEFAULT_POLICY: Omit<PpmPolicy, "push"> = { pushDepth: 2, minConfidence: 0.02, pushWindow: 0, ownPush: true, engine: {}, historyShare: 2, pushLookahead: 2, pushOrder: 2 };
 
-/** The engine's options under a push (before `policy.engine`'s): what the fault path runs. */
+/**
+ * The engine's options under a push (before `policy.engine`'s): what the fault path runs. Its
+ * threshold is the policy's confidence bar, so the search never builds states for pages the
+ * policy would not send.
+ */
 export function pushEngineOptions(depth: number, policy: Partial<PpmPolicy> = {}): Partial<FullPredictorOptions> {
   const pol = { ...DEFAULT_POLICY, ...policy };
-  return { alphabet: "page", depth: Math.min(depth, pol.pushDepth), lookahead: pol.pushLookahead };
+  return { alphabet: "page", depth: Math.min(depth, pol.pushDepth), lookahead: pol.pushLookahead, order: pol.pushOrder, threshold: pol.minConfidence };
 }
 
 /** The history-replaying push of a policy, or null when it does not steer one (no push, or not ours). */

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { createPushWindow } from "../../src/strategies/push-window.js";
-import { createPpmPolicy, DEFAULT_POLICY } from "../../src/strategies/ppm-policy.js";
+import { createPpmPolicy, DEFAULT_POLICY, pushEngineOptions } from "../../src/strategies/ppm-policy.js";
 import { createPredictor } from "../../src/engine/predictor.js";
 import { readTrace } from "../../src/trace/read.js";
 import { compareStrategies } from "../../src/sim/run.js";
@@ -50,18 +50,21 @@ test("with a push, ppm sends at most pushDepth pages, none in the push window", 
 });
 
 test("the policy's cut follows the engine's confidences (same pages, in order, while confident)", () => {
-  const opts = { pageCount: 1 << 14, depth: 2, alphabet: "page" as const, streams: 1 };
-  const p = createPredictor(opts);
+  // the twin runs the engine as the policy does under a push, with the test's bar as its threshold
+  const p = createPredictor({ pageCount: 1 << 14, streams: 1, ...pushEngineOptions(8, { minConfidence: 0.5 }) });
   p.train(history); p.rehearse(); p.compact();
   const s = createPpmPolicy({ pageCount: 1 << 14, depth: 8, push: "qemu" }, { ownPush: false, minConfidence: 0.5 });
   s.train!(history);
+  let wanted = 0;
   for (const f of cycle.slice(0, 6)) {
     const n = p.predictInto(f, 0);
     const want: number[] = [];
     for (let i = 0; i < n && p.confidence[i] >= 0.5; i++) want.push(p.output[i]);
     s.onPresent!(f);
     assert.deepEqual(Array.from(s.onFault(f, 0)), want, `fault ${f}`);
+    wanted += want.length;
   }
+  assert.ok(wanted > 0, "some prediction clears the bar");
   p.dispose(); s.dispose!();
 });
 
@@ -210,18 +213,19 @@ test("the engine's upkeep runs between faults: the simulator calls maintain() on
   assert.equal(r.faults, faults);
 });
 
-test("under a push the engine runs the policy's short search (page alphabet, pushDepth pages, pushLookahead expansions); without one, its defaults", () => {
+test("under a push the engine runs the policy's short search (page alphabet, pushDepth pages, pushLookahead expansions, pushOrder, the confidence bar as threshold); without one, its defaults", () => {
   const ctx = { pageCount: 1 << 10, depth: 8 };
   for (const push of ["qemu", "linear", "hines"] as const) {
     const s = createPpmPolicy({ ...ctx, push });
     const o = s.predictor.options;
-    assert.deepEqual([o.alphabet, o.depth, o.lookahead], ["page", DEFAULT_POLICY.pushDepth, DEFAULT_POLICY.pushLookahead], push);
+    assert.deepEqual([o.alphabet, o.depth, o.lookahead, o.order, o.threshold],
+      ["page", DEFAULT_POLICY.pushDepth, DEFAULT_POLICY.pushLookahead, DEFAULT_POLICY.pushOrder, DEFAULT_POLICY.minConfidence], push);
     s.dispose!();
   }
   const custom = createPpmPolicy({ ...ctx, push: "qemu" }, { pushLookahead: 5, pushDepth: 3 });
   assert.deepEqual([custom.predictor.options.depth, custom.predictor.options.lookahead], [3, 5]);
   custom.dispose!();
   const none = createPpmPolicy({ ...ctx, push: "none" });
-  assert.deepEqual([none.predictor.options.alphabet, none.predictor.options.depth, none.predictor.options.lookahead], ["hybrid", 8, 8]);
+  assert.deepEqual([none.predictor.options.alphabet, none.predictor.options.depth, none.predictor.options.lookahead, none.predictor.options.order], ["hybrid", 8, 8, 3]);
   none.dispose!();
 });
