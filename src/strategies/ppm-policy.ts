@@ -16,6 +16,9 @@
  *  - few pages per fault (`pushDepth`, 2): the first pages of a search carry most of its probability;
  *    the later ones are worth less than the push pages they hold back (depth 3 measured no better
  *    over all traces, and deeper batches lose the contiguous layouts: RESULTS.md section 2);
+ *  - a short search (`pushEngineOptions`): 2 expansions over contexts of up to 2 pages, nothing under
+ *    the confidence bar; the engine's longer default search found the same 2 pages no better
+ *    (RESULTS.md section 2) at about twice the time per fault;
  *  - the page alphabet: the push already covers spatial order (QEMU's scanner continues after each
  *    fault), so the engine spends its slots on what the push cannot know, learned correlations;
  *  - no page the push delivers soon anyway: its window (push-window.ts) is as many pages as one
