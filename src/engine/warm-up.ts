@@ -3,8 +3,8 @@
  *
  * V8 compiles Wasm in tiers: a function starts in the baseline compiler and is recompiled by the
  * optimising one once it has run enough. The predictions of a fresh process pay for that switch:
- * call 83 of a 1M-call run took 2.4-2.9 ms in 4 of 4 runs, and 3 of 4 runs had a call over 1 ms among
- * their first 1000; after a warm-up, 0 of 4 (BENCHMARKS.md, "Ninth session"). In a migration those
+ * call 83 of a 1M-call run took 2.4-2.9 ms in 4 of 4 runs, and 12 of 16 runs had a call over 1 ms
+ * among their first 1000; after a warm-up, 5 of 19 (BENCHMARKS.md, "Ninth session"). In a migration those
  * first calls are the first faults after the switch-over. Every predictor of a thread shares the
  * compiled module, so one warm-up serves them all (a worker thread has its own and needs its own).
  * It is not part of `createPredictor` (which stays under 20 ms) because it takes 20-30 ms: call it
