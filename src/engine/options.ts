@@ -144,7 +144,10 @@ export function resolveOptions(o: FullPredictorOptions, bytesFor?: (capacity: nu
   } else {
     maxContexts = int("maxContexts", o.maxContexts ?? DEFAULTS.maxContexts, LIMITS.maxContexts);
   }
-  return { pageCount, order, alphabet, escape, depth, threshold, streams, maxContexts, deltaRange, filter, lookahead, ageLimit, rehearse, pendingBudget };
+  // + 0 turns -0 into 0 (in threshold, filter...): a snapshot stores the options as JSON, which has
+  // no -0, and its restore compares them with the core's header exactly.
+  return { pageCount: pageCount + 0, order: order + 0, alphabet, escape, depth: depth + 0, threshold: threshold + 0, streams: streams + 0,
+    maxContexts: maxContexts + 0, deltaRange: deltaRange + 0, filter: filter + 0, lookahead: lookahead + 0, ageLimit: ageLimit + 0, rehearse, pendingBudget: pendingBudget + 0 };
 }
 
 /** The largest capacity whose layout fits the byte budget (binary search over the exact layout). */

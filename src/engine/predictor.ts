@@ -93,7 +93,8 @@ export class WasmPredictor implements Predictor {
     checkPages(pages, this.options.pageCount);
     this.refreshViews();
     for (let off = 0; off < pages.length; off += IN_CAPACITY) core.train(this.stage(pages, off, pages.length), s);
-    if (this.options.rehearse) this.pending.append(s, pages);
+    // An empty history adds nothing to rehearse (and a zero-length pending entry would not restore).
+    if (this.options.rehearse && pages.length > 0) this.pending.append(s, pages);
   }
 
   /**
@@ -158,13 +159,14 @@ export class WasmPredictor implements Predictor {
    * The returned pages are marked sent and never returned again.
    */
   predictNext(fault: number, stream?: number): Uint32Array {
+    this.live("predictNext");
     const n = this.predictInto(fault, stream);
     return this.out.subarray(0, n);
   }
 
   /** predictNext without creating a view: returns the count; the pages are output[0..count). */
   predictInto(fault: number, stream?: number): number {
-    const core = this.live("predictNext");
+    const core = this.live("predictInto");
     this.checkPage("fault", fault);
     const s = this.checkStream(stream);
     if (this.pending.size !== 0) this.rehearsePending(core);
@@ -311,6 +313,7 @@ export class WasmPredictor implements Predictor {
     this.viewsOf = undefined;
     this.pending.clear();
     this.out = this.input = new Uint32Array(0);
+    this.conf = new Float32Array(0); // a view keeps the whole Wasm memory alive
     this.sent = new Uint8Array(0);
     this.sentCount = 0;
   }

@@ -58,7 +58,7 @@ export interface Predictor {
    * first-touch order of its suffixes of 4096, 6144, 8192, ... pages up to half of it (simulated
    * switch-overs). Calls add up: train(a, s); train(b, s) learns what train(a ++ b, s) would, when
    * no other stream trains in between (the filter and the statistics are shared, so interleaving
-   * streams' calls matters). The rehearsal needs the history's end, so it waits for the
+   * streams' calls matters) and the pending histories fit `pendingBudget` (which is applied per call). The rehearsal needs the history's end, so it waits for the
    * switch-over: rehearse() runs it, or else the first predictNext or observe does.
    */
   train(pages: Uint32Array | readonly number[], stream?: number): void;

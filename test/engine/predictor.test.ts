@@ -365,3 +365,17 @@ test("predictInto and output: the same pages as predictNext, on the core and on 
     assert.throws(() => b.output, /predictor\.output\(\) called after dispose\(\)/);
   }
 });
+
+test("a snapshot restores after an empty train() and with options given as -0", () => {
+  const a = createPredictor({ pageCount: 1000 });
+  a.train([1, 2, 3, 4, 5]);
+  a.train([], 3);
+  a.train(new Uint32Array(0));
+  const r = restorePredictor(a.snapshot());
+  assert.deepEqual(r.snapshot(), a.snapshot());
+  const b = createPredictor({ pageCount: 1000, threshold: -0, filter: -0 });
+  b.train([7, 8, 9, 7, 8, 9]);
+  assert.ok(Object.is(b.options.threshold, 0) && Object.is(b.options.filter, 0), "-0 is stored as 0");
+  assert.deepEqual(Array.from(restorePredictor(b.snapshot()).predictNext(7)), Array.from(b.predictNext(7)));
+  for (const p of [a, r, b]) p.dispose();
+});

@@ -27,8 +27,10 @@ test("warmUp leaves other predictors exactly as they were", () => {
   b.dispose();
 });
 
-test("warmUp refuses a bad call count by name and value", () => {
-  for (const bad of [0, -1, 1.5, Number.NaN, 1e8, "10" as unknown as number]) {
+test("warmUp refuses a bad call count or force flag by name and value", () => {
+  for (const bad of [0, -1, 1.5, Number.NaN, 1e8]) {
     assert.throws(() => warmUp(bad, true), (e: unknown) => e instanceof RangeError && /calls/.test(e.message) && e.message.includes(String(bad)), `calls = ${String(bad)}`);
   }
+  assert.throws(() => warmUp("10" as unknown as number, true), (e: unknown) => e instanceof TypeError && /calls/.test(e.message) && e.message.includes('"10"'));
+  assert.throws(() => warmUp(10, "yes" as unknown as boolean), (e: unknown) => e instanceof TypeError && /force/.test(e.message) && e.message.includes('"yes"'));
 });
