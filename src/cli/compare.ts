@@ -92,7 +92,8 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
   const latencyUs = numberOption("latency-us", v["latency-us"], 50, 0, 1e7);
   const linkQueueBytes = intOption("link-queue", v["link-queue"], 0, 0, 1 << 30);
   const requestOverheadUs = numberOption("request-overhead-us", v["request-overhead-us"], 0, 0, 1e7);
-  const depth = intOption("depth", v.depth, 8, 0, 256);
+  // adaptive depth goes up to twice --depth, and the engine takes at most 256
+  const depth = intOption("depth", v.depth, 8, 0, v.adaptive ? 128 : 256);
   const push = choiceOption<PushMode>("push", v.push, "qemu", PUSH_MODES);
   const vmPages = v["vm-pages"] === undefined ? undefined : intOption("vm-pages", v["vm-pages"], 0, 512, MAX_GUEST_PAGES);
   const ips = numberOption("ips", v.ips, 1e9, 1e3, 1e13);

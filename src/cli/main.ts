@@ -38,6 +38,8 @@ export function joinNegativeValues(args: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i], next = args[i + 1];
+    // After "--" the words are another program's (record's command): passed on as they are.
+    if (a === "--") { out.push(...args.slice(i)); break; }
     if (/^--[a-z][\w-]*$/.test(a) && next !== undefined && /^-\.?\d/.test(next)) { out.push(`${a}=${next}`); i++; continue; }
     out.push(a);
   }

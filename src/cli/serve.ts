@@ -195,7 +195,12 @@ export async function run(args: string[]): Promise<number> {
         throw new UsageError(`--history ${path}: ${err.message}${err.code ? ` (${err.code})` : ""}`);
       }
       checkAccesses(`--history ${path}`, t.length);
-      const placed = placePages(t.pages, { layout, vmPages: pageCount, seed: layoutSeed });
+      let placed: ReturnType<typeof placePages>;
+      try { placed = placePages(t.pages, { layout, vmPages: pageCount, seed: layoutSeed }); } catch (e) {
+        // the 2m/4k layouts find no room in a smaller image: the user's input, named, not an internal error
+        if (e instanceof RangeError) throw new UsageError(`the history ${path} does not fit the image ${v.image} (${pageCount} pages) in layout ${layout}: ${e.message}`);
+        throw e;
+      }
       if (placed.pageCount > pageCount) {
         throw new UsageError(`the history ${path} spans ${placed.pageCount} pages (layout ${layout}), the image ${v.image} has ${pageCount}: ` +
           `a truncated image, or the wrong one?`);

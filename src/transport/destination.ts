@@ -352,7 +352,14 @@ class Migration {
     this.kind = new Uint8Array(pc);
     const t = this.o.trace;
     const len = t.length ?? t.pages.length;
-    const placed = placePages(t.pages.subarray(0, len), { layout: this.o.layout ?? "virtual", vmPages: pc, seed: this.o.seed ?? 1 });
+    let placed: ReturnType<typeof placePages>;
+    try {
+      placed = placePages(t.pages.subarray(0, len), { layout: this.o.layout ?? "virtual", vmPages: pc, seed: this.o.seed ?? 1 });
+    } catch (e) {
+      // 2m/4k: no room for the trace in the source's image (a mismatch of the inputs, not a failure)
+      if (e instanceof RangeError) throw new TraceMismatchError(`the trace does not fit the source's image of ${pc} pages (layout ${this.o.layout ?? "virtual"}): ${e.message}`);
+      throw e;
+    }
     if (placed.pageCount > pc) throw new TraceMismatchError(`the trace spans ${placed.pageCount} pages (layout ${this.o.layout ?? "virtual"}), the source's image has ${pc}`);
     const from = Math.min(len, Math.floor(len * (this.o.switchAt ?? 0.3)));
     const n = len - from;

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, existsSync, writeFileSync, rmSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { main } from "../../src/cli/main.js";
+import { main, joinNegativeValues } from "../../src/cli/main.js";
 import { qualityTable } from "../../src/quality/table.js";
 
 const run = promisify(execFile);
@@ -46,6 +46,7 @@ test("bad options exit with code 2 and a clear message", async () => {
     ["quality", "--engine", '{"depth":3}'],
     ["quality", "--seed", "x"],
     ["quality", "--train-chunk", "-1"],
+    ["compare", "--adaptive", "--depth", "200"], // adaptive doubles it past the engine's 256
   ];
   for (const args of bad) assert.equal(await quietly(() => main(args)), 2, args.join(" "));
   const { stderr } = await cli(["compare", "--push", "sideways"]).catch((e) => e);
@@ -136,4 +137,9 @@ test("compare runs on a trace file, and convert round-trips it through the binar
   const b = JSON.parse((await cli(["compare", "--trace", bin, "--layout", "virtual", "--strategies", "demand,leap", "--json"])).stdout);
   assert.deepEqual(a.strategies, b.strategies);
   assert.equal(a.trace, "t");
+});
+
+test("a negative option value is joined to its option, but nothing after -- (record's command is passed as given)", () => {
+  assert.deepEqual(joinNegativeValues(["--depth", "-1", "--out", "f"]), ["--depth=-1", "--out", "f"]);
+  assert.deepEqual(joinNegativeValues(["--out", "f", "--", "seq", "--equal-width", "-3", "3"]), ["--out", "f", "--", "seq", "--equal-width", "-3", "3"]);
 });
