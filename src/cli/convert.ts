@@ -7,7 +7,7 @@
  * interruption (SIGINT, SIGTERM, SIGHUP) nothing is left behind.
  */
 import { parseArgs } from "node:util";
-import { createWriteStream, existsSync } from "node:fs";
+import { createWriteStream, existsSync, statSync } from "node:fs";
 import { rename, unlink } from "node:fs/promises";
 import { createGzip } from "node:zlib";
 import { Readable } from "node:stream";
@@ -32,6 +32,7 @@ export async function run(args: string[]): Promise<number> {
   if (positionals.length !== 2) throw new UsageError(`expected IN and OUT, got ${positionals.length} argument(s)`);
   const [input, output] = positionals;
   if (!existsSync(input)) throw new UsageError(`no such file: ${input}`);
+  if (statSync(input).isDirectory()) throw new UsageError(`${input} is a directory, not a trace`);
   await checkOutputDir(output);
   const byName = /\.(ppmt|bin)(\.gz)?$/.test(output) ? "binary" : "text";
   const to = choiceOption("to", values.to, byName, ["text", "binary"] as const);

@@ -79,11 +79,12 @@ export function guestPagesFor(layout: LayoutName, maxPage: number, vmPages?: num
 }
 
 /** Refuse, before any per-page allocation, a trace whose guest would exceed MAX_GUEST_PAGES. */
-export function checkSpan(name: string, maxPage: number, layouts: readonly LayoutName[], vmPages?: number): void {
+export function checkSpan(name: string, maxPage: number, layouts: readonly LayoutName[], vmPages?: number, hasVmPages = true): void {
   for (const layout of layouts) {
     const pages = guestPagesFor(layout, maxPage, vmPages);
     if (pages > MAX_GUEST_PAGES) {
-      const fix = vmPages === undefined && layout !== "virtual" ? " or give --vm-pages N" : "";
+      // only where the command has --vm-pages (quality has not)
+      const fix = hasVmPages && vmPages === undefined && layout !== "virtual" ? " or give --vm-pages N" : "";
       throw new UsageError(
         `${name}: page ${maxPage} makes the ${layout} layout's guest ${pages} pages, over the limit of ${MAX_GUEST_PAGES} ` +
         `(2^28 pages, 1 TiB); renumber the pages densely (as \`record\` does)${fix}`,

@@ -60,7 +60,7 @@ export async function run(args: string[]): Promise<number> {
   for (const t of traces) {
     const s = await scanTraceFile(t);
     checkAccesses(t, s.accesses);
-    checkSpan(t, s.maxPage, layouts as LayoutName[]);
+    checkSpan(t, s.maxPage, layouts as LayoutName[], undefined, false);
     if (needsWrites(history.kind) && !(await recordsWrites(t))) throw new UsageError(`--history ${formatHistorySpec(history)} needs a trace that records writes (the r/w kind column); ${t} does not`);
   }
   const progress = process.stderr.isTTY ? (m: string) => process.stderr.write(`\r\x1b[K${m}`) : undefined;

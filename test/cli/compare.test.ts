@@ -40,6 +40,7 @@ test("bad options exit with code 2 and a clear message", async () => {
     ["simulate", "--workload", "seq", "--bandwidth-gbps", "1,2"],
     ["convert", "only-one"],
     ["convert", join(dir, "missing.txt"), join(dir, "out.ppmt")],
+    ["convert", dir, join(dir, "out.txt")], // a directory as IN
     ["quality", "--engine", "{"],
     ["quality", "--engine", "[1]"],
     ["quality", "--engine", '{"filter":-1}'],
