@@ -11,20 +11,28 @@
  * point only is a margin, not a result.
  */
 import { parseArgs } from "node:util";
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { readTrace } from "../src/trace/read.js";
 import { compareStrategies } from "../src/sim/run.js";
 import { anchorsFor } from "../src/cli/report.js";
-import type { PushMode } from "../src/sim/push.js";
+import { PUSH_MODES, type PushMode } from "../src/sim/push.js";
 
-const { values: v, positionals } = parseArgs({
-  options: { push: { type: "string", default: "qemu" }, "switch-at": { type: "string", default: "0.3" }, seed: { type: "string", default: "1" } },
-  allowPositionals: true,
-});
+const usage = (why: string): never => { console.error(`ppm-table: ${why}`); process.exit(2); };
+let parsed;
+try {
+  parsed = parseArgs({
+    options: { push: { type: "string", default: "qemu" }, "switch-at": { type: "string", default: "0.3" }, seed: { type: "string", default: "1" } },
+    allowPositionals: true,
+  });
+} catch (e) { usage((e as Error).message); }
+const { values: v, positionals } = parsed!;
 const push = v.push as PushMode;
+if (!PUSH_MODES.includes(push)) usage(`--push must be one of ${PUSH_MODES.join(", ")}, got ${JSON.stringify(v.push)}`);
+if (!/^\d+$/.test(String(v.seed))) usage(`--seed must be a non-negative integer, got ${JSON.stringify(v.seed)}`);
+for (const f of positionals) if (!existsSync(f)) usage(`no such trace file: ${f}`);
 const switchPoints = String(v["switch-at"]).split(",").map(Number);
-if (switchPoints.some((x) => !(x > 0 && x < 1))) { console.error(`--switch-at: each point must be in (0, 1), got ${v["switch-at"]}`); process.exit(2); }
+if (switchPoints.some((x) => !(x > 0 && x < 1))) usage(`--switch-at: each point must be in (0, 1), got ${v["switch-at"]}`);
 const dir = fileURLToPath(new URL("../traces/", import.meta.url));
 const files = positionals.length > 0 ? positionals : readdirSync(dir).filter((f) => f.endsWith(".txt.gz")).sort().map((f) => dir + f);
 const anchors = anchorsFor(push);

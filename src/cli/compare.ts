@@ -122,12 +122,15 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
     names = v.strategies === undefined ? [...STRATEGY_NAMES] : v.strategies.split(",").map((x) => x.trim()).filter(Boolean);
     if (names.length === 0) throw new UsageError("--strategies is empty");
     for (const n of names) if (!isStrategyName(n)) throw new UsageError(`unknown strategy ${JSON.stringify(n)} in --strategies; known: ${STRATEGY_NAMES.join(", ")}`);
+    const twice = names.find((n, i) => names.indexOf(n) !== i);
+    if (twice !== undefined) throw new UsageError(`--strategies names ${twice} twice, got ${JSON.stringify(v.strategies)}`);
   }
   if (v.svg !== undefined) await checkOutputDir(v.svg, "--svg");
   let trace: Trace;
   let source: string;
   if (v.workload !== undefined) {
     if (!isWorkloadName(v.workload)) throw new UsageError(`--workload must be one of ${WORKLOADS.join(", ")}, got ${JSON.stringify(v.workload)}`);
+    if (v.limit !== undefined) throw new UsageError("--limit goes with a trace file, not --workload (its length is --accesses)");
     const accesses = intOption("accesses", v.accesses, 200_000, 100, 1e9);
     const pages = intOption("pages", v.pages, 4096, 16, 1 << 26);
     trace = synthesize(v.workload, { accesses, pages, seed });

@@ -15,7 +15,7 @@ import { pipeline } from "node:stream/promises";
 import { UsageError, choiceOption } from "./args.js";
 import { nameFile } from "./errors.js";
 import { checkOutputDir } from "./input.js";
-import { trackTempFile } from "../util/temp-files.js";
+import { trackTempFile, tempPathFor } from "../util/temp-files.js";
 import { readAnyTraceChunks } from "../trace/read.js";
 import { BinaryTraceEncoder } from "../trace/binary.js";
 import { formatTraceLines } from "../trace/format.js";
@@ -46,7 +46,7 @@ export async function run(args: string[]): Promise<number> {
  * is refused (UsageError) and writes nothing.
  */
 export async function convertTrace(input: string, output: string, to: "text" | "binary"): Promise<number> {
-  const tmp = `${output}.tmp-${process.pid}`;
+  const tmp = tempPathFor(output);
   const untrack = trackTempFile(tmp);
   let n = 0;
   let reading = true;

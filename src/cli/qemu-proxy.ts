@@ -127,12 +127,20 @@ export async function run(args: string[]): Promise<number> {
   const scanReturn = values["scan-return"] === undefined ? undefined : choiceOption("scan-return", values["scan-return"], "on", ["on", "off"]) === "on";
   const minConfidence = numberOption("min-confidence", values["min-confidence"], DEFAULT_QEMU_POLICY.minConfidence, 0, 1);
   const depth = intOption("depth", values.depth, 16, 0, 256);
+  // ppm's pages per request are the policy's (--max-pages); a --depth there used to be ignored.
+  if (values.depth !== undefined && predict !== "ppm-sim") {
+    throw new UsageError(`--depth is for --predict ppm-sim (pages predicted per request); with --predict ${predict} use ${predict === "ppm" ? "--max-pages" : "neither"}, got --depth ${values.depth}`);
+  }
   const engineOpts: Record<string, unknown> = predict === "ppm" ? {} : { depth };
   if (values.order !== undefined) engineOpts.order = intOption("order", values.order, 4, 1, 8);
   if (values.alphabet !== undefined) engineOpts.alphabet = choiceOption<Alphabet>("alphabet", values.alphabet, "page", ["page", "delta", "hybrid"]);
   if (values.escape !== undefined) engineOpts.escape = choiceOption<EscapeMethod>("escape", values.escape, "C", ["A", "B", "C", "D"]);
   if (values.threshold !== undefined) engineOpts.threshold = numberOption("threshold", values.threshold, 0, 0, 1);
   if (values["memory-bytes"] !== undefined) engineOpts.memoryBytes = intOption("memory-bytes", values["memory-bytes"], 0, 1, 2 ** 32);
+  const engineFlag = ["order", "alphabet", "escape", "threshold", "memory-bytes"].find((k) => values[k as keyof typeof values] !== undefined);
+  if (engineFlag !== undefined && predict !== "ppm" && predict !== "ppm-sim") {
+    throw new UsageError(`--${engineFlag} is an engine option: it needs --predict ppm or ppm-sim, got --predict ${predict}`);
+  }
   const blocks = parseBlocks(values.block);
   const log = values.quiet ? () => {} : (l: string) => process.stderr.write(l + "\n");
 

@@ -41,6 +41,8 @@ export async function run(args: string[]): Promise<number> {
   }
   const layouts = (values.layouts ?? "virtual,4k").split(",");
   for (const l of layouts) if (!isLayoutName(l)) throw new UsageError(`--layouts takes virtual, 2m, 4k; got ${JSON.stringify(l)}`);
+  const twice = layouts.find((l, i) => layouts.indexOf(l) !== i);
+  if (twice !== undefined) throw new UsageError(`--layouts names ${twice} twice, got ${JSON.stringify(values.layouts)}`);
   const switchAt = numberOption("switch-at", values["switch-at"], 0.3, 0, 0.99);
   const depth = intOption("depth", values.depth, 8, 1, 256);
   const seed = intOption("seed", values.seed, 1, 0, 0xffffffff);

@@ -8,6 +8,7 @@ import { UsageError, intOption } from "./args.js";
 import { describeError, nameFile } from "./errors.js";
 import { checkOutputDir } from "./input.js";
 import { DEFAULT_WINDOW, recordTrace, which } from "../trace/record.js";
+import { tempPathFor } from "../util/temp-files.js";
 
 const HELP = `usage: ppm-prefetch record --out FILE.gz [options] -- COMMAND [ARGS...]
 
@@ -84,7 +85,7 @@ export async function run(args: string[]): Promise<number> {
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     // writing the trace (its temporary file, then the rename) failed: name the output, not FILE.tmp-PID
-    const writing = typeof err.code === "string" && (err.syscall === "write" || (typeof err.path === "string" && err.path.startsWith(out)));
+    const writing = typeof err.code === "string" && (err.syscall === "write" || (typeof err.path === "string" && (err.path.startsWith(out) || err.path === tempPathFor(out))));
     const r = describeError(writing ? nameFile(e, out, true) : e);
     process.stderr.write(`ppm-prefetch record: ${r.message}; no trace written\n`);
     return writing ? r.exitCode : 1;

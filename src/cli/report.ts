@@ -7,7 +7,7 @@ import { writeFile, rename, unlink } from "node:fs/promises";
 import type { Comparison } from "../sim/run.js";
 import type { SimResult } from "../sim/metrics.js";
 import { nameFile } from "./errors.js";
-import { trackTempFile } from "../util/temp-files.js";
+import { trackTempFile, tempPathFor } from "../util/temp-files.js";
 
 const ms = (s: number) => s * 1e3;
 
@@ -229,7 +229,7 @@ export async function renderSvg(traceName: string, comps: Comparison[], subtitle
 
 /** Write PATH.tmp-PID, then rename it to PATH; on an error or an interruption the temp file is removed. */
 export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
+  const tmp = tempPathFor(path);
   const untrack = trackTempFile(tmp);
   try {
     await writeFile(tmp, data);

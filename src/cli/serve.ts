@@ -47,9 +47,10 @@ const USAGE = `usage: ppm-prefetch serve --image FILE [options]
   --layout-seed N       seed of the layout (default 1)
   --limit N             read at most N accesses of the history trace
   --depth N             most predicted pages sent per fault (default 8)
+  --streams N           vCPU streams the strategy keeps apart (default 1)
   predictor (with --strategy ppm, any of these runs the bare engine with them; unset options keep the
   engine's defaults): --order K --alphabet page|delta|hybrid --escape A|B|C|D --threshold P
-                        --streams N --max-contexts N
+                        --max-contexts N
   --delay-us N          emulated one-way delay on the server's sends (default 0)
   --rate-gbps R         emulated link rate (default 0 = unlimited)
   --push-window N       most unacknowledged pages in flight before the push waits (default 32)
@@ -133,11 +134,13 @@ export async function run(args: string[]): Promise<number> {
     spec = null;
   } else if (strategyName === "ppm" && (engineFlags.length > 0 || !reg.isStrategyName("ppm"))) {
     spec = (pc) => ({ kind: "engine", options: { pageCount: pc, ...predOpts } });
+  } else if (reg.isStrategyName(strategyName) && reg.STRATEGIES[strategyName].simulatorOnly) {
+    throw new UsageError(`--strategy ${strategyName} reads the future trace, which only the simulator has (try \`compare\`); serve runs one of ${reg.LIVE_STRATEGY_NAMES.join(", ")}`);
   } else if (reg.isStrategyName(strategyName)) {
     if (engineFlags.length > 0) throw new UsageError(`--${engineFlags[0]} applies to --strategy ppm only, not ${strategyName}`);
     spec = (pc) => ({ kind: "registry", name: strategyName, pageCount: pc, depth, streams, push, history: source.kind });
   } else {
-    throw new UsageError(`--strategy must be demand or one of ${reg.STRATEGY_NAMES.join(", ")}, got ${JSON.stringify(strategyName)}`);
+    throw new UsageError(`--strategy must be one of ${reg.LIVE_STRATEGY_NAMES.join(", ")}, got ${JSON.stringify(strategyName)}`);
   }
 
   // Everything the run depends on is checked before anything is written: the options, the image (or

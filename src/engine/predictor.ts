@@ -31,8 +31,12 @@ export class WasmPredictor implements Predictor {
   private sentCount = 0; // bits set in `sent` (whole-bitmap clears are skipped when 0)
   private restored: boolean; // from a snapshot, and no clearPresent/reset since
 
-  /** @internal use createPredictor / restorePredictor */
-  constructor(options: ResolvedOptions, memoryImage?: Uint8Array, pending?: PendingHistories) {
+  /**
+   * Prefer createPredictor / restorePredictor. The class is exported (for instanceof and types), so
+   * `new WasmPredictor(options)` is checked and completed exactly as createPredictor's options are.
+   */
+  constructor(given: FullPredictorOptions | ResolvedOptions, memoryImage?: Uint8Array, pending?: PendingHistories) {
+    const options = resolveSized(given);
     this.options = Object.freeze({ ...options });
     this.restored = memoryImage !== undefined;
     // Untrusted bytes: the header must be what these options lay out (checked before anything is
@@ -90,11 +94,11 @@ export class WasmPredictor implements Predictor {
   train(pages: Uint32Array | readonly number[], stream?: number): void {
     const core = this.live("train");
     const s = this.checkStream(stream);
-    checkPages(pages, this.options.pageCount);
+    const list = checkPages(pages, this.options.pageCount);
     this.refreshViews();
-    for (let off = 0; off < pages.length; off += IN_CAPACITY) core.train(this.stage(pages, off, pages.length), s);
+    for (let off = 0; off < list.length; off += IN_CAPACITY) core.train(this.stage(list, off, list.length), s);
     // An empty history adds nothing to rehearse (and a zero-length pending entry would not restore).
-    if (this.options.rehearse && pages.length > 0) this.pending.append(s, pages);
+    if (this.options.rehearse && list.length > 0) this.pending.append(s, list);
   }
 
   /**
@@ -113,10 +117,9 @@ export class WasmPredictor implements Predictor {
   }
 
   /** Copy pages[from, min(to, from + IN_CAPACITY)) into the core's input buffer; returns the count. */
-  private stage(pages: Uint32Array | readonly number[], from: number, to: number): number {
+  private stage(pages: Uint32Array, from: number, to: number): number {
     const end = Math.min(to, from + IN_CAPACITY);
-    if (pages instanceof Uint32Array) this.input.set(pages.subarray(from, end));
-    else for (let i = from; i < end; i++) this.input[i - from] = pages[i];
+    this.input.set(pages.subarray(from, end));
     return end - from;
   }
 
@@ -326,11 +329,15 @@ function popcount8(b: number): number {
 }
 
 /** Create a predictor; synchronous. Throws TypeError/RangeError for bad options. */
-export function createPredictor(options: FullPredictorOptions): WasmPredictor {
+/** Check and complete options, sizing the arena from memoryBytes when that is given. */
+function resolveSized(options: FullPredictorOptions): ResolvedOptions {
   // The linear memory is whole 64 KiB Wasm pages: a budget covers the layout rounded up to them.
-  const o = resolveOptions(options, (cap) =>
+  return resolveOptions(options, (cap) =>
     Math.ceil(layoutBytes(options.order ?? DEFAULTS.order, options.streams ?? DEFAULTS.streams, cap, options.pageCount, options.filter ?? DEFAULTS.filter) / 65536) * 65536);
-  return new WasmPredictor(o);
+}
+
+export function createPredictor(options: FullPredictorOptions): WasmPredictor {
+  return new WasmPredictor(options);
 }
 
 /**

@@ -17,17 +17,26 @@ export function checkStream(v: unknown, streams: number): number {
   return v;
 }
 
-/** Every element of a train() argument; a Uint32Array only needs the upper bound. */
-export function checkPages(pages: unknown, pageCount: number): void {
-  if (pages instanceof Uint32Array) {
+/**
+ * Every element of a train() argument, read once: returns the pages to use. A Uint32Array (a real
+ * one, not a Proxy posing as one) is returned as it is and only needs the upper bound; an array is
+ * copied as it is checked, so what is used is exactly what was checked (an array whose elements
+ * change when read, a Proxy or getters, cannot slip a bad page past the check).
+ */
+export function checkPages(pages: unknown, pageCount: number): Uint32Array {
+  if (pages instanceof Uint32Array && ArrayBuffer.isView(pages)) {
     for (let i = 0; i < pages.length; i++) {
       if (pages[i] >= pageCount) throw new RangeError(`pages[${i}] must be in 0..${pageCount - 1}, got ${pages[i]}`);
     }
-  } else if (Array.isArray(pages)) {
-    for (let i = 0; i < pages.length; i++) checkPage(`pages[${i}]`, pages[i], pageCount);
-  } else {
-    throw new TypeError(`pages must be a Uint32Array or an array of page numbers, got ${describe(pages)}`);
+    return pages;
   }
+  if (Array.isArray(pages)) {
+    const n = pages.length;
+    const copy = new Uint32Array(n);
+    for (let i = 0; i < n; i++) copy[i] = checkPage(`pages[${i}]`, pages[i], pageCount);
+    return copy;
+  }
+  throw new TypeError(`pages must be a Uint32Array or an array of page numbers, got ${describe(pages)}`);
 }
 
 export function checkRange(start: unknown, count: unknown, pageCount: number): void {

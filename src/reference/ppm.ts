@@ -326,13 +326,13 @@ export class ReferencePredictor implements Predictor {
   train(pages: Uint32Array | readonly number[], stream?: number): void {
     this.live("train");
     const s = this.checkStream(stream);
-    checkPages(pages, this.options.pageCount);
-    for (let i = 0; i < pages.length; i++) {
-      if (this.options.filter !== 0 && this.recentlyTouched(pages[i])) continue;
-      this.learn(pages[i], s);
+    const list = checkPages(pages, this.options.pageCount);
+    for (let i = 0; i < list.length; i++) {
+      if (this.options.filter !== 0 && this.recentlyTouched(list[i])) continue;
+      this.learn(list[i], s);
     }
-    this.counters.trained += pages.length;
-    if (this.options.rehearse) this.pending.append(s, pages);
+    this.counters.trained += list.length;
+    if (this.options.rehearse && list.length > 0) this.pending.append(s, list);
   }
 
   rehearse(): void {

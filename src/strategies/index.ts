@@ -8,7 +8,7 @@ import type { SimStrategy, SimStrategyContext } from "./context.js";
 
 type Factory = (ctx: SimStrategyContext) => SimStrategy;
 
-export const STRATEGIES: Record<string, { describe: string; load: () => Promise<Factory> }> = {
+export const STRATEGIES: Record<string, { describe: string; load: () => Promise<Factory>; simulatorOnly?: true }> = {
   demand: { describe: "plain post-copy: only the faulted page", load: async () => (await import("./demand.js")).createDemand },
   qemu: { describe: "QEMU: no prediction, background scanner jumps after each fault", load: async () => (await import("./qemu.js")).createQemu },
   readahead: { describe: "Linux-style window, grows on sequential faults/hits, shrinks on misses", load: async () => (await import("./readahead.js")).createReadahead },
@@ -21,12 +21,15 @@ export const STRATEGIES: Record<string, { describe: string; load: () => Promise<
   "ppm-page": { describe: "PPM engine, absolute-page alphabet", load: async () => (await import("./ppm.js")).createPpmPage },
   "ppm-delta": { describe: "PPM engine, delta alphabet", load: async () => (await import("./ppm.js")).createPpmDelta },
   "ppm-hybrid": { describe: "PPM engine, hybrid page/delta alphabet", load: async () => (await import("./ppm.js")).createPpmHybrid },
-  "oracle-push": { describe: "no predictions; the push in true future order (the bound of push order)", load: async () => (await import("./oracle.js")).createOraclePush },
-  "oracle-history-push": { describe: "no predictions; the push in true future order of the pages the history holds (the bound of a history-replaying push)", load: async () => (await import("./oracle.js")).createOracleHistoryPush },
-  oracle: { describe: "the next pages in true future order (upper bound)", load: async () => (await import("./oracle.js")).createOracle },
+  "oracle-push": { describe: "no predictions; the push in true future order (the bound of push order)", load: async () => (await import("./oracle.js")).createOraclePush, simulatorOnly: true },
+  "oracle-history-push": { describe: "no predictions; the push in true future order of the pages the history holds (the bound of a history-replaying push)", load: async () => (await import("./oracle.js")).createOracleHistoryPush, simulatorOnly: true },
+  oracle: { describe: "the next pages in true future order (upper bound)", load: async () => (await import("./oracle.js")).createOracle, simulatorOnly: true },
 };
 
 export const STRATEGY_NAMES = Object.keys(STRATEGIES);
+
+/** The strategies a live source can run: not those that read the future, which only the simulator has. */
+export const LIVE_STRATEGY_NAMES = STRATEGY_NAMES.filter((n) => !STRATEGIES[n].simulatorOnly);
 
 export function isStrategyName(s: string): boolean {
   return Object.prototype.hasOwnProperty.call(STRATEGIES, s);

@@ -26,6 +26,7 @@ import { createWriteStream } from "node:fs";
 import { rename, unlink } from "node:fs/promises";
 import { once } from "node:events";
 import { MAX_STREAM, type TraceChunk } from "./format.js";
+import { tempPathFor } from "../util/temp-files.js";
 
 export const BINARY_MAGIC = Uint8Array.of(0x50, 0x50, 0x4d, 0x54); // "PPMT"
 export const BINARY_VERSION = 2;
@@ -288,7 +289,7 @@ export async function writeStreaming(
   body: (c: TraceChunk) => Uint8Array | string,
   tail: () => Uint8Array | string,
 ): Promise<number> {
-  const tmp = `${path}.tmp-${process.pid}`;
+  const tmp = tempPathFor(path);
   const out = createWriteStream(tmp);
   let n = 0;
   const write = async (data: Uint8Array | string) => {

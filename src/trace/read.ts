@@ -6,32 +6,52 @@
  * flags) gives chunks and a Trace with `writes`; one that does not (every older trace) gives none, and
  * its pages, gaps and streams are read exactly as before.
  */
-import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 import { createGunzip } from "node:zlib";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { TextTraceParser, collectTrace, baseName, type Trace, type TraceChunk } from "./format.js";
 import { BinaryTraceParser, isBinaryTrace } from "./binary.js";
 import { checkPath, checkReadOptions } from "./check.js";
 
 export type TraceEncoding = "text" | "binary";
 
-async function isGzip(path: string): Promise<boolean> {
+/**
+ * The file's bytes, gunzipped when they start with gzip's magic. The magic is read from the stream
+ * itself (no second open, no positional read), so a pipe or a FIFO (`/dev/stdin`, `<(zcat ...)`)
+ * reads like a file. The file is opened first, so a missing one rejects here rather than as an
+ * unhandled stream 'error'.
+ */
+async function* bytesOf(path: string): AsyncGenerator<Buffer> {
   const fh = await open(path, "r");
+  const raw = fh.createReadStream(); // closes fh when it ends or is destroyed
+  const it = raw[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const rest = { [Symbol.asyncIterator]: () => it };
   try {
-    const b = Buffer.alloc(2);
-    const { bytesRead } = await fh.read(b, 0, 2, 0);
-    return bytesRead === 2 && b[0] === 0x1f && b[1] === 0x8b;
+    let head: Buffer = Buffer.alloc(0);
+    let ended = false;
+    while (head.length < 2) {
+      const r = await it.next();
+      if (r.done) { ended = true; break; }
+      head = head.length === 0 ? r.value : Buffer.concat([head, r.value]);
+    }
+    if (!(head[0] === 0x1f && head[1] === 0x8b)) {
+      if (head.length > 0) yield head;
+      if (!ended) yield* rest;
+      return;
+    }
+    const gunzip = createGunzip();
+    const feed = Readable.from((async function* () { yield head; if (!ended) yield* rest; })());
+    feed.on("error", (e) => gunzip.destroy(e));
+    feed.pipe(gunzip);
+    try {
+      for await (const b of gunzip) yield b as Buffer;
+    } finally {
+      feed.destroy();
+      gunzip.destroy();
+    }
   } finally {
-    await fh.close();
+    raw.destroy();
   }
-}
-
-async function openBytes(path: string): Promise<Readable> {
-  // Sniff first: a stream created before a failing open (a missing file) would emit an unhandled 'error'.
-  const gz = await isGzip(path);
-  const raw = createReadStream(path);
-  return gz ? raw.pipe(createGunzip()) : raw;
 }
 
 /** Stream a trace's accesses in chunks; rejects with a TraceFormatError / BinaryTraceError on bad input. */
@@ -41,7 +61,7 @@ export async function* readAnyTraceChunks(path: string, onEncoding?: (e: TraceEn
   const emit = (c: TraceChunk) => pending.push(c);
   let parser: TextTraceParser | BinaryTraceParser | undefined;
   let head: Uint8Array = new Uint8Array(0);
-  const stream = await openBytes(path);
+  const stream = bytesOf(path);
   try {
     for await (const b of stream) {
       const buf = b as Buffer;
@@ -64,7 +84,7 @@ export async function* readAnyTraceChunks(path: string, onEncoding?: (e: TraceEn
     parser.end();
     while (pending.length) yield pending.shift()!;
   } finally {
-    stream.destroy();
+    await stream.return(undefined);
   }
 }
 

@@ -31,6 +31,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { lowerBound } from "../util/search.js";
+import { tempPathFor } from "../util/temp-files.js";
 
 export const PAGE_SHIFT = 12;
 export const DEFAULT_WINDOW = 8;
@@ -303,7 +304,7 @@ function writeU32(buf: Buffer, pos: number, v: number): number {
  * the temporary file is removed and nothing is left at `out`.
  */
 export async function writeTraceFileAtomic(out: string, blocks: Iterable<Buffer>): Promise<void> {
-  const tmp = `${out}.tmp-${process.pid}`;
+  const tmp = tempPathFor(out);
   try {
     const src = Readable.from(blocks, { objectMode: false });
     if (out.endsWith(".gz")) await pipeline(src, createGzip({ level: 6 }), createWriteStream(tmp, { flush: true }));

@@ -8,6 +8,7 @@
  * 128 + signal number in a shell).
  */
 import { unlinkSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 const live = new Set<string>();
@@ -38,6 +39,25 @@ function uninstall(): void {
   installed = false;
   for (const s of SIGNALS) process.off(s, onSignal);
   process.off("exit", removeAll);
+}
+
+/** Longest file name (bytes) that ext4, xfs, btrfs and tmpfs take. */
+const NAME_MAX = 255;
+
+/**
+ * The temporary file an atomic write of `path` goes through: `path.tmp-PID` beside it (the same
+ * directory, so the rename stays on one filesystem), or, when that name would be longer than a
+ * filesystem takes, the name cut short with the suffix kept, so that any name that can be written
+ * can be written atomically.
+ */
+export function tempPathFor(path: string): string {
+  const suffix = `.tmp-${process.pid}`;
+  const name = basename(path);
+  const room = NAME_MAX - Buffer.byteLength(suffix);
+  if (Buffer.byteLength(name) <= room) return `${path}${suffix}`;
+  const chars = Array.from(name); // by code points: never half a character
+  while (Buffer.byteLength(chars.join("")) > room) chars.pop();
+  return join(dirname(path), chars.join("") + suffix);
 }
 
 /**

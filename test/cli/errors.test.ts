@@ -103,6 +103,12 @@ const CASES: Record<string, Case> = {
   "qemu-proxy: --memory-bytes 5 is refused at start": {
     args: () => ["qemu-proxy", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--memory-bytes", "5"], code: 2, match: /memoryBytes 5 is too small/,
   },
+  "qemu-proxy: --depth with --predict ppm (it was ignored) names --max-pages": {
+    args: () => ["qemu-proxy", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--predict", "ppm", "--depth", "16"], code: 2, match: /--depth is for --predict ppm-sim .*use --max-pages, got --depth 16/,
+  },
+  "qemu-proxy: an engine option without the engine": {
+    args: () => ["qemu-proxy", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--predict", "next8", "--order", "2"], code: 2, match: /--order is an engine option: it needs --predict ppm or ppm-sim, got --predict next8/,
+  },
   "convert: into a missing directory": {
     args: () => ["convert", f("ok.txt"), f("missing/dir/out.txt")], code: 2, match: /missing\/dir\/out\.txt: directory .* does not exist/, check: () => assert.equal(existsSync(f("missing")), false),
   },
@@ -119,6 +125,15 @@ const CASES: Record<string, Case> = {
   "convert: empty trace": { args: () => ["convert", f("empty.txt"), f("out/e.ppmt")], code: 2, match: /holds no accesses; nothing written/, check: nothingIn(f("out")) },
   "compare: pages 2^32 apart": { args: () => ["compare", "--trace", f("far.txt")], code: 2, match: /page 4294967295 .* 4294967296 pages, over the limit of 268435456/ },
   "quality: pages 2^32 apart": { args: () => ["quality", f("far.txt")], code: 2, match: /page 4294967295 .* over the limit of 268435456/ },
+  "serve: a strategy that reads the future is refused at start, with the ones serve runs": {
+    args: () => ["serve", "--image", f("ok.txt"), "--port", "0", "--strategy", "oracle"], code: 2, match: /--strategy oracle reads the future trace.*serve runs one of demand, qemu, .*ppm-hybrid$/,
+  },
+  "serve: an unknown strategy lists each servable one once": {
+    args: () => ["serve", "--image", f("ok.txt"), "--port", "0", "--strategy", "bogus"], code: 2, match: /^ppm-prefetch serve: --strategy must be one of demand, qemu(?!.*demand.*demand)(?!.*oracle).*got "bogus"$/,
+  },
+  "compare: a strategy named twice": { args: () => ["compare", "--trace", f("ok.txt"), "--strategies", "qemu,ppm,qemu"], code: 2, match: /--strategies names qemu twice/ },
+  "quality: a layout named twice": { args: () => ["quality", f("ok.txt"), "--layouts", "4k,virtual,4k"], code: 2, match: /--layouts names 4k twice/ },
+  "compare: --limit with --workload (it was ignored)": { args: () => ["compare", "--workload", "seq", "--limit", "5"], code: 2, match: /--limit goes with a trace file, not --workload/ },
   "compare: --vm-pages too small for the 4k layout": {
     args: () => ["compare", "--workload", "seq", "--pages", "4096", "--layout", "4k", "--vm-pages", "512"], code: 2, match: /4096 distinct pages, more than --vm-pages 512/,
   },

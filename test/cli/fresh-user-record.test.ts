@@ -70,12 +70,21 @@ test("record of a command that does not exist: exit 2 with a clear message, noth
 });
 
 test("record: a write that fails names the output file and leaves no temporary file", { skip: noValgrind }, async () => {
-  // the name itself is allowed (250 bytes), the temporary file beside it (NAME.tmp-PID) is not
+  // a name one byte over what the filesystem takes (256 bytes): the temporary file beside it is cut
+  // to fit and written, the rename onto the name fails, and the temporary file is removed
   const d = mkdtempSync(join(dir, "long-"));
-  const out = join(d, "x".repeat(250));
+  const out = join(d, "x".repeat(256));
   const r = await record(["--out", out, "--", "true"]);
   assert.equal(r.code, 2, r.err);
   assert.match(r.err, new RegExp(`ppm-prefetch record: cannot write ${out}: name too long \\(ENAMETOOLONG\\); no trace written`));
   assert.doesNotMatch(r.err, /tmp-\d+/);
   assert.deepEqual(readdirSync(d), []);
+});
+
+test("record: a 250-byte output name is written atomically (its temporary name is cut to fit)", { skip: noValgrind }, async () => {
+  const d = mkdtempSync(join(dir, "long-ok-"));
+  const out = join(d, "x".repeat(246) + ".txt");
+  const r = await record(["--out", out, "--", "true"]);
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(readdirSync(d), ["x".repeat(246) + ".txt"]);
 });

@@ -3,7 +3,7 @@
 // option is a TypeError naming the option (undefined means the default).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createPredictor, restorePredictor, createReferencePredictor } from "../../src/index.js";
+import { createPredictor, restorePredictor, createReferencePredictor, WasmPredictor } from "../../src/index.js";
 import type { FullPredictorOptions } from "../../src/engine/options.js";
 import type { Predictor } from "../../src/engine/types.js";
 
@@ -137,4 +137,55 @@ test("a null option is a TypeError naming the option; undefined is the default",
     p.dispose();
   }
   assert.throws(() => createPredictor({ pageCount: null } as unknown as FullPredictorOptions), /options\.pageCount must be an integer, got null/);
+});
+
+test("train reads an array once: a Proxy that answers differently on a second read trains what was checked", () => {
+  for (const make of [createPredictor, createReferencePredictor] as const) {
+    const p = make(OPTS) as Predictor;
+    const control = make(OPTS) as Predictor;
+    // The first read of each element is a valid page; any later read is out of range. A train()
+    // that checked one read and learned another would learn page 1000 (or trap in the core).
+    const reads = new Map<number, number>();
+    const tricky = new Proxy(HISTORY.slice(), {
+      get(target, key, recv) {
+        if (typeof key === "string" && /^\d+$/.test(key)) {
+          const i = Number(key);
+          const n = (reads.get(i) ?? 0) + 1;
+          reads.set(i, n);
+          return n === 1 ? target[i] : 1000;
+        }
+        return Reflect.get(target, key, recv);
+      },
+    });
+    p.train(tricky);
+    control.train(HISTORY);
+    assert.ok(Math.max(...reads.values()) === 1, `${make.name}: an element was read ${Math.max(...reads.values())} times`);
+    p.rehearse(); control.rehearse();
+    if (p instanceof WasmPredictor) {
+      assert.ok(Buffer.from(p.snapshot()).equals(Buffer.from((control as WasmPredictor).snapshot())), "the model differs from one trained on the plain array");
+    }
+    for (const f of [10, 20, 3, 29, 0]) assert.deepEqual(Array.from(p.predictNext(f)), Array.from(control.predictNext(f)), `${make.name}, fault ${f}`);
+  }
+});
+
+test("train refuses a Proxy posing as a Uint32Array unless it is an array; a bad element names its index", () => {
+  const p = createPredictor(OPTS);
+  const before = Buffer.from(p.snapshot());
+  const fake = new Proxy(new Uint32Array([1, 2, 3]), {});
+  assert.throws(() => p.train(fake as unknown as Uint32Array), (e: Error) => e instanceof TypeError && /pages must be/.test(e.message));
+  assert.throws(() => p.train([1, 2, 100]), (e: Error) => e instanceof RangeError && /pages\[2\]/.test(e.message) && /100/.test(e.message));
+  assert.ok(Buffer.from(p.snapshot()).equals(before), "a refused train() changed the state");
+});
+
+test("new WasmPredictor(options) checks and completes options as createPredictor does", () => {
+  assert.throws(() => new WasmPredictor({ pageCount: 100, order: 0 }), (e: Error) => e instanceof RangeError && /options\.order/.test(e.message) && /\b0\b/.test(e.message));
+  assert.throws(() => new WasmPredictor({ pageCount: 100, depth: "8" } as unknown as FullPredictorOptions), (e: Error) => e instanceof TypeError && /options\.depth/.test(e.message));
+  assert.throws(() => new WasmPredictor({} as FullPredictorOptions), (e: Error) => e instanceof TypeError && /pageCount/.test(e.message));
+  const p = new WasmPredictor({ pageCount: 100, maxContexts: 5000 });
+  const q = createPredictor({ pageCount: 100, maxContexts: 5000 });
+  assert.deepEqual(p.options, q.options);
+  const sized = new WasmPredictor({ pageCount: 100, memoryBytes: 4 << 20 });
+  assert.equal(sized.options.maxContexts, createPredictor({ pageCount: 100, memoryBytes: 4 << 20 }).options.maxContexts);
+  p.train(HISTORY); q.train(HISTORY); p.rehearse(); q.rehearse();
+  assert.deepEqual(Array.from(p.predictNext(10)), Array.from(q.predictNext(10)));
 });
