@@ -161,7 +161,8 @@ for (const guest of guests) for (const regime of regimes) {
         `  requests ${r.requests} (source ${r.sourceRequests}), blocktime ${r.blocktimeMs} ms, total ${r.totalMs} ms, injected ${r.injected}` +
         (r.proxy ? `, predictor median ${r.proxy.stats.predictUs.median} us/request, service median ${r.proxy.service.dest.median} ms` +
           (r.proxy.strategy?.origin ? `, model ${r.proxy.strategy.origin}, gated ${r.proxy.strategy.gated}` : "") +
-          (r.proxy.strategy?.feedback ? `, checked ${r.proxy.strategy.feedback.right}/${r.proxy.strategy.feedback.checked} right, untrusted ${r.proxy.strategy.feedback.untrusted}` : "") : ""));
+          (r.proxy.strategy?.feedback ? `, checked ${r.proxy.strategy.feedback.right}/${r.proxy.strategy.feedback.checked} right, untrusted ${r.proxy.strategy.feedback.untrusted}` : "") : "") +
+        (r.pauses ? `; postcopy-paused ${r.pauses.length}x unforced (${r.pauses.map((x) => `destination: ${x.destination}; recovery ${x.recovery}`).join(" / ")})` : ""));
     }
   }
 }
@@ -202,7 +203,7 @@ if (values.json) {
       guest: r.guest, hops: r.hops, machine: r.proxy?.machine, phase: r.proxy?.phase, strategy: r.proxy?.strategy,
       config: r.label, regime: r.regime, preempt: r.preempt, requests: r.requests, sourceRequests: r.sourceRequests,
       blocktimeMs: r.blocktimeMs, totalMs: r.totalMs, injected: r.injected, checksumOk: r.checksumOk,
-      guestRunning: r.guestRunning, predictorUsMedian: r.proxy?.stats.predictUs.median, error: r.error,
+      guestRunning: r.guestRunning, predictorUsMedian: r.proxy?.stats.predictUs.median, error: r.error, pauses: r.pauses,
       injectedMessages: r.proxy?.stats.injectedMessages, requestsForInjected: r.proxy?.stats.requestsForInjected,
       service: r.proxy?.service, process: r.proxy?.process, preloaded: r.proxy?.stats.preloadedPages,
     })),

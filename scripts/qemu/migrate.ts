@@ -72,8 +72,14 @@ export interface RunResult {
   proxy?: MigrationReport;
   /** With breakAfterMs: whether QEMU's recovery was started through the proxy (undefined: no cut). */
   recovered?: boolean;
+  /**
+   * Pauses nobody forced (QEMU went to postcopy-paused on its own): when, what each QEMU printed on
+   * stderr (its reason: e.g. 7.2's "Illegal RAM offset" on the destination), and whether the
+   * recovery through the proxy was started.
+   */
+  pauses?: { atMs: number; source: string; destination: string; recovery: string }[];
   /** Every migration of the run, in order (the measured one last). */
-  hops?: { config: ConfigName; requests: number; blocktimeMs: number; injected: number; checksumOk: boolean; error?: string; modelOrigin?: string; faults?: number[] }[];
+  hops?: { config: ConfigName; requests: number; blocktimeMs: number; injected: number; checksumOk: boolean; error?: string; modelOrigin?: string; faults?: number[]; pauses?: number }[];
   error?: string;
 }
 
@@ -213,6 +219,24 @@ export async function runMigration(o: RunOptions): Promise<RunResult> {
         config, preempt, requests: 0, sourceRequests: 0, blocktimeMs: 0, totalMs: 0, downtimeMs: 0,
         injected: 0, checksumOk: false, guestRunning: false, status: "none", sums: { before: res.sums.before, after: {} },
       };
+      // QEMU's postcopy recovery through the same proxy: migrate-recover on the destination (out of
+      // band: its main loop may be stuck on a missing page), then migrate resume=true at the source.
+      const recover = async () => {
+        await sleep(300);
+        // The first incoming listener may still hold the port for a moment: retry.
+        for (let k = 0; ; k++) {
+          try {
+            await qd.oobCmd("migrate-recover", { uri: `tcp:127.0.0.1:${dport}` });
+            break;
+          } catch (e) {
+            if (k >= 20 || !/in use/.test((e as Error).message)) throw e;
+            await sleep(500);
+          }
+        }
+        await sleep(200);
+        await qs.cmd("migrate", { uri: `tcp:127.0.0.1:${uriPort}`, resume: true });
+      };
+      const started = Date.now();
       try {
         await qs.cmd("migrate", { uri: `tcp:127.0.0.1:${uriPort}` });
         await qs.cmd("migrate-start-postcopy");
@@ -231,27 +255,26 @@ export async function runMigration(o: RunOptions): Promise<RunResult> {
           log(`${config}: source ${st}`);
           if (st === "postcopy-paused") {
             hr.recovered = false;
-            await sleep(300);
-            // The first incoming listener may still hold the port for a moment: retry.
-            for (let k = 0; ; k++) {
-              try {
-                await qd.oobCmd("migrate-recover", { uri: `tcp:127.0.0.1:${dport}` });
-                break;
-              } catch (e) {
-                if (k >= 20 || !/in use/.test((e as Error).message)) throw e;
-                await sleep(500);
-              }
-            }
-            await sleep(200);
-            await qs.cmd("migrate", { uri: `tcp:127.0.0.1:${uriPort}`, resume: true });
+            await recover();
             hr.recovered = true;
           }
         }
         let sInfo: any = {};
-        await until("source migration end", async () => {
-          sInfo = await qs.cmd("query-migrate");
-          return ["completed", "failed", "cancelled"].includes(sInfo.status);
-        }, 50);
+        for (;;) {
+          await until("source migration end", async () => {
+            sInfo = await qs.cmd("query-migrate");
+            return ["completed", "failed", "cancelled", "postcopy-paused"].includes(sInfo.status);
+          }, 50);
+          if (sInfo.status !== "postcopy-paused") break;
+          // Paused with nothing forcing it (a forced cut was recovered above): keep QEMU's reasons,
+          // recover through the proxy once, and fail the run if it pauses again.
+          const tail = (p: ChildProcess) => ((p as any).errText() as string).trim().split("\n").slice(-4).join(" | ");
+          const pause = { atMs: Date.now() - started, source: tail(src), destination: tail(dst), recovery: "started" };
+          (hr.pauses ??= []).push(pause);
+          log(`${config}: postcopy-paused without a cut, ${pause.atMs} ms after migrate; source: ${pause.source}; destination: ${pause.destination}`);
+          if (hr.pauses.length > 1) { pause.recovery = "not tried: paused again"; throw new Error(`postcopy-paused twice; destination: ${pause.destination}`); }
+          try { await recover(); } catch (e) { pause.recovery = `failed: ${(e as Error).message}`; throw new Error(`postcopy-paused and the recovery failed (${(e as Error).message}); destination: ${pause.destination}`); }
+        }
         hr.status = sInfo.status;
         if (sInfo.status !== "completed") throw new Error(`migration ${sInfo.status}: ${sInfo["error-desc"] ?? ""}`);
         let dInfo: any = {};
@@ -295,7 +318,8 @@ export async function runMigration(o: RunOptions): Promise<RunResult> {
           proxy = null;
         } else hr.requests = hr.sourceRequests;
       }
-      (res.hops ??= []).push({ config, requests: hr.requests, blocktimeMs: hr.blocktimeMs, injected: hr.injected, checksumOk: hr.checksumOk, error: hr.error, modelOrigin: hr.proxy?.strategy?.origin,
+      if (hr.pauses) (res.pauses ??= []).push(...hr.pauses);
+      (res.hops ??= []).push({ config, requests: hr.requests, blocktimeMs: hr.blocktimeMs, injected: hr.injected, checksumOk: hr.checksumOk, error: hr.error, modelOrigin: hr.proxy?.strategy?.origin, pauses: hr.pauses?.length,
         faults: hr.proxy?.service.timeline.map((e) => e[3]) });
       if (last || hr.error) {
         Object.assign(res, { ...hr, sums: { before: res.sums.before, after: hr.sums.after }, hops: res.hops });

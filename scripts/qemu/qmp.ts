@@ -6,6 +6,7 @@ export class Qmp {
   private waiters: { resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
   private oob = new Map<string, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private nextOob = 1;
+  private closed = false;
   readonly events: { event: string; data?: unknown }[] = [];
   private constructor(private readonly sock: net.Socket) {
     sock.setEncoding("utf8");
@@ -27,6 +28,7 @@ export class Qmp {
       }
     });
     sock.on("close", () => {
+      this.closed = true;
       for (const w of [...this.waiters.splice(0), ...this.oob.values()]) w.reject(new Error("QMP connection closed"));
       this.oob.clear();
     });
@@ -58,19 +60,37 @@ export class Qmp {
     }
   }
 
-  cmd<T = any>(execute: string, args?: Record<string, unknown>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.waiters.push({ resolve: resolve as (v: unknown) => void, reject });
-      this.sock.write(JSON.stringify(args ? { execute, arguments: args } : { execute }) + "\n");
-    });
+  /**
+   * Execute a command. It rejects when the connection is (or gets) closed, and after `timeoutMs`:
+   * a command sent to a QEMU that has gone away used to wait forever (a migration harness hung 9
+   * minutes on one, 2026-12-05).
+   */
+  cmd<T = any>(execute: string, args?: Record<string, unknown>, timeoutMs = 30000): Promise<T> {
+    return this.send(execute, args, timeoutMs, false);
   }
 
   /** Execute out of band (`exec-oob`): answered even while the main loop is blocked. */
-  oobCmd<T = any>(execute: string, args?: Record<string, unknown>): Promise<T> {
-    const id = `oob-${this.nextOob++}`;
+  oobCmd<T = any>(execute: string, args?: Record<string, unknown>, timeoutMs = 30000): Promise<T> {
+    return this.send(execute, args, timeoutMs, true);
+  }
+
+  private send<T>(execute: string, args: Record<string, unknown> | undefined, timeoutMs: number, oob: boolean): Promise<T> {
+    if (this.closed) return Promise.reject(new Error(`QMP connection closed (${execute} not sent)`));
     return new Promise<T>((resolve, reject) => {
-      this.oob.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.sock.write(JSON.stringify(args ? { "exec-oob": execute, arguments: args, id } : { "exec-oob": execute, id }) + "\n");
+      let settled = false;
+      const timer = setTimeout(() => {
+        // The waiter stays queued: replies are matched in order, so a late one must still land on it.
+        settled = true;
+        reject(new Error(`QMP: no answer to ${execute} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const w = {
+        resolve: (v: unknown) => { clearTimeout(timer); if (!settled) { settled = true; resolve(v as T); } },
+        reject: (e: Error) => { clearTimeout(timer); if (!settled) { settled = true; reject(e); } },
+      };
+      const id = `oob-${this.nextOob++}`;
+      if (oob) this.oob.set(id, w); else this.waiters.push(w);
+      const msg = oob ? { "exec-oob": execute, ...(args ? { arguments: args } : {}), id } : { execute, ...(args ? { arguments: args } : {}) };
+      this.sock.write(JSON.stringify(msg) + "\n");
     });
   }
 
