@@ -235,6 +235,9 @@ export async function runMigration(o: RunOptions): Promise<RunResult> {
         }
         await sleep(200);
         await qs.cmd("migrate", { uri: `tcp:127.0.0.1:${uriPort}`, resume: true });
+        // The source reports postcopy-paused for a moment after the resume (then postcopy-recover,
+        // postcopy-active): wait for it to move on, so that the same pause is not counted twice.
+        await until("the source to leave postcopy-paused after resume", async () => (await qs.cmd("query-migrate")).status !== "postcopy-paused", 20);
       };
       const started = Date.now();
       try {
