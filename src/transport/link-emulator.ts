@@ -56,7 +56,12 @@ class DirectLink implements ByteLink {
   }
   write(chunk: Buffer, cb?: WriteCallback): boolean {
     if (this.socket.destroyed) return false;
-    this.socket.write(chunk, cb);
+    // Node emits 'drain' only after a write() that crossed the socket's own high-water mark (16
+    // KiB): under a smaller threshold the waiters are woken here, as the kernel takes each chunk.
+    this.socket.write(chunk, (err) => {
+      cb?.(err);
+      if (this.drainFns.length > 0 && this.socket.writableLength < this.highWater) this.fire();
+    });
     return this.socket.writableLength < this.highWater;
   }
   onDrain(fn: () => void): void {

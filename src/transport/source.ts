@@ -259,7 +259,11 @@ class PushScheduler {
     while (this.ready.length > 0) {
       const c = this.ready.shift()!;
       c.queued = false;
-      if (c.pushRound()) { c.queued = true; this.ready.push(c); }
+      // One connection's failure (an image read that fails: the file shrank) ends that connection,
+      // not the server and every migration on it.
+      let more = false;
+      try { more = c.pushRound(); } catch (e) { c.failPush(e as Error); }
+      if (more) { c.queued = true; this.ready.push(c); }
       if (nowNs() - t0 > PUSH_TICK_NS) break;
     }
     if (this.ready.length > 0 && !this.scheduled) { this.scheduled = true; setImmediate(this.run); }
@@ -681,7 +685,8 @@ class Conn {
           if (this.state !== "serving" || this.session !== sess) return;
           const t = nowNs();
           m.predicts++; m.predictNs += t - read; if (t - read > m.predictMaxNs) m.predictMaxNs = t - read;
-          this.answer(page, a.pages, a.ns);
+          // outside the reader's try: an error here (an image read) must end this connection only
+          try { this.answer(page, a.pages, a.ns); } catch (e) { this.fail(e as Error); return; }
           m.answerNs += nowNs() - t;
         },
         (err: Error) => { if (this.session === sess) this.fail(new ProtocolError(ErrorCode.Internal, err.message)); },
@@ -790,6 +795,11 @@ class Conn {
     }
     sess.m.pushNs += nowNs() - t0;
     return more;
+  }
+
+  /** The push round threw (called by the scheduler): fail this connection as the fault path would. */
+  failPush(e: Error): void {
+    this.fail(e);
   }
 
   /** Another connection took over this session. */

@@ -56,3 +56,24 @@ test("over an emulated link every fault costs at least a round trip, and the tra
     assert.ok(r.migrationMs >= (pages * 4096 * 8) / 1e9 * 1e3, `migration ${r.migrationMs} ms`);
   } finally { await srv.close(); }
 });
+
+test("a direct link with a queue under the socket's 16 KiB mark still wakes its writers when the peer reads", { timeout: 30_000 }, async () => {
+  for (const queue of [1000, 8192, 65536]) {
+    const { a, b, close } = await pair();
+    try {
+      const link = createLink(a, { queueBytes: queue });
+      b.pause(); // the peer does not read yet: the kernel's buffers fill, then the socket's
+      let written = 0;
+      const chunk = Buffer.alloc(4096, 7);
+      for (let i = 0; i < 20000 && link.write(chunk); i++) written += chunk.length;
+      // write() said stop: wait for the kernel to fill so that bytes stay in the socket's own queue
+      while (a.writableLength < queue) { link.write(chunk); written += chunk.length; }
+      const woke = new Promise<void>((r) => link.onDrain(r));
+      let received = 0;
+      b.on("data", (d: Buffer) => { received += d.length; });
+      b.resume();
+      await Promise.race([woke, new Promise((_, rej) => setTimeout(() => rej(new Error(`queue ${queue}: onDrain never fired (received ${received} of ${written} bytes)`)), 5000))]);
+      assert.ok(a.writableLength < queue, `queue ${queue}: woken with ${a.writableLength} bytes still queued`);
+    } finally { close(); }
+  }
+});
