@@ -56,7 +56,7 @@ export interface MigrationOptions {
   reconnectDelayMs?: number;
   /** Largest delay between attempts (default 500 ms). */
   maxReconnectDelayMs?: number;
-  /** Most reconnections in the whole migration (default: no limit but the timeout). */
+  /** Most reconnection attempts in the whole migration, failed ones included (default: no limit but the timeout). */
   maxReconnects?: number;
   /** Give up after this long (0 = never). */
   timeoutMs?: number;
@@ -121,7 +121,10 @@ export interface MigrationResult {
   guestMs: number;
   pagesReceived: number;
   duplicatePages: number;
+  /** Reconnections that resumed the migration (a WELCOME after a lost connection); failed attempts are not counted. */
   reconnects: number;
+  /** Connection attempts after the first, failed ones included. */
+  reconnectAttempts: number;
   /** Strategy time on the fault path as reported by the source, summed over faults. */
   predictorUs: number;
   received: { fault: number; predicted: number; push: number };
@@ -183,6 +186,8 @@ class Migration {
   private hereReceived = 0; // pages received on this connection
   private hereAcked = 0;
   private attempt = 0;
+  /** Reconnections that got a WELCOME (the report's `reconnects`); `attempt` counts tries. */
+  private resumed = 0;
   /** Since the link was lost (0: connected), and the failed attempts since then. */
   private lostAt = 0;
   private failedAttempts = 0;
@@ -286,7 +291,7 @@ class Migration {
     const left = this.lostAt + limitMs - now;
     if (left <= 0 || this.attempt >= (this.o.maxReconnects ?? Infinity)) {
       return this.fail(new ReconnectError(`lost the connection to the source ${this.host}:${this.o.port} and could not resume within ` +
-        `${limitMs} ms (${this.failedAttempts + 1} attempts, ${this.attempt} reconnections in all): ${e.message}`, this.failedAttempts + 1, limitMs, e));
+        `${limitMs} ms (${this.failedAttempts + 1} attempts, ${this.resumed} reconnections in all): ${e.message}`, this.failedAttempts + 1, limitMs, e));
     }
     this.attempt++;
     // the last attempt is made at the deadline, not after it
@@ -312,6 +317,7 @@ class Migration {
     if (w.version !== PROTOCOL_VERSION) throw new ProtocolError(ErrorCode.Version, `source speaks version ${w.version}, this destination ${PROTOCOL_VERSION}`);
     if (w.pageSize !== PAGE_SIZE) throw new ProtocolError(ErrorCode.PageSize, `source uses ${w.pageSize}-byte pages`);
     if (this.welcome) {
+      this.resumed++;
       if (w.pageCount !== this.pageCount || !w.digest.equals(this.welcome.digest)) {
         throw new ProtocolError(ErrorCode.Digest, "the source's image changed across a reconnection");
       }
@@ -581,7 +587,7 @@ class Migration {
       stallMs: total / 1e6,
       stall: { count: s.length, meanUs: s.length ? total / s.length / 1e3 : 0, p50Us: q(0.5), p90Us: q(0.9), p99Us: q(0.99), maxUs: s.length ? s[s.length - 1] / 1e3 : 0 },
       completionMs: (this.replayEnd - this.t0) / 1e6, migrationMs: (this.lastPage - this.t0) / 1e6, guestMs: this.guestMs,
-      pagesReceived, duplicatePages: this.duplicates, reconnects: this.attempt,
+      pagesReceived, duplicatePages: this.duplicates, reconnects: this.resumed, reconnectAttempts: this.attempt,
       predictorUs: this.predictorNs / 1e3,
       received: { fault: this.received[0], predicted: this.received[1], push: this.received[2] },
       used: { predicted: this.used[1], push: this.used[2] },
