@@ -49,7 +49,7 @@ REQ_PAGES messages for predicted pages of the same RAMBlock.
   --memory-bytes N       engine memory budget, at most 4 GiB (default for ppm: an arena of 2^14
                          contexts, a model file of ~1.6 MB)
   --block NAME=BYTES     RAMBlock size (repeatable); default: learnt from the migration stream
-  --once                 exit after the first migration (exit 1 if it failed)
+  --once                 exit after the first migration (exit 1 unless it completed)
   --json                 one JSON report per migration on stdout
   --quiet                no log lines on stderr
 `;
@@ -75,7 +75,13 @@ function parseBlocks(raw: string[] | undefined): RamBlockInfo[] | undefined {
     const mult = { "": 1, K: 1024, M: 1 << 20, G: 1 << 30 }[m[3].toUpperCase() as "" | "K" | "M" | "G"];
     const size = Number(m[2]) * mult;
     if (size <= 0 || size % 4096 !== 0) throw new UsageError(`--block ${m[1]}: size must be a positive multiple of 4096`);
+    // a RAMBlock the proxy keeps a bitmap for: at most what the engine addresses (2^32 pages of 4 KiB)
+    if (!Number.isSafeInteger(size) || size > 2 ** 44) throw new UsageError(`--block ${m[1]}: size must be at most 16T (2^44 bytes, 2^32 pages), got ${JSON.stringify(s)}`);
+    if (Buffer.byteLength(m[1]) > 255) throw new UsageError(`--block: a RAMBlock name is at most 255 bytes (QEMU sends it with a one-byte length), got ${Buffer.byteLength(m[1])} bytes`);
     return { name: m[1], size };
+  }).map((b, i, all) => {
+    if (all.findIndex((x) => x.name === b.name) !== i) throw new UsageError(`--block names ${b.name} twice`);
+    return b;
   });
 }
 
@@ -199,7 +205,8 @@ export async function run(args: string[]): Promise<number> {
     proxy.on("migration", (r: MigrationReport) => {
       if (values.json) process.stdout.write(JSON.stringify(r) + "\n");
       log(formatReport(r));
-      if (values.once) void proxy.close().then(() => resolve(r.error || r.phase === "failed" ? 1 : 0));
+      // --once: exit 0 only for a migration that completed (closed, failed or abandoned: 1)
+      if (values.once) void proxy.close().then(() => resolve(r.error || r.phase !== "completed" ? 1 : 0));
     });
     const stop = () => void proxy.close().then(() => resolve(0));
     process.once("SIGINT", stop);

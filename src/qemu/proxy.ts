@@ -73,6 +73,8 @@ const OPEN_PHASES: readonly MigrationPhase[] = ["setup", "precopy", "postcopy", 
 
 export interface MigrationReport {
   id: number;
+  /** Set when the prediction threw and the migration went on without injection (the error). */
+  predictionError?: string;
   /** Where the migration's state machine ended (or is, for a live report). */
   phase: MigrationPhase;
   /** Every transition, ms since the first connection. */
@@ -117,6 +119,8 @@ export interface MigrationReport {
 }
 
 class Migration {
+  /** Set when the prediction threw: this migration is forwarded without injection from then on. */
+  predictionError: string | undefined;
   readonly injector: RequestInjector;
   readonly conns = new Set<Conn>();
   open = 0;
@@ -222,6 +226,10 @@ export class QemuProxy extends EventEmitter {
   async close(): Promise<void> {
     for (const m of this.migrations) if (m.pauseTimer) { clearTimeout(m.pauseTimer); m.pauseTimer = null; }
     for (const m of this.migrations) for (const c of m.conns) { c.client.destroy(); c.up?.destroy(); }
+    // and the connections no migration claimed yet (a preempt channel before its first page): the
+    // server's close waits for every connection
+    for (const c of this.unclassified) { c.client.destroy(); c.up?.destroy(); }
+    this.unclassified.clear();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.server = null;
     for (const m of this.migrations) { m.loopDelay.disable(); m.gcObserver.disconnect(); }
@@ -301,7 +309,10 @@ export class QemuProxy extends EventEmitter {
       if (c.parser && !c.parser.done) c.parser.push(chunk);
     });
     client.on("end", () => {
-      if (c.role === "unknown" && head.length > 0) { this.classify(c, head); c.fwd.write(head); }
+      // 1-3 bytes and gone (a port probe, say): no channel of any migration; passed on, unclassified.
+      if (c.role === "unknown" && head.length >= 4) this.classify(c, head);
+      if (c.role === "unknown" && head.length > 0) c.fwd.write(head);
+      else if (c.role !== "unknown" && head.length > 0 && !c.mig?.conns.has(c)) c.fwd.write(head);
       c.fwd.end();
     });
 
@@ -321,7 +332,12 @@ export class QemuProxy extends EventEmitter {
           this.fail(m, e.message);
           return;
         }
-        throw e;
+        // Anything else comes from the prediction (the strategy, an encoding): the migration goes on
+        // without it; the bytes are forwarded as they came. One migration's bug must not end the
+        // proxy and every migration in it.
+        this.stopPredicting(m, e as Error);
+        c.ret.write(chunk);
+        return;
       }
       m.bytesInjected += out.length - chunk.length;
       c.ret.write(out);
@@ -337,6 +353,14 @@ export class QemuProxy extends EventEmitter {
     };
     client.on("close", onClose);
     up.on("close", onClose);
+  }
+
+  /** The prediction threw: log it, forward without injecting for the rest of this migration. */
+  private stopPredicting(m: Migration, e: Error): void {
+    if (m.predictionError) return;
+    m.predictionError = e.message;
+    for (const c of m.conns) c.filter = null;
+    this.log(`proxy: migration ${m.id}: prediction stopped after an error (forwarding goes on): ${e.message}`);
   }
 
   private classify(c: Conn, head: Buffer): void {
@@ -388,8 +412,10 @@ export class QemuProxy extends EventEmitter {
           // destination must load the device state before its first fault, which takes longer.
           setTimeout(() => {
             if (m.phase !== "postcopy") return;
-            this.settleChannels(m);
-            this.preload(m);
+            try {
+              this.settleChannels(m);
+              this.preload(m);
+            } catch (e) { this.stopPredicting(m, e as Error); }
           }, SETTLE_MS).unref();
         }
         if (cmd === MIG_CMD_POSTCOPY_RESUME && m.phase === "recovering") { m.resumes++; m.to("postcopy", "POSTCOPY_RESUME", this.log); }
@@ -558,6 +584,7 @@ export class QemuProxy extends EventEmitter {
     for (const [t, n] of m.messages) messages[RP_TYPE_NAMES[t] ?? `type${t}`] = n;
     return {
       id: m.id,
+      ...(m.predictionError !== undefined ? { predictionError: m.predictionError } : {}),
       phase: m.phase,
       phases: [...m.phases],
       pauses: m.pauses,

@@ -109,6 +109,12 @@ const CASES: Record<string, Case> = {
   "qemu-proxy: an engine option without the engine": {
     args: () => ["qemu-proxy", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--predict", "next8", "--order", "2"], code: 2, match: /--order is an engine option: it needs --predict ppm or ppm-sim, got --predict next8/,
   },
+  "qemu-proxy: a --block size past what a bitmap can hold is refused at start (it crashed at the first connection)": {
+    args: () => ["qemu-proxy", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--predict", "none", "--block", "pc.ram=99999999999999999999"], code: 2, match: /--block pc\.ram: size must be at most 16T/,
+  },
+  "qemu-proxy: a --block name given twice": {
+    args: () => ["qemu-proxy", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--predict", "none", "--block", "pc.ram=4096", "--block", "pc.ram=8192"], code: 2, match: /--block names pc\.ram twice/,
+  },
   "convert: into a missing directory": {
     args: () => ["convert", f("ok.txt"), f("missing/dir/out.txt")], code: 2, match: /missing\/dir\/out\.txt: directory .* does not exist/, check: () => assert.equal(existsSync(f("missing")), false),
   },
