@@ -132,6 +132,14 @@ export async function run(args: string[]): Promise<number> {
   const maxPages = values["max-pages"] === undefined ? undefined : intOption("max-pages", values["max-pages"], DEFAULT_QEMU_POLICY.maxPages, 1, 64);
   const scanReturn = values["scan-return"] === undefined ? undefined : choiceOption("scan-return", values["scan-return"], "on", ["on", "off"]) === "on";
   const minConfidence = numberOption("min-confidence", values["min-confidence"], DEFAULT_QEMU_POLICY.minConfidence, 0, 1);
+  // options of the ppm policy alone (they were accepted and ignored with the other kinds), and the
+  // engine threshold, which the ppm policy sets from --min-confidence
+  for (const k of ["max-pages", "min-confidence"] as const) {
+    if (values[k] !== undefined && predict !== "ppm") throw new UsageError(`--${k} is for --predict ppm, got --predict ${predict}`);
+  }
+  if (values.threshold !== undefined && predict === "ppm") {
+    throw new UsageError(`--threshold with --predict ppm: the policy's engine stops at --min-confidence (${minConfidence}); give --min-confidence instead, got --threshold ${values.threshold}`);
+  }
   const depth = intOption("depth", values.depth, 16, 0, 256);
   // ppm's pages per request are the policy's (--max-pages); a --depth there used to be ignored.
   if (values.depth !== undefined && predict !== "ppm-sim") {

@@ -115,6 +115,12 @@ const CASES: Record<string, Case> = {
   "qemu-proxy: a --block name given twice": {
     args: () => ["qemu-proxy", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--predict", "none", "--block", "pc.ram=4096", "--block", "pc.ram=8192"], code: 2, match: /--block names pc\.ram twice/,
   },
+  "qemu-proxy: --threshold with --predict ppm (the policy's --min-confidence overrode it)": {
+    args: () => ["qemu-proxy", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--predict", "ppm", "--threshold", "0.9"], code: 2, match: /--threshold with --predict ppm: .*give --min-confidence instead, got --threshold 0\.9/,
+  },
+  "qemu-proxy: --max-pages with --predict next8 (it was ignored)": {
+    args: () => ["qemu-proxy", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--predict", "next8", "--max-pages", "4"], code: 2, match: /--max-pages is for --predict ppm, got --predict next8/,
+  },
   "convert: into a missing directory": {
     args: () => ["convert", f("ok.txt"), f("missing/dir/out.txt")], code: 2, match: /missing\/dir\/out\.txt: directory .* does not exist/, check: () => assert.equal(existsSync(f("missing")), false),
   },

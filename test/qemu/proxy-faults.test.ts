@@ -116,3 +116,22 @@ test("qemu-proxy --once exits 1 when its migration did not complete (the source 
     assert.match(err, /migration 1: closed/);
   } finally { p.kill(); t.close(); }
 });
+
+test("writeModelAtomic: a model is replaced whole; a failed save leaves the old file and no temporary file", async () => {
+  const { writeModelAtomic } = await import("../../src/qemu/model.js");
+  const os = await import("node:os");
+  const path = await import("node:path");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ppm-model-"));
+  try {
+    const file = path.join(dir, "m.ppm");
+    const big = Buffer.alloc(3 << 20, 0xab);
+    writeModelAtomic(file, big);
+    assert.ok(fs.readFileSync(file).equals(big));
+    // the rename fails (the name is a non-empty directory): the temporary file is removed
+    const blocked = path.join(dir, "blocked");
+    fs.mkdirSync(blocked);
+    fs.writeFileSync(path.join(blocked, "x"), "x");
+    assert.throws(() => writeModelAtomic(blocked, big));
+    assert.deepEqual(fs.readdirSync(dir).sort(), ["blocked", "m.ppm"]);
+  } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+});
