@@ -120,6 +120,19 @@ export async function run(args: string[]): Promise<number> {
     if (v[k] === undefined) delete (predOpts as Record<string, unknown>)[k];
   }
   const engineFlags = ENGINE_FLAGS.filter((k) => v[k] !== undefined);
+  // Options that only act with another one were accepted and ignored without it: say so instead.
+  const needs: [string, boolean, string][] = [
+    ["switch-at", v.history !== undefined, "--history TRACE"], ["layout", v.history !== undefined, "--history TRACE"],
+    ["layout-seed", v.history !== undefined, "--history TRACE"], ["limit", v.history !== undefined, "--history TRACE"],
+    ["image-seed", v.generate !== undefined, "--generate SIZE"],
+  ];
+  for (const [k, ok, what] of needs) if (v[k as keyof typeof v] !== undefined && !ok) throw new UsageError(`--${k} needs ${what} (without it nothing reads it)`);
+  if (strategyName === "demand" && engineFlags.length > 0) {
+    throw new UsageError(`--${engineFlags[0]} is an engine option: it has no effect with --strategy demand (it predicts nothing)`);
+  }
+  if (v.history !== undefined && v["history-source"] !== undefined && !existsSync(v.history)) {
+    throw new UsageError(`--history ${v.history} does not exist`);
+  }
   let source: HistorySpec = { kind: "full" };
   if (v["history-source"] !== undefined) {
     try { source = parseHistorySpec(v["history-source"]); } catch (e) { throw new UsageError(`--history-source: ${(e as Error).message}`); }

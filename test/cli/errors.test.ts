@@ -143,6 +143,10 @@ const CASES: Record<string, Case> = {
   "serve: an unknown strategy lists each servable one once": {
     args: () => ["serve", "--image", f("ok.txt"), "--port", "0", "--strategy", "bogus"], code: 2, match: /^ppm-prefetch serve: --strategy must be one of demand, qemu(?!.*demand.*demand)(?!.*oracle).*got "bogus"$/,
   },
+  "serve: --switch-at without --history (nothing read it)": { args: () => ["serve", "--image", f("ok.txt"), "--port", "0", "--switch-at", "0.5"], code: 2, match: /--switch-at needs --history TRACE/ },
+  "serve: --image-seed without --generate (nothing read it)": { args: () => ["serve", "--image", f("ok.txt"), "--port", "0", "--image-seed", "3"], code: 2, match: /--image-seed needs --generate SIZE/ },
+  "serve: an engine option with --strategy demand": { args: () => ["serve", "--image", f("ok.txt"), "--port", "0", "--strategy", "demand", "--order", "2"], code: 2, match: /--order is an engine option: it has no effect with --strategy demand/ },
+  "serve: a missing --history is named even with --history-source none": { args: () => ["serve", "--image", f("ok.txt"), "--port", "0", "--history", f("nope.txt"), "--history-source", "none"], code: 2, match: /--history .*nope\.txt does not exist/ },
   "compare: a strategy named twice": { args: () => ["compare", "--trace", f("ok.txt"), "--strategies", "qemu,ppm,qemu"], code: 2, match: /--strategies names qemu twice/ },
   "quality: a layout named twice": { args: () => ["quality", f("ok.txt"), "--layouts", "4k,virtual,4k"], code: 2, match: /--layouts names 4k twice/ },
   "compare: --limit with --workload (it was ignored)": { args: () => ["compare", "--workload", "seq", "--limit", "5"], code: 2, match: /--limit goes with a trace file, not --workload/ },

@@ -62,7 +62,7 @@ interface ServeReport {
 
 function serve(generate: boolean, exitAfter: number): Promise<{ port: number; done: Promise<ServeReport | null> }> {
   const args = [...(MAIN.endsWith(".ts") ? ["--import", "tsx"] : []), MAIN, "serve", "--image", imagePath, ...(generate ? ["--generate", size] : []), "--port", "0",
-    "--strategy", strategy, "--push", push, ...(strategy === "demand" ? [] : ["--history", tracePath]), "--layout", layout, "--exit-after", String(exitAfter), "--quiet",
+    "--strategy", strategy, "--push", push, ...(strategy === "demand" ? [] : ["--history", tracePath, "--layout", layout]), "--exit-after", String(exitAfter), "--quiet",
     ...(timeline ? ["--json", "--timeline"] : []), ...(v["serve-args"] ? v["serve-args"].split(" ").filter(Boolean) : [])];
   const p = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
