@@ -273,7 +273,12 @@ export class QemuProxy extends EventEmitter {
       up.once("connect", () => {
         upReady = true;
         resolve();
+        // The source may have gone while the destination was being reached (a reset, or an end
+        // that was not seen: the client is paused): pass that on instead of leaving the
+        // destination's side open for good.
+        if (client.destroyed) { up.destroy(); return; }
         this.wire(c);
+        if (client.readableEnded) c.fwd.end(); // its end came before wire() listened for it
         client.resume();
       });
     }));
