@@ -301,6 +301,9 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
       if (o.pageCount !== pageCount) origin = `new (saved model is for ${o.pageCount} pages, this guest has ${pageCount})`;
       else if (o.depth !== want.depth || o.threshold !== want.threshold || (want.alphabet && o.alphabet !== want.alphabet)) {
         origin = `new (saved model has other options: depth ${o.depth}, threshold ${o.threshold}, alphabet ${o.alphabet})`;
+      } else if ((["order", "escape", "maxContexts"] as const).some((k) => want[k] !== undefined && o[k] !== want[k])) {
+        // what the command line asks for wins over the file (a restore kept the saved order/escape/arena)
+        origin = `new (saved model has other options: order ${o.order}, escape ${o.escape}, maxContexts ${o.maxContexts})`;
       } else {
         r.clearPresent();
         pred = r;

@@ -419,10 +419,11 @@ class Conn {
       this.close();
     });
     socket.on("error", () => { /* a dropped link: the session waits for a reconnection */ });
-    setTimeout(() => {
+    const helloTimer = setTimeout(() => {
       if (this.state === "hello") this.fail(new ProtocolError(ErrorCode.Unexpected, `no HELLO within ${c.helloTimeoutMs} ms`));
     }, c.helloTimeoutMs).unref();
-    socket.on("close", () => this.close());
+    // cleared on close: the timer's closure held the connection's buffers (320 KiB) for 10 s after it
+    socket.on("close", () => { clearTimeout(helloTimer); this.close(); });
   }
 
   private get sid(): string | null { return this.session?.id ?? null; }

@@ -54,6 +54,20 @@ describe("QEMU policy", () => {
     for (const x of [p, open, q]) x.dispose!();
   });
 
+  it("a saved model with another order or escape than asked is not restored (the command line wins)", () => {
+    const p = createQemuPolicy(8192);
+    for (let i = 0; i < 3; i++) run(p, CYCLE);
+    const saved = p.snapshot!();
+    p.dispose!();
+    const same = createQemuPolicy(8192, {}, saved);
+    assert.match(same.origin, /^restored/);
+    const order = createQemuPolicy(8192, { engine: { order: 5 } }, saved);
+    assert.match(order.origin, /^new \(saved model has other options: order 3/);
+    const escape = createQemuPolicy(8192, { engine: { escape: "A" } }, saved);
+    assert.match(escape.origin, /^new \(saved model has other options: .*escape D/);
+    for (const x of [same, order, escape]) x.dispose!();
+  });
+
   it("carries what one migration learned into the next through the model file (atomic write)", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ppm-model-"));
     try {
