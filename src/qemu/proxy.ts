@@ -314,10 +314,9 @@ export class QemuProxy extends EventEmitter {
       if (c.parser && !c.parser.done) c.parser.push(chunk);
     });
     client.on("end", () => {
-      // 1-3 bytes and gone (a port probe, say): no channel of any migration; passed on, unclassified.
-      if (c.role === "unknown" && head.length >= 4) this.classify(c, head);
+      // Still unknown here means 1-3 bytes and gone (4 classify on arrival), a port probe say: no
+      // channel of any migration; the bytes are passed on as they came.
       if (c.role === "unknown" && head.length > 0) c.fwd.write(head);
-      else if (c.role !== "unknown" && head.length > 0 && !c.mig?.conns.has(c)) c.fwd.write(head);
       c.fwd.end();
     });
 
