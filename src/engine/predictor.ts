@@ -328,7 +328,6 @@ function popcount8(b: number): number {
   return (b + (b >>> 4)) & 0x0f;
 }
 
-/** Create a predictor; synchronous. Throws TypeError/RangeError for bad options. */
 /** Check and complete options, sizing the arena from memoryBytes when that is given. */
 function resolveSized(options: FullPredictorOptions): ResolvedOptions {
   // The linear memory is whole 64 KiB Wasm pages: a budget covers the layout rounded up to them.
@@ -336,6 +335,7 @@ function resolveSized(options: FullPredictorOptions): ResolvedOptions {
     Math.ceil(layoutBytes(options.order ?? DEFAULTS.order, options.streams ?? DEFAULTS.streams, cap, options.pageCount, options.filter ?? DEFAULTS.filter) / 65536) * 65536);
 }
 
+/** Create a predictor; synchronous. Throws TypeError/RangeError for bad options. */
 export function createPredictor(options: FullPredictorOptions): WasmPredictor {
   return new WasmPredictor(options);
 }
