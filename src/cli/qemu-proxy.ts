@@ -88,7 +88,7 @@ function parseBlocks(raw: string[] | undefined): RamBlockInfo[] | undefined {
 export function formatReport(r: MigrationReport): string {
   const s = r.stats;
   return [
-    `migration ${r.id}: ${r.error ? `FAILED (${r.error})` : r.phase} after ${r.durationMs} ms, ${r.connections} connection(s)` +
+    `migration ${r.id}: ${r.error ? `FAILED (${r.error})` : r.phase}${r.completedIn && r.completedIn !== "postcopy" ? ` (in ${r.completedIn})` : ""} after ${r.durationMs} ms, ${r.connections} connection(s)` +
       (r.pauses ? `, paused ${r.pauses}x, resumed ${r.resumes}x` : ""),
     `  strategy: ${r.strategy ? `${r.strategy.name}${r.strategy.origin ? ` (model ${r.strategy.origin})` : ""}${r.strategy.gated !== undefined ? `, ${r.strategy.gated} requests gated (injected pages still queued)` : ""}` : "none"}` +
       (r.modelSaved !== undefined ? `; model ${typeof r.modelSaved === "number" ? `saved (${r.modelSaved} bytes)` : r.modelSaved}` : ""),
@@ -96,7 +96,8 @@ export function formatReport(r: MigrationReport): string {
       ` (source queue empty of injected pages: ${r.service.destQueueEmpty.median} ms over ${r.service.destQueueEmpty.count}; busy: ${r.service.destQueueBusy.median} ms over ${r.service.destQueueBusy.count}); injected median ${r.service.injected.median} ms over ${r.service.injected.count}; stream ${r.service.followed.main}`,
     `  layout: ${r.layout ? r.layout.map((b) => `${b.name}=${b.size}`).join(" ") : "unknown"} (${r.layoutSource}${r.layoutNote ? `: ${r.layoutNote}` : ""})`,
     `  requests ${s.requests} (${s.requestedPages} pages, ${s.requestsForInjected} for injected pages, ${s.unknownBlockRequests} in unknown blocks)`,
-    `  injected ${s.injectedPages} pages in ${s.injectedMessages} messages, ${s.droppedPredictions} predictions dropped`,
+    `  injected ${s.injectedPages} pages in ${s.injectedMessages} messages, ${s.droppedPredictions} predictions dropped` +
+      (r.discards.commands ? `; ${s.discardedPages} present pages discarded by the source (${r.discards.commands} POSTCOPY_RAM_DISCARD, ${r.discards.ranges} ranges${r.discards.malformed ? `, ${r.discards.malformed} malformed: ${r.discards.lastError}` : ""})` : ""),
     `  predictor per request: median ${s.predictUs.median} us, p99 ${s.predictUs.p99} us, max ${s.predictUs.max} us over ${s.predictUs.count}`,
     `  bytes forward ${r.bytesForward}, return ${r.bytesReturn} (+${r.bytesInjected} injected); messages ${JSON.stringify(r.messages)}`,
   ].join("\n");

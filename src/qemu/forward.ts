@@ -8,7 +8,10 @@
  *   be32 version, the RAMBlock list (RAM_SAVE_FLAG_MEM_SIZE), EOS; then top-level items:
  *     0x7e footer     be32 section id
  *     0x02 PART / 0x03 END   be32 section id, then ram records up to EOS
- *     0x08 COMMAND    be16 cmd, be16 len, len bytes (cmd 7 PACKAGED: be32 size, then size bytes)
+ *     0x08 COMMAND    be16 cmd, be16 len, len bytes (cmd 7 PACKAGED: be32 size, then size bytes;
+ *                     cmd 6 POSTCOPY_RAM_DISCARD is decoded: pages no longer at the destination)
+ *     0x04 FULL       (before any switch-over) the device state of a precopy completion: the
+ *                     parser stops there (`stoppedAt`), nothing after it concerns ram
  *     0x00 EOF
  *   A ram record: be64 (offset | flags); ZERO (0x02) or PAGE (0x08) without CONTINUE (0x20) is
  *   followed by u8 n + n bytes of RAMBlock name; ZERO carries 1 byte, PAGE 4096; EOS (0x10) ends the
@@ -28,9 +31,19 @@ export const QEMU_VM_EOF = 0x00;
 export const QEMU_VM_SECTION_START = 0x01;
 export const QEMU_VM_SECTION_PART = 0x02;
 export const QEMU_VM_SECTION_END = 0x03;
+export const QEMU_VM_SECTION_FULL = 0x04;
 export const QEMU_VM_COMMAND = 0x08;
 export const QEMU_VM_SECTION_FOOTER = 0x7e;
 export const MIG_CMD_PACKAGED = 7; // QEMU 7.2 enum qemu_vm_cmd: INVALID, OPEN_RETURN_PATH, PING, POSTCOPY_ADVISE, LISTEN, RUN, RAM_DISCARD, PACKAGED
+/**
+ * Sent on the main channel at the switch-over, before the packaged device state: pages of one
+ * RAMBlock the destination must drop (sent during precopy, dirtied again since). Payload
+ * (savevm.c, qemu_savevm_send_postcopy_ram_discard / loadvm_postcopy_ram_handle_discard):
+ *   u8 version (0), u8 n, n bytes RAMBlock name, u8 0 (NUL), then (be64 start, be64 length) byte
+ *   ranges; QEMU checks len >= 20 and (len - 3 - n) % 16 == 0. QEMU sends at most 12 ranges per
+ *   command (postcopy-ram.c, MAX_DISCARDS_PER_COMMAND) and as many commands as it needs.
+ */
+export const MIG_CMD_POSTCOPY_RAM_DISCARD = 6;
 
 export const RAM_SAVE_FLAG_ZERO = 0x02;
 export const RAM_SAVE_FLAG_MEM_SIZE = 0x04;
@@ -45,6 +58,43 @@ export type ChannelKind = "main" | "preempt";
 
 export type PageCallback = (block: string, page: number, zero: boolean) => void;
 
+/** A discarded range, in target pages of its RAMBlock. */
+export interface DiscardRange {
+  page: number;
+  pages: number;
+}
+
+/**
+ * Decode a MIG_CMD_POSTCOPY_RAM_DISCARD payload, checking what QEMU's destination checks (a payload
+ * it refuses fails the migration there): the block and its page ranges, or why it is malformed.
+ */
+export function decodeRamDiscard(p: Buffer): { block: string; ranges: DiscardRange[] } | string {
+  if (p.length < 1 + 1 + 1 + 1 + 2 * 8) return `payload of ${p.length} bytes, expected >= 20`;
+  if (p[0] !== 0) return `version ${p[0]}, expected 0`;
+  const n = p[1];
+  if (n === 0) return "empty RAMBlock name";
+  if (2 + n + 1 > p.length) return `RAMBlock name of ${n} bytes does not fit the ${p.length}-byte payload`;
+  const name = p.subarray(2, 2 + n);
+  // QEMU reads the name with strlen(): a NUL inside would shift its ranges
+  if (name.includes(0)) return "NUL inside the RAMBlock name";
+  if (p[2 + n] !== 0) return `missing NUL after the RAMBlock name (0x${p[2 + n].toString(16)})`;
+  const rest = p.length - 3 - n;
+  if (rest % 16 !== 0) return `${rest} bytes of ranges, not a multiple of 16`;
+  const block = name.toString("latin1");
+  const ranges: DiscardRange[] = [];
+  const P = BigInt(PAGE);
+  for (let at = 3 + n; at < p.length; at += 16) {
+    const start = p.readBigUInt64BE(at), length = p.readBigUInt64BE(at + 8);
+    // QEMU's ram_block_discard_range refuses unaligned ranges (and fails the migration)
+    if (start % P !== 0n || length % P !== 0n) return `unaligned range 0x${start.toString(16)}+0x${length.toString(16)} in ${block}`;
+    if (length === 0n) continue;
+    // Page numbers past 2^53 are past any RAMBlock anyway: clamped, never imprecise inside one.
+    const cap = (x: bigint) => Number(x > BigInt(Number.MAX_SAFE_INTEGER) ? BigInt(Number.MAX_SAFE_INTEGER) : x);
+    ranges.push({ page: cap(start / P), pages: cap(length / P) });
+  }
+  return { block, ranges };
+}
+
 export interface ForwardHooks {
   /** A QEMU_VM_COMMAND on the main channel (7 PACKAGED: the switch-over to post-copy). */
   onCommand?(cmd: number): void;
@@ -52,6 +102,15 @@ export interface ForwardHooks {
   onSection?(): void;
   /** QEMU_VM_EOF: the source has sent everything. */
   onEof?(): void;
+  /** A well-formed MIG_CMD_POSTCOPY_RAM_DISCARD: these pages of `block` are no longer at the destination. */
+  onDiscard?(block: string, ranges: DiscardRange[]): void;
+  /** A MIG_CMD_POSTCOPY_RAM_DISCARD QEMU would refuse (skipped whole; the stream is still followed). */
+  onDiscardError?(reason: string): void;
+  /**
+   * A full device-state section at the top level before any switch-over: the source is completing
+   * the migration in precopy (qemu_savevm_state_complete_precopy). The parser stops there.
+   */
+  onDeviceState?(): void;
 }
 
 /** QEMU 7.2 MIG_CMD_* numbers the proxy cares about (the same in 10.0). */
@@ -64,7 +123,7 @@ export const MIG_CMD_RECV_BITMAP = 10;
  */
 export const MIG_CMD_SWITCHOVER_START = 11;
 
-type State = "seek" | "top" | "ram" | "skip" | "done" | "lost";
+type State = "seek" | "top" | "ram" | "skip" | "collect" | "done" | "lost";
 
 export class RamStreamParser {
   private state: State;
@@ -76,6 +135,16 @@ export class RamStreamParser {
   private seekBuf: Buffer[] = [];
   private seekLen = 0;
   lost: string | null = null;
+  /** Where a parser that is done stopped, when not at QEMU_VM_EOF. */
+  stoppedAt: string | null = null;
+  /** A RAM_DISCARD payload being collected (the command may be split across chunks). */
+  private collectBuf: Buffer = Buffer.alloc(0);
+  private collectAt = 0;
+  /** PACKAGED seen (or a resumed channel): top-level device state after it is not a precopy completion. */
+  private switchedOver = false;
+  /** RAM_DISCARD commands applied / refused. */
+  discards = 0;
+  discardErrors = 0;
   pages = 0;
   zeroPages = 0;
   sections = 0;
@@ -87,7 +156,7 @@ export class RamStreamParser {
    */
   constructor(readonly kind: ChannelKind, private readonly onPage: PageCallback, private readonly hooks: ForwardHooks = {}, resumeSection?: number) {
     this.state = kind === "main" ? (resumeSection !== undefined ? "top" : "seek") : "ram";
-    if (resumeSection !== undefined) this.ramSection = resumeSection;
+    if (resumeSection !== undefined) { this.ramSection = resumeSection; this.switchedOver = true; }
   }
 
   /** The ram section's id (known once the setup was seen). */
@@ -150,6 +219,18 @@ export class RamStreamParser {
     if (!this.done && end < buf.length) this.carry = Buffer.from(buf.subarray(end));
   }
 
+  /** A complete RAM_DISCARD payload: report its ranges, or why QEMU would refuse it (never throws). */
+  private ramDiscard(payload: Buffer): void {
+    const d = decodeRamDiscard(payload);
+    if (typeof d === "string") {
+      this.discardErrors++;
+      this.hooks.onDiscardError?.(d);
+      return;
+    }
+    this.discards++;
+    this.hooks.onDiscard?.(d.block, d.ranges);
+  }
+
   /**
    * Parse items from buf[at..]; returns the offset of the first byte not consumed (an incomplete
    * header). With `probe`, stop as soon as the carried prefix has been consumed.
@@ -165,6 +246,18 @@ export class RamStreamParser {
           i += n;
           this.skipLeft -= n;
           if (this.skipLeft === 0) this.state = this.afterSkip;
+          break;
+        }
+        case "collect": {
+          const n = Math.min(this.collectBuf.length - this.collectAt, buf.length - i);
+          buf.copy(this.collectBuf, this.collectAt, i, i + n);
+          this.collectAt += n;
+          i += n;
+          if (this.collectAt === this.collectBuf.length) {
+            this.state = "top";
+            this.ramDiscard(this.collectBuf);
+            this.collectBuf = Buffer.alloc(0);
+          }
           break;
         }
         case "top": {
@@ -189,13 +282,29 @@ export class RamStreamParser {
             this.commands++;
             this.hooks.onCommand?.(cmd);
             if (cmd === MIG_CMD_PACKAGED) {
+              this.switchedOver = true;
               this.skipLeft = buf.readUInt32BE(i + 5);
               i += 9;
+            } else if (cmd === MIG_CMD_POSTCOPY_RAM_DISCARD) {
+              // Collected whole (len <= 64 KiB; QEMU's are ~200 bytes), then decoded.
+              this.skipLeft = 0;
+              i += 5;
+              this.collectBuf = Buffer.alloc(len);
+              this.collectAt = 0;
+              if (len > 0) this.state = "collect";
+              else this.ramDiscard(this.collectBuf);
             } else {
               this.skipLeft = len;
               i += 5;
             }
             if (this.skipLeft > 0) { this.afterSkip = "top"; this.state = "skip"; }
+          } else if (t === QEMU_VM_SECTION_FULL && !this.switchedOver) {
+            // Non-iterable device state (no length to skip it by), then EOF: the end of a precopy
+            // migration. Before any switch-over nothing else puts a full section here.
+            this.state = "done";
+            this.stoppedAt = "the device state of a precopy completion";
+            this.hooks.onDeviceState?.();
+            return i;
           } else if (t === QEMU_VM_EOF) {
             this.state = "done";
             this.hooks.onEof?.();

@@ -46,6 +46,11 @@ export interface InjectorStats {
   injectedMessages: number;
   /** Predicted pages dropped: outside the block, already requested, or out of the layout. */
   droppedPredictions: number;
+  /**
+   * Pages the source discarded at the switch-over (MIG_CMD_POSTCOPY_RAM_DISCARD: sent in precopy,
+   * dirtied again) that had been present: absent again, so they can be predicted and requested.
+   */
+  discardedPages: number;
   /** Pages added after an injection to bring QEMU's scanner back after the fault (or, for the preload, to where it was). */
   scannerReturns: number;
   /** Requests for blocks of unknown size (no prediction for them). */
@@ -66,8 +71,10 @@ export class RequestInjector {
   private injectedSet = new Map<string, Uint8Array>();
   readonly st = {
     requests: 0, requestedPages: 0, requestsForInjected: 0, injectedPages: 0, injectedMessages: 0,
-    droppedPredictions: 0, unknownBlockRequests: 0, scannerReturns: 0, preloadedPages: 0, perBlock: {} as Record<string, number>,
+    droppedPredictions: 0, unknownBlockRequests: 0, scannerReturns: 0, preloadedPages: 0, discardedPages: 0, perBlock: {} as Record<string, number>,
   };
+  /** Pages became absent since the strategy was last told its present set (see syncPresent). */
+  private presentStale = false;
 
   /**
    * @param makeStrategy called once when the layout is known, with the global page count; returns
@@ -107,6 +114,43 @@ export class RequestInjector {
     this.strategy?.onPresent?.(b.base + page);
   }
 
+  /**
+   * The source discarded pages [page, page+count) of a block (MIG_CMD_POSTCOPY_RAM_DISCARD, before the
+   * switch-over): they are no longer at the destination. Returns how many had been present.
+   */
+  onDiscard(block: string, page: number, count: number): number {
+    const b = this.blocks.get(block);
+    if (!b || !(count > 0) || !(page >= 0) || page >= b.pages) return 0;
+    const end = Math.min(b.pages, page + count);
+    let n = 0;
+    for (let p = page; p < end; p++) if (b.requested[p]) { b.requested[p] = 0; n++; }
+    if (n > 0) { this.st.discardedPages += n; this.presentStale = true; }
+    return n;
+  }
+
+  /**
+   * Tell the strategy its present set again after discards, once, before it is next asked: the
+   * engine cannot make single pages absent, only forget all and be told the present ones again.
+   * A strategy without resetPresent keeps the discarded pages present (it will not predict them).
+   */
+  private syncPresent(): void {
+    if (!this.presentStale) return;
+    this.presentStale = false;
+    const qs = this.strategy as Partial<QemuStrategy> | null;
+    if (!qs || typeof qs.resetPresent !== "function") return;
+    const runs: [number, number][] = [];
+    for (const b of this.blocks.values()) {
+      for (let p = 0; p < b.pages;) {
+        if (!b.requested[p]) { p++; continue; }
+        let q = p + 1;
+        while (q < b.pages && b.requested[q]) q++;
+        runs.push([b.base + p, q - p]);
+        p = q;
+      }
+    }
+    qs.resetPresent(runs);
+  }
+
   blockSize(name: string): number | undefined {
     return this.blocks.get(name)?.size;
   }
@@ -144,6 +188,7 @@ export class RequestInjector {
     }
     if (hitInjected) this.st.requestsForInjected++;
     if (!this.strategy || firstPage >= b.pages) return [];
+    this.syncPresent();
 
     const t0 = process.hrtime.bigint();
     const qs = this.strategy as Partial<QemuStrategy>;
@@ -193,6 +238,7 @@ export class RequestInjector {
   preload(tracker?: ServiceTracker, scannerAfter?: { block: string; page: number }): { block: string; ranges: InjectRange[] }[] {
     const qs = this.strategy as Partial<QemuStrategy> | null;
     if (!qs || typeof qs.preload !== "function") return [];
+    this.syncPresent();
     const byBlock = new Map<string, number[]>();
     for (const g of qs.preload()) {
       const b = [...this.blocks.values()].find((x) => g >= x.base && g < x.base + x.pages);

@@ -1,6 +1,7 @@
 /** The proxy's model file (`--model FILE`): read when a migration starts, replaced atomically when one completes. */
 import fs from "node:fs";
 import path from "node:path";
+import { tempPathFor } from "../util/temp-files.js";
 import { loadPolicyEngine, modelProblem } from "./policy.js";
 
 /** The saved model, or null when the file does not exist (other errors are thrown). */
@@ -49,9 +50,14 @@ export function replaceModel(file: string, bytes: Uint8Array): void {
   writeModelAtomic(file, bytes);
 }
 
-/** Write to a temporary file beside it, fsync, then rename over: a reader sees the old or the new model, never a part. */
+/**
+ * Write to a temporary file beside it, fsync, then rename over: a reader sees the old or the new model, never a part.
+ * The temporary name is tempPathFor's, as for every atomic write (it also fits names near NAME_MAX).
+ * It is not registered with trackTempFile: this runs synchronously, so no signal handler can run before
+ * the rename or the removal below.
+ */
 export function writeModelAtomic(file: string, bytes: Uint8Array): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  const tmp = tempPathFor(file);
   const fd = fs.openSync(tmp, "w", 0o644);
   try {
     try {

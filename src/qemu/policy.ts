@@ -183,6 +183,11 @@ export interface QemuStrategy extends Strategy {
    * policy options gave explicitly: those stay.
    */
   steer?(s: Omit<Steering, "scannerReturn">): void;
+  /**
+   * Replace the present pages by these runs ([first global page, count]): after the source
+   * discarded pages it had sent in precopy (MIG_CMD_POSTCOPY_RAM_DISCARD), which are absent again.
+   */
+  resetPresent?(runs: readonly (readonly [number, number])[]): void;
   /** Requests the gate held back (nothing injected although the model was asked). */
   readonly gated: number;
   /** Where the model came from. */
@@ -401,6 +406,14 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
     },
     onPresent(page: number) {
       if (page >= 0 && page < pageCount) p.markPresent(page);
+    },
+    resetPresent(runs) {
+      // clearPresent keeps the model; nothing has been predicted before the switch-over's discards
+      p.clearPresent();
+      for (const [first, n] of runs) {
+        const a = Math.max(0, first), e = Math.min(pageCount, first + n);
+        if (e > a) p.markPresentRange(a, e - a);
+      }
     },
     snapshot: () => (p.maintain(), packModel(p.snapshot(), [...starts, ...(start.length > 0 ? [start] : [])].slice(-START_HISTORY))),
     dispose: () => p.dispose(),

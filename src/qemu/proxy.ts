@@ -17,7 +17,7 @@ import { DelayLine } from "./delayline.js";
 import { RequestInjector, type InjectorStats, type RamBlockInfo, type RamLayout } from "./injector.js";
 import { QEMU_VM_FILE_MAGIC, RamHeaderScanner } from "./ramheader.js";
 import { MIG_CMD_PACKAGED, MIG_CMD_POSTCOPY_RESUME, QEMU_VM_COMMAND, RamStreamParser } from "./forward.js";
-import { RP_TYPE_NAMES, ReturnPathError, ReturnPathFilter, TARGET_PAGE_SIZE, encodeReqPagesId } from "./returnpath.js";
+import { RP_SHUT, RP_TYPE_NAMES, ReturnPathError, ReturnPathFilter, TARGET_PAGE_SIZE, encodeReqPagesId } from "./returnpath.js";
 import { ServiceTracker, type ServiceReport } from "./service.js";
 import { defaultsForMachine, type MachineDefaults, type Steering, type TrustFeedback } from "./policy.js";
 
@@ -55,6 +55,8 @@ export interface QemuProxyOptions {
  * One migration's channels, as one state machine:
  *
  *   setup --(ram section)--> precopy --(PACKAGED: switch-over)--> postcopy --(QEMU_VM_EOF)--> completed
+ *   setup/precopy --(the destination's SHUT 0 on the return path: it loaded everything)--> completed
+ *     (`completedIn` "precopy": the migration converged without a switch-over)
  *   postcopy --(main channel closed before EOF)--> paused --(a resumed main channel arrives:
  *     `migrate-recover` on the destination, `migrate resume=true` at the proxy)--> recovering
  *   recovering --(MIG_CMD_POSTCOPY_RESUME)--> postcopy
@@ -69,6 +71,8 @@ const SETTLE_MS = 5;
 /** How the source serves page requests: on a postcopy-preempt channel of their own, or not. */
 export type ChannelMode = "preempt" | "single";
 
+export type CompletedIn = "precopy" | "postcopy" | "unknown";
+
 const OPEN_PHASES: readonly MigrationPhase[] = ["setup", "precopy", "postcopy", "paused", "recovering"];
 
 export interface MigrationReport {
@@ -77,6 +81,17 @@ export interface MigrationReport {
   predictionError?: string;
   /** Where the migration's state machine ended (or is, for a live report). */
   phase: MigrationPhase;
+  /**
+   * With phase "completed": in post-copy (QEMU_VM_EOF after the switch-over, or page requests were
+   * seen), in precopy (the destination's SHUT 0 with the stream followed and no switch-over), or
+   * unknown (SHUT 0, but the forward stream could not be followed to tell).
+   */
+  completedIn?: CompletedIn;
+  /**
+   * MIG_CMD_POSTCOPY_RAM_DISCARD commands seen on the main channel (pages made absent again:
+   * `stats.discardedPages`), and those QEMU would refuse (with the last reason).
+   */
+  discards: { commands: number; ranges: number; malformed: number; lastError?: string };
   /** Every transition, ms since the first connection. */
   phases: { phase: MigrationPhase; atMs: number; why: string }[];
   /** Times post-copy paused and resumed through the proxy. */
@@ -143,6 +158,8 @@ class Migration {
   readonly startedAt = Date.now();
   ended = false;
   phase: MigrationPhase = "setup";
+  completedIn?: CompletedIn;
+  readonly discards: MigrationReport["discards"] = { commands: 0, ranges: 0, malformed: 0 };
   readonly phases: { phase: MigrationPhase; atMs: number; why: string }[] = [{ phase: "setup", atMs: 0, why: "main channel" }];
   pauses = 0;
   resumes = 0;
@@ -424,7 +441,21 @@ export class QemuProxy extends EventEmitter {
         }
         if (cmd === MIG_CMD_POSTCOPY_RESUME && m.phase === "recovering") { m.resumes++; m.to("postcopy", "POSTCOPY_RESUME", this.log); }
       },
-      onEof: () => m.to("completed", "QEMU_VM_EOF", this.log),
+      onEof: () => this.complete(m, "QEMU_VM_EOF"),
+      onDiscard: (block, ranges) => {
+        m.discards.commands++;
+        for (const r of ranges) {
+          m.discards.ranges++;
+          m.injector.onDiscard(block, r.page, r.pages);
+          m.tracker.forget(block, r.page, r.pages);
+        }
+      },
+      onDiscardError: (why) => {
+        m.discards.malformed++;
+        m.discards.lastError = why;
+        this.log(`proxy: migration ${m.id}: a POSTCOPY_RAM_DISCARD the destination will refuse (${why}); skipped`);
+      },
+      onDeviceState: () => this.log(`proxy: migration ${m.id}: device state without a switch-over: the source completes in precopy`),
     }, resumeSection !== undefined && resumeSection >= 0 ? resumeSection : undefined);
     if (resumeSection === undefined) m.mainParser = parser;
     else if (m.mainParser) m.preemptParsers.push(m.mainParser), (m.mainParser = parser);
@@ -440,7 +471,13 @@ export class QemuProxy extends EventEmitter {
         for (const r of ranges) m.tracker.onInjected(req.block, r.offset / TARGET_PAGE_SIZE, r.length / TARGET_PAGE_SIZE, now);
         return ranges;
       },
-      onMessage: (msg) => m.messages.set(msg.type, (m.messages.get(msg.type) ?? 0) + 1),
+      onMessage: (msg) => {
+        m.messages.set(msg.type, (m.messages.get(msg.type) ?? 0) + 1);
+        // A migration that converges in precopy has no switch-over and (its device state is not
+        // followed) no QEMU_VM_EOF seen: the destination's SHUT 0 says it loaded everything.
+        if (msg.type === RP_SHUT && msg.payload.length === 4 && msg.payload.readUInt32BE(0) === 0 &&
+            (m.phase === "setup" || m.phase === "precopy")) this.complete(m, "the destination's SHUT 0: it loaded everything");
+      },
     });
   }
 
@@ -472,6 +509,16 @@ export class QemuProxy extends EventEmitter {
     m.bytesInjected += out.length;
     c.ret.write(out);
     this.log(`proxy: migration ${m.id}: preloaded ${bufs.length} range(s) at the switch-over`);
+  }
+
+  /** The one way into "completed": where it completed (see MigrationReport.completedIn). */
+  private complete(m: Migration, why: string): void {
+    if (!m.open_) return;
+    const p = m.mainParser;
+    m.completedIn = m.phase === "postcopy" || m.phase === "recovering" || m.phase === "paused" || m.injector.st.requests > 0
+      ? "postcopy" // the destination requests pages only in post-copy
+      : p && !p.lost && p.ramSectionId >= 0 ? "precopy" : "unknown";
+    m.to("completed", `${why}; in ${m.completedIn}`, this.log);
   }
 
   private forwardParser(m: Migration, kind: "main" | "preempt"): RamStreamParser {
@@ -522,7 +569,9 @@ export class QemuProxy extends EventEmitter {
   private end(m: Migration): void {
     {
       m.ended = true;
-      if (m.phase === "completed" && this.opts.saveModel) {
+      // Only a post-copy taught the strategy anything; saving after a precopy completion would also
+      // turn a new (untrusted) model into a restored one, trusted from the start next time.
+      if (m.phase === "completed" && m.completedIn === "postcopy" && this.opts.saveModel) {
         try {
           const bytes = m.injector.snapshot();
           if (bytes) { this.opts.saveModel(bytes); m.modelSaved = bytes.length; }
@@ -531,7 +580,9 @@ export class QemuProxy extends EventEmitter {
           m.modelSaved = `not saved: ${(e as Error).message}`;
           this.log(`proxy: migration ${m.id}: model not saved: ${(e as Error).message}`);
         }
-      } else if (this.opts.saveModel) m.modelSaved = `not saved: the migration ended ${m.phase}`;
+      } else if (this.opts.saveModel) {
+        m.modelSaved = m.phase === "completed" ? `not saved: completed in ${m.completedIn}, no post-copy to learn from` : `not saved: the migration ended ${m.phase}`;
+      }
       const r = this.report(m);
       m.loopDelay.disable();
       m.gcObserver.disconnect();
@@ -543,7 +594,7 @@ export class QemuProxy extends EventEmitter {
   }
 
   private service(m: Migration): ServiceReport {
-    const state = (p: RamStreamParser | null) => !p ? "not seen" : p.lost ? `lost: ${p.lost}` : p.done ? "followed to the end" : "followed";
+    const state = (p: RamStreamParser | null) => !p ? "not seen" : p.lost ? `lost: ${p.lost}` : p.done ? (p.stoppedAt ? `followed to ${p.stoppedAt}` : "followed to the end") : "followed";
     m.tracker.followed.main = state(m.mainParser);
     m.tracker.followed.preempt = m.preemptParsers.length ? m.preemptParsers.map(state).join("; ") : "no channel";
     return m.tracker.report();
@@ -590,6 +641,8 @@ export class QemuProxy extends EventEmitter {
       id: m.id,
       ...(m.predictionError !== undefined ? { predictionError: m.predictionError } : {}),
       phase: m.phase,
+      ...(m.completedIn !== undefined ? { completedIn: m.completedIn } : {}),
+      discards: { ...m.discards },
       phases: [...m.phases],
       pauses: m.pauses,
       resumes: m.resumes,

@@ -107,6 +107,18 @@ export class ServiceTracker {
     return this.seen.get(block)?.has(page) ?? false;
   }
 
+  /**
+   * The source discarded pages [first, first+n) of a block at the switch-over (MIG_CMD_POSTCOPY_RAM_DISCARD):
+   * whatever went by for them is gone from the destination; they count as not seen again. Bounded
+   * by the pages seen, whatever `n` says (the range comes from the stream).
+   */
+  forget(block: string, first: number, n: number): void {
+    const seen = this.seen.get(block);
+    if (!seen || n <= 0) return;
+    if (n <= seen.size) { for (let p = first; p < first + n; p++) seen.delete(p); return; }
+    for (const p of seen) if (p >= first && p < first + n) seen.delete(p);
+  }
+
   /** A destination request for pages [first, first+n) of a block, seen at `now`. */
   onDestRequest(block: string, first: number, n: number, now: number): void {
     if (this.first < 0) this.first = now;

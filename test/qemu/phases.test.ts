@@ -86,6 +86,7 @@ it("pauses when the main channel is lost in post-copy, resumes through the proxy
   await until(() => ended !== null, "migration reported");
   const r = ended! as MigrationReport;
   assert.equal(r.phase, "completed");
+  assert.equal(r.completedIn, "postcopy");
   assert.deepEqual(r.phases.map((p) => p.phase), ["setup", "precopy", "postcopy", "paused", "recovering", "postcopy", "completed"]);
   assert.equal(r.pauses, 1);
   assert.equal(r.resumes, 1);
