@@ -33,6 +33,9 @@ it("migrates a running guest through the proxy with intact memory", { skip, time
   assert.ok(r.sourceRequests >= r.requests, "the source saw at least the destination's requests");
   // The proxy followed both directions and both channels to the end of the stream.
   assert.equal(r.proxy!.phase, "completed", JSON.stringify(r.proxy!.phases));
+  assert.equal(r.proxy!.completedIn, "postcopy");
+  // QEMU's POSTCOPY_RAM_DISCARD commands (QEMU 7.2 sends one per RAM block here) decode as QEMU decodes them
+  assert.equal(r.proxy!.discards.malformed, 0, JSON.stringify(r.proxy!.discards));
   assert.equal(r.proxy!.service.followed.main, "followed to the end");
   assert.match(r.proxy!.service.followed.preempt, /^followed/);
   assert.ok(r.proxy!.service.dest.count > 0, "service times measured");
