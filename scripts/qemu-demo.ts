@@ -26,6 +26,8 @@ const HELP = `usage: qemu-demo [options]
                          all (default loopback,latency-bound)
                          loopback: no delay; latency-bound: return path delayed --return-delay-ms (2),
                          postcopy-preempt on; latency: --delay-ms each way; bandwidth: --postcopy-mbs
+  --precopy-ms MS        precopy before the switch-over (default 0: post-copy at once); pages dirtied
+                         again meanwhile are discarded at the switch-over (the proxy reports them)
   --configs LIST         comma list of no-proxy,proxy,proxy-ppm,proxy-ppm-sim,proxy-next8
                          (default proxy,proxy-ppm; proxy is the pass-through counter: QEMU alone);
                          proxy-ppm:KEY=V:KEY=V... is proxy-ppm with other policy settings (keys
@@ -49,7 +51,8 @@ const HELP = `usage: qemu-demo [options]
   --json                 print {"runs":[...]} on stdout
 `;
 
-const { values } = parseArgs({
+const { values } = (() => { try { return parseOptions(); } catch (e) { process.stderr.write(`qemu-demo: ${(e as Error).message.split("\n")[0]}\n`); process.exit(2); } })();
+function parseOptions() { return parseArgs({
   args: process.argv.slice(2),
   options: {
     runs: { type: "string" }, regime: { type: "string" }, configs: { type: "string" },
@@ -57,8 +60,9 @@ const { values } = parseArgs({
     depth: { type: "string" }, "mem-mb": { type: "string" }, accel: { type: "string" },
     json: { type: "boolean" }, help: { type: "boolean", short: "h" }, verbose: { type: "boolean" },
     guest: { type: "string" }, hops: { type: "string" }, qemu: { type: "string" }, "max-pages": { type: "string" }, "min-confidence": { type: "string" },
+    "precopy-ms": { type: "string" },
   },
-});
+}); }
 if (values.help) {
   process.stdout.write(HELP);
   process.exit(0);
@@ -70,6 +74,8 @@ const REGIMES = ["loopback", "latency-bound", "latency", "bandwidth"];
 const regimes = values.regime === "both" ? ["latency", "bandwidth"] : values.regime === "all" ? REGIMES : (values.regime ?? "loopback,latency-bound").split(",");
 for (const r of regimes) if (!REGIMES.includes(r)) { process.stderr.write(`qemu-demo: unknown regime ${r}\n`); process.exit(2); }
 const returnDelayMs = Number(values["return-delay-ms"] ?? 2);
+const precopyMs = Number(values["precopy-ms"] ?? 0);
+if (!Number.isFinite(precopyMs) || precopyMs < 0 || precopyMs > 600000) { process.stderr.write(`qemu-demo: --precopy-ms must be 0..600000, got ${values["precopy-ms"]}\n`); process.exit(2); }
 let configs = (values.configs ?? "proxy,proxy-ppm").split(",");
 const POLICY_KEYS: Record<string, [keyof QemuPolicyOptions, number, number, boolean]> = {
   "max-pages": ["maxPages", 1, 64, true], "min-confidence": ["minConfidence", 0, 1, false],
@@ -146,7 +152,7 @@ for (const guest of guests) for (const regime of regimes) {
     for (const label of configs) {
       const config = baseConfig(label);
       const r = await runMigration({
-        guest, config, hops, timeoutMs: 150000 * hops, preempt: !!values.preempt || regime === "latency-bound", memMb: Number(values["mem-mb"] ?? 512), accel: values.accel,
+        guest, config, hops, precopyMs, timeoutMs: 150000 * hops + precopyMs, preempt: !!values.preempt || regime === "latency-bound", memMb: Number(values["mem-mb"] ?? 512), accel: values.accel,
         delayMs: regime === "latency" ? delayMs : 0,
         returnDelayMs: regime === "latency-bound" ? returnDelayMs : undefined,
         postcopyBandwidth: regime === "bandwidth" ? postcopyMbs * 1024 * 1024 : 0,

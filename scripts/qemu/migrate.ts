@@ -42,6 +42,12 @@ export interface RunOptions {
    */
   hops?: number;
   learnConfig?: ConfigName;
+  /**
+   * Let precopy run this long before `migrate-start-postcopy` (default 0: post-copy at once). Pages
+   * sent meanwhile and dirtied again are discarded at the switch-over (POSTCOPY_RAM_DISCARD); a
+   * migration that converges first completes in precopy.
+   */
+  precopyMs?: number;
   /** Cut the proxied connections this long after the switch-over, then recover (migrate-recover, migrate resume=true). */
   breakAfterMs?: number;
   /** The model file the proxy-ppm hops load and save (default: in the run's temporary folder). */
@@ -242,7 +248,9 @@ export async function runMigration(o: RunOptions): Promise<RunResult> {
       const started = Date.now();
       try {
         await qs.cmd("migrate", { uri: `tcp:127.0.0.1:${uriPort}` });
-        await qs.cmd("migrate-start-postcopy");
+        if (o.precopyMs) await sleep(o.precopyMs);
+        // A migration that converged in precopy meanwhile has nothing to switch over.
+        if (!o.precopyMs || (await qs.cmd("query-migrate")).status === "active") await qs.cmd("migrate-start-postcopy");
         if (o.breakAfterMs !== undefined && last && proxy) {
           // A network failure in post-copy, then QEMU's recovery through the same proxy.
           await sleep(o.breakAfterMs);
