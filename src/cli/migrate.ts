@@ -105,9 +105,9 @@ export async function run(args: string[]): Promise<number> {
     throw new RuntimeFailure(`migration from ${host}:${port}: ${err.message}`);
   }
   if (v.json) {
-    const { verified, faults, stallMs, completionMs, migrationMs, pagesReceived, duplicatePages, reconnects, predictorUs } = r;
+    const { verified, faults, inflightWaits, stallMs, completionMs, migrationMs, pagesReceived, duplicatePages, reconnects, predictorUs, doneDelivered } = r;
     const extra = v.timeline ? { sessionId: r.sessionId, timeline: r.timeline, cpuMs: process.cpuUsage().user / 1e3 + process.cpuUsage().system / 1e3 } : {};
-    process.stdout.write(JSON.stringify({ verified, faults, stallMs, completionMs, migrationMs, pagesReceived, duplicatePages, reconnects, predictorUs, ...extra }) + "\n");
+    process.stdout.write(JSON.stringify({ verified, faults, inflightWaits, stallMs, completionMs, migrationMs, pagesReceived, duplicatePages, reconnects, predictorUs, doneDelivered, ...extra }) + "\n");
   } else {
     process.stdout.write(describe(r, trace.name));
   }
@@ -121,13 +121,14 @@ export function describe(r: MigrationResult, name: string): string {
   return [
     `migration of ${r.pageCount} pages, trace ${name}: ${r.accesses} accesses replayed (guest time ${f(r.guestMs)} ms)`,
     `image            ${r.verified ? "verified" : "MISMATCH"} sha256 ${r.digest}${r.verified ? "" : ` (source ${r.expectedDigest})`}`,
-    `faults           ${r.faults} (${r.requests} requests)`,
+    `faults           ${r.faults} network faults, ${r.inflightWaits} waits for pages already on the wire (${r.requests} requests)`,
     `stall            ${f(r.stallMs)} ms total; per fault mean ${f(s.meanUs)} us, p50 ${f(s.p50Us)}, p90 ${f(s.p90Us)}, p99 ${f(s.p99Us)}, max ${f(s.maxUs)} us`,
     `completion       ${f(r.completionMs)} ms (switch-over to last access)`,
     `migration        ${f(r.migrationMs)} ms (switch-over to last page)`,
     `pages            ${r.pagesReceived} received (${r.received.fault} fault, ${r.received.predicted} predicted, ${r.received.push} pushed), ${r.duplicatePages} duplicates, ${r.reconnects} reconnections`,
     `prefetch         ${r.used.predicted}/${r.received.predicted} predicted pages touched before the end (accuracy ${r.received.predicted ? `${f(100 * r.accuracy)}%` : "-"}), ${r.used.push} pushed pages touched`,
     `predictor        ${f(r.predictorUs)} us on the fault path (${r.requests ? f(r.predictorUs / r.requests, 2) : "0"} us per request)`,
+    ...(r.doneDelivered ? [] : ["end              DONE not acknowledged: the source could not be reached again after the last page (its session ends at its TTL)"]),
     "",
   ].join("\n");
 }

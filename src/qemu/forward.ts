@@ -26,6 +26,7 @@
  * Anything else (another iterable device, multifd, compression, xbzrle) makes the parser stop with a
  * reason (`lost`); the proxy keeps forwarding and only the service-time figures stop.
  */
+import { RamSetupReader } from "./ramheader.js";
 
 export const QEMU_VM_EOF = 0x00;
 export const QEMU_VM_SECTION_START = 0x01;
@@ -132,8 +133,10 @@ export class RamStreamParser {
   private afterSkip: State = "top";
   private lastBlock = "";
   private ramSection = -1;
-  private seekBuf: Buffer[] = [];
-  private seekLen = 0;
+  /** The head of a main channel until the ram setup is found (read incrementally: linear). */
+  private seek: RamSetupReader | null = null;
+  /** Bytes copied and examined while looking for the ram setup (linear in the head; for tests). */
+  headWork = 0;
   lost: string | null = null;
   /** Where a parser that is done stopped, when not at QEMU_VM_EOF. */
   stoppedAt: string | null = null;
@@ -171,20 +174,19 @@ export class RamStreamParser {
   push(chunk: Buffer): void {
     if (this.done) return;
     if (this.state === "seek") {
-      this.seekBuf.push(chunk);
-      this.seekLen += chunk.length;
-      const all = Buffer.concat(this.seekBuf);
-      this.seekBuf = [all];
-      const r = findRamSetupEnd(all);
+      const seek = (this.seek ??= new RamSetupReader());
+      seek.push(chunk);
+      const r = setupEnd(seek);
+      this.headWork = seek.work;
       if (r === "need-more") {
-        if (this.seekLen > SEEK_LIMIT) this.fail(`no ram section setup in the first ${SEEK_LIMIT} bytes`);
+        if (seek.length > SEEK_LIMIT) { this.seek = null; this.fail(`no ram section setup in the first ${SEEK_LIMIT} bytes`); }
         return;
       }
-      this.seekBuf = [];
+      this.seek = null;
       if (typeof r === "string") return this.fail(r);
       this.ramSection = r.section;
       this.state = "top";
-      chunk = all.subarray(r.end);
+      chunk = seek.bytes().subarray(r.end);
     }
     this.run(chunk);
   }
@@ -364,34 +366,19 @@ export class RamStreamParser {
 
 /** Locate the ram section's setup in the head of a main channel: its section id and where it ends. */
 export function findRamSetupEnd(b: Buffer): { section: number; end: number } | "need-more" | string {
-  if (b.length < 4) return "need-more";
-  if (b.readUInt32BE(0) !== 0x5145564d) return "not a main migration channel (no QEVM magic)";
-  const tail = Buffer.from([3, 0x72, 0x61, 0x6d, 0, 0, 0, 0, 0, 0, 0, 4]);
-  let at = -1;
-  let section = -1;
-  for (let i = 8; i + 5 + tail.length <= b.length; i++) {
-    if (b[i] === QEMU_VM_SECTION_START && b[i + 5] === 3 && b.subarray(i + 5, i + 5 + tail.length).equals(tail)) {
-      section = b.readUInt32BE(i + 1);
-      at = i + 5 + tail.length;
-      break;
-    }
+  const reader = new RamSetupReader();
+  reader.push(b);
+  return setupEnd(reader);
+}
+
+/** The forward parser's reading of a RamSetupReader: where the setup ends, "need-more", or why not. */
+function setupEnd(reader: RamSetupReader): { section: number; end: number } | "need-more" | string {
+  switch (reader.step()) {
+    case "need-more": return "need-more";
+    case "complete": return { section: reader.section, end: reader.end };
+    case "no-magic": return "not a main migration channel (no QEVM magic)";
+    case "no-mem-size": return "ram section does not start with RAM_SAVE_FLAG_MEM_SIZE";
+    case "bad-list": return "implausible RAMBlock list";
+    case "optional-fields": return "RAMBlock list carries optional fields: stream not followed";
   }
-  if (at < 0) return "need-more";
-  if (b.length < at + 8) return "need-more";
-  const hi = b.readUInt32BE(at), lo = b.readUInt32BE(at + 4);
-  if (!(lo & RAM_SAVE_FLAG_MEM_SIZE)) return "ram section does not start with RAM_SAVE_FLAG_MEM_SIZE";
-  let total = hi * 2 ** 32 + ((lo & ~0xfff) >>> 0);
-  let p = at + 8;
-  while (total > 0) {
-    if (b.length < p + 1) return "need-more";
-    const n = b[p];
-    if (b.length < p + 1 + n + 8) return "need-more";
-    const size = b.readUInt32BE(p + 1 + n) * 2 ** 32 + b.readUInt32BE(p + 1 + n + 4);
-    if (n === 0 || size === 0 || size > total) return "implausible RAMBlock list";
-    total -= size;
-    p += 1 + n + 8;
-  }
-  if (b.length < p + 8) return "need-more";
-  if (b.readUInt32BE(p) !== 0 || b.readUInt32BE(p + 4) !== RAM_SAVE_FLAG_EOS) return "RAMBlock list carries optional fields: stream not followed";
-  return { section, end: p + 8 };
 }

@@ -11,7 +11,12 @@
  *
  * When the connection drops, the destination reconnects to the same session, sends its present bitmap
  * and asks again for the pages its blocked streams wait for; the source resends only what is missing.
- * At the end the image's SHA-256 must equal the digest the source announced.
+ * At the end the image's SHA-256 must equal the digest the source announced, and DONE ends the session
+ * at the source; a destination that finished while disconnected reconnects to deliver it.
+ *
+ * A page the guest blocked on is a fault when it arrives as a fault page (the source sent it because
+ * of the request) and an in-flight wait when it arrives as predicted or pushed (it was already on the
+ * wire): the simulator's rule, per page.
  */
 import { connect, type Socket } from "node:net";
 import { createHash, randomBytes } from "node:crypto";
@@ -107,8 +112,17 @@ export interface MigrationResult {
   expectedDigest: string;
   pageCount: number;
   accesses: number;
-  /** Accesses that found their page absent and blocked their stream. */
+  /**
+   * Network faults, as the simulator counts them: pages the guest blocked on that the source sent
+   * because of the request (they arrive as fault pages; always equals `received.fault`).
+   */
   faults: number;
+  /**
+   * In-flight waits, as the simulator counts them: pages the guest blocked on that the source had
+   * already sent as predicted or pushed (the request found them on the wire). Every blocked access,
+   * either kind, is one entry of `stall`.
+   */
+  inflightWaits: number;
   /** Fault requests sent. */
   requests: number;
   stallMs: number;
@@ -128,11 +142,16 @@ export interface MigrationResult {
   /** Strategy time on the fault path as reported by the source, summed over faults. */
   predictorUs: number;
   received: { fault: number; predicted: number; push: number };
-  /** Prefetched pages the guest touched before the replay ended (counted once per page). */
+  /** Prefetched pages the guest touched before the replay ended (counted once per page, in-flight waits included). */
   used: { predicted: number; push: number };
   /** predicted pages touched / predicted pages received. */
   accuracy: number;
   bytesReceived: number;
+  /**
+   * Whether the source acknowledged DONE (it closes the connection in order after reading it). False
+   * when the destination finished but could not reach the source again within the reconnection deadline.
+   */
+  doneDelivered: boolean;
   /** The session id this destination chose (hex), as the source names it. */
   sessionId: string;
   /** With the `timeline` option. */
@@ -142,7 +161,6 @@ export interface MigrationResult {
 /** Acknowledge every this many pages, and at the end of every chunk read (the source keeps at most its push window in flight). */
 const ACK_EVERY = 8;
 const K_TOUCHED = 0x80;
-const K_FAULTED = 0x40;
 const K_MASK = 0x0f; // 1 + PageKind
 
 export function runMigration(opts: MigrationOptions): Promise<MigrationResult> {
@@ -193,11 +211,15 @@ class Migration {
   private failedAttempts = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   private finished = false;
+  /** The image's digest once every page is present and the replay is done: only DONE is left to deliver. */
+  private finalDigest: Buffer | null = null;
+  private doneTimer: NodeJS.Timeout | null = null;
   private resolve!: (r: MigrationResult) => void;
   private reject!: (e: Error) => void;
   private overall: NodeJS.Timeout | null = null;
   // counters
   private faults = 0;
+  private inflightWaits = 0;
   private requests = 0;
   private received = [0, 0, 0];
   private used = [0, 0, 0];
@@ -277,6 +299,7 @@ class Migration {
     if (this.socket !== sock || this.finished) return;
     this.socket = null;
     this.serving = false;
+    if (this.doneTimer) { clearTimeout(this.doneTimer); this.doneTimer = null; }
     this.link?.close();
     sock.destroy();
     const fatal = e instanceof RemoteError || e instanceof TraceMismatchError ||
@@ -345,6 +368,8 @@ class Migration {
     for (const [p, streams] of this.waiters) this.sendFault(p, streams[0]);
     if (this.replayEnd >= 0) this.sendEmpty(FrameType.ReplayDone);
     wr.flush();
+    // finished while disconnected: this reconnection exists to end the session at the source
+    if (this.finalDigest) return this.sendDone();
     if (this.t0 === 0) { this.t0 = nowNs(); if (PROBE) this.pSched0 = schedstat(); this.schedule(); }
   }
 
@@ -424,6 +449,10 @@ class Migration {
       }
       if (this.o.timeline) this.arrived.set(p, now);
       this.waiters.delete(p);
+      // the simulator's rule: the request made it a fault only if the source sent the page because of
+      // it; a page that was already on the wire as predicted or pushed is an in-flight wait, and its
+      // touch (when the stream resumes) is a used prefetch with feedback like any other
+      if (k === PageKind.Fault) this.faults++; else this.inflightWaits++;
       for (const st of ws) {
         const d = now - this.stallStart[st];
         this.stallNs[st] += d;
@@ -524,7 +553,6 @@ class Migration {
 
   private firstTouch(p: number, st: number, k: number): void {
     this.kind[p] = k | K_TOUCHED;
-    if (k & K_FAULTED) return;
     const kk = (k & K_MASK) - 1;
     if (kk === PageKind.Predicted || kk === PageKind.Push) {
       this.used[kk]++;
@@ -538,8 +566,7 @@ class Migration {
   }
 
   private fault(st: number, p: number, now: number): void {
-    this.faults++;
-    this.kind[p] |= K_FAULTED;
+    // classified (fault or in-flight wait) when the page arrives: only its kind tells
     this.blockedOn[st] = p;
     this.stallStart[st] = now;
     if (PROBE) probe("d_fault", { sid: this.sessionId.toString("hex"), page: p, stream: st, t: now, due: this.pDue, w: waitNs() });
@@ -555,26 +582,46 @@ class Migration {
   }
 
   private maybeFinish(): void {
-    if (this.finished || this.replayEnd < 0 || this.lastPage < 0) return;
+    if (this.finished || this.finalDigest || this.replayEnd < 0 || this.lastPage < 0) return;
     if (PROBE) {
       const ss = schedstat();
       probe("d_end", { sid: this.sessionId.toString("hex"), t0: this.t0, replayEnd: this.replayEnd, lastPage: this.lastPage, runNs: ss.runNs - this.pSched0.runNs, waitNs: ss.waitNs - this.pSched0.waitNs });
     }
-    const digest = sha256(this.memory);
-    const expected = this.welcome!.digest;
-    this.finished = true;
-    if (this.overall) clearTimeout(this.overall);
-    const result = this.result(digest, expected);
-    const sock = this.socket;
-    if (!this.serving || !sock) return this.resolve(result);
-    // DONE ends the session at the source; it closes the connection once it has read it
-    this.sendEmpty(FrameType.Done);
-    this.writer!.flush();
-    const fallback = setTimeout(() => { sock.destroy(); this.resolve(result); }, 2000);
-    sock.once("close", () => { clearTimeout(fallback); this.resolve(result); });
+    this.finalDigest = sha256(this.memory);
+    if (this.serving && this.socket) return this.sendDone();
+    // Finished while disconnected: the reconnection under way (a retry timer or a socket waiting for
+    // its WELCOME) goes on, and DONE follows its START (onWelcome); without it the source would keep
+    // the session for its TTL. If the source cannot be reached in time, `complete(false)`.
   }
 
-  private result(digest: Buffer, expected: Buffer): MigrationResult {
+  /** DONE ends the session at the source, which closes the connection in order once it has read it. */
+  private sendDone(): void {
+    const sock = this.socket!;
+    this.sendEmpty(FrameType.Done);
+    this.writer!.flush();
+    // 'end' (not 'close'): a connection that drops instead may have lost DONE, so it is a link
+    // failure like any other and the destination reconnects to deliver it again
+    sock.once("end", () => { if (this.socket === sock) this.complete(true); });
+    this.doneTimer = setTimeout(() => { this.doneTimer = null; if (this.socket === sock) this.complete(false); }, 2000);
+  }
+
+  /** The migration is over: nothing of it (socket, link, timer) is left behind. */
+  private complete(delivered: boolean): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.release();
+    this.resolve(this.result(this.finalDigest!, this.welcome!.digest, delivered));
+  }
+
+  private release(): void {
+    for (const t of [this.overall, this.timer, this.retryTimer, this.doneTimer]) if (t) clearTimeout(t);
+    this.overall = this.timer = this.retryTimer = this.doneTimer = null;
+    this.link?.close();
+    this.socket?.destroy();
+    this.socket = null;
+  }
+
+  private result(digest: Buffer, expected: Buffer, doneDelivered: boolean): MigrationResult {
     const s = Float64Array.from(this.stalls).sort();
     const q = (f: number) => (s.length ? s[Math.min(s.length - 1, Math.floor(f * s.length))] / 1e3 : 0);
     let total = 0;
@@ -583,7 +630,7 @@ class Migration {
     return {
       verified: digest.equals(expected) && this.present.count === this.pageCount,
       digest: digest.toString("hex"), expectedDigest: expected.toString("hex"), pageCount: this.pageCount,
-      accesses: this.accesses, faults: this.faults, requests: this.requests,
+      accesses: this.accesses, faults: this.faults, inflightWaits: this.inflightWaits, requests: this.requests,
       stallMs: total / 1e6,
       stall: { count: s.length, meanUs: s.length ? total / s.length / 1e3 : 0, p50Us: q(0.5), p90Us: q(0.9), p99Us: q(0.99), maxUs: s.length ? s[s.length - 1] / 1e3 : 0 },
       completionMs: (this.replayEnd - this.t0) / 1e6, migrationMs: (this.lastPage - this.t0) / 1e6, guestMs: this.guestMs,
@@ -592,7 +639,7 @@ class Migration {
       received: { fault: this.received[0], predicted: this.received[1], push: this.received[2] },
       used: { predicted: this.used[1], push: this.used[2] },
       accuracy: this.received[1] ? this.used[1] / this.received[1] : 0,
-      bytesReceived: this.bytes,
+      bytesReceived: this.bytes, doneDelivered,
       sessionId: this.sessionId.toString("hex"),
       ...(this.o.timeline ? { timeline: { page: this.tlPage, sentNs: this.tlSent, arrivedNs: this.tlPage.map((p) => this.arrived.get(p) ?? -1) } } : {}),
     };
@@ -600,13 +647,10 @@ class Migration {
 
   private fail(e: Error): void {
     if (this.finished) return;
+    // every page is present and verified: not reaching the source to say so does not undo that
+    if (this.finalDigest) return this.complete(false);
     this.finished = true;
-    if (this.overall) clearTimeout(this.overall);
-    if (this.timer) clearTimeout(this.timer);
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.link?.close();
-    this.socket?.destroy();
-    this.socket = null;
+    this.release();
     this.reject(e);
   }
 }

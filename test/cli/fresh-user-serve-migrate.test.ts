@@ -167,5 +167,7 @@ test("serve --generate then migrate: verified, 'accuracy -' without predicted pa
   assert.equal(one.code, 0, one.err);
   assert.match(one.out, /image +verified/);
   assert.match(one.out, /0\/0 predicted pages touched before the end \(accuracy -\)/);
+  assert.match(one.out, /faults +\d+ network faults, \d+ waits for pages already on the wire \(\d+ requests\)/);
+  assert.doesNotMatch(one.out, /DONE not acknowledged/);
   assert.equal(s.code, 0, s.err);
 });

@@ -34,8 +34,10 @@ test("serve + migrate CLIs: a verified migration of the sqlite fixture, --json r
     const mig = await cli(["migrate", "--connect", `127.0.0.1:${p}`, "--trace", FIXTURE, "--limit", "100000", "--json", "--delay-us", "20", "--rate-gbps", "10"]).done;
     assert.equal(mig.code, 0, mig.err);
     const r = JSON.parse(mig.out);
-    assert.deepEqual(Object.keys(r), ["verified", "faults", "stallMs", "completionMs", "migrationMs", "pagesReceived", "duplicatePages", "reconnects", "predictorUs"]);
+    assert.deepEqual(Object.keys(r), ["verified", "faults", "inflightWaits", "stallMs", "completionMs", "migrationMs", "pagesReceived", "duplicatePages", "reconnects", "predictorUs", "doneDelivered"]);
     assert.equal(r.verified, true);
+    assert.equal(r.doneDelivered, true, "the source acknowledged DONE");
+    assert.ok(Number.isInteger(r.inflightWaits) && r.inflightWaits >= 0, `inflightWaits ${r.inflightWaits}`);
     assert.equal(r.pagesReceived, 1024);
     assert.equal(r.duplicatePages, 0);
     const s = await serve.done;

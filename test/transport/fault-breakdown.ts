@@ -75,7 +75,7 @@ try {
       await s.done;
       if (!r.verified || r.duplicatePages !== 0) throw new Error("not verified");
       results.push({ strategy, r });
-      process.stderr.write(`  ${strategy}: fault pages ${r.received.fault} (blocking ${r.faults}) stall ${r.stallMs.toFixed(1)} ms migration ${r.migrationMs.toFixed(1)} ms completion ${r.completionMs.toFixed(1)} ms\n`);
+      process.stderr.write(`  ${strategy}: fault pages ${r.received.fault} (faults ${r.faults}, in-flight waits ${r.inflightWaits}) stall ${r.stallMs.toFixed(1)} ms migration ${r.migrationMs.toFixed(1)} ms completion ${r.completionMs.toFixed(1)} ms\n`);
     }
   }
 } finally { rmSync(dir, { recursive: true, force: true }); }

@@ -71,3 +71,33 @@ export function spawnServe(args: string[]): Promise<{ port: number; done: Promis
     done.then((c) => reject(new Error(`serve exited ${c}`)));
   });
 }
+
+/** A TCP relay to `target` whose link can go down: connections are cut and new ones refused until it is back. */
+export async function relay(target: number): Promise<{ port: number; outage: (ms: number) => Promise<void>; close: () => void }> {
+  const { createServer, connect } = await import("node:net");
+  const live = new Set<Socket>();
+  const listen = (port: number) => new Promise<import("node:net").Server>((resolve) => {
+    const s = createServer((down) => {
+      const up = connect({ port: target, host: "127.0.0.1", noDelay: true });
+      down.setNoDelay(true);
+      live.add(down); live.add(up);
+      down.pipe(up); up.pipe(down);
+      const end = () => { down.destroy(); up.destroy(); live.delete(down); live.delete(up); };
+      down.on("error", end); up.on("error", end); down.on("close", end); up.on("close", end);
+    });
+    // the port may not be free again at once: retry until it is
+    s.on("error", () => setTimeout(() => s.listen(port, "127.0.0.1"), 20));
+    s.listen(port, "127.0.0.1", () => resolve(s));
+  });
+  let server = await listen(0);
+  const port = (server.address() as import("node:net").AddressInfo).port;
+  return {
+    port,
+    async outage(ms) {
+      await new Promise<void>((r) => { server.close(() => r()); for (const s of live) s.destroy(); });
+      await new Promise((r) => setTimeout(r, ms));
+      server = await listen(port);
+    },
+    close() { for (const s of live) s.destroy(); server.close(); },
+  };
+}
