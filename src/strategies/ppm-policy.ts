@@ -73,6 +73,15 @@ export interface PpmPolicy {
    */
   historyShare: number;
   /**
+   * Where our source owns the push: move the history's share of it (from 1 / `historyShare`, between
+   * 1/8 and 7/8) toward whichever order each fault's page was nearer in: the history's or Hines'
+   * bubbling (temporal-push.ts, `judge`). Over the 11 traces x 3 layouts x 5 switch-over points
+   * (RESULTS.md section 2): mean stall 0.833x QEMU's against 0.838x with the fixed half, the same
+   * 144 of 165 runs at or under the best anchor with QEMU's push (140 against 141 with the linear
+   * one); the 4 KiB layouts gain 1-4 points, the contiguous gcc and json cells lose 1-2.
+   */
+  adaptiveShare: boolean;
+  /**
    * States the engine's search expands per fault while a push runs (its `lookahead`; the engine's
    * default is 8). At most `pushDepth` pages go, mostly found in the first two expansions; the later
    * ones walk through present pages to tails the confidence bar mostly drops. Over the 11 traces x 3
@@ -91,7 +100,7 @@ export interface PpmPolicy {
   pushOrder: number;
 }
 
-export const DEFAULT_POLICY: Omit<PpmPolicy, "push"> = { pushDepth: 2, minConfidence: 0.02, pushWindow: 0, ownPush: true, engine: {}, historyShare: 2, pushLookahead: 2, pushOrder: 2 };
+export const DEFAULT_POLICY: Omit<PpmPolicy, "push"> = { pushDepth: 2, minConfidence: 0.02, pushWindow: 0, ownPush: true, engine: {}, historyShare: 2, adaptiveShare: true, pushLookahead: 2, pushOrder: 2 };
 
 /**
  * The engine's options under a push (before `policy.engine`'s): what the fault path runs. Its
@@ -105,7 +114,7 @@ export function pushEngineOptions(depth: number, policy: Partial<PpmPolicy> = {}
 
 /** The history-replaying push of a policy, or null when it does not steer one (no push, or not ours). */
 function temporalPushFor(pageCount: number, pol: PpmPolicy): TemporalPush | null {
-  return steersWithHistory(pol) ? new TemporalPush(pageCount, { share: pol.historyShare }) : null;
+  return steersWithHistory(pol) ? new TemporalPush(pageCount, { share: pol.historyShare, adaptive: pol.adaptiveShare }) : null;
 }
 const steersWithHistory = (pol: PpmPolicy): boolean => pol.push !== "none" && pol.ownPush && pol.historyShare > 0;
 
@@ -118,7 +127,7 @@ export function ppmPushSteering(pageCount: number, push: PushMode, history: Uint
   const pol = { push, ...DEFAULT_POLICY, ...policy };
   if (!steersWithHistory(pol)) return undefined;
   // One index per history and guest size, shared by every migration served from it (each has its own position).
-  const key = `${pageCount}/${pol.historyShare}`;
+  const key = `${pageCount}/${pol.historyShare}/${pol.adaptiveShare}`;
   let byKey = learned.get(history);
   if (!byKey) learned.set(history, (byKey = new Map()));
   let t = byKey.get(key);

@@ -29,9 +29,21 @@ export interface TemporalPushOptions {
   span?: number;
   /** Most history entries skipped (already sent) in one next() call. */
   scan?: number;
-  /** One push page in `share` comes from the stream (2: every other page). */
+  /** One push page in `share` comes from the stream (2: every other page); with `adaptive`, the share it starts from. */
   share?: number;
+  /**
+   * Move the share between the stream and the spatial push by which of the two was nearer to each
+   * fault's page (see `judge`), instead of keeping it fixed.
+   */
+  adaptive?: boolean;
 }
+
+/** Per judged fault: the two sides' credits follow the last ~50 faults (a program's phase). */
+const CREDIT_DECAY = 0.98;
+/** A fault further than this many pushes from both sides says nothing about either. */
+const JUDGE_RANK = 256;
+/** Neither side's share goes under this: the other side keeps being tried, so a phase change is seen. */
+const MIN_SHARE = 1 / 8;
 
 export class TemporalPush {
   private hist = new Uint32Array(1024);
@@ -46,13 +58,27 @@ export class TemporalPush {
   private readonly span: number;
   private readonly scan: number;
   private readonly share: number;
+  private readonly adaptive: boolean;
+  /** Decayed counts of faults the stream (histCredit) or the spatial push (spaceCredit) was nearer to. */
+  histCredit = 0;
+  spaceCredit = 0;
 
-  constructor(readonly pageCount: number, { span = 4096, scan = 512, share = 2 }: TemporalPushOptions = {}) {
+  constructor(readonly pageCount: number, { span = 4096, scan = 512, share = 2, adaptive = false }: TemporalPushOptions = {}) {
     for (const [k, v] of Object.entries({ span, scan, share })) {
       if (!Number.isInteger(v) || v < 1) throw new RangeError(`${k} must be a positive integer, got ${v}`);
     }
-    this.span = span; this.scan = scan; this.share = share;
+    if (typeof adaptive !== "boolean") throw new TypeError(`adaptive must be a boolean, got ${JSON.stringify(adaptive)}`);
+    this.span = span; this.scan = scan; this.share = share; this.adaptive = adaptive;
     this.last = new Uint32Array(pageCount);
+  }
+
+  /** The stream's share of the push now: fixed (1 / share), or from the credits when adaptive. */
+  get streamShare(): number {
+    if (!this.adaptive) return 1 / this.share;
+    // the prior is the fixed share's, worth one fault on each side
+    const prior = 1 / this.share;
+    const f = (this.histCredit + 2 * prior) / (this.histCredit + this.spaceCredit + 2);
+    return Math.min(1 - MIN_SHARE, Math.max(MIN_SHARE, f));
   }
 
   /**
@@ -62,7 +88,7 @@ export class TemporalPush {
    */
   fork(): TemporalPush {
     const t = Object.create(TemporalPush.prototype) as TemporalPush;
-    Object.assign(t, this, { cursor: 0, stop: 0, turn: 0, shared: true });
+    Object.assign(t, this, { cursor: 0, stop: 0, turn: 0, shared: true, histCredit: 0, spaceCredit: 0 });
     this.shared = true;
     return t;
   }
@@ -110,8 +136,12 @@ export class TemporalPush {
     return -1;
   }
 
-  /** `base` with every `share`-th page taken from the stream while it has one. */
+  /**
+   * `base` with every `share`-th page taken from the stream while it has one; when adaptive, with the
+   * stream's `streamShare` of the pages (a credit counter: smooth, no bursts).
+   */
   steer(base: PushOrder): PushOrder {
+    if (this.adaptive) return this.steerAdaptive(base);
     return {
       next: (state) => {
         if (this.cursor < this.stop && ++this.turn % this.share === 0) {
@@ -122,6 +152,62 @@ export class TemporalPush {
       },
       onFault: (page) => { base.onFault(page); this.recentre(page); },
     };
+  }
+
+  private steerAdaptive(base: PushOrder): PushOrder {
+    let credit = 0;
+    let lastFault = -1;
+    let spatialSince = 0; // pushes the spatial side made since the latest fault
+    let seen: Uint8Array | null = null; // the caller's committed-page state, for judging the next fault
+    return {
+      next: (state) => {
+        seen = state;
+        if (this.cursor < this.stop) {
+          credit += this.streamShare;
+          if (credit >= 1) {
+            const q = this.nextFromStream(state);
+            if (q >= 0) { credit -= 1; return q; }
+            credit = Math.min(credit, 1); // nothing within the scan bound now: no burst later
+          }
+        }
+        spatialSince++;
+        return base.next(state);
+      },
+      onFault: (page) => {
+        if (seen && lastFault >= 0) this.judge(page, lastFault, spatialSince, seen);
+        base.onFault(page);
+        this.recentre(page);
+        lastFault = page;
+        spatialSince = 0;
+      },
+    };
+  }
+
+  /**
+   * A fault is a page neither side pushed in time. The side that was nearer to pushing it (fewer pages
+   * of its own order still ahead of it) is the one whose order the guest is following, so it earns
+   * the credit: a program replaying its history faults just ahead of the stream, one doing something
+   * new (a sort merging fresh runs) faults next to its latest fault. Nearness in each side's own
+   * order: the stream counts the uncommitted entries between its position and the page; the spatial
+   * push (Hines' bubbling: two pages forward per page back from the latest fault) reaches +d after
+   * about 1.5d of its pushes and -d after 3d, minus those it already made. Pages are an address
+   * measure for the spatial side, so where memory is scattered (4 KiB) it is nearer only by chance.
+   */
+  private judge(p: number, from: number, spatialSince: number, state: Uint8Array): void {
+    let histRank = Infinity;
+    for (let i = this.cursor, e = Math.min(this.stop, this.cursor + 4 * JUDGE_RANK), r = 0; i < e && r <= JUDGE_RANK; i++) {
+      const q = this.hist[i];
+      if (q === p) { histRank = r; break; }
+      if (state[q] === 0) r++;
+    }
+    const d = p - from;
+    const spaceRank = Math.max(0, (d > 0 ? 1.5 * d : -3 * d) - spatialSince);
+    this.histCredit *= CREDIT_DECAY;
+    this.spaceCredit *= CREDIT_DECAY;
+    if (histRank > JUDGE_RANK && spaceRank > JUDGE_RANK) return;
+    if (histRank < spaceRank) this.histCredit++;
+    else if (spaceRank < histRank) this.spaceCredit++;
+    else { this.histCredit += 0.5; this.spaceCredit += 0.5; }
   }
 
   /** Room for `incoming` more entries (at most HISTORY_MAX): drops the oldest when the total would not fit. */

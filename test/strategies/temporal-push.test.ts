@@ -153,3 +153,62 @@ test("a history longer than the cap keeps its newest entries and a consistent in
   t.learn([777777, 42]); // and it keeps learning after the trim
   assert.deepEqual(t.peek(777777, none, 1), [42]);
 });
+
+// --- the adaptive share: the push follows the order the faults say the guest follows ---------------
+
+/** A fixed pseudo-random permutation of [from, from + n). */
+function shuffled(from: number, n: number, seed = 7): number[] {
+  const a = Array.from({ length: n }, (_, i) => from + i);
+  let x = seed;
+  for (let i = n - 1; i > 0; i--) { x = (x * 1103515245 + 12345) >>> 0; const j = x % (i + 1); [a[i], a[j]] = [a[j], a[i]]; }
+  return a;
+}
+
+test("adaptive share: faults just ahead of the history's stream move the push toward the history", () => {
+  const big = Uint32Array.from({ length: 10000 }, (_, i) => i);
+  const hist = shuffled(5000, 1000);
+  const t = new TemporalPush(10000, { adaptive: true });
+  t.learn(hist);
+  assert.equal(t.streamShare, 0.5, "no fault judged yet: the fixed share");
+  const state = new Uint8Array(10000);
+  const order = t.steer(createPush("hines", big));
+  for (let k = 0; k < 600; k += 6) {
+    order.onFault(hist[k]); state[hist[k]] = 1;
+    take(order, state, 4); // the push runs between faults; the guest outruns it
+  }
+  assert.ok(t.histCredit > 10 * t.spaceCredit, `credits ${t.histCredit} / ${t.spaceCredit}`);
+  assert.equal(t.streamShare, 7 / 8, "the history's share at its ceiling");
+  // and the push's pages follow it: in 8 pages after the next fault, 7 from the history's order
+  order.onFault(hist[606]); state[hist[606]] = 1;
+  const next = take(order, state, 8);
+  assert.equal(next.filter((p) => p >= 5000 && p < 6000 && hist.indexOf(p) > 606).length, 7, `pushed ${next}`);
+});
+
+test("adaptive share: faults next to the previous one, off the history's order, move the push toward bubbling", () => {
+  const big = Uint32Array.from({ length: 10000 }, (_, i) => i);
+  const hist = shuffled(5000, 1000);
+  const t = new TemporalPush(10000, { adaptive: true });
+  t.learn(hist);
+  const state = new Uint8Array(10000);
+  const order = t.steer(createPush("hines", big));
+  // the guest starts where the history did, then scans fresh memory upward (a sort writing a new run)
+  order.onFault(hist[0]); state[hist[0]] = 1;
+  for (let p = 100; p < 700; p += 6) {
+    take(order, state, 2);
+    if (state[p]) continue;
+    order.onFault(p); state[p] = 1;
+  }
+  assert.ok(t.spaceCredit > 10 * t.histCredit, `credits ${t.histCredit} / ${t.spaceCredit}`);
+  assert.equal(t.streamShare, 1 / 8, "the history's share at its floor: still tried, in case the phase changes back");
+});
+
+test("adaptive share: the option is checked; a fork starts from the prior; fixed steering is unchanged", () => {
+  assert.throws(() => new TemporalPush(10, { adaptive: 1 as unknown as boolean }), /adaptive must be a boolean, got 1/);
+  const t = new TemporalPush(100, { adaptive: true });
+  t.learn([1, 2, 3]);
+  t.histCredit = 5;
+  assert.ok(t.streamShare > 0.5);
+  const f = t.fork();
+  assert.equal(f.streamShare, 0.5, "a fork (another migration over the same history) judges afresh");
+  assert.equal(new TemporalPush(100, { share: 4 }).streamShare, 0.25);
+});
