@@ -155,7 +155,7 @@ try {
       await s.done;
       if (!r.verified || r.duplicatePages !== 0) throw new Error(`run not verified: ${JSON.stringify(r)}`);
       runs.get(strategy)!.push(r);
-      process.stderr.write(`  ${strategy}: fault pages ${r.received.fault} (blocking accesses ${r.faults}) stall ${r.stallMs.toFixed(1)} ms predicted ${r.received.predicted} migration ${r.migrationMs.toFixed(1)} ms\n`);
+      process.stderr.write(`  ${strategy}: fault pages ${r.received.fault} (in-flight waits ${r.inflightWaits}) stall ${r.stallMs.toFixed(1)} ms predicted ${r.received.predicted} migration ${r.migrationMs.toFixed(1)} ms\n`);
     }
   }
   for (const strategy of strategies) {
@@ -168,7 +168,7 @@ try {
     rows.push({
       strategy, faults, faultsRange: [Math.min(...rs.map((r) => r.received.fault)), Math.max(...rs.map((r) => r.received.fault))],
       stallMs, stallRange: [Math.min(...rs.map((r) => r.stallMs)), Math.max(...rs.map((r) => r.stallMs))],
-      blockingAccesses: median(rs.map((r) => r.faults)), predicted: median(rs.map((r) => r.received.predicted)),
+      inflightWaits: median(rs.map((r) => r.inflightWaits)), predicted: median(rs.map((r) => r.received.predicted)),
       migrationMs: median(rs.map((r) => r.migrationMs)),
       simFaults: sim.faults, simStallMs: sim.stallMs,
       faultsErr: sim.faults / faults - 1, stallErr: sim.stallMs / stallMs - 1,
