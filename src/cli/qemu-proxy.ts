@@ -2,6 +2,8 @@
  * `ppm-prefetch qemu-proxy --listen HOST:PORT --target HOST:PORT [options]`: a return-path proxy between
  * a source QEMU and a destination QEMU that appends predicted page requests to the destination's.
  */
+import dns from "node:dns/promises";
+import net from "node:net";
 import { parseArgs } from "node:util";
 import type { Alphabet, EscapeMethod } from "../engine/types.js";
 import { QemuProxy, type MigrationReport } from "../qemu/proxy.js";
@@ -18,7 +20,8 @@ Forward bytes pass untouched; after each page request on the return path, the pr
 REQ_PAGES messages for predicted pages of the same RAMBlock.
 
   --listen HOST:PORT     where the source QEMU connects (PORT 0: any free port, printed)
-  --target HOST:PORT     the destination QEMU's -incoming tcp address
+  --target HOST:PORT     the destination QEMU's -incoming tcp address (a host name must resolve at
+                         start; the destination itself may come up later)
   --delay-ms N           one-way delay added to each direction (round trip 2N), default 0
   --return-delay-ms N    delay of the return path only (overrides --delay-ms there)
   --rate-mbps N          rate limit per direction in Mbit/s, default unlimited
@@ -48,7 +51,9 @@ REQ_PAGES messages for predicted pages of the same RAMBlock.
   --threshold P          stop extending a prediction below this probability
   --memory-bytes N       engine memory budget, at most 4 GiB (default for ppm: an arena of 2^14
                          contexts, a model file of ~1.6 MB)
-  --block NAME=BYTES     RAMBlock size (repeatable); default: learnt from the migration stream
+  --block NAME=BYTES     RAMBlock size (repeatable); default: learnt from the migration stream. When
+                         the stream announces its RAMBlock list, a --block that disagrees with it
+                         is reported (layoutConflict) and the stream's list is used
   --once                 exit after the first migration (exit 1 unless it completed)
   --json                 one JSON report per migration on stdout
   --quiet                no log lines on stderr
@@ -65,6 +70,25 @@ function hostPort(name: string, raw: string | undefined, minPort: 0 | 1): { host
       (port === 0 ? " (port 0 is not an address to connect to)" : ""));
   }
   return { host: m[1].replace(/^\[(.*)\]$/, "$1") || "127.0.0.1", port };
+}
+
+/**
+ * The target checked at start, without connecting (the destination may start listening later): its
+ * host must be an IP address or a DNS name (RFC 1123 labels), and a name must resolve now. Found at
+ * the first connection instead, a typo only showed as a failed migration.
+ */
+async function checkTarget(raw: string, host: string): Promise<void> {
+  if (net.isIP(host)) return;
+  const label = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
+  const name = host.endsWith(".") ? host.slice(0, -1) : host;
+  if (name.length > 253 || !name.split(".").every((l) => label.test(l))) {
+    throw new UsageError(`--target must be HOST:PORT with HOST an IP address or a host name, got ${JSON.stringify(raw)}`);
+  }
+  try {
+    await dns.lookup(host);
+  } catch (e) {
+    throw new UsageError(`--target ${raw}: the host name ${JSON.stringify(host)} does not resolve (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
 }
 
 function parseBlocks(raw: string[] | undefined): RamBlockInfo[] | undefined {
@@ -94,7 +118,8 @@ export function formatReport(r: MigrationReport): string {
       (r.modelSaved !== undefined ? `; model ${typeof r.modelSaved === "number" ? `saved (${r.modelSaved} bytes)` : r.modelSaved}` : ""),
     `  service (request -> page going forward): destination median ${r.service.dest.median} ms, p90 ${r.service.dest.p90} ms over ${r.service.dest.count}` +
       ` (source queue empty of injected pages: ${r.service.destQueueEmpty.median} ms over ${r.service.destQueueEmpty.count}; busy: ${r.service.destQueueBusy.median} ms over ${r.service.destQueueBusy.count}); injected median ${r.service.injected.median} ms over ${r.service.injected.count}; stream ${r.service.followed.main}`,
-    `  layout: ${r.layout ? r.layout.map((b) => `${b.name}=${b.size}`).join(" ") : "unknown"} (${r.layoutSource}${r.layoutNote ? `: ${r.layoutNote}` : ""})`,
+    `  layout: ${r.layout ? r.layout.map((b) => `${b.name}=${b.size}`).join(" ") : "unknown"} (${r.layoutSource}${r.layoutNote ? `: ${r.layoutNote}` : ""})` +
+      (r.layoutConflict ? `\n  WARNING: ${r.layoutConflict}` : ""),
     `  requests ${s.requests} (${s.requestedPages} pages, ${s.requestsForInjected} for injected pages, ${s.unknownBlockRequests} in unknown blocks)`,
     `  injected ${s.injectedPages} pages in ${s.injectedMessages} messages, ${s.droppedPredictions} predictions dropped` +
       (r.discards.commands ? `; ${s.discardedPages} present pages discarded by the source (${r.discards.commands} POSTCOPY_RAM_DISCARD, ${r.discards.ranges} ranges${r.discards.malformed ? `, ${r.discards.malformed} malformed: ${r.discards.lastError}` : ""})` : ""),
@@ -124,6 +149,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const listen = hostPort("listen", values.listen, 0);
   const target = hostPort("target", values.target, 1);
+  await checkTarget(values.target!, target.host);
   const delayMs = numberOption("delay-ms", values["delay-ms"], 0, 0, 10000);
   const rateMbps = numberOption("rate-mbps", values["rate-mbps"], 0, 0, 1e6);
   const returnDelayMs = values["return-delay-ms"] !== undefined ? numberOption("return-delay-ms", values["return-delay-ms"], 0, 0, 10000) : undefined;

@@ -66,6 +66,16 @@ export class DelayLine {
     this.arm();
   }
 
+  /**
+   * Milliseconds until the last chunk (or end) queued now is handed to the destination socket: 0
+   * when nothing is queued. Covers the delay and the rate limit's serialisation, for a teardown that
+   * must not drop what is still on the emulated link.
+   */
+  get pendingMs(): number {
+    if (this.closed || this.head >= this.q.length) return 0;
+    return Math.max(0, this.q[this.q.length - 1].due - performance.now());
+  }
+
   /** Drop everything queued (the connection is being torn down). */
   close(): void {
     this.closed = true;

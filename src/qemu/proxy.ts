@@ -34,7 +34,7 @@ export interface QemuProxyOptions {
   rateMbps?: number;
   /** Builds the strategy when the RAM layout is known; null/undefined: no prediction. */
   makeStrategy?: (pageCount: number, layout: RamLayout) => Strategy | null;
-  /** RAM layout given up front (otherwise learnt from the stream). */
+  /** RAM layout given up front: used when the stream's RAMBlock list agrees or is unknown (see settleLayout). */
   blocks?: RamBlockInfo[];
   /** Most pages injected per request. */
   maxInjectPerRequest?: number;
@@ -61,6 +61,7 @@ export interface QemuProxyOptions {
  *     `migrate-recover` on the destination, `migrate resume=true` at the proxy)--> recovering
  *   recovering --(MIG_CMD_POSTCOPY_RESUME)--> postcopy
  *   any open phase --(malformed return path)--> failed;  setup/precopy --(channels closed)--> closed
+ *   any phase, completed included --(the destination's SHUT with a non-zero status)--> failed
  *   paused --(no resume within pauseTimeoutMs)--> closed
  */
 export type MigrationPhase = "setup" | "precopy" | "postcopy" | "paused" | "recovering" | "completed" | "failed" | "closed";
@@ -107,11 +108,18 @@ export interface MigrationReport {
   layout: RamBlockInfo[] | null;
   layoutSource: "stream" | "option" | "none";
   layoutNote?: string;
+  /**
+   * Set when `--block` (QemuProxyOptions.blocks) disagrees with the RAMBlock list the stream itself
+   * announced (a size that differs, a name it does not have): what disagreed. The stream's list is
+   * used then (layoutSource "stream"): a page past a block's used_length fails the migration at the
+   * source (ram_save_queue_pages), so an injection must never rely on a size the stream contradicts.
+   */
+  layoutConflict?: string;
   /** The machine type of the stream's configuration section (e.g. "pc-i440fx-10.0"; null: not seen). */
   machine: string | null;
   /**
    * The defaults for this migration's QEMU, fixed when its layout became known (from the machine type
-   * then; a layout given as an option comes before the stream: QEMU version unknown); the channels
+   * the stream named, `--block` or not: the layout is settled once the stream's head was read); the channels
    * seen at the switch-over (`preempt`: a second connection from the source; null before), which
    * picks the steering; and whether injections end with the scan's next page (the option, else the
    * steering's). Null before the layout.
@@ -154,6 +162,10 @@ class Migration {
   mainParser: RamStreamParser | null = null;
   preemptParsers: RamStreamParser[] = [];
   layoutSource: "stream" | "option" | "none" = "none";
+  /** The layout in use (set once, by settleLayout), what it is based on, and a --block conflict. */
+  layout: RamBlockInfo[] | null = null;
+  layoutNote?: string;
+  layoutConflict?: string;
   error?: string;
   readonly startedAt = Date.now();
   ended = false;
@@ -192,11 +204,9 @@ class Migration {
     this.loopDelay.enable();
     this.gcObserver.observe({ entryTypes: ["gc"] });
     this.injector = new RequestInjector(opts.makeStrategy ?? (() => null), opts.maxInjectPerRequest ?? 256);
-    if (opts.blocks && opts.blocks.length > 0) {
-      this.defaults = defaultsForMachine(null);
-      this.injector.setLayout({ blocks: opts.blocks, machine: null });
-      this.layoutSource = "option";
-    }
+    // A layout given as an option is not applied here any more but once the stream's head has been
+    // read (QemuProxy.settleLayout): checked against the RAMBlock list the stream announces, and with
+    // the defaults of the machine type it names (here, before the stream, both were unknown).
   }
 }
 
@@ -318,14 +328,10 @@ export class QemuProxy extends EventEmitter {
       const m = c.mig!;
       m.bytesForward += chunk.length;
       if (c.role === "main" && !m.scanner.done) {
-        const blocks = m.scanner.push(chunk);
-        if (blocks && m.layoutSource === "none") {
-          m.defaults = defaultsForMachine(m.scanner.machine);
-          m.injector.setLayout({ blocks, machine: m.scanner.machine });
-          m.layoutSource = "stream";
-          this.log(`proxy: migration ${m.id}: RAM layout ${blocks.map((b) => `${b.name}=${b.size}`).join(", ")}${m.scanner.machine ? `, machine ${m.scanner.machine}` : ""}; ` +
-            `defaults for ${m.defaults.basis}: ${m.defaults.maxPages} pages per request; steering by the channels seen at the switch-over`);
-        }
+        m.scanner.push(chunk);
+        // The scanner sees every byte before it is forwarded, so the list is settled before the
+        // destination can have loaded the setup, let alone requested a page.
+        if (m.scanner.done) this.settleLayout(m);
       }
       c.fwd.write(chunk);
       if (c.parser && !c.parser.done) c.parser.push(chunk);
@@ -365,15 +371,71 @@ export class QemuProxy extends EventEmitter {
     });
     up.on("end", () => c.ret.end());
 
-    const onClose = () => {
+    const onClose = (gone: net.Socket) => {
       if (++c.closedSides === 2) this.connClosed(c);
       else {
-        // If one side is gone for good (not a half-close), tear the other down once its queue flushes.
-        setTimeout(() => { if (c.closedSides === 1) { client.destroy(); up.destroy(); } }, 2000 + 2 * (this.opts.delayMs ?? 0)).unref();
+        // If one side is gone for good (not a half-close), tear the other down once what the gone
+        // side sent has reached it: the delay line toward the surviving side first (its delay may be
+        // --return-delay-ms, not --delay-ms, plus the rate limit's queue: a fixed 2000 + 2 x delayMs
+        // cut data still on the emulated link), then 2 s for the socket's own buffer. Only that line
+        // is waited for: it gets no new data (its source is closed), so the wait is bounded.
+        const line = gone === client ? c.fwd : c.ret;
+        const teardown = () => {
+          if (c.closedSides !== 1) return;
+          const pending = line.pendingMs;
+          if (pending > 0) { setTimeout(teardown, pending + 2000).unref(); return; }
+          client.destroy();
+          up.destroy();
+        };
+        setTimeout(teardown, line.pendingMs + 2000).unref();
       }
     };
-    client.on("close", onClose);
-    up.on("close", onClose);
+    client.on("close", () => onClose(client));
+    up.on("close", () => onClose(up));
+  }
+
+  /**
+   * Fix the migration's layout once: the stream's RAMBlock list when it was read, else `--block`'s.
+   * A `--block` the stream contradicts (a size that differs, a block it does not announce) is
+   * reported and not used: with a larger size the proxy would request pages past the block's end,
+   * which fails the migration at the source. Called when the scanner is done, and at the first
+   * request if it is not (a stream whose head never carried a ram setup: `--block` unchecked).
+   */
+  private settleLayout(m: Migration): void {
+    if (m.layout || m.ended) return;
+    const stream = m.scanner.result;
+    const opt = this.opts.blocks && this.opts.blocks.length > 0 ? this.opts.blocks : null;
+    if (!stream && !opt) return;
+    let blocks: RamBlockInfo[];
+    if (stream && opt) {
+      const bad = opt.flatMap((b) => {
+        const s = stream.find((x) => x.name === b.name);
+        return s && s.size === b.size ? [] : [`${b.name}=${b.size} (the stream: ${s ? `${b.name}=${s.size}` : "no such RAMBlock"})`];
+      });
+      if (bad.length > 0) {
+        m.layoutConflict = `--block disagrees with the RAMBlock list the stream announced: ${bad.join(", ")}; the stream's list is used`;
+        this.log(`proxy: migration ${m.id}: WARNING: ${m.layoutConflict}`);
+        blocks = stream;
+        m.layoutSource = "stream";
+      } else {
+        blocks = opt; // a subset of the stream's blocks, same sizes: the user's page space
+        m.layoutSource = "option";
+        m.layoutNote = "checked against the stream's RAMBlock list";
+      }
+    } else if (stream) {
+      blocks = stream;
+      m.layoutSource = "stream";
+    } else {
+      blocks = opt!;
+      m.layoutSource = "option";
+      m.layoutNote = `not checked: the stream's RAMBlock list is unknown (${m.scanner.reason || "not seen yet"})`;
+    }
+    m.layout = blocks;
+    // The machine type comes before the ram setup in the stream: known here whenever the stream named it.
+    m.defaults = defaultsForMachine(m.scanner.machine);
+    m.injector.setLayout({ blocks, machine: m.scanner.machine });
+    this.log(`proxy: migration ${m.id}: RAM layout ${blocks.map((b) => `${b.name}=${b.size}`).join(", ")} (${m.layoutSource})${m.scanner.machine ? `, machine ${m.scanner.machine}` : ""}; ` +
+      `defaults for ${m.defaults.basis}: ${m.defaults.maxPages} pages per request; steering by the channels seen at the switch-over`);
   }
 
   /** The prediction threw: log it, forward without injecting for the rest of this migration. */
@@ -462,6 +524,7 @@ export class QemuProxy extends EventEmitter {
     c.parser = parser;
     c.filter = new ReturnPathFilter({
       onRequest: (req) => {
+        this.settleLayout(m); // no-op once settled; --block alone when the stream had no ram setup
         this.settleChannels(m, true);
         const now = performance.now();
         m.tracker.onDestRequest(req.block, Math.floor(req.offset / TARGET_PAGE_SIZE), Math.max(1, Math.ceil(req.length / TARGET_PAGE_SIZE)), now);
@@ -477,6 +540,10 @@ export class QemuProxy extends EventEmitter {
         // followed) no QEMU_VM_EOF seen: the destination's SHUT 0 says it loaded everything.
         if (msg.type === RP_SHUT && msg.payload.length === 4 && msg.payload.readUInt32BE(0) === 0 &&
             (m.phase === "setup" || m.phase === "precopy")) this.complete(m, "the destination's SHUT 0: it loaded everything");
+        // A non-zero SHUT is the destination saying it failed to load (migration_incoming_state_destroy
+        // sends the file's error flag). In post-copy it comes after QEMU_VM_EOF, which had already
+        // made the migration "completed": the destination's word wins, and nothing is learned from it.
+        if (msg.type === RP_SHUT && msg.payload.length === 4 && msg.payload.readUInt32BE(0) !== 0) this.destinationFailed(m, msg.payload.readUInt32BE(0));
       },
     });
   }
@@ -519,6 +586,18 @@ export class QemuProxy extends EventEmitter {
       ? "postcopy" // the destination requests pages only in post-copy
       : p && !p.lost && p.ramSectionId >= 0 ? "precopy" : "unknown";
     m.to("completed", `${why}; in ${m.completedIn}`, this.log);
+  }
+
+  /**
+   * The destination's SHUT with a non-zero status: the migration failed, whatever the forward stream
+   * said (a "completed" migration included: no model is saved at its end). Unlike `fail`, the
+   * connections are left alone: the SHUT is on its way to the source, which must see it.
+   */
+  private destinationFailed(m: Migration, status: number): void {
+    if (m.error || m.ended) return;
+    m.error = `the destination sent SHUT with status ${status}: it failed to load the migration`;
+    m.completedIn = undefined;
+    m.to("failed", m.error, this.log);
   }
 
   private forwardParser(m: Migration, kind: "main" | "preempt"): RamStreamParser {
@@ -651,9 +730,11 @@ export class QemuProxy extends EventEmitter {
       connections: m.connections,
       startedAt: m.startedAt,
       durationMs: Date.now() - m.startedAt,
-      layout: m.injector.layoutKnown ? (m.scanner.result ?? this.opts.blocks ?? null) : null,
+      // what the injector uses (with --block it used to show the stream's list beside the option's layout)
+      layout: m.layout,
       layoutSource: m.layoutSource,
-      layoutNote: m.layoutSource === "none" ? m.scanner.reason || "layout not seen" : undefined,
+      layoutNote: m.layoutSource === "none" ? m.scanner.reason || "layout not seen" : m.layoutNote,
+      ...(m.layoutConflict !== undefined ? { layoutConflict: m.layoutConflict } : {}),
       machine: m.scanner.machine,
       tuning: m.defaults ? { ...m.defaults, channel: m.channel, scannerReturnUsed: this.scannerReturn(m) } : null,
       bytesForward: m.bytesForward,
