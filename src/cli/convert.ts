@@ -15,7 +15,7 @@ import { pipeline } from "node:stream/promises";
 import { UsageError, choiceOption } from "./args.js";
 import { nameFile } from "./errors.js";
 import { checkOutputDir } from "./input.js";
-import { trackTempFile, tempPathFor } from "../util/temp-files.js";
+import { atomicTarget, trackTempFile, tempPathFor } from "../util/temp-files.js";
 import { readAnyTraceChunks } from "../trace/read.js";
 import { BinaryTraceEncoder } from "../trace/binary.js";
 import { formatTraceLines } from "../trace/format.js";
@@ -23,7 +23,8 @@ import { formatTraceLines } from "../trace/format.js";
 const USAGE = `usage: ppm-prefetch convert IN OUT [--to text|binary]
 
   IN    a trace, text or binary, optionally gzipped (detected from its bytes)
-  OUT   written atomically; format from --to, else from the name (.ppmt/.bin binary, else text; .gz gzips)
+  OUT   written atomically; format from --to, else from the name (.ppmt/.bin binary, else text; .gz gzips);
+        - is standard output; a device or FIFO is written in place, never replaced
 `;
 
 export async function run(args: string[]): Promise<number> {
@@ -33,11 +34,11 @@ export async function run(args: string[]): Promise<number> {
   const [input, output] = positionals;
   if (!existsSync(input)) throw new UsageError(`no such file: ${input}`);
   if (statSync(input).isDirectory()) throw new UsageError(`${input} is a directory, not a trace`);
-  await checkOutputDir(output);
+  if (output !== "-") await checkOutputDir(output); // "-": standard output
   const byName = /\.(ppmt|bin)(\.gz)?$/.test(output) ? "binary" : "text";
   const to = choiceOption("to", values.to, byName, ["text", "binary"] as const);
   const n = await convertTrace(input, output, to);
-  process.stderr.write(`converted ${n} accesses to ${to}: ${output}\n`);
+  process.stderr.write(`converted ${n} accesses to ${to}: ${output === "-" ? "standard output" : output}\n`);
   return 0;
 }
 
@@ -46,8 +47,11 @@ export async function run(args: string[]): Promise<number> {
  * is refused (UsageError) and writes nothing.
  */
 export async function convertTrace(input: string, output: string, to: "text" | "binary"): Promise<number> {
-  const tmp = tempPathFor(output);
-  const untrack = trackTempFile(tmp);
+  // "-" is standard output; a device or FIFO is written in place, never replaced
+  const toStdout = output === "-";
+  const target = toStdout ? { path: output, direct: true } : atomicTarget(output);
+  const tmp = target.direct ? null : tempPathFor(target.path);
+  const untrack = tmp ? trackTempFile(tmp) : () => undefined;
   let n = 0;
   let reading = true;
   async function* encode(): AsyncGenerator<Uint8Array | string> {
@@ -65,16 +69,17 @@ export async function convertTrace(input: string, output: string, to: "text" | "
   let writeError: unknown = null;
   try {
     const source = Readable.from(encode(), { objectMode: false });
-    const sink = createWriteStream(tmp);
+    const sink = toStdout ? process.stdout : createWriteStream(tmp ?? target.path);
     // (pipeline also destroys the sink with a reader's error: only a system call's own failure counts)
     sink.on("error", (e) => { if (typeof (e as { syscall?: unknown }).syscall === "string") writeError = e; });
-    if (output.endsWith(".gz")) await pipeline(source, createGzip(), sink);
-    else await pipeline(source, sink);
-    await rename(tmp, output);
+    // standard output stays open for whoever writes after us
+    if (output.endsWith(".gz")) await pipeline(source, createGzip(), sink, { end: !toStdout });
+    else await pipeline(source, sink, { end: !toStdout });
+    if (tmp) await rename(tmp, target.path);
   } catch (e) {
-    await unlink(tmp).catch(() => undefined);
+    if (tmp) await unlink(tmp).catch(() => undefined);
     // a pathless error (gunzip) while reading names the input; one on the temp file names OUT
-    const onTmp = e === writeError || (e as { path?: string }).path === tmp || (e as { dest?: string }).dest === output;
+    const onTmp = e === writeError || (e as { path?: string }).path === (tmp ?? target.path) || (e as { dest?: string }).dest === target.path;
     throw onTmp ? nameFile(e, output, true) : reading ? nameFile(e, input) : e;
   } finally {
     untrack();

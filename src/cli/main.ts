@@ -81,6 +81,9 @@ if (isMain) {
   // Errors no command awaited (an 'error' event without a listener, a throw in a socket callback)
   // get the same one line; the process state is unknown after them, so exit now.
   const fatal = (e: unknown) => process.exit(reportError(`ppm-prefetch ${command}`.trimEnd(), e));
+  // A reader that stopped early (`| head`) closes the pipe: what is left to print is not wanted, and
+  // that is not a failure of the command (the usual tools end quietly there too).
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => { if (e.code === "EPIPE") process.exit(0); });
   process.on("uncaughtException", fatal);
   process.on("unhandledRejection", fatal);
   main(process.argv.slice(2)).then(

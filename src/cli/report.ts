@@ -7,7 +7,7 @@ import { writeFile, rename, unlink } from "node:fs/promises";
 import type { Comparison } from "../sim/run.js";
 import type { SimResult } from "../sim/metrics.js";
 import { nameFile } from "./errors.js";
-import { trackTempFile, tempPathFor } from "../util/temp-files.js";
+import { atomicTarget, trackTempFile, tempPathFor } from "../util/temp-files.js";
 
 const ms = (s: number) => s * 1e3;
 
@@ -227,13 +227,18 @@ export async function renderSvg(traceName: string, comps: Comparison[], subtitle
   return `<?xml version="1.0" encoding="UTF-8"?>\n${svg}${svg.endsWith("\n") ? "" : "\n"}`;
 }
 
-/** Write PATH.tmp-PID, then rename it to PATH; on an error or an interruption the temp file is removed. */
+/** Write PATH.tmp-PID, then rename it to PATH (a device or FIFO: written in place); on an error or an interruption the temp file is removed. */
 export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = tempPathFor(path);
+  const target = atomicTarget(path); // a device or FIFO is written in place, never replaced
+  if (target.direct) {
+    try { await writeFile(target.path, data); } catch (e) { throw nameFile(e, path, true); }
+    return;
+  }
+  const tmp = tempPathFor(target.path);
   const untrack = trackTempFile(tmp);
   try {
     await writeFile(tmp, data);
-    await rename(tmp, path);
+    await rename(tmp, target.path);
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
     throw nameFile(e, path, true);

@@ -1,7 +1,7 @@
 /** The proxy's model file (`--model FILE`): read when a migration starts, replaced atomically when one completes. */
 import fs from "node:fs";
 import path from "node:path";
-import { tempPathFor } from "../util/temp-files.js";
+import { atomicTarget, tempPathFor } from "../util/temp-files.js";
 import { loadPolicyEngine, modelProblem } from "./policy.js";
 
 /** The saved model, or null when the file does not exist (other errors are thrown). */
@@ -57,6 +57,14 @@ export function replaceModel(file: string, bytes: Uint8Array): void {
  * the rename or the removal below.
  */
 export function writeModelAtomic(file: string, bytes: Uint8Array): void {
+  const target = atomicTarget(file);
+  if (target.direct) {
+    // a device or FIFO: written in place (a rename would replace it with a plain file)
+    const fd = fs.openSync(target.path, "w");
+    try { for (let at = 0; at < bytes.length;) at += fs.writeSync(fd, bytes, at, bytes.length - at); } finally { fs.closeSync(fd); }
+    return;
+  }
+  file = target.path; // a symbolic link stays: the file it names is replaced
   const tmp = tempPathFor(file);
   const fd = fs.openSync(tmp, "w", 0o644);
   try {

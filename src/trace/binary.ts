@@ -26,7 +26,7 @@ import { createWriteStream } from "node:fs";
 import { rename, unlink } from "node:fs/promises";
 import { once } from "node:events";
 import { MAX_STREAM, type TraceChunk } from "./format.js";
-import { tempPathFor } from "../util/temp-files.js";
+import { atomicTarget, tempPathFor } from "../util/temp-files.js";
 
 export const BINARY_MAGIC = Uint8Array.of(0x50, 0x50, 0x4d, 0x54); // "PPMT"
 export const BINARY_VERSION = 2;
@@ -289,8 +289,9 @@ export async function writeStreaming(
   body: (c: TraceChunk) => Uint8Array | string,
   tail: () => Uint8Array | string,
 ): Promise<number> {
-  const tmp = tempPathFor(path);
-  const out = createWriteStream(tmp);
+  const target = atomicTarget(path);
+  const tmp = target.direct ? null : tempPathFor(target.path);
+  const out = createWriteStream(tmp ?? target.path);
   let n = 0;
   const write = async (data: Uint8Array | string) => {
     if (data.length === 0) return;
@@ -302,10 +303,10 @@ export async function writeStreaming(
     await write(tail());
     out.end();
     await once(out, "finish");
-    await rename(tmp, path);
+    if (tmp) await rename(tmp, target.path);
   } catch (e) {
     out.destroy();
-    await unlink(tmp).catch(() => undefined);
+    if (tmp) await unlink(tmp).catch(() => undefined);
     throw e;
   }
   return n;

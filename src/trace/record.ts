@@ -31,7 +31,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { lowerBound } from "../util/search.js";
-import { tempPathFor } from "../util/temp-files.js";
+import { atomicTarget, tempPathFor } from "../util/temp-files.js";
 
 export const PAGE_SHIFT = 12;
 export const DEFAULT_WINDOW = 8;
@@ -304,14 +304,16 @@ function writeU32(buf: Buffer, pos: number, v: number): number {
  * the temporary file is removed and nothing is left at `out`.
  */
 export async function writeTraceFileAtomic(out: string, blocks: Iterable<Buffer>): Promise<void> {
-  const tmp = tempPathFor(out);
+  const target = atomicTarget(out); // a device or FIFO is written in place, never replaced
+  const tmp = target.direct ? null : tempPathFor(target.path);
   try {
     const src = Readable.from(blocks, { objectMode: false });
-    if (out.endsWith(".gz")) await pipeline(src, createGzip({ level: 6 }), createWriteStream(tmp, { flush: true }));
-    else await pipeline(src, createWriteStream(tmp, { flush: true }));
-    await rename(tmp, out);
+    const sink = createWriteStream(tmp ?? target.path, { flush: !target.direct });
+    if (out.endsWith(".gz")) await pipeline(src, createGzip({ level: 6 }), sink);
+    else await pipeline(src, sink);
+    if (tmp) await rename(tmp, target.path);
   } catch (e) {
-    await unlink(tmp).catch(() => {});
+    if (tmp) await unlink(tmp).catch(() => {});
     throw e;
   }
 }

@@ -7,7 +7,7 @@
  * removing the files the handler re-raises the signal, so the process still dies of it (exit status
  * 128 + signal number in a shell).
  */
-import { unlinkSync } from "node:fs";
+import { realpathSync, statSync, unlinkSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
@@ -58,6 +58,25 @@ export function tempPathFor(path: string): string {
   const chars = Array.from(name); // by code points: never half a character
   while (Buffer.byteLength(chars.join("")) > room) chars.pop();
   return join(dirname(path), chars.join("") + suffix);
+}
+
+/**
+ * Where a write of `path` that is atomic when it can be really goes. An existing path that is not a
+ * regular file (a device such as /dev/stdout or /dev/null, a FIFO, a socket) cannot be replaced
+ * atomically and must not be replaced at all: a rename would put a plain file where the device was
+ * (as root, `convert IN /dev/stdout` used to turn /dev/stdout into a 67 MB file). It is written in
+ * place (`direct`). A symbolic link is followed, so the link stays and the file it names is replaced.
+ * Anything else (a regular file, a name not there yet) goes through `tempPathFor` and a rename.
+ */
+export function atomicTarget(path: string): { path: string; direct: boolean } {
+  let isFile: boolean;
+  try {
+    isFile = statSync(path).isFile();
+  } catch {
+    return { path, direct: false }; // not there yet (or a dangling link: replaced like a new name)
+  }
+  if (!isFile) return { path, direct: true };
+  try { return { path: realpathSync(path), direct: false }; } catch { return { path, direct: false }; }
 }
 
 /**
