@@ -44,14 +44,8 @@ export interface ResolvedOptions {
   pendingBudget: number;
 }
 
-export interface FullPredictorOptions extends PredictorOptions {
-  deltaRange?: number;
-  filter?: number;
-  lookahead?: number;
-  ageLimit?: number;
-  rehearse?: boolean;
-  pendingBudget?: number;
-}
+/** Every option is in PredictorOptions (the name the README uses); this name stays for existing code. */
+export type FullPredictorOptions = PredictorOptions;
 
 export const DEFAULTS = {
   order: 3,

@@ -21,6 +21,18 @@ export interface PredictorOptions {
   maxContexts?: number;
   /** Alternative to maxContexts: a byte budget for the whole model (at most 2^32, what Wasm linear memory holds). */
   memoryBytes?: number;
+  /** Deltas beyond +-deltaRange pages share one symbol (a far jump), 1..2^20. */
+  deltaRange?: number;
+  /** Pages of train()'s LRU filter (only its misses are learned), 0..1024; 0: every access. */
+  filter?: number;
+  /** States the best-first search may expand per fault, 1..128. */
+  lookahead?: number;
+  /** A context's total count above which its counts are halved. */
+  ageLimit?: number;
+  /** train() also learns the first touches of the history's suffixes (simulated switch-overs). */
+  rehearse?: boolean;
+  /** Pages kept for the pending rehearsal, all streams together, 0..2^30. */
+  pendingBudget?: number;
 }
 
 export interface PredictorStats {
