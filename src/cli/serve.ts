@@ -242,9 +242,10 @@ export async function run(args: string[]): Promise<number> {
     let completed = 0;
     let done: () => void = () => {};
     const finished = new Promise<void>((r) => { done = r; });
-    const makeSession = async (pc: number, sessionId: string): Promise<SessionStrategy> => {
+    const makeSession = async (pc: number, sessionId: string, signal: AbortSignal): Promise<SessionStrategy> => {
       if (!spec) { log(`migration ${sessionId.slice(0, 8)}: demand`); return demandStrategy(); }
-      const s = await startRemoteStrategy(spec(pc), history ?? undefined);
+      // the signal: a session that ends (the server closes) while queued for training is not trained
+      const s = await startRemoteStrategy(spec(pc), history ?? undefined, { signal });
       log(`migration ${sessionId.slice(0, 8)}: ${s.name}${history ? `, trained on ${history.pages.length} accesses in ${s.trainMs.toFixed(1)} ms (worker thread)` : ""}`);
       return s;
     };
@@ -253,7 +254,7 @@ export async function run(args: string[]): Promise<number> {
       server = await startPageServer({
         image, host: v.host ?? "127.0.0.1", port, push, depth: 256, link, pushWindow, maxSessions, timeline: !!v.timeline,
         waitForStrategy: !v["serve-while-training"],
-        strategy: ({ pageCount: pc, sessionId }) => makeSession(pc, sessionId),
+        strategy: ({ pageCount: pc, sessionId, signal }) => makeSession(pc, sessionId, signal),
         onError: (e, sid) => log(`connection${sid ? ` of ${sid.slice(0, 8)}` : ""} closed: ${e.message}`),
       });
     } catch (e) {

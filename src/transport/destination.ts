@@ -12,7 +12,9 @@
  * When the connection drops, the destination reconnects to the same session, sends its present bitmap
  * and asks again for the pages its blocked streams wait for; the source resends only what is missing.
  * At the end the image's SHA-256 must equal the digest the source announced, and DONE ends the session
- * at the source; a destination that finished while disconnected reconnects to deliver it.
+ * at the source; a destination that finished while disconnected reconnects to deliver it. While
+ * connected it sends a keepalive ACK when it has been quiet, and drops a source that leaves a request
+ * unanswered past its idle timeout (docs/protocol.md, "Liveness").
  *
  * A page the guest blocked on is a fault when it arrives as a fault page (the source sent it because
  * of the request) and an in-flight wait when it arrives as predicted or pushed (it was already on the
@@ -26,8 +28,8 @@ import { FrameWriter } from "./writer.js";
 import { PROBE, probe, schedstat, waitNs } from "./probe.js";
 import {
   BITMAP_CHUNK, Bitmap, ErrorCode, FAULT_DONE_BODY, FrameReader, FrameType, HELLO_BODY, LEN_BYTES, MAX_FEEDBACK,
-  PAGE_HEADER, PAGE_SIZE, PROTOCOL_VERSION, PageKind, ProtocolError, RemoteError, WELCOME_PUSH, checksum, decodeError,
-  decodeWelcome, encodeAck, encodeBitmap, encodeEmpty, encodeFault, encodeHello, expectSize, faultFrameSize, type Welcome,
+  PAGE_HEADER, PAGE_SIZE, PROTOCOL_VERSION, PageKind, ProtocolError, RemoteError, TCP_KEEPALIVE_MS, WELCOME_PUSH, checksum, decodeError,
+  decodeWelcome, encodeAck, encodeBitmap, encodeEmpty, encodeError, encodeFault, encodeHello, expectSize, faultFrameSize, type Welcome,
 } from "./protocol.js";
 
 export interface ReplayTrace {
@@ -65,6 +67,18 @@ export interface MigrationOptions {
   maxReconnects?: number;
   /** Give up after this long (0 = never). */
   timeoutMs?: number;
+  /**
+   * While a fault request is outstanding, a source that sends nothing for this long is taken for
+   * gone (a host that vanished without a FIN): the connection is dropped as a link failure and the
+   * destination reconnects. Default 60 s; 0 = never.
+   */
+  idleTimeoutMs?: number;
+  /**
+   * While connected, after this long without sending anything the destination sends an ACK (of the
+   * pages received so far, a no-op for the source) so that the source's idle timeout (60 s by default)
+   * does not close a live but quiet migration. Default 15 s; 0 = never.
+   */
+  keepAliveMs?: number;
   /** Test hook: every connected socket (attempt 0 is the first). */
   onSocket?: (socket: Socket, attempt: number) => void;
   /** Keep the per-request timeline (MigrationResult.timeline). */
@@ -158,6 +172,14 @@ export interface MigrationResult {
   timeline?: RequestTimeline;
 }
 
+/**
+ * Connections in a row that may fail the same way (a page that fails its checksum, a source silent
+ * past the idle timeout) with no page accepted in between before the migration fails: each of them
+ * got a WELCOME, which restarts the reconnection deadline, so without this bound a source that always
+ * sends a corrupt page was reconnected to forever.
+ */
+export const SAME_FAILURE_LIMIT = 5;
+
 /** Acknowledge every this many pages, and at the end of every chunk read (the source keeps at most its push window in flight). */
 const ACK_EVERY = 8;
 const K_TOUCHED = 0x80;
@@ -210,6 +232,15 @@ class Migration {
   private lostAt = 0;
   private failedAttempts = 0;
   private retryTimer: NodeJS.Timeout | null = null;
+  /** A reconnection attempt that has not connected by the reconnection deadline is abandoned. */
+  private connectTimer: NodeJS.Timeout | null = null;
+  /** Keepalive and idle checks of the current connection while serving. */
+  private tick: NodeJS.Timeout | null = null;
+  /** When the source last sent data, and when the set of outstanding requests last became non-empty (Date.now). */
+  private lastHeard = 0;
+  private waitingSince = 0;
+  /** The last link failure that may repeat (checksum, idle) and how often since the last page accepted. */
+  private repeat = { code: 0, count: 0 };
   private finished = false;
   /** The image's digest once every page is present and the replay is done: only DONE is left to deliver. */
   private finalDigest: Buffer | null = null;
@@ -249,6 +280,12 @@ class Migration {
     return new Promise<MigrationResult>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
+      for (const k of ["idleTimeoutMs", "keepAliveMs"] as const) {
+        const v = this.o[k];
+        if (v !== undefined && !(typeof v === "number" && Number.isFinite(v) && v >= 0)) {
+          return reject(new RangeError(`${k} must be a number of ms >= 0 (0 = off), got ${String(v)}`));
+        }
+      }
       if (this.o.timeoutMs) {
         this.overall = setTimeout(() => this.fail(new Error(`migration did not finish within ${this.o.timeoutMs} ms`)), this.o.timeoutMs);
       }
@@ -258,8 +295,18 @@ class Migration {
 
   private connect(): void {
     const sock = connect({ host: this.host, port: this.o.port, noDelay: true });
+    // a source host that vanished without a FIN while both sides are quiet is found by the kernel
+    sock.setKeepAlive(true, TCP_KEEPALIVE_MS);
     const attempt = this.attempt;
     this.socket = sock;
+    if (this.lostAt > 0) {
+      // a SYN to a vanished host goes unanswered for minutes: the attempt ends at the deadline
+      const limitMs = this.o.reconnectTimeoutMs ?? 30_000;
+      this.connectTimer = setTimeout(() => {
+        this.connectTimer = null;
+        if (this.socket === sock && sock.connecting) this.onConnError(sock, new Error(`connecting to ${this.host}:${this.o.port} did not succeed within the reconnection deadline`));
+      }, Math.max(0, this.lostAt + limitMs - Date.now()));
+    }
     this.serving = false;
     const link = createLink(sock, this.o.link);
     this.link = link;
@@ -267,6 +314,7 @@ class Migration {
     const reader = new FrameReader((t, b, s, e) => this.onFrame(t, b, s, e));
     sock.on("connect", () => {
       if (this.socket !== sock) return;
+      if (this.connectTimer) { clearTimeout(this.connectTimer); this.connectTimer = null; }
       this.o.onSocket?.(sock, attempt);
       const w = this.welcome;
       const { buf, off } = this.writer!.reserve(LEN_BYTES + 1 + HELLO_BODY);
@@ -278,6 +326,7 @@ class Migration {
     });
     sock.on("data", (chunk: Buffer) => {
       if (this.socket !== sock || this.finished) return;
+      this.lastHeard = Date.now();
       if (PROBE) { this.pDataAt = nowNs(); this.pChunkStart = this.bytes; this.pChunkLen = chunk.length; this.pPages = 0; probe("d_data", { sid: this.sessionId.toString("hex"), t: this.pDataAt, cum: this.bytes, len: chunk.length, w: waitNs() }); }
       this.bytes += chunk.length;
       try { reader.push(chunk); } catch (e) {
@@ -299,12 +348,30 @@ class Migration {
     if (this.socket !== sock || this.finished) return;
     this.socket = null;
     this.serving = false;
-    if (this.doneTimer) { clearTimeout(this.doneTimer); this.doneTimer = null; }
+    for (const t of [this.doneTimer, this.connectTimer, this.tick]) if (t) clearTimeout(t);
+    this.doneTimer = this.connectTimer = this.tick = null;
     this.link?.close();
-    sock.destroy();
-    const fatal = e instanceof RemoteError || e instanceof TraceMismatchError ||
-      (e instanceof ProtocolError && e.code !== ErrorCode.Checksum && e.code !== ErrorCode.Truncated);
+    if (e instanceof ProtocolError && !sock.destroyed) {
+      // docs/protocol.md, "Errors": a frame found bad here is named to the source in an ERROR frame
+      // before the connection closes (best effort; the source closes its side once it has read it)
+      sock.end(encodeError(e.code, e.detail));
+      const t = setTimeout(() => sock.destroy(), 1000);
+      t.unref();
+      sock.once("close", () => clearTimeout(t));
+    } else {
+      sock.destroy();
+    }
+    // an idle timeout from the source (this destination was silent: keepalive off) only needs a reconnection
+    const fatal = (e instanceof RemoteError && e.code !== ErrorCode.Idle) || e instanceof TraceMismatchError ||
+      (e instanceof ProtocolError && e.code !== ErrorCode.Checksum && e.code !== ErrorCode.Truncated && e.code !== ErrorCode.Idle);
     if (fatal) return this.fail(e);
+    if (e instanceof ProtocolError && (e.code === ErrorCode.Checksum || e.code === ErrorCode.Idle)) {
+      // the same failure again with no page accepted since (onPage resets the count): give up, naming it
+      this.repeat = this.repeat.code === e.code ? { code: e.code, count: this.repeat.count + 1 } : { code: e.code, count: 1 };
+      if (this.repeat.count >= SAME_FAILURE_LIMIT) {
+        return this.fail(new ProtocolError(e.code, `${e.detail}; ${this.repeat.count} connections in a row failed this way with no page accepted in between: giving up`));
+      }
+    }
     // before the first WELCOME there is nothing to resume: a source that is not there is an error now
     if (this.welcome === null && (e as NodeJS.ErrnoException).code === "ECONNREFUSED") return this.fail(e);
     const now = Date.now();
@@ -352,6 +419,8 @@ class Migration {
     this.hereReceived = 0;
     this.hereAcked = 0;
     this.requested.clear();
+    this.waitingSince = this.lastHeard = Date.now(); // the requests re-sent below are new on this connection
+    this.startTick(this.socket!);
     const wr = this.writer!;
     if (this.present.count > 0) {
       const bits = this.present.bits;
@@ -437,6 +506,7 @@ class Migration {
     if (this.present.has(p)) { this.duplicates++; return; }
     data.copy(this.memory, p * PAGE_SIZE);
     this.present.add(p);
+    this.repeat.count = 0; // progress: a later failure is not a repetition
     this.kind[p] = (this.kind[p] & ~K_MASK) | (1 + k);
     this.received[k]++;
     const now = nowNs();
@@ -465,6 +535,45 @@ class Migration {
       this.lastPage = now;
       this.maybeFinish();
     }
+  }
+
+  /**
+   * Every quarter of the shorter of the two periods: a keepalive ACK after `keepAliveMs` without a
+   * byte sent, and the idle timeout: with a request outstanding, `idleTimeoutMs` without a byte from
+   * the source (counted from the later of the last byte and the moment the destination started
+   * waiting) drops the connection as a link failure.
+   */
+  private startTick(sock: Socket): void {
+    const ka = this.o.keepAliveMs ?? 15_000, idle = this.o.idleTimeoutMs ?? 60_000;
+    const period = Math.min(ka > 0 ? ka : Infinity, idle > 0 ? idle : Infinity) / 4;
+    if (period === Infinity) return;
+    let lastBytes = -1, lastWriteAt = Date.now();
+    this.tick = setInterval(() => {
+      if (this.socket !== sock || !this.serving || this.finished || this.finalDigest) return;
+      const now = Date.now();
+      const bytes = sock.bytesWritten + (this.link?.backlog ?? 0);
+      if (bytes !== lastBytes) { lastBytes = bytes; lastWriteAt = now; } else if (ka > 0 && now - lastWriteAt >= ka) { this.keepAlive(); lastWriteAt = now; }
+      if (idle > 0 && this.waiters.size > 0 && now - Math.max(this.lastHeard, this.waitingSince) >= idle) {
+        // confirmed after the next poll phase: a tick that fires late because this process stalled
+        // runs before the socket is read, and what arrived meanwhile must count first
+        setImmediate(() => {
+          if (this.socket !== sock || !this.serving || this.finished || this.waiters.size === 0) return;
+          const silent = Date.now() - Math.max(this.lastHeard, this.waitingSince);
+          if (silent < idle) return;
+          const page = this.waiters.keys().next().value!;
+          this.onConnError(sock, new ProtocolError(ErrorCode.Idle, `no frame from the source for ${silent} ms while waiting for page ${page} (idle timeout ${idle} ms)`));
+        });
+      }
+    }, Math.max(5, Math.floor(period)));
+    this.tick.unref();
+  }
+
+  /** An ACK of what was received so far: legal at any time while serving, and all the source needs to hear. */
+  private keepAlive(): void {
+    this.hereAcked = this.hereReceived;
+    const { buf, off } = this.writer!.reserve(LEN_BYTES + 1 + 4);
+    this.writer!.commit(encodeAck(buf, off, this.hereReceived));
+    this.writer!.flush();
   }
 
   /** Acknowledge the pages received on this connection (the source's push window). */
@@ -571,6 +680,7 @@ class Migration {
     this.stallStart[st] = now;
     if (PROBE) probe("d_fault", { sid: this.sessionId.toString("hex"), page: p, stream: st, t: now, due: this.pDue, w: waitNs() });
     const ws = this.waiters.get(p);
+    if (this.waiters.size === 0) this.waitingSince = Date.now(); // the idle timeout counts from here at the earliest
     if (ws) ws.push(st); else this.waiters.set(p, [st]);
     if (this.serving && !this.requested.has(p)) this.sendFault(p, st);
   }
@@ -614,8 +724,8 @@ class Migration {
   }
 
   private release(): void {
-    for (const t of [this.overall, this.timer, this.retryTimer, this.doneTimer]) if (t) clearTimeout(t);
-    this.overall = this.timer = this.retryTimer = this.doneTimer = null;
+    for (const t of [this.overall, this.timer, this.retryTimer, this.doneTimer, this.connectTimer, this.tick]) if (t) clearTimeout(t);
+    this.overall = this.timer = this.retryTimer = this.doneTimer = this.connectTimer = this.tick = null;
     this.link?.close();
     this.socket?.destroy();
     this.socket = null;

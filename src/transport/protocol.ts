@@ -4,7 +4,8 @@
  * Every frame is `u32 LE bodyLength | u8 type | body`, where bodyLength counts the type byte and the
  * body. All integers are little-endian. A frame larger than MAX_BODY, a frame of unknown type, a frame
  * whose body does not have the exact size its type implies, or a page number out of range is a
- * protocol error: the receiver sends an ERROR frame (best effort) and closes that connection.
+ * protocol error: the receiver sends an ERROR frame (best effort) and closes that connection (both
+ * sides do: the source in source.ts `fail`, the destination in destination.ts `onConnError`).
  *
  * The reader parses frames in place inside the chunks the socket hands it and copies only a frame
  * that straddles two chunks into one reusable reassembly buffer: no allocation per frame.
@@ -51,12 +52,14 @@ export enum ErrorCode {
   PageSize = 9,
   Internal = 10,
   Busy = 11,
+  /** The peer sent nothing for the idle timeout while frames were expected (docs/protocol.md, "Liveness"). */
+  Idle = 12,
 }
 
 export const ERROR_NAMES: Record<number, string> = {
   1: "malformed frame", 2: "protocol version mismatch", 3: "image digest mismatch", 4: "page out of range",
   5: "oversized frame", 6: "truncated frame", 7: "checksum mismatch", 8: "unexpected frame", 9: "page size mismatch",
-  10: "internal error", 11: "server busy",
+  10: "internal error", 11: "server busy", 12: "idle timeout",
 };
 
 /** Bytes of the length prefix. */
@@ -74,6 +77,8 @@ export const FAULT_HEADER = 8;
 export const FEEDBACK_ENTRY = 6;
 export const FAULT_DONE_BODY = 12;
 export const MAX_ERROR_TEXT = 1024;
+/** TCP keepalive on every connection (both sides): the kernel starts probing a peer silent this long. */
+export const TCP_KEEPALIVE_MS = 15_000;
 
 export class ProtocolError extends Error {
   /** The text without the code's name (what an ERROR frame carries: the receiver names the code itself). */

@@ -46,9 +46,11 @@ export interface RemoteStrategy {
   steerPush?(base: PushOrder): PushOrder;
   /**
    * Feedback (`touches`: page, stream pairs) then the fault; resolves with the predicted pages.
-   * Calls are answered in order.
+   * Calls are answered in order. With `inflight` the page is already on the wire (an in-flight wait,
+   * docs/protocol.md): only the feedback is delivered, `onFault` is not called and no page is returned,
+   * as in the simulator (src/sim/simulator.ts drops such a request after its feedback).
    */
-  fault(page: number, stream: number, touches: Uint32Array): Promise<FaultAnswer>;
+  fault(page: number, stream: number, touches: Uint32Array, inflight?: boolean): Promise<FaultAnswer>;
   /** The source sent `page` by any path (delivered to the worker before the next fault). */
   present(page: number): void;
   dispose(): void;
@@ -97,9 +99,25 @@ export const trainingSlots = { max: 1 };
 let training = 0;
 const waiting: (() => void)[] = [];
 
-function acquireSlot(): Promise<void> {
+/** Why a build was cancelled: the signal's reason when it is an Error. */
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error("the strategy's build was cancelled");
+}
+
+function acquireSlot(signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(abortReason(signal));
   if (training < trainingSlots.max) { training++; return Promise.resolve(); }
-  return new Promise((r) => waiting.push(r));
+  return new Promise((resolve, reject) => {
+    const turn = () => { signal?.removeEventListener("abort", cancel); resolve(); };
+    // a cancelled build leaves the queue at once: it must not train later (after its server closed)
+    const cancel = () => {
+      const i = waiting.indexOf(turn);
+      if (i >= 0) waiting.splice(i, 1);
+      reject(abortReason(signal!));
+    };
+    waiting.push(turn);
+    signal?.addEventListener("abort", cancel, { once: true });
+  });
 }
 
 function releaseSlot(): void {
@@ -109,14 +127,18 @@ function releaseSlot(): void {
 
 /**
  * Start a worker, build and train the strategy in it; resolves once it can answer faults. At most
- * `trainingSlots.max` are built at once; the others wait their turn.
+ * `trainingSlots.max` are built at once; the others wait their turn. `signal` cancels the build: a
+ * build still waiting for its turn leaves the queue, one training terminates its worker; the promise
+ * rejects with the signal's reason (the page server aborts it when the session ends or it closes).
  */
-export async function startRemoteStrategy(spec: StrategySpec, history?: TrainingHistory): Promise<RemoteStrategy> {
-  await acquireSlot();
+export async function startRemoteStrategy(spec: StrategySpec, history?: TrainingHistory, opts: { signal?: AbortSignal } = {}): Promise<RemoteStrategy> {
+  const { signal } = opts;
+  await acquireSlot(signal);
   let released = false;
   const release = () => { if (!released) { released = true; releaseSlot(); } };
   try {
-    const s = await startWorker(spec, history);
+    if (signal?.aborted) throw abortReason(signal);
+    const s = await startWorker(spec, history, signal);
     release();
     if (spec.kind === "registry" && spec.name === "ppm" && history) {
       // The push runs here, in the source's thread: its history-replaying order is built here too.
@@ -130,7 +152,7 @@ export async function startRemoteStrategy(spec: StrategySpec, history?: Training
   } finally { release(); }
 }
 
-function startWorker(spec: StrategySpec, history?: TrainingHistory): Promise<RemoteStrategy> {
+function startWorker(spec: StrategySpec, history?: TrainingHistory, signal?: AbortSignal): Promise<RemoteStrategy> {
   const w = spawnWorker();
   w.unref();
   return new Promise<RemoteStrategy>((resolve, reject) => {
@@ -153,19 +175,23 @@ function startWorker(spec: StrategySpec, history?: TrainingHistory): Promise<Rem
       present = [];
       return a;
     };
+    // cancelled while it builds and trains: the worker is terminated, its training does not go on
+    const cancel = () => { if (!ready) die(abortReason(signal!)); };
+    signal?.addEventListener("abort", cancel, { once: true });
     w.on("error", (e) => die(e));
     w.on("exit", (code) => die(new Error(`the strategy worker exited (code ${code})`)));
     w.on("message", (m: { t: string; id?: number; pages?: Uint32Array; ns?: number; message?: string; name?: string; trainMs?: number; push?: PushMode }) => {
       if (m.t === "ready") {
         ready = true;
+        signal?.removeEventListener("abort", cancel);
         resolve({
           remote: true, name: m.name!, trainMs: m.trainMs!, push: m.push,
-          fault(page, stream, touches) {
+          fault(page, stream, touches, inflight = false) {
             if (dead) return Promise.reject(dead);
             const id = nextId++;
             return new Promise<FaultAnswer>((res, rej) => {
               pending.set(id, { resolve: res, reject: rej });
-              w.postMessage({ t: "fault", id, page, stream, touches, present: flushPresent() });
+              w.postMessage({ t: "fault", id, page, stream, touches, inflight, present: flushPresent() });
             });
           },
           present(page) {

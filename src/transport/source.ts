@@ -19,7 +19,9 @@
  * one beyond that is refused with a `server busy` ERROR. A client that does not read its answers is
  * not read either: once more than the link's limit waits to be sent on its connection, the server
  * stops parsing its frames and reading its socket until the queue drains (backpressure), so the bytes
- * queued per connection stay bounded.
+ * queued per connection stay bounded; so do its FAULTs waiting for a strategy worker's answer
+ * (MAX_PENDING_ANSWERS). A welcomed connection silent for `idleTimeoutMs` is closed (docs/protocol.md,
+ * "Liveness").
  *
  * A malformed, truncated, oversized or out-of-range frame, a wrong version, page size or image digest
  * closes that connection with an ERROR frame naming the problem; the server keeps serving the others.
@@ -36,7 +38,7 @@ import { PROBE, probe, schedstat, waitNs } from "./probe.js";
 import { bufferImage, type PageImage } from "./image.js";
 import type { RemoteStrategy } from "./remote-strategy.js";
 import {
-  BITMAP_CHUNK, Bitmap, ErrorCode, FAULT_HEADER, FEEDBACK_ENTRY, FrameReader, FrameType, PAGE_SIZE, PROTOCOL_VERSION,
+  BITMAP_CHUNK, Bitmap, ErrorCode, FAULT_HEADER, FEEDBACK_ENTRY, FrameReader, MAX_FEEDBACK, TCP_KEEPALIVE_MS, FrameType, PAGE_SIZE, PROTOCOL_VERSION,
   PageKind, ProtocolError, WELCOME_BODY, WELCOME_PUSH, decodeError, decodeHello, encodeError, encodeFaultDone,
   encodePage, encodeWelcome, expectSize, isZero, pageFrameSize, FAULT_DONE_BODY, LEN_BYTES,
 } from "./protocol.js";
@@ -47,6 +49,12 @@ export { PUSH_MODES };
 export interface StrategyFactoryContext {
   pageCount: number;
   sessionId: string;
+  /**
+   * Aborted when the session ends before (or after) its strategy is ready: the server closed, or the
+   * destination never came back within the TTL. A factory that builds slowly (startRemoteStrategy
+   * takes it) should stop then, so that no training runs for a session that no longer exists.
+   */
+  signal: AbortSignal;
 }
 
 /** What a factory may return: a strategy, one in a worker thread, or a promise of either. */
@@ -90,6 +98,14 @@ export interface PageServerOptions {
   maxSessions?: number;
   /** A connection that has not sent HELLO after this long is closed (default 10 s). */
   helloTimeoutMs?: number;
+  /**
+   * A welcomed connection that sends nothing for this long while the server reads it is closed with
+   * ERROR 12 (idle timeout), and its session then waits out `sessionTtlMs` (default 60 s; 0 = never).
+   * A live destination is never that silent: it sends a keepalive ACK after `keepAliveMs` (15 s) without
+   * sending anything. Without this, a client that sends HELLO and goes silent, or a destination whose
+   * host vanished without a FIN, held its session slot forever.
+   */
+  idleTimeoutMs?: number;
   /** Called for every connection closed because of an error (protocol errors and strategy failures). */
   onError?: (err: Error, sessionId: string | null) => void;
   /** Test hook: every accepted socket. */
@@ -175,6 +191,13 @@ function isRemote(s: SessionStrategy): s is RemoteStrategy {
 
 class Session {
   conn: Conn | null = null;
+  /** Aborted by endSession: cancels a strategy still being built (StrategyFactoryContext.signal). */
+  readonly abort = new AbortController();
+  /**
+   * A migration whose DONE this server already read, back only to re-deliver it (its orderly close
+   * was lost, destination.ts sendDone): served without a strategy and not counted again.
+   */
+  redelivery = false;
   ttl: NodeJS.Timeout | null = null;
   strategy: SessionStrategy | null = null;
   /** Settles when the strategy is built (or failed to be). */
@@ -273,6 +296,16 @@ class PushScheduler {
 /** Most event-loop time the push takes per tick before the loop reads sockets again. */
 const PUSH_TICK_NS = 1e6;
 
+/**
+ * Most FAULTs of one connection waiting for their strategy's answer from its worker thread. Beyond
+ * it the server stops reading that connection: a FAULT for a page already in flight writes nothing,
+ * so the link's backpressure alone did not bound the queue of messages to the worker.
+ */
+export const MAX_PENDING_ANSWERS = 64;
+
+/** Session ids whose DONE was read, kept to recognise a re-delivery of DONE (at most this many). */
+const COMPLETED_KEPT = 4096;
+
 export async function startPageServer(opts: PageServerOptions): Promise<PageServer> {
   const image: PageImage = Buffer.isBuffer(opts.image) ? bufferImage(opts.image) : opts.image;
   const pageCount = image.pageCount;
@@ -283,6 +316,8 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
   const maxSessions = opts.maxSessions ?? 16;
   if (!(Number.isInteger(maxSessions) && maxSessions >= 1)) throw new RangeError(`maxSessions must be an integer >= 1, got ${maxSessions}`);
   const depth = opts.depth ?? 256;
+  const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
+  if (!(Number.isFinite(idleTimeoutMs) && idleTimeoutMs >= 0)) throw new RangeError(`idleTimeoutMs must be a number of ms >= 0 (0 = no idle timeout), got ${idleTimeoutMs}`);
   const ttlMs = opts.sessionTtlMs ?? 60_000;
   const pushBatch = opts.pushBatch ?? 8;
   const pushWindow = opts.pushWindow ?? 32;
@@ -318,12 +353,14 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
     if (s.ttl) clearTimeout(s.ttl);
     if (sessions.get(s.id) === s) sessions.delete(s.id);
     st.activeSessions = sessions.size;
+    // a strategy still queued for training or training is cancelled, not built for nobody
+    s.abort.abort(new Error(`session ${s.id.slice(0, 8)} ended before its strategy was ready`));
     try { s.strategy?.dispose?.(); } catch { /* ignore */ }
   }
 
   const ctx: ServerContext = {
     image, pageCount, digest, push, depth, pushBatch, pushWindow, maxSessions, footprint,
-    helloTimeoutMs: opts.helloTimeoutMs ?? 10_000, link: opts.link, sessions, st, recordError, endSession, factory, ttlMs,
+    helloTimeoutMs: opts.helloTimeoutMs ?? 10_000, idleTimeoutMs, completed: new Set<string>(), link: opts.link, sessions, st, recordError, endSession, factory, ttlMs,
     timeline, scheduler: new PushScheduler(), waitForStrategy: opts.waitForStrategy ?? true,
     track: (sess) => { metrics.push({ id: sess.id, m: sess.m }); if (metrics.length > 256) metrics.shift(); },
   };
@@ -332,6 +369,8 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
     st.connections++;
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
+    // a destination host that vanished without a FIN while both sides are quiet is found by the kernel
+    socket.setKeepAlive(true, TCP_KEEPALIVE_MS);
     opts.onConnection?.(socket);
     new Conn(ctx, socket);
   });
@@ -367,6 +406,7 @@ interface ServerContext {
   image: PageImage; pageCount: number; digest: Buffer; push: PushMode; depth: number; pushBatch: number; pushWindow: number;
   maxSessions: number; footprint: Uint32Array;
   link: LinkOptions | undefined; sessions: Map<string, Session>; st: PageServerStats; ttlMs: number; helloTimeoutMs: number;
+  idleTimeoutMs: number; completed: Set<string>;
   timeline: boolean; scheduler: PushScheduler; waitForStrategy: boolean;
   recordError(e: Error, sid: string | null): void;
   endSession(s: Session): void;
@@ -380,6 +420,7 @@ const PUMP_ROUND = 32;
 /** Why a connection is not being read (a bit mask; reading resumes when it is zero). */
 const HOLD_STRATEGY = 1; // its session's strategy is still being built
 const HOLD_BACKPRESSURE = 2; // its answers wait for the link
+const HOLD_ANSWERS = 4; // MAX_PENDING_ANSWERS of its FAULTs wait for the strategy worker
 
 type ConnState = "hello" | "starting" | "bitmap" | "serving" | "closed";
 
@@ -398,6 +439,11 @@ class Conn {
   /** Pages sent on this connection, and how many of them the destination acknowledged. */
   private sentHere = 0;
   private acked = 0;
+  /** FAULTs sent to the strategy's worker and not answered yet (bounded by MAX_PENDING_ANSWERS). */
+  private pendingAnswers = 0;
+  /** When this connection last delivered data (Date.now), for the idle timeout. */
+  private lastHeard = Date.now();
+  private idleTimer: NodeJS.Timeout | null = null;
   private readonly frameSize: number;
   private pLastData = 0;
   private pWaitLastData = 0;
@@ -410,6 +456,7 @@ class Conn {
     this.reader = new FrameReader((t, b, s, e) => this.onFrame(t, b, s, e));
     socket.on("data", (chunk: Buffer) => {
       if (this.state === "closed") return;
+      this.lastHeard = Date.now();
       if (PROBE) { this.pLastData = nowNs(); this.pWaitLastData = waitNs(); probe("s_data", { sid: this.session?.id ?? "", t: this.pLastData, w: this.pWaitLastData, len: chunk.length }); }
       try { this.reader.push(chunk); } catch (e) { this.fail(e as Error); }
     });
@@ -424,7 +471,36 @@ class Conn {
     }, c.helloTimeoutMs).unref();
     // cleared on close: the timer's closure held the connection's buffers (320 KiB) for 10 s after it
     socket.on("close", () => { clearTimeout(helloTimer); this.close(); });
+    if (c.idleTimeoutMs > 0) this.armIdle(c.idleTimeoutMs);
   }
+
+  private armIdle(ms: number): void {
+    this.idleTimer = setTimeout(this.checkIdle, ms);
+    this.idleTimer.unref();
+  }
+
+  /**
+   * The idle timeout: silence counts only while the server expects frames and reads them (welcomed:
+   * states bitmap and serving, reading not held). A connection waiting for its strategy, or not read
+   * because of backpressure, is silent by our doing; HELLO has its own timeout.
+   */
+  private checkIdle = (): void => {
+    this.idleTimer = null;
+    if (this.state === "closed") return;
+    const idle = this.c.idleTimeoutMs;
+    const watched = (this.state === "bitmap" || this.state === "serving") && this.hold === 0;
+    if (!watched) return this.armIdle(idle);
+    const silent = Date.now() - this.lastHeard;
+    if (silent < idle) return this.armIdle(idle - silent);
+    // Confirm after the loop's next poll phase: a timer that fires late because this process stalled
+    // runs before the sockets are read, and the data that arrived meanwhile must count first.
+    setImmediate(() => {
+      if (this.state === "closed" || this.idleTimer) return;
+      const again = Date.now() - this.lastHeard;
+      if (again < idle || this.hold !== 0) return this.armIdle(Math.max(1, idle - again));
+      this.fail(new ProtocolError(ErrorCode.Idle, `no frame from the destination for ${again} ms in state ${this.state} (idle timeout ${idle} ms)`));
+    });
+  };
 
   private get sid(): string | null { return this.session?.id ?? null; }
 
@@ -438,6 +514,7 @@ class Conn {
     if ((this.hold & why) === 0) return;
     this.hold &= ~why;
     if (this.hold !== 0 || this.state === "closed") return;
+    this.lastHeard = Date.now(); // the time it was not read is not its silence
     this.socket.resume();
     try { this.reader.resume(); } catch (e) { this.fail(e as Error); }
   }
@@ -475,7 +552,13 @@ class Conn {
         this.expectState("serving", "DONE");
         const sess = this.session!;
         if (PROBE) { const ss = schedstat(); probe("s_end", { sid: sess.id, t: nowNs(), runNs: ss.runNs, waitNs: ss.waitNs }); }
-        this.c.st.sessionsCompleted++;
+        // a migration counts once: DONE re-delivered after a lost orderly close is not a second one
+        if (!sess.redelivery) {
+          this.c.st.sessionsCompleted++;
+          const done = this.c.completed;
+          done.add(sess.id);
+          if (done.size > COMPLETED_KEPT) done.delete(done.values().next().value!);
+        }
         this.c.endSession(sess);
         this.close();
         this.socket.end();
@@ -512,6 +595,16 @@ class Conn {
       if (sess.ttl) { clearTimeout(sess.ttl); sess.ttl = null; }
       const old = sess.conn;
       if (old && old !== this) { old.detach(); }
+    } else if (c.completed.has(id)) {
+      // This migration's DONE was read and its session ended; the destination did not see the orderly
+      // close and came back to deliver DONE again (destination.ts sendDone). Not a new migration: no
+      // strategy, not counted as started or completed, never refused (it holds no model).
+      c.st.resumes++;
+      sess = new Session(id, c.pageCount);
+      sess.redelivery = true;
+      sess.strategy = demandStrategy();
+      c.sessions.set(id, sess);
+      c.st.activeSessions = c.sessions.size;
     } else {
       if (c.sessions.size >= c.maxSessions) {
         c.st.sessionsRefused++;
@@ -525,7 +618,7 @@ class Conn {
       c.st.sessionsStarted++;
       c.st.activeSessions = c.sessions.size;
       let made: SessionStrategy | Promise<SessionStrategy>;
-      try { made = c.factory({ pageCount: c.pageCount, sessionId: id }); } catch (err) {
+      try { made = c.factory({ pageCount: c.pageCount, sessionId: id, signal: created.abort.signal }); } catch (err) {
         c.endSession(created);
         throw new ProtocolError(ErrorCode.Internal, `the strategy could not be built: ${(err as Error).message}`);
       }
@@ -655,6 +748,8 @@ class Conn {
     const stream = b.readUInt16LE(s);
     const count = b.readUInt16LE(s + 2);
     const page = b.readUInt32LE(s + 4);
+    // the documented limit (the largest legal frame would carry 10,922 entries)
+    if (count > MAX_FEEDBACK) throw new ProtocolError(ErrorCode.Malformed, `FAULT carries ${count} feedback entries, at most ${MAX_FEEDBACK} are allowed`);
     if (e - s !== FAULT_HEADER + count * FEEDBACK_ENTRY) {
       throw new ProtocolError(ErrorCode.Truncated, `FAULT announces ${count} feedback entries but carries ${e - s - FAULT_HEADER} bytes of them`);
     }
@@ -668,6 +763,10 @@ class Conn {
     const strat = sess.strategy;
     const m = sess.m;
     m.faults++;
+    // The page is already on the wire (sent as predicted or pushed on this connection): for the
+    // destination an in-flight wait, not a fault. As in the simulator (src/sim/simulator.ts `fault`),
+    // the request is dropped after its feedback: no onFault, no push-scanner jump, nothing predicted.
+    const inflight = sess.sent.has(page);
     if (!strat) {
       // welcomed before its strategy was ready (waitForStrategy false): on demand
       m.faultsBefore++;
@@ -681,14 +780,21 @@ class Conn {
       for (let i = 0, q = s + FAULT_HEADER; i < count; i++, q += FEEDBACK_ENTRY) { touches[2 * i] = b.readUInt32LE(q); touches[2 * i + 1] = b.readUInt16LE(q + 4); }
       // the faulted page first, on its own write so that it leaves at once
       this.faultPage(page, read);
-      strat.fault(page, stream, touches).then(
+      // bounded: an in-flight FAULT writes nothing, so the link's backpressure does not stop a client
+      // that sends them; past MAX_PENDING_ANSWERS the connection is not read until answers come back
+      if (++this.pendingAnswers >= MAX_PENDING_ANSWERS) this.holdReading(HOLD_ANSWERS);
+      const answered = (): void => {
+        if (--this.pendingAnswers < MAX_PENDING_ANSWERS) this.releaseReading(HOLD_ANSWERS);
+      };
+      strat.fault(page, stream, touches, inflight).then(
         (a) => {
           if (this.state !== "serving" || this.session !== sess) return;
           const t = nowNs();
           m.predicts++; m.predictNs += t - read; if (t - read > m.predictMaxNs) m.predictMaxNs = t - read;
           // outside the reader's try: an error here (an image read) must end this connection only
-          try { this.answer(page, a.pages, a.ns); } catch (e) { this.fail(e as Error); return; }
+          try { this.answer(page, inflight ? EMPTY : a.pages, a.ns); } catch (e) { this.fail(e as Error); return; }
           m.answerNs += nowNs() - t;
+          answered();
         },
         (err: Error) => { if (this.session === sess) this.fail(new ProtocolError(ErrorCode.Internal, err.message)); },
       );
@@ -703,6 +809,11 @@ class Conn {
     let spent = nowNs() - t0;
     // the faulted page first, on its own write so that it leaves at once
     this.faultPage(page, read);
+    if (inflight) {
+      this.answer(page, EMPTY, spent);
+      m.faultNs += nowNs() - read;
+      return;
+    }
     t0 = nowNs();
     let preds: ArrayLike<number>;
     try { preds = strat.onFault(page, stream); } catch (err) {
@@ -826,6 +937,7 @@ class Conn {
   private close(): void {
     if (this.state === "closed") return;
     this.state = "closed";
+    if (this.idleTimer) { clearTimeout(this.idleTimer); this.idleTimer = null; }
     this.link.close();
     const sess = this.session;
     if (sess && sess.conn === this) {

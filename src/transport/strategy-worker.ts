@@ -15,6 +15,8 @@ interface Msg {
   page?: number;
   stream?: number;
   touches?: Uint32Array;
+  /** The page is already on the wire (an in-flight wait): feedback only, no onFault (as the simulator). */
+  inflight?: boolean;
   present?: Uint32Array;
 }
 
@@ -85,8 +87,7 @@ async function handle(m: Msg): Promise<void> {
     const t0 = process.hrtime.bigint();
     const touches = m.touches!;
     if (s.onTouch) for (let i = 0; i + 1 < touches.length; i += 2) s.onTouch(touches[i], touches[i + 1]);
-    const r = s.onFault(m.page!, m.stream!);
-    const pages = Uint32Array.from(r as ArrayLike<number>);
+    const pages = m.inflight ? new Uint32Array(0) : Uint32Array.from(s.onFault(m.page!, m.stream!) as ArrayLike<number>);
     const ns = Number(process.hrtime.bigint() - t0);
     port.postMessage({ t: "answer", id: m.id, pages, ns }, [pages.buffer]);
     s.maintain?.(); // after the answer left: the engine's upkeep never delays this fault's pages
