@@ -4,7 +4,6 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, connect, type AddressInfo, type Server, type Socket } from "node:net";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,7 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startPageServer } from "../../src/transport/source.js";
 import { runMigration, type MigrationResult } from "../../src/transport/destination.js";
-import { image, syntheticTrace } from "./helpers.js";
+import { image, relay, syntheticTrace } from "./helpers.js";
 
 const PAGES = 2048;
 const IMG = image(PAGES, 12);
@@ -47,35 +46,6 @@ test("the source is killed mid-migration and restarted 2 s later on the same por
   } finally { await a.close(); await b?.close(); }
 });
 
-/** A TCP relay whose link can go down: connections are cut and new ones refused until it is back. */
-async function relay(target: number): Promise<{ port: number; outage: (ms: number) => Promise<void>; close: () => void }> {
-  const live = new Set<Socket>();
-  let server: Server;
-  const listen = (port: number) => new Promise<Server>((resolve) => {
-    const s = createServer((down) => {
-      const up = connect({ port: target, host: "127.0.0.1", noDelay: true });
-      down.setNoDelay(true); // no Nagle on the relay: a fault request must not wait for the last one's ACK
-      live.add(down); live.add(up);
-      down.pipe(up); up.pipe(down);
-      const end = () => { down.destroy(); up.destroy(); live.delete(down); live.delete(up); };
-      down.on("error", end); up.on("error", end); down.on("close", end); up.on("close", end);
-    });
-    // the port may not be free again at once: retry until it is
-    s.on("error", () => setTimeout(() => s.listen(port, "127.0.0.1"), 20));
-    s.listen(port, "127.0.0.1", () => resolve(s));
-  });
-  server = await listen(0);
-  const port = (server.address() as AddressInfo).port;
-  return {
-    port,
-    async outage(ms) {
-      await new Promise<void>((r) => { server.close(() => r()); for (const s of live) s.destroy(); });
-      await sleep(ms);
-      server = await listen(port);
-    },
-    close() { for (const s of live) s.destroy(); server.close(); },
-  };
-}
 
 test("a 1 s link outage mid-migration: connections cut, reconnections refused until the link is back; resumed and verified", { timeout: 30_000 }, async () => {
   const srv = await startPageServer({ image: IMG, push: "none" });
