@@ -30,7 +30,7 @@ const { values: v, positionals } = parsed!;
 const push = v.push as PushMode;
 if (!PUSH_MODES.includes(push)) usage(`--push must be one of ${PUSH_MODES.join(", ")}, got ${JSON.stringify(v.push)}`);
 if (!/^\d+$/.test(String(v.seed))) usage(`--seed must be a non-negative integer, got ${JSON.stringify(v.seed)}`);
-for (const f of positionals) if (!existsSync(f)) usage(`no such trace file: ${f}`);
+for (const f of positionals) if (!existsSync(f)) usage(`cannot read trace '${f}': no such file`);
 const switchPoints = String(v["switch-at"]).split(",").map(Number);
 if (switchPoints.some((x) => !(x > 0 && x < 1))) usage(`--switch-at: each point must be in (0, 1), got ${v["switch-at"]}`);
 const dir = fileURLToPath(new URL("../traces/", import.meta.url));

@@ -3,7 +3,6 @@
  * Without --trace or --workload it runs on the bundled real trace traces/sqlite.txt.gz.
  */
 import { parseArgs } from "node:util";
-import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { UsageError, intOption, numberOption, choiceOption } from "./args.js";
 import { synthesize, isWorkloadName, WORKLOADS } from "../trace/synth.js";
@@ -15,7 +14,7 @@ import { compareStrategies, type Comparison, type RunOptions } from "../sim/run.
 import { DEFAULT_PARAMS, QUEUE_POLICIES, type QueuePolicy } from "../sim/simulator.js";
 import { describeComparison, formatSummary, formatTable, formatVerdict, renderSvg, toJson, writeAtomic } from "./report.js";
 import { parseHistorySpec, formatHistorySpec, needsWrites, type HistorySpec } from "../history/sources.js";
-import { MAX_GUEST_PAGES, checkAccesses, checkFits, checkOutputDir, checkSpan, maxPageOf, readTraceFile } from "./input.js";
+import { MAX_GUEST_PAGES, checkAccesses, checkFits, checkInputFile, checkOutputDir, checkSpan, maxPageOf, readTraceFile } from "./input.js";
 
 export const DEFAULT_TRACE = fileURLToPath(new URL("../../traces/sqlite.txt.gz", import.meta.url));
 
@@ -138,7 +137,8 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
   } else {
     if (v.accesses !== undefined || v.pages !== undefined) throw new UsageError("--accesses and --pages go with --workload");
     const path = v.trace ?? DEFAULT_TRACE;
-    if (!existsSync(path)) throw new UsageError(v.trace === undefined ? `the bundled trace ${path} is missing; give --trace FILE or --workload NAME` : `no such trace file: ${path}`);
+    if (v.trace === undefined) await checkInputFile("the bundled trace", path, "give --trace FILE or --workload NAME");
+    else await checkInputFile("--trace", path);
     const limit = v.limit === undefined ? undefined : intOption("limit", v.limit, 0, 1, 2 ** 40);
     trace = await readTraceFile(path, { limit });
     source = path;

@@ -7,14 +7,14 @@
  * interruption (SIGINT, SIGTERM, SIGHUP) nothing is left behind.
  */
 import { parseArgs } from "node:util";
-import { createWriteStream, existsSync, statSync } from "node:fs";
+import { createWriteStream } from "node:fs";
 import { rename, unlink } from "node:fs/promises";
 import { createGzip } from "node:zlib";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { UsageError, choiceOption } from "./args.js";
 import { nameFile } from "./errors.js";
-import { checkOutputDir } from "./input.js";
+import { checkInputFile, checkOutputDir } from "./input.js";
 import { atomicTarget, trackTempFile, tempPathFor } from "../util/temp-files.js";
 import { readAnyTraceChunks } from "../trace/read.js";
 import { BinaryTraceEncoder } from "../trace/binary.js";
@@ -32,8 +32,7 @@ export async function run(args: string[]): Promise<number> {
   if (values.help) { process.stdout.write(USAGE); return 0; }
   if (positionals.length !== 2) throw new UsageError(`expected IN and OUT, got ${positionals.length} argument(s)`);
   const [input, output] = positionals;
-  if (!existsSync(input)) throw new UsageError(`no such file: ${input}`);
-  if (statSync(input).isDirectory()) throw new UsageError(`${input} is a directory, not a trace`);
+  await checkInputFile("trace", input);
   if (output !== "-") await checkOutputDir(output); // "-": standard output
   const byName = /\.(ppmt|bin)(\.gz)?$/.test(output) ? "binary" : "text";
   const to = choiceOption("to", values.to, byName, ["text", "binary"] as const);

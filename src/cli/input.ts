@@ -1,5 +1,7 @@
 /**
  * The CLI's checks on what the user hands it, made before any work that depends on them:
+ *   - an input file that is not there (or is a directory) is refused in one wording for every
+ *     command: `cannot read WHAT 'PATH': no such file` (checkInputFile / noSuchFile);
  *   - a trace file is read with its name attached to any error (a truncated .gz names the file);
  *   - an empty trace (fewer than 2 accesses) is refused;
  *   - a trace whose pages span more of the guest than the simulator can hold is refused before any
@@ -21,13 +23,38 @@ import { dirname } from "node:path";
 import { readTrace, readAnyTraceChunks, type TraceEncoding } from "../trace/read.js";
 import type { Trace } from "../trace/format.js";
 import { DEFAULT_VM_PAGES, PAGES_PER_2M, type LayoutName } from "../trace/layout.js";
-import { UsageError, inFile } from "./errors.js";
+import { UsageError, inFile, nameFile } from "./errors.js";
 
 /** The most guest pages a simulation or replay may span (a 1 TiB guest of 4 KiB pages). */
 export const MAX_GUEST_PAGES = 1 << 28;
 
 /** The least accesses a trace must hold to be simulated (one before, one after the switch-over). */
 export const MIN_ACCESSES = 2;
+
+/**
+ * The one wording of a missing input file: `cannot read WHAT 'PATH': no such file` (exit code 2).
+ * WHAT names the argument: the option (`--trace`, `--history`, `--image`), `trace` for a positional
+ * one, `the bundled trace` for a default; HINT, when given, says what to do instead.
+ */
+export function noSuchFile(what: string, path: string, hint?: string): UsageError {
+  return new UsageError(`cannot read ${what} '${path}': no such file${hint ? ` (${hint})` : ""}`);
+}
+
+/**
+ * An input file must be there, and not be a directory, before the work that reads it: otherwise bad
+ * input (noSuchFile's wording). Other failures (permissions) are left to errors.ts, naming the file.
+ */
+export async function checkInputFile(what: string, path: string, hint?: string): Promise<void> {
+  let st;
+  try {
+    st = await stat(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") throw noSuchFile(what, path, hint);
+    throw nameFile(e, path);
+  }
+  if (st.isDirectory()) throw new UsageError(`cannot read ${what} '${path}': it is a directory`);
+}
 
 /** Read a whole trace; any error names the file. */
 export function readTraceFile(path: string, opts: { limit?: number } = {}): Promise<Trace> {

@@ -5,7 +5,7 @@
  * one line on stderr and an exit code here (errors.ts decides which: 2 bad input, 1 runtime failure);
  * PPM_DEBUG=1 adds the stack trace.
  */
-import { realpathSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { reportError } from "./errors.js";
 
@@ -24,9 +24,21 @@ const COMMANDS: Record<string, { describe: string; load: () => Promise<{ run(arg
 function usage(): string {
   const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
   return (
-    "usage: ppm-prefetch COMMAND [options]   (COMMAND --help for its options)\n\ncommands:\n" +
+    "usage: ppm-prefetch COMMAND [options]   (COMMAND --help for its options)\n" +
+    "       ppm-prefetch --version | -V       print the version\n\ncommands:\n" +
     Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(w)}  ${v.describe}`).join("\n") + "\n"
   );
+}
+
+/**
+ * The package's version, read at run time from package.json two directories up: this file runs as
+ * dist/cli/main.js (installed, or `node dist/cli/main.js`) or as src/cli/main.ts (through tsx), and
+ * package.json is the root of both.
+ */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: unknown };
+  if (typeof pkg.version !== "string") throw new Error("package.json has no version");
+  return pkg.version;
 }
 
 /**
@@ -52,6 +64,14 @@ export async function main(argv: string[]): Promise<number> {
   if (cmd === undefined || cmd === "--help" || cmd === "-h" || cmd === "help") {
     process.stdout.write(usage());
     return cmd === undefined ? 2 : 0;
+  }
+  if (cmd === "--version" || cmd === "-V") {
+    try {
+      process.stdout.write(`${packageVersion()}\n`);
+    } catch (e) {
+      return reportError("ppm-prefetch --version", e);
+    }
+    return 0;
   }
   const entry = COMMANDS[cmd];
   if (!entry) {

@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { UsageError, choiceOption, intOption, numberOption } from "./args.js";
 import { RuntimeFailure } from "./errors.js";
 import { lookup } from "node:dns/promises";
-import { checkAccesses } from "./input.js";
+import { checkAccesses, checkInputFile, noSuchFile } from "./input.js";
 import { ReconnectError, runMigration, TraceMismatchError, type MigrationResult } from "../transport/destination.js";
 import { LAYOUTS, type LayoutName } from "../trace/layout.js";
 
@@ -67,11 +67,12 @@ export async function run(args: string[]): Promise<number> {
   const reconnectTimeoutMs = numberOption("reconnect-timeout", v["reconnect-timeout"], 30, 0, 86400) * 1000;
   const link = { delayUs: numberOption("delay-us", v["delay-us"], 0, 0, 1e7), rateGbps: numberOption("rate-gbps", v["rate-gbps"], 0, 0, 1e4) };
 
+  await checkInputFile("--trace", v.trace);
   const { readTrace } = await import("../trace/read.js");
   let trace: Awaited<ReturnType<typeof readTrace>>;
   try { trace = await readTrace(v.trace, limit ? { limit } : {}); } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    if (err.code === "ENOENT") throw new UsageError(`--trace ${v.trace} does not exist`);
+    if (err.code === "ENOENT") throw noSuchFile("--trace", v.trace);
     throw new UsageError(`--trace ${v.trace}: ${err.message}${err.code ? ` (${err.code})` : ""}`);
   }
   checkAccesses(`--trace ${v.trace}`, trace.length);

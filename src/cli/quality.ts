@@ -1,40 +1,43 @@
 /**
- * `ppm-prefetch quality [TRACE...] [--layouts virtual,4k] [--switch-at 0.3] [--depth 8] [--feedback]
+ * `ppm-prefetch quality [TRACE...] [--layouts virtual,4k] [--switch-at 0.3] [--depth 8] [--feedback on|off]
  *   [--seed 1] [--engine JSON] [--train-chunk N] [--json]`
  * The engine's quality table (faults as % of demand paging) against next-8, markov1 and the blend.
  * Without traces it uses the bundled real ones. `--engine '{"filter":128}'` replaces engine defaults
  * (how the design choices in RESULTS.md are measured); `--seed` places the 4k/2m layouts differently;
  * `--train-chunk N` feeds the engine its history in train() calls of N pages (0: one call);
- * `--history SRC` trains every strategy on a history source instead of every access (src/history/).
+ * `--history SRC` trains every strategy on a history source instead of every access (src/history/);
+ * `--feedback on|off` (default off; a bare `--feedback` is on, as it was when it took no value).
  */
 import { parseArgs } from "node:util";
-import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { qualityTable, formatQualityTable, type QualityRow } from "../quality/table.js";
 import { isLayoutName, type LayoutName } from "../trace/layout.js";
-import { UsageError, intOption, numberOption } from "./args.js";
+import { UsageError, choiceOption, intOption, numberOption, optionalValue } from "./args.js";
 import { resolveOptions, type FullPredictorOptions } from "../engine/options.js";
 import { inFile } from "./errors.js";
 import { parseHistorySpec, formatHistorySpec, needsWrites, type HistorySpec } from "../history/sources.js";
-import { checkAccesses, checkSpan, scanTraceFile } from "./input.js";
+import { checkAccesses, checkInputFile, checkSpan, scanTraceFile } from "./input.js";
 import { readAnyTraceChunks } from "../trace/read.js";
 
 export const BUNDLED_TRACES = ["sqlite.txt.gz", "xz.txt.gz"].map((f) => fileURLToPath(new URL(`../../traces/${f}`, import.meta.url)));
 
-export async function run(args: string[]): Promise<number> {
+export async function run(given: string[]): Promise<number> {
+  // `--feedback` was a bare flag: it still is (on), and takes on|off as compare's does
+  const { args, after } = optionalValue(given, "feedback", "on", ["on", "off"]);
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
     options: {
       layouts: { type: "string" }, "switch-at": { type: "string" }, depth: { type: "string" },
-      feedback: { type: "boolean" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      feedback: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
       seed: { type: "string" }, engine: { type: "string" }, "train-chunk": { type: "string" }, history: { type: "string" },
     },
   });
   if (values.help) {
-    process.stdout.write("usage: ppm-prefetch quality [TRACE...] [--layouts L,...] [--switch-at 0.3] [--depth 8] [--feedback] [--seed 1] [--engine JSON] [--train-chunk N] [--history SRC] [--json]\n" +
+    process.stdout.write("usage: ppm-prefetch quality [TRACE...] [--layouts L,...] [--switch-at 0.3] [--depth 8] [--feedback on|off] [--seed 1] [--engine JSON] [--train-chunk N] [--history SRC] [--json]\n" +
       "  TRACE...        default: the bundled sqlite and xz traces (2 of the 11 in traces/)\n" +
       "  --layouts L,... any of virtual, 2m, 4k (default virtual,4k)\n" +
+      "  --feedback on|off  piggybacked feedback of touched prefetched pages (default off; a bare --feedback is on)\n" +
       "  --history SRC   what every strategy trains on: full (default), first-touch:T, sets:T, writes:T, write-sets:T\n" +
       "                  (T guest instructions, e.g. 1e7, at 1e9 instructions/s), earlier, none; see the README\n");
     return 0;
@@ -48,6 +51,7 @@ export async function run(args: string[]): Promise<number> {
   const seed = intOption("seed", values.seed, 1, 0, 0xffffffff);
   const engine = engineOptions(values.engine);
   const trainChunk = intOption("train-chunk", values["train-chunk"], 0, 0, 0xffffffff);
+  const feedback = choiceOption("feedback", values.feedback, "off", ["on", "off"] as const) === "on";
   let history: HistorySpec;
   try {
     history = parseHistorySpec(values.history ?? "full");
@@ -55,7 +59,10 @@ export async function run(args: string[]): Promise<number> {
     throw new UsageError(`--history: ${(e as Error).message}`);
   }
   const traces = positionals.length ? positionals : BUNDLED_TRACES;
-  for (const t of traces) if (!existsSync(t)) throw new UsageError(`trace file not found: ${t}`);
+  for (const t of traces) {
+    if (!positionals.length) await checkInputFile("the bundled trace", t, "give TRACE files");
+    else await checkInputFile("trace", t, t === after ? "--feedback takes on or off, so this word was read as a trace" : undefined);
+  }
   // Every trace is checked (one streaming pass, nothing kept) before any replay runs: a malformed,
   // truncated or empty trace, or one whose pages span more than a replay can hold, is
   // refused up front and named.
@@ -66,12 +73,12 @@ export async function run(args: string[]): Promise<number> {
     if (needsWrites(history.kind) && !(await recordsWrites(t))) throw new UsageError(`--history ${formatHistorySpec(history)} needs a trace that records writes (the r/w kind column); ${t} does not`);
   }
   const progress = process.stderr.isTTY ? (m: string) => process.stderr.write(`\r\x1b[K${m}`) : undefined;
-  const opts = { layouts: layouts as LayoutName[], switchAt, depth, feedback: values.feedback, seed, engine, trainChunk, history, onProgress: progress };
+  const opts = { layouts: layouts as LayoutName[], switchAt, depth, feedback, seed, engine, trainChunk, history, onProgress: progress };
   // one trace per call (the table treats traces independently), so an error names its file
   const rows: QualityRow[] = [];
   for (const t of traces) rows.push(...await inFile(t, () => qualityTable([t], opts)));
   if (progress) process.stderr.write("\r\x1b[K");
-  if (values.json) process.stdout.write(JSON.stringify({ depth, switchAt, feedback: !!values.feedback, seed, engine, trainChunk, history: formatHistorySpec(history), rows }, null, 2) + "\n");
+  if (values.json) process.stdout.write(JSON.stringify({ depth, switchAt, feedback, seed, engine, trainChunk, history: formatHistorySpec(history), rows }, null, 2) + "\n");
   else process.stdout.write((history.kind === "full" ? "" : `history: ${formatHistorySpec(history)}\n\n`) + formatQualityTable(rows, depth));
   return 0;
 }

@@ -23,17 +23,26 @@ export interface JsonStrategy {
   coverage: number;
 }
 
+/**
+ * A result's times in milliseconds, rounded as compare's record has them: `simulate --json` prints
+ * them beside the result's own keys in seconds (stallS, completionS, baselineS, migrationS).
+ */
+export function msTwins(r: SimResult): { stallMs: number; completionMs: number; baselineMs: number; migrationMs: number } {
+  return { stallMs: round(ms(r.stallS), 3), completionMs: round(ms(r.completionS), 3), baselineMs: round(ms(r.baselineS), 3), migrationMs: round(ms(r.migrationS), 3) };
+}
+
 export function toJson(traceName: string, comps: Comparison[]): { trace: string; strategies: JsonStrategy[] } {
   const strategies: JsonStrategy[] = [];
   for (const c of comps) {
     for (const r of c.results) {
+      const t = msTwins(r);
       strategies.push({
         name: r.strategy,
         layout: c.layout,
         faults: r.faults,
-        stallMs: round(ms(r.stallS), 3),
-        completionMs: round(ms(r.completionS), 3),
-        migrationMs: round(ms(r.migrationS), 3),
+        stallMs: t.stallMs,
+        completionMs: t.completionMs,
+        migrationMs: t.migrationMs,
         pagesSent: r.faultPathPages,
         accuracy: r.accuracy === null ? null : round(r.accuracy, 4),
         coverage: round(r.coverage, 4),

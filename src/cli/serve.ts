@@ -11,7 +11,7 @@
  * Errors are thrown: src/cli/main.ts prints one line (exit 2 for bad input, 1 for a runtime failure).
  */
 import { parseArgs } from "node:util";
-import { existsSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { createServer } from "node:net";
 import { UsageError, choiceOption, intOption, numberOption } from "./args.js";
 import { startPageServer, demandStrategy, PUSH_MODES, type PushMode, type SessionStrategy } from "../transport/source.js";
@@ -20,7 +20,7 @@ import { MAX_IMAGE_BYTES, openImageFile, parseSize, writeImageFile, type PageIma
 import { shareHistory, startRemoteStrategy, type StrategySpec, type TrainingHistory } from "../transport/remote-strategy.js";
 import type { Alphabet, EscapeMethod, PredictorOptions } from "../engine/types.js";
 import { LAYOUTS, placePages, type LayoutName } from "../trace/layout.js";
-import { checkAccesses, checkOutputDir } from "./input.js";
+import { checkAccesses, checkInputFile, checkOutputDir, noSuchFile } from "./input.js";
 
 const USAGE = `usage: ppm-prefetch serve --image FILE [options]
 
@@ -63,9 +63,12 @@ const USAGE = `usage: ppm-prefetch serve --image FILE [options]
                         while its strategy trains, instead of making its destination wait for the model
   --exit-after N        exit once N migrations completed (default 0 = serve until interrupted)
   --quiet               no per-migration log
-  --json                on exit, print one JSON line: the counters, the event loop (delay, utilization,
-                        CPU time) and per migration the source's figures (HELLO to WELCOME, training
-                        time, per-fault service time from FAULT read to page written, loop time spent)
+  --json                stdout carries JSON lines only: once listening {"event":"listening","host",
+                        "port","pages","digest","strategy","push"} (without --json: the line
+                        "listening on HOST:PORT pages=... digest=... strategy=... push=..."), and on exit
+                        one line: the counters, the event loop (delay, utilization, CPU time) and per
+                        migration the source's figures (HELLO to WELCOME, training time, per-fault
+                        service time from FAULT read to page written, loop time spent)
   --timeline            with --json (required): also each FAULT's read and written times (monotonic ns)
 `;
 
@@ -130,9 +133,8 @@ export async function run(args: string[]): Promise<number> {
   if (strategyName === "demand" && engineFlags.length > 0) {
     throw new UsageError(`--${engineFlags[0]} is an engine option: it has no effect with --strategy demand (it predicts nothing)`);
   }
-  if (v.history !== undefined && v["history-source"] !== undefined && !existsSync(v.history)) {
-    throw new UsageError(`--history ${v.history} does not exist`);
-  }
+  // named even when --history-source none leaves it unread
+  if (v.history !== undefined) await checkInputFile("--history", v.history);
   let source: HistorySpec = { kind: "full" };
   if (v["history-source"] !== undefined) {
     try { source = parseHistorySpec(v["history-source"]); } catch (e) { throw new UsageError(`--history-source: ${(e as Error).message}`); }
@@ -174,11 +176,9 @@ export async function run(args: string[]): Promise<number> {
     await checkOutputDir(v.image, "--image");
     generateBytes = bytes;
     pageCount = bytes / 4096;
-  } else if (!existsSync(v.image)) {
-    throw new UsageError(`--image ${v.image} does not exist (use --generate SIZE to create one)`);
-  } else if (!statSync(v.image).isFile()) {
-    throw new UsageError(`--image ${v.image} is not a regular file`);
   } else {
+    await checkInputFile("--image", v.image, "use --generate SIZE to create one");
+    if (!statSync(v.image).isFile()) throw new UsageError(`--image ${v.image} is not a regular file`);
     image = await openImage(v.image);
     pageCount = image.pageCount;
   }
@@ -207,7 +207,7 @@ export async function run(args: string[]): Promise<number> {
       let t: Awaited<ReturnType<typeof readTrace>>;
       try { t = await readTrace(path, limit ? { limit } : {}); } catch (e) {
         const err = e as NodeJS.ErrnoException;
-        if (err.code === "ENOENT") throw new UsageError(`--history ${path} does not exist`);
+        if (err.code === "ENOENT") throw noSuchFile("--history", path);
         throw new UsageError(`--history ${path}: ${err.message}${err.code ? ` (${err.code})` : ""}`);
       }
       checkAccesses(`--history ${path}`, t.length);
@@ -270,7 +270,10 @@ export async function run(args: string[]): Promise<number> {
         if (exitAfter && completed >= exitAfter) done();
       }
     }, 50);
-    process.stdout.write(`listening on ${server.host}:${server.port} pages=${pageCount} digest=${server.digest.toString("hex")} strategy=${strategyName} push=${push}\n`);
+    // with --json, stdout carries JSON lines only: this one first, the report on exit last
+    const listening = { host: server.host, port: server.port, pages: pageCount, digest: server.digest.toString("hex"), strategy: strategyName, push };
+    process.stdout.write(v.json ? JSON.stringify({ event: "listening", ...listening }) + "\n"
+      : `listening on ${listening.host}:${listening.port} pages=${listening.pages} digest=${listening.digest} strategy=${listening.strategy} push=${listening.push}\n`);
     const stop = () => done();
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);

@@ -4,7 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { UsageError, intOption } from "./args.js";
-import { readTraceFile } from "./input.js";
+import { checkInputFile, readTraceFile } from "./input.js";
 import { computeTraceStats, formatTraceStats } from "../trace/stats.js";
 
 const HELP = `usage: ppm-prefetch trace-stats FILE [--json] [--limit N]
@@ -35,7 +35,8 @@ export async function run(args: string[]): Promise<number> {
   if (values.help) { process.stdout.write(HELP); return 0; }
   if (positionals.length !== 1) throw new UsageError(`expected exactly one trace FILE, got ${positionals.length}`);
   const limit = values.limit === undefined ? undefined : intOption("limit", values.limit, 0, 1, Number.MAX_SAFE_INTEGER);
-  // A missing, malformed or truncated file is bad input (exit 2, one line naming the file: errors.ts).
+  // A missing, malformed or truncated file is bad input (exit 2, one line naming the file: input.ts, errors.ts).
+  await checkInputFile("trace", positionals[0]);
   const trace = await readTraceFile(positionals[0], { limit });
   if (trace.pages.length === 0) throw new UsageError(`${positionals[0]} holds no accesses`);
   const s = computeTraceStats(trace);

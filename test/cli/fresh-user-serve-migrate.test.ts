@@ -64,7 +64,7 @@ after(() => {
 // --- serve --generate: nothing is written before every check passed ---------------------------------
 
 const REFUSED: Record<string, { extra: () => string[]; code: 1 | 2; match: RegExp | (() => RegExp) }> = {
-  "a history that does not exist": { extra: () => ["--history", f("nonexist.txt")], code: 2, match: /--history .*nonexist\.txt does not exist/ },
+  "a history that does not exist": { extra: () => ["--history", f("nonexist.txt")], code: 2, match: /cannot read --history '.*nonexist\.txt': no such file$/m },
   "a malformed history": { extra: () => ["--history", f("bad.txt")], code: 2, match: /bad\.txt:3: .*"foo"/ },
   "an empty history": { extra: () => ["--history", f("empty.txt")], code: 2, match: /--history .*empty\.txt has 0 accesses; need at least 2/ },
   "a comment-only history": { extra: () => ["--history", f("comments.txt")], code: 2, match: /comments\.txt has 0 accesses/ },

@@ -49,7 +49,7 @@ test("serve + migrate CLIs: a verified migration of the sqlite fixture, --json r
     assert.match(bad.err, /--switch-at must be a number in 0\.\.1/);
     const bad2 = await cli(["serve", "--image", join(dir, "nope.bin")]).done;
     assert.equal(bad2.code, 2);
-    assert.match(bad2.err, /does not exist/);
+    assert.match(bad2.err, /^ppm-prefetch serve: cannot read --image '.*nope\.bin': no such file \(use --generate SIZE to create one\)$/m);
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 

@@ -31,6 +31,7 @@ import { parseArgs } from "node:util";
 import type { MigrationResult } from "../../src/transport/destination.js";
 import { readTrace } from "../../src/trace/read.js";
 import type { LayoutName } from "../../src/trace/layout.js";
+import { LISTENING } from "./helpers.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const { values: v } = parseArgs({
@@ -72,7 +73,7 @@ function serve(generate: boolean, exitAfter: number): Promise<{ port: number; do
     r(timeline ? JSON.parse(last) as ServeReport : null);
   }));
   return new Promise((res, rej) => {
-    p.stdout.on("data", (d) => { out += d; const m = /listening on [\d.]+:(\d+)/.exec(out); if (m) res({ port: Number(m[1]), done }); });
+    p.stdout.on("data", (d) => { out += d; const m = LISTENING.exec(out); if (m) res({ port: Number(m[1] ?? m[2]), done }); });
     done.catch(rej);
   });
 }

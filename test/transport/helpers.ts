@@ -57,6 +57,9 @@ export function killAfter(sock: Socket, afterBytes: number): void {
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
+/** serve's listening line: the human one, or the JSON event `serve --json` prints instead. */
+export const LISTENING = /listening on [\d.]+:(\d+)|"event":"listening".*?"port":(\d+)/;
+
 /** Start `ppm-prefetch serve ARGS` (from the sources) and resolve with its port once it listens. */
 export function spawnServe(args: string[]): Promise<{ port: number; done: Promise<number> }> {
   const p = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/main.ts"), "serve", ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
@@ -65,8 +68,8 @@ export function spawnServe(args: string[]): Promise<{ port: number; done: Promis
     let out = "";
     p.stdout.on("data", (d) => {
       out += d;
-      const m = /listening on [\d.]+:(\d+)/.exec(out);
-      if (m) resolve({ port: Number(m[1]), done });
+      const m = LISTENING.exec(out);
+      if (m) resolve({ port: Number(m[1] ?? m[2]), done });
     });
     done.then((c) => reject(new Error(`serve exited ${c}`)));
   });
