@@ -36,6 +36,7 @@ interface SearchState {
   p: number; // path probability; -1 = empty slot
   anchor: number;
   ctx: (Node | null)[][];
+  level?: number; // expansions from the root to this state (the root: 0)
 }
 
 /** A set whose insert says whether the key is new. */
@@ -67,6 +68,13 @@ export class ReferencePredictor implements Predictor {
   private pruneDue = false;
   private disposed = false;
   private pending!: PendingHistories;
+  /**
+   * The shape of the last search (a diagnostic for bench/search-shape.ts): states expanded, and levels
+   * of the expansion tree (the root alone: 1). The levels bound how many rounds of dependent memory
+   * loads a search must wait for, however its lookups are laid out: expansions on one level are
+   * independent of each other.
+   */
+  readonly lastSearch = { expansions: 0, levels: 0 };
 
   constructor(options: ResolvedOptions) {
     this.options = Object.freeze({ ...options });
@@ -268,7 +276,7 @@ export class ReferencePredictor implements Predictor {
       const sym = this.deltaSymbol(src.anchor, page);
       for (let k = this.K - 1; k >= 0; k--) ctx[1][k + 1] = child(k === 0 ? this.deltaRoot : src.ctx[1][k], sym);
     }
-    return { p, anchor: page, ctx };
+    return { p, anchor: page, ctx, level: (src.level ?? 0) + 1 };
   }
 
   private search(stream: number): number[] {
@@ -279,6 +287,7 @@ export class ReferencePredictor implements Predictor {
     followed.insert(s.last);
     const out: number[] = [];
     let expansions = 0;
+    let levels = 0;
     while (out.length < this.options.depth) {
       // Pop the most probable state; ties go to the one created first.
       let best = -1;
@@ -293,6 +302,7 @@ export class ReferencePredictor implements Predictor {
       }
       if (expansions >= this.options.lookahead) continue;
       expansions++;
+      levels = Math.max(levels, (cur.level ?? 0) + 1);
       const cand = new Map<number, number>();
       if (this.usePage) this.score(cur, 0, cand);
       if (this.useDelta) this.score(cur, 1, cand);
@@ -306,6 +316,8 @@ export class ReferencePredictor implements Predictor {
       }
     }
     this.counters.predictions += out.length;
+    this.lastSearch.expansions = expansions;
+    this.lastSearch.levels = levels;
     return out;
   }
 
