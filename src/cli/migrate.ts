@@ -29,6 +29,11 @@ const USAGE = `usage: ppm-prefetch migrate --connect HOST:PORT --trace FILE [opt
   --timeout-ms N        give up after N ms (default 0 = never)
   --reconnect-timeout S when the link to the source is lost (a restarted source, an outage), keep
                         reconnecting with backoff for up to S seconds (default 30)
+  --idle-timeout S      with a fault request outstanding, a source silent for S seconds is taken for gone
+                        (a host that vanished without closing): reconnect (default 60, 0 = never)
+  --keepalive S         while connected, send a keepalive after S seconds without sending anything, so
+                        that the source's idle timeout (serve --idle-timeout, 60 s) does not close a
+                        quiet migration (default 15, 0 = never; keep it under the source's timeout)
   --json                print only the summary record as JSON
   --timeline            with --json (required): also the session id, this process's CPU time and each fault
                         request's page, send and arrival times (monotonic ns)
@@ -51,7 +56,7 @@ export async function run(args: string[]): Promise<number> {
     options: {
       connect: { type: "string" }, trace: { type: "string" }, "switch-at": { type: "string" }, layout: { type: "string" },
       "layout-seed": { type: "string" }, limit: { type: "string" }, ips: { type: "string" }, "delay-us": { type: "string" },
-      "rate-gbps": { type: "string" }, "timeout-ms": { type: "string" }, "reconnect-timeout": { type: "string" }, json: { type: "boolean" }, timeline: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      "rate-gbps": { type: "string" }, "timeout-ms": { type: "string" }, "reconnect-timeout": { type: "string" }, "idle-timeout": { type: "string" }, keepalive: { type: "string" }, json: { type: "boolean" }, timeline: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
   });
   if (v.help) { process.stdout.write(USAGE); return 0; }
@@ -65,6 +70,8 @@ export async function run(args: string[]): Promise<number> {
   const ips = numberOption("ips", v.ips, 1e9, 0, 1e13);
   const timeoutMs = intOption("timeout-ms", v["timeout-ms"], 0, 0, 1e9);
   const reconnectTimeoutMs = numberOption("reconnect-timeout", v["reconnect-timeout"], 30, 0, 86400) * 1000;
+  const idleTimeoutMs = numberOption("idle-timeout", v["idle-timeout"], 60, 0, 86400) * 1000;
+  const keepAliveMs = numberOption("keepalive", v.keepalive, 15, 0, 86400) * 1000;
   const link = { delayUs: numberOption("delay-us", v["delay-us"], 0, 0, 1e7), rateGbps: numberOption("rate-gbps", v["rate-gbps"], 0, 0, 1e4) };
 
   await checkInputFile("--trace", v.trace);
@@ -91,7 +98,7 @@ export async function run(args: string[]): Promise<number> {
   let r: MigrationResult;
   try {
     r = await runMigration({
-      host, port, trace, switchAt, layout, seed, ips, link, timeoutMs, reconnectTimeoutMs, timeline: v.timeline,
+      host, port, trace, switchAt, layout, seed, ips, link, timeoutMs, reconnectTimeoutMs, idleTimeoutMs, keepAliveMs, timeline: v.timeline,
       onSocket: () => { connected = true; },
     });
   } catch (e) {

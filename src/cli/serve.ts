@@ -58,6 +58,9 @@ const USAGE = `usage: ppm-prefetch serve --image FILE [options]
                         waits (default 65536); a fault's page waits behind at most this much push
   --max-sessions N      most migrations at once, including those waiting for their destination to
                         reconnect (default 16); one more is refused with a "server busy" error
+  --idle-timeout S      close a welcomed connection that sends nothing for S seconds (ERROR 12; its
+                        session then waits for a reconnection as after an outage); default 60, 0 = never.
+                        A live destination sends a keepalive while quiet (migrate --keepalive, 15 s)
   --serve-while-training
                         welcome a migration at once and serve its faults on demand (with the push)
                         while its strategy trains, instead of making its destination wait for the model
@@ -86,7 +89,7 @@ export async function run(args: string[]): Promise<number> {
       order: { type: "string" }, alphabet: { type: "string" }, escape: { type: "string" }, depth: { type: "string" },
       threshold: { type: "string" }, streams: { type: "string" }, "max-contexts": { type: "string" },
       "delay-us": { type: "string" }, "rate-gbps": { type: "string" }, "exit-after": { type: "string" }, "push-window": { type: "string" },
-      "max-sessions": { type: "string" }, "link-queue": { type: "string" },
+      "max-sessions": { type: "string" }, "link-queue": { type: "string" }, "idle-timeout": { type: "string" },
       quiet: { type: "boolean" }, json: { type: "boolean" }, timeline: { type: "boolean" }, "serve-while-training": { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
   });
@@ -101,6 +104,7 @@ export async function run(args: string[]): Promise<number> {
   const depth = intOption("depth", v.depth, 8, 0, 256);
   const pushWindow = intOption("push-window", v["push-window"], 32, 1, 1 << 20);
   const maxSessions = intOption("max-sessions", v["max-sessions"], 16, 1, 4096);
+  const idleTimeoutMs = numberOption("idle-timeout", v["idle-timeout"], 60, 0, 86400) * 1000;
   const exitAfter = intOption("exit-after", v["exit-after"], 0, 0, 1e9);
   const imageSeed = intOption("image-seed", v["image-seed"], 1, 0, 0xffffffff);
   const link = {
@@ -252,7 +256,7 @@ export async function run(args: string[]): Promise<number> {
     let server;
     try {
       server = await startPageServer({
-        image, host: v.host ?? "127.0.0.1", port, push, depth: 256, link, pushWindow, maxSessions, timeline: !!v.timeline,
+        image, host: v.host ?? "127.0.0.1", port, push, depth: 256, link, pushWindow, maxSessions, idleTimeoutMs, timeline: !!v.timeline,
         waitForStrategy: !v["serve-while-training"],
         strategy: ({ pageCount: pc, sessionId, signal }) => makeSession(pc, sessionId, signal),
         onError: (e, sid) => log(`connection${sid ? ` of ${sid.slice(0, 8)}` : ""} closed: ${e.message}`),
