@@ -274,13 +274,16 @@ export async function run(args: string[]): Promise<number> {
         if (exitAfter && completed >= exitAfter) done();
       }
     }, 50);
+    // The handlers before the line that announces the server: a supervisor that reads it and at once
+    // sends SIGTERM must get the orderly stop (on Linux a pipe write is synchronous, so the line can be
+    // read before the next statement runs).
+    const stop = () => done();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
     // with --json, stdout carries JSON lines only: this one first, the report on exit last
     const listening = { host: server.host, port: server.port, pages: pageCount, digest: server.digest.toString("hex"), strategy: strategyName, push };
     process.stdout.write(v.json ? JSON.stringify({ event: "listening", ...listening }) + "\n"
       : `listening on ${listening.host}:${listening.port} pages=${listening.pages} digest=${listening.digest} strategy=${listening.strategy} push=${listening.push}\n`);
-    const stop = () => done();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
     await finished;
     clearInterval(timer);
     if (v.json) {
