@@ -831,7 +831,6 @@ class Conn {
     const m = sess.m;
     let written = -1;
     if (!sess.sent.has(page)) {
-      this.order!.onFault(page);
       this.sendPage(page, PageKind.Fault);
       const pre = PROBE ? { userBuf: this.socket.writableLength, backlog: this.link.backlog, unacked: this.sentHere - 1 - this.acked, unflushed: this.writer.unflushed } : null;
       if (PROBE) (this.link as { tag?: string }).tag = `${sess.id}:page:${page}`;
@@ -841,6 +840,10 @@ class Conn {
       const ns = written - read;
       m.serviceCount++; m.serviceSum += ns; if (ns > m.serviceMax) m.serviceMax = ns;
       if (m.service.length < SERVICE_KEPT) m.service.push(ns);
+      // The push re-centres on the fault once its page is out, as in the simulator: a steered push's
+      // re-centring (temporal-push.ts judges the fault against the history: up to ~20 us) must not
+      // delay the page the guest waits for.
+      this.order!.onFault(page);
     }
     if (this.c.timeline) { m.read.push(read); m.written.push(written); m.page.push(page); }
   }
