@@ -776,10 +776,10 @@ class Conn {
       return;
     }
     if (isRemote(strat)) {
+      // the faulted page first, on its own write so that it leaves at once; then the feedback's copy
+      this.faultPage(page, read);
       const touches = new Uint32Array(2 * count);
       for (let i = 0, q = s + FAULT_HEADER; i < count; i++, q += FEEDBACK_ENTRY) { touches[2 * i] = b.readUInt32LE(q); touches[2 * i + 1] = b.readUInt16LE(q + 4); }
-      // the faulted page first, on its own write so that it leaves at once
-      this.faultPage(page, read);
       // bounded: an in-flight FAULT writes nothing, so the link's backpressure does not stop a client
       // that sends them; past MAX_PENDING_ANSWERS the connection is not read until answers come back
       if (++this.pendingAnswers >= MAX_PENDING_ANSWERS) this.holdReading(HOLD_ANSWERS);
@@ -802,13 +802,14 @@ class Conn {
       m.faultNs += nowNs() - read;
       return;
     }
+    // the faulted page first, on its own write so that it leaves at once; then the feedback (up to
+    // 4,096 touches, each a model update) and the strategy, in the simulator's order
+    this.faultPage(page, read);
     let t0 = nowNs();
     if (strat.onTouch) {
       for (let i = 0, q = s + FAULT_HEADER; i < count; i++, q += FEEDBACK_ENTRY) strat.onTouch(b.readUInt32LE(q), b.readUInt16LE(q + 4));
     }
     let spent = nowNs() - t0;
-    // the faulted page first, on its own write so that it leaves at once
-    this.faultPage(page, read);
     if (inflight) {
       this.answer(page, EMPTY, spent);
       m.faultNs += nowNs() - read;

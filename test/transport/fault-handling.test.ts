@@ -137,3 +137,23 @@ test(`with a strategy in a worker, at most ${MAX_PENDING_ANSWERS} FAULTs of a co
   } finally { c.sock.destroy(); await srv.close(); }
 });
 
+
+test("the faulted page is written before the fault's feedback is learned (a slow onTouch delays no page)", async () => {
+  const BUSY_MS = 60;
+  let touchedAtNs = 0n;
+  const strat = {
+    name: "slow-feedback",
+    onTouch(): void { touchedAtNs = process.hrtime.bigint(); const end = Date.now() + BUSY_MS; while (Date.now() < end) { /* a model update that takes long */ } },
+    onFault: (): number[] => [],
+  };
+  const srv = await startPageServer({ image: image(64), push: "none", strategy: () => strat });
+  const c = rawClient(srv.port);
+  try {
+    c.sock.write(Buffer.concat([helloFrame(1), emptyFrame(FrameType.Start), faultFrame(7, [[3, 0]])]));
+    await c.inbox.waitFor(faultDone(7));
+    assert.ok(touchedAtNs > 0n, "the feedback reached the strategy");
+    const [m] = srv.sessionMetrics();
+    // service = FAULT read -> its page written: not the 60 ms the feedback took
+    assert.ok(m.serviceUs.max < (BUSY_MS * 1000) / 2, `service ${m.serviceUs.max} us`);
+  } finally { c.sock.destroy(); await srv.close(); }
+});
