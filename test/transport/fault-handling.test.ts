@@ -157,3 +157,28 @@ test("the faulted page is written before the fault's feedback is learned (a slow
     assert.ok(m.serviceUs.max < (BUSY_MS * 1000) / 2, `service ${m.serviceUs.max} us`);
   } finally { c.sock.destroy(); await srv.close(); }
 });
+
+test("the faulted page is written before a steered push re-centres on the fault (a slow re-centring delays no page)", async () => {
+  const BUSY_MS = 60;
+  let recentred = 0;
+  const strat = {
+    name: "slow-steering",
+    onFault: (): number[] => [],
+    steerPush: (base: { next(s: Uint8Array): number; onFault(p: number): void }) => ({
+      next: (s: Uint8Array) => base.next(s),
+      onFault(p: number): void { recentred++; const end = Date.now() + BUSY_MS; while (Date.now() < end) { /* judging the fault */ } base.onFault(p); },
+    }),
+  };
+  const srv = await startPageServer({ image: image(64), push: "linear", strategy: () => strat });
+  const c = rawClient(srv.port);
+  try {
+    c.sock.write(Buffer.concat([helloFrame(1), emptyFrame(FrameType.Start)]));
+    await c.inbox.waitFor((f) => f.type === FrameType.Page);
+    // a page the push has not sent yet (it sends in address order)
+    c.sock.write(faultFrame(63));
+    await c.inbox.waitFor(faultDone(63));
+    assert.equal(recentred, 1);
+    const [m] = srv.sessionMetrics();
+    assert.ok(m.serviceUs.max < (BUSY_MS * 1000) / 2, `service ${m.serviceUs.max} us`);
+  } finally { c.sock.destroy(); await srv.close(); }
+});
