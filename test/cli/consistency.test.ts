@@ -6,41 +6,15 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync, mkdirSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { optionalValue } from "../../src/cli/args.js";
-
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const MAIN = join(ROOT, "src/cli/main.ts");
-const DIST_MAIN = join(ROOT, "dist/cli/main.js");
+import { DIST_MAIN, ROOT, cli, until, type Run } from "./spawn-cli.js";
 const dir = mkdtempSync(join(tmpdir(), "ppm-consistency-"));
 const f = (name: string) => join(dir, name);
 
-interface Run { code: number | null; out: string; err: string }
-interface Proc { done: Promise<Run>; out: () => string; kill: (s?: NodeJS.Signals) => void }
-
-function cli(args: string[], { dist = false, timeoutMs = 60_000 } = {}): Proc {
-  const argv = dist ? [DIST_MAIN, ...args] : ["--import", "tsx", MAIN, ...args];
-  const p = spawn(process.execPath, argv, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PPM_DEBUG: "" } });
-  let out = "", err = "";
-  p.stdout.on("data", (d) => { out += d; });
-  p.stderr.on("data", (d) => { err += d; });
-  const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
-  const done = new Promise<Run>((resolve) => p.on("close", (code) => { clearTimeout(timer); resolve({ code, out, err }); }));
-  return { done, out: () => out, kill: (s) => p.kill(s) };
-}
 const run = (args: string[], opts?: { dist?: boolean }) => cli(args, opts).done;
-
-async function until(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** One line on stderr, `ppm-prefetch CMD: ...`, and the exit code. */
 function oneLine(r: Run, cmd: string, code: number, match: RegExp): void {

@@ -5,40 +5,16 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync, existsSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import net from "node:net";
 import { busyAndClosedPorts } from "./ports.js";
-
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const MAIN = join(ROOT, "src/cli/main.ts");
+import { cli, until } from "./spawn-cli.js";
 const dir = mkdtempSync(join(tmpdir(), "ppm-fresh-serve-"));
 const f = (name: string) => join(dir, name);
 
-interface Run { code: number | null; out: string; err: string }
-interface Proc { done: Promise<Run>; out: () => string; kill: (s?: NodeJS.Signals) => void }
-
-function cli(args: string[], timeoutMs = 60_000): Proc {
-  const p = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PPM_DEBUG: "" } });
-  let out = "", err = "";
-  p.stdout.on("data", (d) => { out += d; });
-  p.stderr.on("data", (d) => { err += d; });
-  const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
-  const done = new Promise<Run>((resolve) => p.on("close", (code) => { clearTimeout(timer); resolve({ code, out, err }); }));
-  return { done, out: () => out, kill: (s) => p.kill(s) };
-}
 const run = (args: string[]) => cli(args).done;
-
-async function until(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 let busy: net.Server;
 let busyPort = 0;
@@ -152,11 +128,11 @@ test("migrate that never connected says it could not connect, not that it lost t
 
 test("serve --generate then migrate: verified, 'accuracy -' without predicted pages, a refused session says 'server busy' once", { timeout: 120_000 }, async () => {
   const img = f("served.img");
-  const srv = cli(["serve", "--image", img, "--generate", "1M", "--port", "0", "--strategy", "demand", "--max-sessions", "1", "--exit-after", "1", "--quiet"], 110_000);
+  const srv = cli(["serve", "--image", img, "--generate", "1M", "--port", "0", "--strategy", "demand", "--max-sessions", "1", "--exit-after", "1", "--quiet"], { timeoutMs: 110_000 });
   await until(() => /listening on 127\.0\.0\.1:\d+/.test(srv.out()), "the server to listen");
   const port = /listening on 127\.0\.0\.1:(\d+)/.exec(srv.out())![1];
   assert.equal(statSync(img).size, 1 << 20, "the image was generated");
-  const first = cli(["migrate", "--connect", `127.0.0.1:${port}`, "--trace", f("slow.txt"), "--ips", "10"], 100_000);
+  const first = cli(["migrate", "--connect", `127.0.0.1:${port}`, "--trace", f("slow.txt"), "--ips", "10"], { timeoutMs: 100_000 });
   await new Promise((r) => setTimeout(r, 1500)); // the first one is in its 2.8 s replay
   const second = await run(["migrate", "--connect", `127.0.0.1:${port}`, "--trace", f("ok.txt")]);
   const one = await first.done;

@@ -5,34 +5,32 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { ErrorCode, FrameType } from "../../src/transport/protocol.js";
 import { errorOf, helloFrame, rawClient } from "../transport/raw.js";
 import { LISTENING } from "../transport/helpers.js";
+import { cli as spawnCli } from "./spawn-cli.js";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const MAIN = join(ROOT, "src/cli/main.ts");
 const dir = mkdtempSync(join(tmpdir(), "ppm-liveness-flags-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-interface Run { code: number | null; out: string; err: string }
+/** The CLI, and for `serve` the port its listening line names (rejected if it exits first). */
 function cli(args: string[]) {
-  const p = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "", err = "";
-  p.stdout.on("data", (d) => { out += d; });
-  p.stderr.on("data", (d) => { err += d; });
-  const timer = setTimeout(() => p.kill("SIGKILL"), 60_000);
-  const done = new Promise<Run>((r) => p.on("close", (code) => { clearTimeout(timer); r({ code, out, err }); }));
-  const port = new Promise<number>((res, rej) => {
-    p.stdout.on("data", () => { const m = LISTENING.exec(out); if (m) res(Number(m[1] ?? m[2])); });
-    done.then((r) => rej(new Error(`serve exited ${r.code}: ${r.err}`)));
-  });
+  const p = spawnCli(args);
+  let exited = false;
+  void p.done.then(() => { exited = true; });
+  const port = (async () => {
+    while (!LISTENING.test(p.out())) {
+      if (exited) throw new Error(`${args[0]} exited before listening: ${p.err()}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const m = LISTENING.exec(p.out())!;
+    return Number(m[1] ?? m[2]);
+  })();
   port.catch(() => undefined); // only serve listens: a command that does not is awaited by `done`
-  return { done, port, err: () => err, stop: () => p.kill("SIGTERM") };
+  return { done: p.done, port, stop: () => p.kill("SIGTERM") };
 }
 
 test("serve --idle-timeout 0.3: a client that sends HELLO and goes silent gets ERROR 12 after 300 ms", { timeout: 60_000 }, async () => {
