@@ -12,8 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { checkModelFile, replaceModel } from "../../src/qemu/model.js";
-import { loadPolicyEngine, modelProblem } from "../../src/qemu/policy.js";
-import { createQemuPolicy, loadPolicyEngine } from "../../src/qemu/policy.js";
+import { createQemuPolicy, loadPolicyEngine, modelProblem } from "../../src/qemu/policy.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MAIN = join(ROOT, "src/cli/main.ts");
@@ -41,7 +40,7 @@ let model: Uint8Array;
 before(async () => {
   await loadPolicyEngine();
   const p = createQemuPolicy(8192);
-  for (let r = 0; r < 3; r++) for (const page of [5, 9, 100, 7, 42]) p.onRequest(page, []);
+  for (let r = 0; r < 3; r++) for (const page of [5, 9, 100, 7, 42]) p.onRequest(page, { outstanding: 0, outstandingInjected: 0 });
   model = p.snapshot!();
   p.dispose!();
   mkdirSync(f("adir"));

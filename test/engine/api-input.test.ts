@@ -126,7 +126,7 @@ test("a null option is a TypeError naming the option; undefined is the default",
   for (const k of keys) {
     const o = { pageCount: 100, maxContexts: 64, [k]: null } as unknown as FullPredictorOptions;
     if (k === "maxContexts" || k === "memoryBytes") delete (o as { maxContexts?: number }).maxContexts;
-    if (k === "maxContexts" || k === "memoryBytes") (o as Record<string, unknown>)[k] = null;
+    if (k === "maxContexts" || k === "memoryBytes") (o as unknown as Record<string, unknown>)[k] = null;
     // (The reference model refuses memoryBytes whatever its value.)
     for (const create of k === "memoryBytes" ? [createPredictor] : [createPredictor, createReferencePredictor]) {
       assert.throws(() => create(o), (e: Error) => e instanceof TypeError && e.message.startsWith(`options.${k} must not be null, got null`), `${create.name} ${k}: null`);

@@ -64,10 +64,10 @@ test("bad options are refused by name; pages outside the guest are not learned",
 });
 
 test("ppmPushSteering: the same order for a source whose strategy runs in a worker; none without a push of ours", () => {
-  assert.equal(ppmPushSteering(100, "none", [1, 2, 3]), undefined);
-  assert.equal(ppmPushSteering(100, "qemu", [1, 2, 3], { ownPush: false }), undefined);
-  assert.equal(ppmPushSteering(100, "qemu", [1, 2, 3], { historyShare: 0 }), undefined);
-  const steer = ppmPushSteering(100, "qemu", [5, 6, 40, 41, 42])!;
+  assert.equal(ppmPushSteering(100, "none", Uint32Array.of(1, 2, 3)), undefined);
+  assert.equal(ppmPushSteering(100, "qemu", Uint32Array.of(1, 2, 3), { ownPush: false }), undefined);
+  assert.equal(ppmPushSteering(100, "qemu", Uint32Array.of(1, 2, 3), { historyShare: 0 }), undefined);
+  const steer = ppmPushSteering(100, "qemu", Uint32Array.of(5, 6, 40, 41, 42))!;
   const state = new Uint8Array(100);
   const order = steer(createPush("hines", footprint));
   order.onFault(6); state[6] = 1;

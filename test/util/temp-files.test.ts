@@ -58,7 +58,7 @@ async function throughFifo(fifo: string, write: () => Promise<unknown> | void): 
   const chunks: Buffer[] = [];
   const reader = createReadStream(fifo);
   reader.on("data", (c) => chunks.push(c as Buffer));
-  const closed = new Promise((r) => reader.on("close", r));
+  const closed = new Promise<void>((r) => reader.on("close", () => r()));
   await write();
   await closed;
   return Buffer.concat(chunks);
