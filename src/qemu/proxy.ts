@@ -352,22 +352,24 @@ export class QemuProxy extends EventEmitter {
       }
       m.bytesReturn += chunk.length;
       let out: Buffer;
+      const filter = c.filter;
+      const injected = filter.bytesInjected;
       try {
-        out = c.filter.push(chunk);
+        out = filter.push(chunk); // each request has left through `forward` before its prediction ran
       } catch (e) {
         if (e instanceof ReturnPathError) {
           this.fail(m, e.message);
           return;
         }
         // Anything else comes from the prediction (the strategy, an encoding): the migration goes on
-        // without it; the bytes are forwarded as they came. One migration's bug must not end the
-        // proxy and every migration in it.
+        // without it; the bytes not yet forwarded go as they came. One migration's bug must not end
+        // the proxy and every migration in it.
         this.stopPredicting(m, e as Error);
-        c.ret.write(chunk);
+        c.ret.write(chunk.subarray(filter.forwardedOfChunk));
         return;
       }
-      m.bytesInjected += out.length - chunk.length;
-      c.ret.write(out);
+      m.bytesInjected += filter.bytesInjected - injected;
+      if (out.length > 0) c.ret.write(out);
     });
     up.on("end", () => c.ret.end());
 
@@ -523,6 +525,7 @@ export class QemuProxy extends EventEmitter {
     else if (m.mainParser) m.preemptParsers.push(m.mainParser), (m.mainParser = parser);
     c.parser = parser;
     c.filter = new ReturnPathFilter({
+      forward: (bytes) => c.ret.write(bytes),
       onRequest: (req) => {
         this.settleLayout(m); // no-op once settled; --block alone when the stream had no ram setup
         this.settleChannels(m, true);

@@ -70,6 +70,12 @@ export interface ReturnPathFilterHooks {
   onMessage?(msg: RpMessage): void;
   /** Every page request; returns ranges (same block) to request too, appended as REQ_PAGES messages. */
   onRequest?(req: PageRequest): readonly InjectRange[] | void;
+  /**
+   * With this hook the bytes up to the end of each page request are handed to it before onRequest
+   * runs (push() returns only what follows), so that the destination's request leaves before the
+   * prediction for it is computed: the prediction adds nothing to the fault it answers.
+   */
+  forward?(bytes: Buffer): void;
 }
 
 /** Encode one REQ_PAGES (type 4) message. */
@@ -122,6 +128,10 @@ export class ReturnPathFilter {
   bytesIn = 0;
   /** Bytes inserted. */
   bytesInjected = 0;
+  /** Bytes of the latest chunk given to push() that went out through the `forward` hook. */
+  forwardedOfChunk = 0;
+  /** During push(): hand the chunk's bytes so far to the `forward` hook (set only with one). */
+  private forwardSoFar: (() => void) | null = null;
 
   constructor(private readonly hooks: ReturnPathFilterHooks = {}) {}
 
@@ -138,6 +148,18 @@ export class ReturnPathFilter {
     const out: Buffer[] = [];
     let from = 0; // start of the not yet emitted part of chunk
     let i = 0;
+    this.forwardedOfChunk = 0;
+    const forward = this.hooks.forward;
+    if (forward) {
+      this.forwardSoFar = () => {
+        // what push() holds first (the requests injected after an earlier request of this chunk: a
+        // bare REQ_PAGES means the block last named, so nothing may overtake them), then the chunk
+        for (const held of out) forward(held);
+        out.length = 0;
+        if (i > from) { forward(chunk.subarray(from, i)); from = i; }
+        this.forwardedOfChunk = from;
+      };
+    }
     try {
       while (i < chunk.length) {
         if (this.state === "bitmapData") {
@@ -165,11 +187,13 @@ export class ReturnPathFilter {
     } catch (e) {
       if (e instanceof ReturnPathError) this.failed = e;
       throw e;
+    } finally {
+      this.forwardSoFar = null;
     }
     this.bytesIn += chunk.length;
-    if (out.length === 0) return chunk;
+    if (out.length === 0 && this.forwardedOfChunk === 0) return chunk;
     if (from < chunk.length) out.push(chunk.subarray(from));
-    return Buffer.concat(out);
+    return out.length === 1 ? out[0] : Buffer.concat(out);
   }
 
   /** True when the stream ended on a message boundary. */
@@ -250,6 +274,7 @@ export class ReturnPathFilter {
           offset > BigInt(Number.MAX_SAFE_INTEGER)) {
         throw new ReturnPathError(`return path: unaligned page request ${block}@0x${offset.toString(16)}+0x${length.toString(16)}`);
       }
+      this.forwardSoFar?.(); // the request leaves first (hooks.forward)
       const ranges = this.hooks.onRequest?.({ block, offset: Number(offset), length, named: type === RP_REQ_PAGES_ID });
       if (ranges && ranges.length > 0) inject = ranges.map((r) => encodeReqPages(r.offset, r.length));
     } else if (type === RP_RECV_BITMAP) {

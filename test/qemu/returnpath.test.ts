@@ -97,6 +97,46 @@ describe("return path filter", () => {
     }
   });
 
+  it("with a forward hook: each request leaves before its prediction runs, and the bytes are the same stream for every cut", () => {
+    /** The filter's output: what went through `forward` and what push() returned, in order; and each onRequest's view of it. */
+    const run = (chunks: Buffer[]) => {
+      const sent: Buffer[] = [];
+      const atRequest: number[] = []; // bytes out when each prediction began
+      const f = new ReturnPathFilter({
+        forward: (b) => { sent.push(Buffer.from(b)); },
+        onRequest: (r) => { atRequest.push(Buffer.concat(sent).length); return [{ offset: r.offset + r.length, length: 8192 }]; },
+      });
+      for (const c of chunks) sent.push(Buffer.from(f.push(c)));
+      return { out: Buffer.concat(sent), atRequest };
+    };
+    // where each request of the synthetic stream ends in it (what must be out when its prediction runs)
+    const ends: number[] = [];
+    let at = 0, injectedBefore = 0;
+    for (const m of msgs) {
+      at += m.length;
+      const t = m.readUInt16BE(0);
+      if (t === RP_REQ_PAGES_ID || t === RP_REQ_PAGES) { ends.push(at + injectedBefore); injectedBefore += 16; }
+    }
+    for (let cut = 0; cut <= whole.length; cut++) {
+      const { out, atRequest } = run([whole.subarray(0, cut), whole.subarray(cut)]);
+      assert.deepEqual(out, want, `cut at ${cut}`);
+      assert.deepEqual(atRequest, ends, `cut at ${cut}: every byte up to the request (and the injections before it) was out`);
+    }
+    assert.deepEqual(run([...whole].map((x) => Buffer.from([x]))).out, want);
+  });
+
+  it("with a forward hook, two requests in one chunk keep the first one's injections ahead of the second (a bare REQ_PAGES means the block last named)", () => {
+    const sent: Buffer[] = [];
+    const f = new ReturnPathFilter({
+      forward: (b) => { sent.push(Buffer.from(b)); },
+      onRequest: (r) => [{ offset: r.offset + r.length, length: 4096 }],
+    });
+    const a = encodeReqPagesId(0x5000, 4096, "pc.ram"), b = encodeReqPagesId(0x1000, 4096, "pc.bios");
+    sent.push(Buffer.from(f.push(Buffer.concat([a, b]))));
+    assert.deepEqual(Buffer.concat(sent), Buffer.concat([a, encodeReqPages(0x6000, 4096), b, encodeReqPages(0x2000, 4096)]));
+    assert.equal(f.forwardedOfChunk, a.length + b.length);
+  });
+
   it("returns the input chunk itself when nothing is injected", () => {
     const f = new ReturnPathFilter();
     const c = encodeMessage(RP_PONG, be32(5));
