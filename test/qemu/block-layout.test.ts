@@ -12,20 +12,17 @@ import { QemuProxy, type MigrationReport } from "../../src/qemu/proxy.js";
 import { encodeReqPagesId } from "../../src/qemu/returnpath.js";
 import type { RamLayout } from "../../src/qemu/injector.js";
 import type { QemuStrategy } from "../../src/qemu/policy.js";
+import { until, connect, acceptingTarget } from "./harness.js";
 import { streams } from "./streams.js";
 
 const FIX = path.join(import.meta.dirname, "fixtures");
-const until = async (f: () => boolean, what = "condition") => { for (let i = 0; i < 500 && !f(); i++) await new Promise((r) => setTimeout(r, 10)); assert.ok(f(), what); };
-const connect = (port: number) => new Promise<net.Socket>((r) => { const s = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true }, () => r(s)); });
 const RAM = 512 << 20; // pc.ram in both fixtures' heads (machine pc-i440fx-7.2 / pc-i440fx-10.0)
 const LAST = RAM / 4096 - 1;
 
 /** One migration: the fixture's head, a switch-over, one request for pc.ram's last page. */
 async function migrate(head: string, section: number, blocks: { name: string; size: number }[], logs: string[]) {
   const S = streams(section);
-  const accepted: net.Socket[] = [];
-  const target = net.createServer({ allowHalfOpen: true }, (s) => { s.on("error", () => {}); accepted.push(s); });
-  await new Promise<void>((r) => target.listen(0, "127.0.0.1", r));
+  const { target, accepted } = await acceptingTarget();
   const layouts: RamLayout[] = [];
   // Predicts the pages right after the fault: past pc.ram's end for its last page.
   const strategy: QemuStrategy = { name: "fake", origin: "new", gated: 0, onFault: () => [], onRequest: (g) => [g + 1, g + 2] };

@@ -11,6 +11,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { MIG_CMD_PACKAGED, MIG_CMD_POSTCOPY_RAM_DISCARD, decodeRamDiscard } from "../../src/qemu/forward.js";
 import { RequestInjector } from "../../src/qemu/injector.js";
+import { until, connect, acceptingTarget } from "./harness.js";
 import { ServiceTracker } from "../../src/qemu/service.js";
 import { QemuProxy, type MigrationReport } from "../../src/qemu/proxy.js";
 import { encodeReqPages, encodeReqPagesId } from "../../src/qemu/returnpath.js";
@@ -173,13 +174,9 @@ describe("discarded pages are absent again", () => {
 });
 
 describe("the proxy and POSTCOPY_RAM_DISCARD", () => {
-  const connect = (port: number) => new Promise<net.Socket>((r) => { const s = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true }, () => r(s)); });
-  const until = async (f: () => boolean, what: string) => { for (let i = 0; i < 400 && !f(); i++) await new Promise((r) => setTimeout(r, 10)); assert.ok(f(), what); };
 
   async function start() {
-    const accepted: net.Socket[] = [];
-    const target = net.createServer({ allowHalfOpen: true }, (s) => { s.on("error", () => {}); accepted.push(s); });
-    await new Promise<void>((r) => target.listen(0, "127.0.0.1", r));
+    const { target, accepted } = await acceptingTarget();
     const strategy: QemuStrategy = { name: "next3", origin: "new", gated: 0, onFault: () => [], onRequest: (g) => [g + 1, g + 2, g + 3] };
     const proxy = new QemuProxy({
       listenPort: 0, targetHost: "127.0.0.1", targetPort: (target.address() as net.AddressInfo).port,

@@ -12,12 +12,11 @@ import { QemuProxy, type MigrationReport } from "../../src/qemu/proxy.js";
 import { MIG_CMD_POSTCOPY_RESUME } from "../../src/qemu/forward.js";
 import { encodeMessage, encodeReqPagesId, RP_RESUME_ACK } from "../../src/qemu/returnpath.js";
 import type { QemuStrategy } from "../../src/qemu/policy.js";
+import { until, connect, acceptingTarget, toPostcopy } from "./harness.js";
 import { S } from "./streams.js";
 
 const HEAD = fs.readFileSync(path.join(import.meta.dirname, "fixtures", "forward-head-7.2.bin"));
 const be32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32BE(v); return b; };
-const until = async (f: () => boolean, what = "condition") => { for (let i = 0; i < 500 && !f(); i++) await new Promise((r) => setTimeout(r, 10)); assert.ok(f(), what); };
-const connect = (port: number) => new Promise<net.Socket>((r) => { const s = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true }, () => r(s)); });
 
 function fakeStrategy(saved: Uint8Array[]): QemuStrategy {
   return {
@@ -28,9 +27,7 @@ function fakeStrategy(saved: Uint8Array[]): QemuStrategy {
 }
 
 it("pauses when the main channel is lost in post-copy, resumes through the proxy, completes, saves the model", { timeout: 20000 }, async () => {
-  const accepted: net.Socket[] = [];
-  const target = net.createServer({ allowHalfOpen: true }, (s) => { s.on("error", () => {}); accepted.push(s); });
-  await new Promise<void>((r) => target.listen(0, "127.0.0.1", r));
+  const { target, accepted } = await acceptingTarget();
   const saved: Uint8Array[] = [];
   const models: Uint8Array[] = [];
   const proxy = new QemuProxy({
@@ -45,11 +42,7 @@ it("pauses when the main channel is lost in post-copy, resumes through the proxy
   const src = await connect(port);
   src.on("error", () => {});
   src.resume();
-  src.write(Buffer.concat([HEAD, S.footer(), S.part(S.page(0x1000, "pc.ram")), S.packaged(Buffer.from("device state"))]));
-  await until(() => accepted.length === 1);
-  const dst = accepted[0];
-  dst.resume();
-  await until(() => proxy.current()?.phase === "postcopy", "postcopy");
+  const dst = await toPostcopy(src, HEAD, accepted, proxy);
   dst.write(encodeReqPagesId(0x8000, 4096, "pc.ram"));
   await until(() => proxy.current()!.stats.requests === 1);
   src.write(S.part(S.page(0x8000, "pc.ram"), S.page(0x9000, null)));
@@ -122,9 +115,7 @@ it("does not save the model of a migration that did not complete", { timeout: 10
 });
 
 it("requests the model's switch-over pages (preload) when the packaged device state goes by, before any fault", { timeout: 10000 }, async () => {
-  const accepted: net.Socket[] = [];
-  const target = net.createServer({ allowHalfOpen: true }, (s) => { s.on("error", () => {}); accepted.push(s); });
-  await new Promise<void>((r) => target.listen(0, "127.0.0.1", r));
+  const { target, accepted } = await acceptingTarget();
   const strategy: QemuStrategy = { ...fakeStrategy([]), preload: () => [0x20, 0x21, 0x40, 0x1] };
   const proxy = new QemuProxy({
     listenPort: 0, targetHost: "127.0.0.1", targetPort: (target.address() as net.AddressInfo).port,

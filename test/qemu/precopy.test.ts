@@ -9,10 +9,11 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { QemuProxy, type MigrationReport } from "../../src/qemu/proxy.js";
+import type { MigrationReport } from "../../src/qemu/proxy.js";
 import { formatReport } from "../../src/cli/qemu-proxy.js";
 import { encodeMessage, RP_PONG, RP_SHUT } from "../../src/qemu/returnpath.js";
 import type { QemuStrategy } from "../../src/qemu/policy.js";
+import { connect, proxyTo } from "./harness.js";
 import { S, parse } from "./streams.js";
 
 const HEAD = fs.readFileSync(path.join(import.meta.dirname, "fixtures", "forward-head-7.2.bin")); // ram is section 2
@@ -44,7 +45,6 @@ describe("precopy completion in the forward stream", () => {
 });
 
 describe("the proxy and a migration that completes in precopy", () => {
-  const connect = (port: number) => new Promise<net.Socket>((r) => { const s = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true }, () => r(s)); });
 
   /** Run one migration: `fwd` from the source; the destination answers `rp` once it has it all, then closes. */
   async function migrate(fwd: Buffer, rp: Buffer) {
@@ -54,13 +54,8 @@ describe("the proxy and a migration that completes in precopy", () => {
       s.on("data", (d) => { got += d.length; if (got === fwd.length) s.end(rp); });
     });
     await new Promise<void>((r) => target.listen(0, "127.0.0.1", r));
-    const saved: Uint8Array[] = [];
     const strategy: QemuStrategy = { name: "fake", origin: "new", gated: 0, onFault: () => [], onRequest: () => [], snapshot: () => new Uint8Array([1]) };
-    const proxy = new QemuProxy({
-      listenPort: 0, targetHost: "127.0.0.1", targetPort: (target.address() as net.AddressInfo).port,
-      makeStrategy: () => strategy, saveModel: (b) => saved.push(b),
-    });
-    const port = (await proxy.listen()).port;
+    const { proxy, port, saved } = await proxyTo((target.address() as net.AddressInfo).port, strategy);
     const done = new Promise<MigrationReport>((r) => proxy.once("migration", r));
     const src = await connect(port);
     src.on("error", () => {});

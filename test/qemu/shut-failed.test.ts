@@ -8,38 +8,26 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { it } from "node:test";
-import { QemuProxy, type MigrationReport } from "../../src/qemu/proxy.js";
+import type { MigrationReport } from "../../src/qemu/proxy.js";
 import { encodeMessage, encodeReqPagesId, RP_SHUT } from "../../src/qemu/returnpath.js";
 import type { QemuStrategy } from "../../src/qemu/policy.js";
+import { until, connect, acceptingTarget, proxyTo, toPostcopy } from "./harness.js";
 import { S } from "./streams.js";
 
 const HEAD = fs.readFileSync(path.join(import.meta.dirname, "fixtures", "forward-head-7.2.bin"));
-const until = async (f: () => boolean, what = "condition") => { for (let i = 0; i < 500 && !f(); i++) await new Promise((r) => setTimeout(r, 10)); assert.ok(f(), what); };
-const connect = (port: number) => new Promise<net.Socket>((r) => { const s = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true }, () => r(s)); });
 const be32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32BE(v); return b; };
 
 async function postcopyThenShut(status: number) {
-  const accepted: net.Socket[] = [];
-  const target = net.createServer({ allowHalfOpen: true }, (s) => { s.on("error", () => {}); accepted.push(s); });
-  await new Promise<void>((r) => target.listen(0, "127.0.0.1", r));
-  const saved: Uint8Array[] = [];
+  const { target, accepted } = await acceptingTarget();
   const strategy: QemuStrategy = { name: "fake", origin: "new", gated: 0, onFault: () => [], onRequest: () => [], snapshot: () => new Uint8Array([1, 2, 3]) };
-  const proxy = new QemuProxy({
-    listenPort: 0, targetHost: "127.0.0.1", targetPort: (target.address() as net.AddressInfo).port,
-    makeStrategy: () => strategy, saveModel: (b) => saved.push(b),
-  });
-  const port = (await proxy.listen()).port;
+  const { proxy, port, saved } = await proxyTo((target.address() as net.AddressInfo).port, strategy);
   const done = new Promise<MigrationReport>((r) => proxy.once("migration", r));
   const src = await connect(port);
   src.on("error", () => {});
   const srcGot: Buffer[] = [];
   src.on("data", (d) => srcGot.push(d));
   src.on("end", () => src.end());
-  src.write(Buffer.concat([HEAD, S.footer(), S.part(S.page(0x1000, "pc.ram")), S.packaged(Buffer.from("device state"))]));
-  await until(() => accepted.length === 1);
-  const dst = accepted[0];
-  dst.resume();
-  await until(() => proxy.current()?.phase === "postcopy", "postcopy");
+  const dst = await toPostcopy(src, HEAD, accepted, proxy);
   dst.write(encodeReqPagesId(0x8000, 4096, "pc.ram"));
   src.write(Buffer.concat([S.part(S.page(0x8000, "pc.ram")), S.eof()]));
   await until(() => proxy.current()?.phase === "completed", "QEMU_VM_EOF: completed");
