@@ -15,7 +15,8 @@
 // the path (a state's contexts are computed only if it is expanded). Present pages are not output but
 // are still expanded, so the search walks through the hot set to the missing pages behind it. After
 // `lookahead` expansions the frontier is only drained. It stops at `depth` pages or when no state is
-// left. Ties between states go to the one created first.
+// left. Ties between states go to the one created first. States that could only be popped after the
+// search ends are not created (dead states, below predictFrom).
 import {
   gOrder, gAlpha, gEscape, gDepth, gPageCount, gLookahead, gThreshold, oOut, oConf, oFront, oCand,
   stateStride, R_STAGE, R_TOP, ALPHA_PAGE, ALPHA_DELTA, ESC_A, ESC_B, ESC_C, PAGE_ROOT, DELTA_ROOT, FAR, STATES, BRANCH, SCAN, MAX_CANDIDATES,
@@ -109,8 +110,9 @@ function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
   // path probability falls under the threshold is never used: once the mass is below that, the
   // shorter contexts are not worth their cache misses (the margin keeps this exact under rounding).
   const floor = gThreshold * 0.999999;
+  const bar = deadBar;
   for (let k = <i32>K; k >= <i32>lowest; k--) {
-    if (pathP * mult < floor) break;
+    if (pathP * mult < floor || pathP * mult <= bar) break;
     const node = k == 0 ? DELTA_ROOT : load<u32>(stateCtx(st, a, <u32>k));
     if (node == 0) continue;
     // One walk of the successors: a context's symbols are distinct, so inserting each into the
@@ -145,7 +147,7 @@ function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
       const n = <f64>load<u32>(STAGE + (<usize>j << 3) + 4);
       const num = gEscape == ESC_A || gEscape == ESC_C ? n : gEscape == ESC_B ? n - 1 : 2 * n - 1;
       const p = mult * (num / denom);
-      if (p > 0) {
+      if (p > 0 && pathP * p > bar) {
         const page = a == 0 ? sym : anchor + sym;
         const inRange = a == 0 ? sym < gPageCount : (<i64>anchor + <i64><i32>sym >= 0 && <i64>anchor + <i64><i32>sym < <i64>gPageCount);
         if (inRange) offer(page, p);
@@ -233,6 +235,37 @@ function drain(out: u32, depth: u32): u32 {
   return out + n;
 }
 
+// Dead states. A state is popped only after every state more probable than it (ties: created
+// earlier), and each absent page popped is output. So once the frontier holds `depth - out` absent
+// pages at probability >= p, a new state of probability <= p can never be output nor expanded: the
+// search ends before it is popped. Such states are not created, and the orders whose escape mass
+// cannot reach above that bar are not scored (every successor they offer would be dead).
+// ABSENT keeps the best absent probabilities of the frontier, best first, at most `depth - out`
+// of them (the rest can never matter again: out only grows).
+let deadBar: f64 = -1; // no state at or below this probability can make the output (-1: none yet)
+let nAbsent: u32 = 0;
+// (After the runs, in the frontier section's spare tail: runs take at most (1 + lookahead) x 8 <= 1032
+// of its STATES x 4 bytes, ABSENT at most OUT_CAPACITY x 8 = 2048 from offset 4096.)
+@inline function absentAt(j: u32): usize { return oFront + <usize>STATES * stateStride + 4096 + (<usize>j << 3); }
+
+function keepAbsent(p: f64, room: u32): void {
+  if (nAbsent == room && p <= load<f64>(absentAt(room - 1))) return;
+  let j = nAbsent < room ? nAbsent : room - 1;
+  while (j > 0 && load<f64>(absentAt(j - 1)) < p) { store<f64>(absentAt(j), load<f64>(absentAt(j - 1))); j--; }
+  store<f64>(absentAt(j), p);
+  if (nAbsent < room) nAbsent++;
+}
+
+/** The popped absent state was the frontier's best: drop it, and the ranks no longer needed. */
+function popAbsent(room: u32): void {
+  if (nAbsent == 0) return;
+  for (let j: u32 = 1; j < nAbsent; j++) store<f64>(absentAt(j - 1), load<f64>(absentAt(j)));
+  nAbsent--;
+  if (nAbsent > room) nAbsent = room;
+}
+
+@inline function barFor(room: u32): f64 { return room > 0 && nAbsent >= room ? load<f64>(absentAt(room - 1)) : -1; }
+
 /** Run the search from `stream`'s current context; returns the number of pages written to OUT. */
 export function predictFrom(stream: u32): u32 {
   const K = gOrder;
@@ -253,6 +286,8 @@ export function predictFrom(stream: u32): u32 {
   const thr = gThreshold;
   let out: u32 = 0;
   let expansions: u32 = 0;
+  nAbsent = 0;
+  deadBar = -1;
   while (out < depth && nRuns > 0) {
     if (expansions >= gLookahead) {
       out = drain(out, depth);
@@ -268,7 +303,10 @@ export function predictFrom(stream: u32): u32 {
       store<u32>(oOut + (<usize>out << 2), page);
       store<f32>(oConf + (<usize>out << 2), <f32>pathP);
       out++;
+      if (out == depth) break; // nothing an expansion finds could be output any more
+      if (si != 0) popAbsent(depth - out);
     }
+    deadBar = barFor(depth - out);
     // Expand it (the loop's head hands the frontier to drain() once the budget is spent).
     expansions++;
     if (si != 0) fillContexts(cur);
@@ -282,7 +320,7 @@ export function predictFrom(stream: u32): u32 {
       const i = topAt(t);
       const next = load<u32>(candPage(i));
       const p = pathP * load<f64>(candProb(i));
-      if (p < thr) break;
+      if (p < thr || p <= deadBar) break;
       slotOf(T_SEEN, next);
       if (fresh && nStates < STATES) {
         const st = stateAddr(nStates);
@@ -290,6 +328,7 @@ export function predictFrom(stream: u32): u32 {
         store<u32>(st + 8, next);
         store<u32>(st + 12, si);
         nStates++;
+        if (!isSet(next)) keepAbsent(p, depth - out);
       }
     }
     addRun(firstChild, nStates);

@@ -33,7 +33,7 @@ type State = { p: number; anchor: number; ctx: unknown; done: boolean; order: nu
 interface Internals {
   streamStates: { last: number; ctx: unknown[][] }[]; options: { lookahead: number; threshold: number; depth: number };
   usePage: boolean; useDelta: boolean; present: Set<number>; conf: Float32Array; counters: { predictions: number };
-  score(st: State, a: number, cand: Map<number, number>): void; advance(src: State, page: number, p: number): State;
+  score(st: State, a: number, cand: Map<number, number>, bar: number): void; advance(src: State, page: number, p: number): State;
 }
 let rounds = 0, calls = 0;
 function levelSearch(this: Internals, stream: number): number[] {
@@ -51,8 +51,9 @@ function levelSearch(this: Internals, stream: number): number[] {
       cur.done = true;
       expansions++;
       const cand = new Map<number, number>();
-      if (this.usePage) this.score(cur, 0, cand);
-      if (this.useDelta) this.score(cur, 1, cand);
+      // No dead-state bar here (-1): the prototype keeps the blend it was measured with.
+      if (this.usePage) this.score(cur, 0, cand, -1);
+      if (this.useDelta) this.score(cur, 1, cand, -1);
       for (const [page, q] of [...cand].sort((x, y) => y[1] - x[1]).slice(0, BRANCH)) {
         const p = cur.p * q;
         if (p < this.options.threshold) break;

@@ -239,10 +239,16 @@ export class ReferencePredictor implements Predictor {
 
   // ---- prediction ----
 
-  private score(st: SearchState, a: number, cand: Map<number, number>): void {
+  /**
+   * Blend one alphabet's orders for state `st` into `cand`. Offers that could only make a dead state
+   * (path probability <= bar) are not made, and an order whose escape mass cannot lift one above the
+   * bar ends the blend: that decides which offer comes first, so ties between candidates follow it.
+   */
+  private score(st: SearchState, a: number, cand: Map<number, number>, bar: number): void {
     const excl = new KeySet();
     let mult = 1;
     for (let k = this.K; k >= (a === 0 ? 1 : 0); k--) {
+      if (st.p * mult <= bar) break;
       const node = k === 0 ? this.deltaRoot : st.ctx[a][k];
       if (!node || node.kids.length === 0) continue;
       const recent = node.kids.slice(-SCAN).reverse();
@@ -258,7 +264,7 @@ export class ReferencePredictor implements Predictor {
         if (!excl.insert(c.symbol) || (a === 1 && c.symbol === FAR)) continue;
         const num = e === "A" || e === "C" ? c.count : e === "B" ? c.count - 1 : 2 * c.count - 1;
         const p = mult * (num / denom);
-        if (p <= 0) continue;
+        if (p <= 0 || st.p * p <= bar) continue;
         const page = a === 0 ? c.symbol : st.anchor + (c.symbol | 0);
         if (page < 0 || page >= this.options.pageCount) continue;
         const old = cand.get(page);
@@ -277,6 +283,12 @@ export class ReferencePredictor implements Predictor {
       for (let k = this.K - 1; k >= 0; k--) ctx[1][k + 1] = child(k === 0 ? this.deltaRoot : src.ctx[1][k], sym);
     }
     return { p, anchor: page, ctx, level: (src.level ?? 0) + 1 };
+  }
+
+  /** The room-th best probability among the frontier's absent pages, or -1 when it holds fewer. */
+  private deadBar(states: readonly (SearchState & { done: boolean })[], room: number): number {
+    const absent = states.filter((st) => !st.done && !this.present.has(st.anchor)).map((st) => st.p).sort((x, y) => y - x);
+    return room > 0 && absent.length >= room ? absent[room - 1] : -1;
   }
 
   private search(stream: number): number[] {
@@ -299,19 +311,23 @@ export class ReferencePredictor implements Predictor {
         this.present.add(cur.anchor);
         this.conf[out.length] = cur.p;
         out.push(cur.anchor);
+        if (out.length === this.options.depth) break; // nothing an expansion finds could be output any more
       }
       if (expansions >= this.options.lookahead) continue;
       expansions++;
+      // Dead states (the core's predict.ts): with `depth - out` absent pages of probability >= bar
+      // in the frontier, a new state of probability <= bar is never popped before the search ends.
+      const bar = this.deadBar(states, this.options.depth - out.length);
       levels = Math.max(levels, (cur.level ?? 0) + 1);
       const cand = new Map<number, number>();
-      if (this.usePage) this.score(cur, 0, cand);
-      if (this.useDelta) this.score(cur, 1, cand);
+      if (this.usePage) this.score(cur, 0, cand, bar);
+      if (this.useDelta) this.score(cur, 1, cand, bar);
       // Best BRANCH candidates: probability descending; ties keep the order of scoring (longer
       // contexts first, more recently counted successors first). Array sort is stable.
       const top = [...cand].sort((x, y) => y[1] - x[1]).slice(0, BRANCH);
       for (const [page, q] of top) {
         const p = cur.p * q;
-        if (p < this.options.threshold) break;
+        if (p < this.options.threshold || p <= bar) break;
         if (followed.insert(page) && states.length < STATES) states.push({ ...this.advance(cur, page, p), done: false });
       }
     }
