@@ -12,7 +12,7 @@ import {
   REHEARSAL_PAGES, H_PREDICTIONS, H_TRAINED, H_PRUNES, H_REHEARSED, H_PRUNE_DUE, ALPHA_PAGE, ALPHA_DELTA,
   ESC_A, ESC_B, ESC_C, ESC_D, checkLowMap, oSeen,
 } from "./layout";
-import { learn, trainBatch } from "./learn";
+import { learn, trainBatch, advance, settle, dropPending } from "./learn";
 import { beginRehearsal, openSuffix, scanSuffix, learnSuffix } from "./rehearse";
 import { lruBytes, lruReset } from "./lru";
 import { predictFrom } from "./predict";
@@ -24,7 +24,7 @@ import { checkHeader, checkHeaderCounters, checkModel, attachChecked, setDetail,
 
 // The ABI constants the TypeScript wrapper reads (src/engine/wasm.ts: ABI), exported as globals so
 // that they are defined once, here and in layout.ts.
-export const ABI_VERSION: u32 = 8; // bumped with any change of the memory map or the header
+export const ABI_VERSION: u32 = 9; // bumped with any change of the memory map or the header
 export const ABI_HEADER: u32 = <u32>HEADER;
 export const ABI_HEADER_END: u32 = <u32>HEADER_END;
 export const ABI_MAGIC: u32 = MAGIC;
@@ -149,6 +149,7 @@ let zeroedFrom: usize = <usize>0xffffffff;
 
 /** Forget everything learned and every present bit; keep the configuration. */
 export function clearModel(): void {
+  dropPending();
   const end = <usize>hdr32(H_END);
   const dirtyEnd = end < zeroedFrom ? end : zeroedFrom;
   if (dirtyEnd > SECTIONS_START) memory.fill(SECTIONS_START, 0, dirtyEnd - SECTIONS_START);
@@ -164,6 +165,7 @@ export function clearModel(): void {
 /** Reload the cached configuration after the memory was replaced (restore from a snapshot). */
 export function attach(): i32 {
   if (hdr32(H_MAGIC) != MAGIC) return 0;
+  dropPending();
   attachConfig();
   layoutTables();
   return 1;
@@ -202,6 +204,7 @@ export function validateHeader(): i32 {
  * refused. It does not write the model (only the cached globals and the scratch registers).
  */
 export function validate(): i32 {
+  dropPending();
   const r = validateHeader();
   if (r != V_OK) return r;
   const total = <u64>hdr32(H_END);
@@ -211,16 +214,21 @@ export function validate(): i32 {
 }
 export { validateDetail };
 
+/** Count a fault whose learning is still deferred (before reading counters or copying the memory). */
+export { settle };
 export function usedBytes(): u32 { return hdr32(H_END); }
 export function outPtr(): u32 { return <u32>oOut; }
 export function confPtr(): u32 { return <u32>oConf; }
 export function inPtr(): u32 { return <u32>oIn; }
 
-/** A fault on `page` by `stream`: learn it, mark it present, predict. Returns the pages in OUT. */
+/**
+ * A fault on `page` by `stream`: advance the stream's contexts past it, mark it present, predict;
+ * the fault is counted afterwards (settle: the next call that uses the model, or maintain()).
+ * Returns the pages in OUT.
+ */
 export function predictNext(page: u32, stream: u32): u32 {
-  setDeferPrune(true);
-  learn(page, stream);
-  setDeferPrune(false);
+  settle();
+  advance(page, stream);
   setBit(page);
   bump(H_FAULTS, 1);
   return predictFrom(stream);
@@ -228,6 +236,7 @@ export function predictNext(page: u32, stream: u32): u32 {
 
 /** A non-faulting access the destination reported (e.g. a prefetched page touched). */
 export function observe(page: u32, stream: u32): void {
+  settle();
   setDeferPrune(true);
   learn(page, stream);
   setDeferPrune(false);
@@ -235,21 +244,22 @@ export function observe(page: u32, stream: u32): void {
   bump(H_OBSERVED, 1);
 }
 
-export function train(count: u32, stream: u32): void { trainBatch(count, stream); }
+export function train(count: u32, stream: u32): void { settle(); trainBatch(count, stream); }
 // The switch-over rehearsal, driven by the wrapper one suffix at a time (rehearse.ts).
-export function rehearseBegin(stream: u32): void { beginRehearsal(stream); }
+export function rehearseBegin(stream: u32): void { settle(); beginRehearsal(stream); }
 export function rehearseOpen(): void { openSuffix(); }
 export function rehearseScan(count: u32): i32 { return scanSuffix(count); }
 export function rehearseLearn(): i32 { return learnSuffix(); }
 /** Renumber the nodes so that each context's successors are adjacent (see compact.ts). */
-export function compact(): void { compactNodes(); }
+export function compact(): void { settle(); compactNodes(); }
 /** Prune now (what a full arena does by itself): every count halved, zero counts dropped. */
-export function prune(): void { pruneNodes(); }
+export function prune(): void { settle(); pruneNodes(); }
 /**
  * Off-fault-path upkeep, for the transport's idle moments: the prune a full arena asked for on the
  * fault path (H_PRUNE_DUE), which predictNext and observe never run themselves. Returns 1 if it pruned.
  */
 export function maintain(): i32 {
+  settle();
   pretouchArena();
   if (hdr32(H_PRUNE_DUE) == 0) return 0;
   pruneNodes();

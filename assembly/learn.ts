@@ -8,10 +8,10 @@
 // recently touched pages can never fault in post-copy, so only the misses are learned. The model then
 // learns the stream it will serve (faults are misses), not the ping-pong between hot pages.
 import {
-  oStreams, streamStride, gOrder, gAlpha, gRange, gFilter, oIn,
+  oStreams, streamStride, gOrder, gAlpha, gRange, gFilter, oIn, R_PENDING,
   PAGE_ROOT, DELTA_ROOT, ALPHA_PAGE, ALPHA_DELTA, NONE, FAR, H_TRAINED, N_CHILD, N_PARENT, bump,
 } from "./layout";
-import { increment, bucketOf, nodeAddr } from "./trie";
+import { increment, bucketOf, nodeAddr, findChild, setDeferPrune } from "./trie";
 import { recentlyTouched } from "./lru";
 
 @inline export function streamAddr(stream: u32): usize { return oStreams + <usize>stream * streamStride; }
@@ -85,3 +85,53 @@ export function trainBatch(count: u32, stream: u32): void {
   }
   bump(H_TRAINED, <f64>count);
 }
+
+// Deferred learning. A fault's prediction needs the stream's new contexts, not the new counts: the
+// contexts are found (lookups only), the prediction runs, and the counting waits (R_PENDING) until
+// the next call that uses the model, or maintain(), which the transport calls once the fault's
+// pages are on the wire. The model ends up exactly as if the fault had been learned first; the
+// prediction sees the counts from before it (a context the fault would create is empty then, and an
+// empty context offers nothing either way).
+
+/** Advance `stream` past `page` without counting it, keeping what settle() needs to count it. */
+export function advance(page: u32, stream: u32): void {
+  const s = streamAddr(stream);
+  memory.copy(R_PENDING + 12, s, streamStride);
+  store<u32>(R_PENDING + 4, page);
+  store<u32>(R_PENDING + 8, stream);
+  store<u32>(R_PENDING, 1);
+  const last = load<u32>(s);
+  if (gAlpha & ALPHA_PAGE) {
+    touchPageLookups(stream, page);
+    advanceAlphabet(stream, 0, PAGE_ROOT, page);
+  }
+  if (gAlpha & ALPHA_DELTA) {
+    if (last == NONE) {
+      for (let k: u32 = 1; k <= gOrder; k++) store<u32>(ctxAddr(stream, 1, k), 0);
+    } else {
+      advanceAlphabet(stream, 1, DELTA_ROOT, deltaSymbol(last, page));
+    }
+  }
+  store<u32>(s, page);
+}
+
+function advanceAlphabet(stream: u32, a: u32, root: u32, symbol: u32): void {
+  for (let k = <i32>gOrder - 1; k >= 0; k--) {
+    const ctx = k == 0 ? root : load<u32>(ctxAddr(stream, a, <u32>k));
+    store<u32>(ctxAddr(stream, a, <u32>k + 1), ctx != 0 ? findChild(ctx, symbol) : 0);
+  }
+}
+
+/** Count the fault whose learning advance() deferred, if any (as the fault path does: no prune). */
+export function settle(): void {
+  if (load<u32>(R_PENDING) == 0) return;
+  store<u32>(R_PENDING, 0);
+  const stream = load<u32>(R_PENDING + 8);
+  memory.copy(streamAddr(stream), R_PENDING + 12, streamStride);
+  setDeferPrune(true);
+  learn(load<u32>(R_PENDING + 4), stream);
+  setDeferPrune(false);
+}
+
+/** Forget a deferred learning (a new model, or an image from outside: its ids are not trusted). */
+export function dropPending(): void { store<u32>(R_PENDING, 0); }

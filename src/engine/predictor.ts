@@ -280,6 +280,7 @@ export class WasmPredictor implements Predictor {
 
   stats(): PredictorStats {
     const core = this.live("stats");
+    core.settle(); // the last fault's deferred counting (assembly/learn.ts): counters as if done
     return {
       faults: core.counter(COUNTER.faults),
       predictions: core.counter(COUNTER.predictions),
@@ -298,6 +299,7 @@ export class WasmPredictor implements Predictor {
 
   snapshot(): Uint8Array {
     const core = this.live("snapshot");
+    core.settle(); // a snapshot never holds a deferred learning
     // The staging buffer holds whatever train last copied in, which is not state: cleared, the same
     // model gives the same bytes however its history was fed.
     this.refreshViews();

@@ -14,6 +14,7 @@ export interface CoreExports {
   clearModel(): void;
   attach(): number;
   validate(): number;
+  settle(): void;
   validateDetail(): number;
   validateLayout(): number;
   validateHeader(): number;
@@ -58,7 +59,10 @@ export function useCoreModuleForBench(m: WebAssembly.Module | undefined): void {
 }
 
 export function instantiateCore(): CoreExports {
-  return new WebAssembly.Instance(coreModule(), {}).exports as unknown as CoreExports;
+  const e = new WebAssembly.Instance(coreModule(), {}).exports as unknown as CoreExports;
+  // A core built before deferred learning (an older build given to useCoreModuleForBench, for
+  // bench/ab-core.ts) has no settle(): it never defers, so there is nothing to settle.
+  return typeof e.settle === "function" ? e : { ...e, settle() {} };
 }
 
 /**

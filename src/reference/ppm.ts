@@ -421,12 +421,21 @@ export class ReferencePredictor implements Predictor {
     this.checkPage("fault", fault);
     const s = this.checkStream(stream);
     if (this.pending.size !== 0) this.rehearsePending();
-    this.learnDeferred(fault, s);
+    // The prediction sees the stream's new contexts but the counts from before this fault (the core
+    // counts it after predicting: assembly/learn.ts, deferred learning); then the fault is learned.
+    const st = this.streamStates[s];
+    const before: StreamState = { last: st.last, ctx: [st.ctx[0].slice(), st.ctx[1].slice()] };
+    const next = this.advance({ p: 1, anchor: st.last, ctx: st.ctx }, fault, 1);
+    if (st.last < 0) next.ctx[1].fill(null);
+    st.last = fault;
+    st.ctx = next.ctx;
     this.present.add(fault);
     this.sent.delete(fault);
     this.counters.faults++;
     const out = this.search(s);
     for (const p of out) this.sent.add(p);
+    this.streamStates[s] = before;
+    this.learnDeferred(fault, s);
     return Uint32Array.from(out);
   }
 
