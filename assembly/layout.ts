@@ -9,7 +9,7 @@
 //   [R_TABLES, +48)              the stamped tables' registers: generation, mask, base x 4 (scratch.ts)
 //   [R_STAGE, +SCAN x 8)         one context's successors staged for scoring (predict.ts)
 //   [R_TOP, +BRANCH x 4)         the search's top-BRANCH selection (predict.ts)
-//   [R_PENDING, +PENDING_BYTES)  the last fault's learning, deferred past its prediction (learn.ts):
+//   [R_PENDING, +PENDING_BYTES)  the last fault's page-trie learning, deferred past its prediction (learn.ts):
 //                                state between two calls, but never in a snapshot (snapshot() settles
 //                                it first; attach and validate drop one found in an image)
 //   [SECTIONS_START, H_END)      the sections, in placeSections() order (index.ts): OUT (pages, then
@@ -72,10 +72,10 @@ export const R_TABLES: usize = 512; // the stamped tables' registers (scratch.ts
 export const TABLE_REGISTERS: usize = 48;
 export const R_STAGE: usize = R_TABLES + TABLE_REGISTERS; // SCAN x (symbol u32, count u32)
 export const R_TOP: usize = 768; // BRANCH u32
-// Deferred learning (learn.ts): flag u32, page u32, stream u32, then the stream's record as it was
-// before the fault (last page u32, 2 x (K + 1) contexts u32; K <= 8).
+// Deferred learning (learn.ts): flag u32, page u32, stream u32, then the stream's page-alphabet
+// contexts as they were before the fault (K + 1 u32; K <= 8).
 export const R_PENDING: usize = R_TOP + 16 * 4; // after R_TOP's BRANCH (16) entries: checkLowMap checks
-export const PENDING_BYTES: usize = 12 + 4 * (1 + 2 * 9);
+export const PENDING_BYTES: usize = 12 + 4 * 9;
 export const SECTIONS_START: usize = 1024;
 
 // Alphabets (bits of H_ALPHA) and escape methods (H_ESCAPE).

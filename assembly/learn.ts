@@ -65,15 +65,17 @@ export function learn(page: u32, stream: u32): void {
     touchPageLookups(stream, page);
     updateAlphabet(stream, 0, PAGE_ROOT, page);
   }
-  if (gAlpha & ALPHA_DELTA) {
-    if (last == NONE) {
-      // No previous page: the delta context starts empty (only the root).
-      for (let k: u32 = 1; k <= gOrder; k++) store<u32>(ctxAddr(stream, 1, k), 0);
-    } else {
-      updateAlphabet(stream, 1, DELTA_ROOT, deltaSymbol(last, page));
-    }
-  }
+  if (gAlpha & ALPHA_DELTA) learnDelta(stream, last, page);
   store<u32>(s, page);
+}
+
+function learnDelta(stream: u32, last: u32, page: u32): void {
+  if (last == NONE) {
+    // No previous page: the delta context starts empty (only the root).
+    for (let k: u32 = 1; k <= gOrder; k++) store<u32>(ctxAddr(stream, 1, k), 0);
+  } else {
+    updateAlphabet(stream, 1, DELTA_ROOT, deltaSymbol(last, page));
+  }
 }
 
 /** Learn the misses among the `count` pages staged in the input buffer. */
@@ -86,50 +88,49 @@ export function trainBatch(count: u32, stream: u32): void {
   bump(H_TRAINED, <f64>count);
 }
 
-// Deferred learning. A fault's prediction needs the stream's new contexts, not the new counts: the
-// contexts are found (lookups only), the prediction runs, and the counting waits (R_PENDING) until
-// the next call that uses the model, or maintain(), which the transport calls once the fault's
-// pages are on the wire. The model ends up exactly as if the fault had been learned first; the
-// prediction sees the counts from before it (a context the fault would create is empty then, and an
-// empty context offers nothing either way).
+// Deferred learning. A fault's prediction needs the stream's new contexts, not the new counts. The
+// page trie is the large one (its lookups and updates miss the caches): its contexts are found by
+// lookup alone, the prediction runs, and its counting waits (R_PENDING) until the next call that
+// uses the model, or maintain(), which the transport calls once the fault's pages are on the wire.
+// The delta trie is small and cached, and is counted at once: in a run its contexts before and after
+// the fault are the same nodes (+1, +1, +1), so deferring it would change what the prediction sees.
+// The page alphabet's prediction sees the counts from before the fault (a context the fault would
+// create is empty then, and an empty context offers nothing either way); the model ends up as if the
+// fault had been learned first, the delta trie before the page trie.
 
-/** Advance `stream` past `page` without counting it, keeping what settle() needs to count it. */
+/** Advance `stream` past `page`: count it in the delta trie, find its page-trie contexts, defer the rest. */
 export function advance(page: u32, stream: u32): void {
   const s = streamAddr(stream);
-  memory.copy(R_PENDING + 12, s, streamStride);
-  store<u32>(R_PENDING + 4, page);
-  store<u32>(R_PENDING + 8, stream);
-  store<u32>(R_PENDING, 1);
   const last = load<u32>(s);
-  if (gAlpha & ALPHA_PAGE) {
-    touchPageLookups(stream, page);
-    advanceAlphabet(stream, 0, PAGE_ROOT, page);
-  }
   if (gAlpha & ALPHA_DELTA) {
-    if (last == NONE) {
-      for (let k: u32 = 1; k <= gOrder; k++) store<u32>(ctxAddr(stream, 1, k), 0);
-    } else {
-      advanceAlphabet(stream, 1, DELTA_ROOT, deltaSymbol(last, page));
+    setDeferPrune(true);
+    learnDelta(stream, last, page);
+    setDeferPrune(false);
+  }
+  if (gAlpha & ALPHA_PAGE) {
+    memory.copy(R_PENDING + 12, ctxAddr(stream, 0, 0), (<usize>gOrder + 1) << 2);
+    store<u32>(R_PENDING + 4, page);
+    store<u32>(R_PENDING + 8, stream);
+    store<u32>(R_PENDING, 1);
+    touchPageLookups(stream, page);
+    for (let k = <i32>gOrder - 1; k >= 0; k--) {
+      const ctx = k == 0 ? PAGE_ROOT : load<u32>(ctxAddr(stream, 0, <u32>k));
+      store<u32>(ctxAddr(stream, 0, <u32>k + 1), ctx != 0 ? findChild(ctx, page) : 0);
     }
   }
   store<u32>(s, page);
 }
 
-function advanceAlphabet(stream: u32, a: u32, root: u32, symbol: u32): void {
-  for (let k = <i32>gOrder - 1; k >= 0; k--) {
-    const ctx = k == 0 ? root : load<u32>(ctxAddr(stream, a, <u32>k));
-    store<u32>(ctxAddr(stream, a, <u32>k + 1), ctx != 0 ? findChild(ctx, symbol) : 0);
-  }
-}
-
-/** Count the fault whose learning advance() deferred, if any (as the fault path does: no prune). */
+/** Count the fault whose page-trie learning advance() deferred, if any (as the fault path: no prune). */
 export function settle(): void {
   if (load<u32>(R_PENDING) == 0) return;
   store<u32>(R_PENDING, 0);
   const stream = load<u32>(R_PENDING + 8);
-  memory.copy(streamAddr(stream), R_PENDING + 12, streamStride);
+  const page = load<u32>(R_PENDING + 4);
+  memory.copy(ctxAddr(stream, 0, 0), R_PENDING + 12, (<usize>gOrder + 1) << 2);
   setDeferPrune(true);
-  learn(load<u32>(R_PENDING + 4), stream);
+  touchPageLookups(stream, page);
+  updateAlphabet(stream, 0, PAGE_ROOT, page);
   setDeferPrune(false);
 }
 

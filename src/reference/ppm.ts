@@ -421,21 +421,36 @@ export class ReferencePredictor implements Predictor {
     this.checkPage("fault", fault);
     const s = this.checkStream(stream);
     if (this.pending.size !== 0) this.rehearsePending();
-    // The prediction sees the stream's new contexts but the counts from before this fault (the core
-    // counts it after predicting: assembly/learn.ts, deferred learning); then the fault is learned.
+    // The delta trie learns the fault at once; the page trie's contexts are found by lookup and its
+    // counting follows the prediction (the core defers it: assembly/learn.ts, deferred learning).
     const st = this.streamStates[s];
-    const before: StreamState = { last: st.last, ctx: [st.ctx[0].slice(), st.ctx[1].slice()] };
-    const next = this.advance({ p: 1, anchor: st.last, ctx: st.ctx }, fault, 1);
-    if (st.last < 0) next.ctx[1].fill(null);
+    const pageBefore = st.ctx[0].slice();
+    this.deferPrune = true;
+    try {
+      if (this.useDelta) {
+        if (st.last < 0) st.ctx[1].fill(null);
+        else this.updateAlphabet(st, 1, this.deltaRoot, this.deltaSymbol(st.last, fault));
+      }
+    } finally { this.deferPrune = false; }
+    if (this.usePage) {
+      const next = this.emptyCtx();
+      for (let k = this.K - 1; k >= 0; k--) {
+        const c = k === 0 ? this.pageRoot : pageBefore[k];
+        next[k + 1] = c ? c.byKey.get(fault) ?? null : null;
+      }
+      st.ctx[0] = next;
+    }
     st.last = fault;
-    st.ctx = next.ctx;
     this.present.add(fault);
     this.sent.delete(fault);
     this.counters.faults++;
     const out = this.search(s);
     for (const p of out) this.sent.add(p);
-    this.streamStates[s] = before;
-    this.learnDeferred(fault, s);
+    if (this.usePage) {
+      st.ctx[0] = pageBefore;
+      this.deferPrune = true;
+      try { this.updateAlphabet(st, 0, this.pageRoot, fault); } finally { this.deferPrune = false; }
+    }
     return Uint32Array.from(out);
   }
 
