@@ -27,13 +27,13 @@ if (!(R >= 0 && R <= 1)) { console.error(`level-search: --ratio takes a number i
 const dir = fileURLToPath(new URL("../traces/", import.meta.url));
 const traces = positionals.length ? positionals : readdirSync(dir).filter((f) => f.endsWith(".txt.gz")).sort().map((f) => dir + f);
 
-const BRANCH = 16, STATES = 128 * 16 + 1; // as the core and the reference model
+const STATES = 128 * 16 + 1; // as the core and the reference model
 type State = { p: number; anchor: number; ctx: unknown; done: boolean; order: number };
 // The reference model's internals this prototype drives (private there; the same search otherwise).
 interface Internals {
   streamStates: { last: number; ctx: unknown[][] }[]; options: { lookahead: number; threshold: number; depth: number };
-  usePage: boolean; useDelta: boolean; present: Set<number>; conf: Float32Array; counters: { predictions: number };
-  score(st: State, a: number, cand: Map<number, number>, bar: number): void; advance(src: State, page: number, p: number): State;
+  present: Set<number>; conf: Float32Array; counters: { predictions: number };
+  candidates(st: State, bar: number): [number, number][]; advance(src: State, page: number, p: number): State;
 }
 let rounds = 0, calls = 0;
 function levelSearch(this: Internals, stream: number): number[] {
@@ -50,11 +50,8 @@ function levelSearch(this: Internals, stream: number): number[] {
     for (const cur of take) {
       cur.done = true;
       expansions++;
-      const cand = new Map<number, number>();
       // No dead-state bar here (-1): the prototype keeps the blend it was measured with.
-      if (this.usePage) this.score(cur, 0, cand, -1);
-      if (this.useDelta) this.score(cur, 1, cand, -1);
-      for (const [page, q] of [...cand].sort((x, y) => y[1] - x[1]).slice(0, BRANCH)) {
+      for (const [page, q] of this.candidates(cur, -1)) {
         const p = cur.p * q;
         if (p < this.options.threshold) break;
         if (!followed.has(page) && states.length < STATES) { followed.add(page); states.push({ ...this.advance(cur, page, p), done: false, order: states.length }); }

@@ -285,6 +285,18 @@ export class ReferencePredictor implements Predictor {
     return { p, anchor: page, ctx, level: (src.level ?? 0) + 1 };
   }
 
+  /**
+   * The state's best BRANCH candidates (page, probability of the step), best first; ties keep the
+   * order of scoring (longer contexts first, more recently counted successors first: Array sort is
+   * stable). Offers that could only make a dead state (path probability <= bar) are left out.
+   */
+  private candidates(cur: SearchState, bar: number): [number, number][] {
+    const cand = new Map<number, number>();
+    if (this.usePage) this.score(cur, 0, cand, bar);
+    if (this.useDelta) this.score(cur, 1, cand, bar);
+    return [...cand].sort((x, y) => y[1] - x[1]).slice(0, BRANCH);
+  }
+
   /** The room-th best probability among the frontier's absent pages, or -1 when it holds fewer. */
   private deadBar(states: readonly (SearchState & { done: boolean })[], room: number): number {
     const absent = states.filter((st) => !st.done && !this.present.has(st.anchor)).map((st) => st.p).sort((x, y) => y - x);
@@ -319,13 +331,7 @@ export class ReferencePredictor implements Predictor {
       // in the frontier, a new state of probability <= bar is never popped before the search ends.
       const bar = this.deadBar(states, this.options.depth - out.length);
       levels = Math.max(levels, (cur.level ?? 0) + 1);
-      const cand = new Map<number, number>();
-      if (this.usePage) this.score(cur, 0, cand, bar);
-      if (this.useDelta) this.score(cur, 1, cand, bar);
-      // Best BRANCH candidates: probability descending; ties keep the order of scoring (longer
-      // contexts first, more recently counted successors first). Array sort is stable.
-      const top = [...cand].sort((x, y) => y[1] - x[1]).slice(0, BRANCH);
-      for (const [page, q] of top) {
+      for (const [page, q] of this.candidates(cur, bar)) {
         const p = cur.p * q;
         if (p < this.options.threshold || p <= bar) break;
         if (followed.insert(page) && states.length < STATES) states.push({ ...this.advance(cur, page, p), done: false });

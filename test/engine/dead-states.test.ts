@@ -14,12 +14,11 @@ type State = { p: number; anchor: number; ctx: unknown; done: boolean };
 interface Internals {
   streamStates: { last: number; ctx: unknown[][] }[];
   options: { lookahead: number; threshold: number; depth: number };
-  usePage: boolean; useDelta: boolean; present: Set<number>;
-  score(st: State, a: number, cand: Map<number, number>, bar: number): void;
+  present: Set<number>;
+  candidates(st: State, bar: number): [number, number][];
   advance(src: State, page: number, p: number): State;
   deadBar(states: readonly State[], room: number): number;
 }
-const BRANCH = 16;
 
 /** The search as it was before the prune (dead states created), recording what the claim needs. */
 function unprunedSearch(m: Internals, stream: number, seen: { dead: number; deadPopped: number }): void {
@@ -39,10 +38,7 @@ function unprunedSearch(m: Internals, stream: number, seen: { dead: number; dead
     if (out === m.options.depth || expansions >= m.options.lookahead) continue;
     expansions++;
     const bar = (m.deadBar as (st: readonly State[], room: number) => number).call({ present }, states, m.options.depth - out);
-    const cand = new Map<number, number>();
-    if (m.usePage) m.score(cur, 0, cand, -1);
-    if (m.useDelta) m.score(cur, 1, cand, -1);
-    for (const [page, q] of [...cand].sort((x, y) => y[1] - x[1]).slice(0, BRANCH)) {
+    for (const [page, q] of m.candidates(cur, -1)) {
       const p = cur.p * q;
       if (p < m.options.threshold) break;
       if (followed.has(page)) continue;
