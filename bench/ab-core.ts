@@ -1,6 +1,6 @@
 /**
  * A/B of two or more builds of the Wasm core in one process:
- *   node --import tsx bench/ab-core.ts a.wasm b.wasm [--reps=N] [--syn] [--maintain] [--ppm]
+ *   node --import tsx bench/ab-core.ts a.wasm b.wasm [--reps=N] [--syn] [--maintain] [--ppm | --engine=JSON]
  * (build a variant with `npx asc assembly/index.ts --config asconfig.json --target release -o x.wasm`).
  * Jobs: the quality replay's faults of sqlite and xz (virtual, 4k; train 30%, compact, rehearse), the
  * first 100k accesses of xz after the split as a raw stream (per call, medians over chunks of 1000),
@@ -22,7 +22,9 @@ const doSyn = process.argv.includes("--syn");
 // --maintain: maintain() after each replay and synthetic call, untimed (the transport's idle moment after a fault).
 const doMaintain = process.argv.includes("--maintain");
 // --ppm: every job at the ppm strategy's engine options under a push (pushEngineOptions) instead of the defaults.
-const extra = process.argv.includes("--ppm") ? pushEngineOptions(8) : {};
+// --engine=JSON: options for every job instead (e.g. the QEMU proxy's: '{"depth":2,"threshold":0.25}').
+const engineArg = process.argv.find((a) => a.startsWith("--engine="))?.slice(9);
+const extra = engineArg ? JSON.parse(engineArg) : process.argv.includes("--ppm") ? pushEngineOptions(8) : {};
 const mods = files.map((f) => new WebAssembly.Module(readFileSync(f)));
 const traces = await Promise.all(BUNDLED_TRACES.map((f) => readTextTrace(f)));
 const med = (a: number[]) => { const s = Float64Array.from(a).sort(); return s[s.length >> 1] / 1000; };
