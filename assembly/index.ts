@@ -214,7 +214,7 @@ export function validate(): i32 {
 }
 export { validateDetail };
 
-/** Count a fault whose learning is still deferred (before reading counters or copying the memory). */
+/** Count a fault whose page-trie learning is still deferred (before reading counters or copying the memory). */
 export { settle };
 export function usedBytes(): u32 { return hdr32(H_END); }
 export function outPtr(): u32 { return <u32>oOut; }
@@ -222,9 +222,9 @@ export function confPtr(): u32 { return <u32>oConf; }
 export function inPtr(): u32 { return <u32>oIn; }
 
 /**
- * A fault on `page` by `stream`: advance the stream's contexts past it, mark it present, predict;
- * the fault is counted afterwards (settle: the next call that uses the model, or maintain()).
- * Returns the pages in OUT.
+ * A fault on `page` by `stream`: count it in the delta trie, advance the stream's page-trie contexts
+ * past it by lookup, mark it present, predict; the page trie counts it afterwards (settle: the next
+ * call that uses the model, or maintain()). Returns the pages in OUT.
  */
 export function predictNext(page: u32, stream: u32): u32 {
   settle();
