@@ -96,7 +96,8 @@ export interface Predictor {
    */
   prune(): void;
   /**
-   * Off-fault-path upkeep for the transport's idle moments. predictNext and observe do bounded work
+   * Off-fault-path upkeep for the transport's idle moments: it counts the last fault in the page
+   * trie (predictNext leaves that until after its prediction). predictNext and observe do bounded work
    * only: when one finds the arena full it does not prune (O(contexts), tens of milliseconds) but
    * goes on without the new context and flags the prune (`stats().pruneDue`); maintain() runs it.
    * Returns true if it pruned. Until it runs, the full model keeps counting what it holds but learns
@@ -106,7 +107,9 @@ export interface Predictor {
   maintain(): boolean;
   /**
    * Learn from a fault and return the pages to send with it, most probable first, marked sent. The
-   * result is a view of the output buffer that the next call overwrites (.slice() to keep it).
+   * page trie counts the fault after the prediction (at the next call that uses the model, or in
+   * maintain()); every other call sees it counted. The result is a view of the output buffer that
+   * the next call overwrites (.slice() to keep it).
    */
   predictNext(fault: number, stream?: number): Uint32Array;
   /** predictNext without creating a view (nothing allocated): returns the count; the pages are output[0..count). */
