@@ -290,6 +290,15 @@ export class RequestInjector {
     };
   }
 
+  /**
+   * The strategy's upkeep (Strategy.maintain), for after a chunk's requests and their injections
+   * are written: the engine counts the last request in its page trie there, and runs a due prune.
+   */
+  maintain(): void {
+    const qs = this.strategy as Partial<QemuStrategy> | null;
+    if (qs && typeof qs.maintain === "function") qs.maintain();
+  }
+
   /** The strategy's model (snapshot bytes), when it has one. */
   snapshot(): Uint8Array | null {
     const qs = this.strategy as Partial<QemuStrategy> | null;

@@ -415,6 +415,7 @@ export function createQemuPolicy(pageCount: number, policy: Partial<QemuPolicyOp
         if (e > a) p.markPresentRange(a, e - a);
       }
     },
+    maintain: () => { p.maintain(); },
     snapshot: () => (p.maintain(), packModel(p.snapshot(), [...starts, ...(start.length > 0 ? [start] : [])].slice(-START_HISTORY))),
     dispose: () => p.dispose(),
   };

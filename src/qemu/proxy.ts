@@ -354,6 +354,7 @@ export class QemuProxy extends EventEmitter {
       let out: Buffer;
       const filter = c.filter;
       const injected = filter.bytesInjected;
+      const requests = m.injector.st.requests;
       try {
         out = filter.push(chunk); // each request has left through `forward` before its prediction ran
       } catch (e) {
@@ -370,6 +371,11 @@ export class QemuProxy extends EventEmitter {
       }
       m.bytesInjected += filter.bytesInjected - injected;
       if (out.length > 0) c.ret.write(out);
+      // The chunk's requests and their injections are written: the strategy's upkeep (the engine's
+      // deferred counting of the last request, a due prune) delays none of them.
+      if (m.injector.st.requests !== requests && !m.predictionError) {
+        try { m.injector.maintain(); } catch (e) { this.stopPredicting(m, e as Error); }
+      }
     });
     up.on("end", () => c.ret.end());
 
