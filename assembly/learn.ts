@@ -113,12 +113,22 @@ export function advance(page: u32, stream: u32): void {
     store<u32>(R_PENDING + 8, stream);
     store<u32>(R_PENDING, 1);
     touchPageLookups(stream, page);
-    for (let k = <i32>gOrder - 1; k >= 0; k--) {
-      const ctx = k == 0 ? PAGE_ROOT : load<u32>(ctxAddr(stream, 0, <u32>k));
-      store<u32>(ctxAddr(stream, 0, <u32>k + 1), ctx != 0 ? findChild(ctx, page) : 0);
-    }
+    const ctxs = ctxAddr(stream, 0, 0);
+    nextContexts(ctxs, ctxs, PAGE_ROOT, page);
   }
   store<u32>(s, page);
+}
+
+/**
+ * The contexts after `symbol`, without learning: for each order, the child of the order below (the
+ * root's for order 1), or 0. `from` and `to` are order-0 slots of u32 context arrays (a stream's or
+ * a search state's, one alphabet); they may be the same (orders are done from the highest down).
+ */
+export function nextContexts(from: usize, to: usize, root: u32, symbol: u32): void {
+  for (let k = <i32>gOrder - 1; k >= 0; k--) {
+    const ctx = k == 0 ? root : load<u32>(from + (<usize>k << 2));
+    store<u32>(to + (<usize>(k + 1) << 2), ctx != 0 ? findChild(ctx, symbol) : 0);
+  }
 }
 
 /** Count the fault whose page-trie learning advance() deferred, if any (as the fault path: no prune). */

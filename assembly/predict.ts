@@ -22,10 +22,10 @@ import {
   stateStride, R_STAGE, R_TOP, ALPHA_PAGE, ALPHA_DELTA, ESC_A, ESC_B, ESC_C, PAGE_ROOT, DELTA_ROOT, FAR, STATES, BRANCH, SCAN, MAX_CANDIDATES,
   N_SYMBOL, N_CHILD, N_SIBLING, H_PREDICTIONS, bump,
 } from "./layout";
-import { nGet, countOf, findChild } from "./trie";
+import { nGet, countOf } from "./trie";
 import { T_CAND, T_EXCL, T_SEEN, clearTable, reserveGenerations, slotOf, fresh } from "./scratch";
 import { isSet, setBit } from "./bitmap";
-import { ctxAddr, streamAddr, deltaSymbol } from "./learn";
+import { ctxAddr, streamAddr, deltaSymbol, nextContexts } from "./learn";
 
 // The search's scratch tables (candidate pages, excluded symbols, pages already followed) are
 // stamped sets (scratch.ts).
@@ -159,22 +159,10 @@ function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
 
 /** Fill state `st`'s contexts: its parent's, advanced by touching `st`'s page (no learning). */
 function fillContexts(st: usize): void {
-  const K = gOrder;
   const src = stateAddr(load<u32>(st + 12));
   const page = load<u32>(st + 8);
-  if (gAlpha & ALPHA_PAGE) {
-    for (let k = <i32>K - 1; k >= 0; k--) {
-      const ctx = k == 0 ? PAGE_ROOT : load<u32>(stateCtx(src, 0, <u32>k));
-      store<u32>(stateCtx(st, 0, <u32>k + 1), ctx != 0 ? findChild(ctx, page) : 0);
-    }
-  }
-  if (gAlpha & ALPHA_DELTA) {
-    const sym = deltaSymbol(load<u32>(src + 8), page);
-    for (let k = <i32>K - 1; k >= 0; k--) {
-      const ctx = k == 0 ? DELTA_ROOT : load<u32>(stateCtx(src, 1, <u32>k));
-      store<u32>(stateCtx(st, 1, <u32>k + 1), ctx != 0 ? findChild(ctx, sym) : 0);
-    }
-  }
+  if (gAlpha & ALPHA_PAGE) nextContexts(stateCtx(src, 0, 0), stateCtx(st, 0, 0), PAGE_ROOT, page);
+  if (gAlpha & ALPHA_DELTA) nextContexts(stateCtx(src, 1, 0), stateCtx(st, 1, 0), DELTA_ROOT, deltaSymbol(load<u32>(src + 8), page));
 }
 
 // Top-BRANCH selection buffer (indices into the candidate arrays), best first.

@@ -190,9 +190,9 @@ export class ReferencePredictor implements Predictor {
   }
 
   /** Learn on the fault path: a full arena is flagged for maintain(), not pruned. */
-  private learnDeferred(page: number, stream: number): void {
+  private onFaultPath(learn: () => void): void {
     this.deferPrune = true;
-    try { this.learn(page, stream); } finally { this.deferPrune = false; }
+    try { learn(); } finally { this.deferPrune = false; }
   }
 
   // ---- learning ----
@@ -215,11 +215,13 @@ export class ReferencePredictor implements Predictor {
   private learn(page: number, stream: number): void {
     const s = this.streamStates[stream];
     if (this.usePage) this.updateAlphabet(s, 0, this.pageRoot, page);
-    if (this.useDelta) {
-      if (s.last < 0) s.ctx[1].fill(null);
-      else this.updateAlphabet(s, 1, this.deltaRoot, this.deltaSymbol(s.last, page));
-    }
+    if (this.useDelta) this.learnDelta(s, page);
     s.last = page;
+  }
+
+  private learnDelta(s: StreamState, page: number): void {
+    if (s.last < 0) s.ctx[1].fill(null); // no previous page: the delta context starts empty
+    else this.updateAlphabet(s, 1, this.deltaRoot, this.deltaSymbol(s.last, page));
   }
 
   /** The training filter: true when the page is among the `filter` most recently touched. */
@@ -274,14 +276,21 @@ export class ReferencePredictor implements Predictor {
     }
   }
 
-  private advance(src: SearchState, page: number, p: number): SearchState {
-    const ctx = [this.emptyCtx(), this.emptyCtx()];
-    const child = (n: Node | null, sym: number) => (n ? n.byKey.get(sym) ?? null : null);
-    if (this.usePage) for (let k = this.K - 1; k >= 0; k--) ctx[0][k + 1] = child(k === 0 ? this.pageRoot : src.ctx[0][k], page);
-    if (this.useDelta) {
-      const sym = this.deltaSymbol(src.anchor, page);
-      for (let k = this.K - 1; k >= 0; k--) ctx[1][k + 1] = child(k === 0 ? this.deltaRoot : src.ctx[1][k], sym);
+  /** The contexts after `sym` (no learning): each order's child of the order below, the root's for order 1. */
+  private nextContexts(ctx: readonly (Node | null)[], root: Node, sym: number): (Node | null)[] {
+    const next = this.emptyCtx();
+    for (let k = this.K - 1; k >= 0; k--) {
+      const c = k === 0 ? root : ctx[k];
+      next[k + 1] = c ? c.byKey.get(sym) ?? null : null;
     }
+    return next;
+  }
+
+  private advance(src: SearchState, page: number, p: number): SearchState {
+    const ctx = [
+      this.usePage ? this.nextContexts(src.ctx[0], this.pageRoot, page) : this.emptyCtx(),
+      this.useDelta ? this.nextContexts(src.ctx[1], this.deltaRoot, this.deltaSymbol(src.anchor, page)) : this.emptyCtx(),
+    ];
     return { p, anchor: page, ctx, level: (src.level ?? 0) + 1 };
   }
 
@@ -430,22 +439,9 @@ export class ReferencePredictor implements Predictor {
     // The delta trie learns the fault at once; the page trie's contexts are found by lookup and its
     // counting follows the prediction (the core defers it: assembly/learn.ts, deferred learning).
     const st = this.streamStates[s];
-    const pageBefore = st.ctx[0].slice();
-    this.deferPrune = true;
-    try {
-      if (this.useDelta) {
-        if (st.last < 0) st.ctx[1].fill(null);
-        else this.updateAlphabet(st, 1, this.deltaRoot, this.deltaSymbol(st.last, fault));
-      }
-    } finally { this.deferPrune = false; }
-    if (this.usePage) {
-      const next = this.emptyCtx();
-      for (let k = this.K - 1; k >= 0; k--) {
-        const c = k === 0 ? this.pageRoot : pageBefore[k];
-        next[k + 1] = c ? c.byKey.get(fault) ?? null : null;
-      }
-      st.ctx[0] = next;
-    }
+    const pageBefore = st.ctx[0];
+    if (this.useDelta) this.onFaultPath(() => this.learnDelta(st, fault));
+    if (this.usePage) st.ctx[0] = this.nextContexts(pageBefore, this.pageRoot, fault);
     st.last = fault;
     this.present.add(fault);
     this.sent.delete(fault);
@@ -454,8 +450,7 @@ export class ReferencePredictor implements Predictor {
     for (const p of out) this.sent.add(p);
     if (this.usePage) {
       st.ctx[0] = pageBefore;
-      this.deferPrune = true;
-      try { this.updateAlphabet(st, 0, this.pageRoot, fault); } finally { this.deferPrune = false; }
+      this.onFaultPath(() => this.updateAlphabet(st, 0, this.pageRoot, fault));
     }
     return Uint32Array.from(out);
   }
@@ -465,7 +460,7 @@ export class ReferencePredictor implements Predictor {
     this.checkPage("page", page);
     const s = this.checkStream(stream);
     if (this.pending.size !== 0) this.rehearsePending();
-    this.learnDeferred(page, s);
+    this.onFaultPath(() => this.learn(page, s));
     this.present.add(page);
     this.sent.delete(page);
     this.counters.observed++;
