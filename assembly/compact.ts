@@ -15,6 +15,7 @@ import {
   N_HNEXT, PAGE_ROOT, DELTA_ROOT, FIRST_NODE, FREE_MARK, H_NODES, H_NEXTNODE, H_FREE, hdr32, setHdr32,
 } from "./layout";
 import { nodeAddr, nGet, nSet, rebuildIndex } from "./trie";
+import { windowOwnersMoved } from "./window";
 
 @inline function newId(id: u32): u32 { return id == 0 ? 0 : nGet(id, N_HNEXT); }
 
@@ -74,4 +75,5 @@ export function compact(): void {
   nSet(PAGE_ROOT, N_HNEXT, 0);
   nSet(DELTA_ROOT, N_HNEXT, 0);
   rebuildIndex();
+  windowOwnersMoved(FIRST_NODE, FIRST_NODE + live, DELTA_ROOT);
 }

@@ -10,7 +10,8 @@ import {
   oOut, oConf, oIn, oStreams, oLru, oBitmap, oNodes, gStreams, gFilter, gPageCount,
   streamStride, gCapacity, stateStride, SECTIONS_START, HEADER_END, SCAN, BRANCH, OUT_CAPACITY,
   REHEARSAL_PAGES, H_PREDICTIONS, H_TRAINED, H_PRUNES, H_REHEARSED, H_PRUNE_DUE, ALPHA_PAGE, ALPHA_DELTA,
-  ESC_A, ESC_B, ESC_C, ESC_D, checkLowMap, oSeen,
+  ESC_A, ESC_B, ESC_C, ESC_D, checkLowMap, oSeen, H_O_WIN, WIN_BYTES, windowSlots,
+  H_WNEXT, H_WFREE, H_WUSED, N_WIN, WIN_MIN, WIN_WIDE, W_N, W_OWNER,
 } from "./layout";
 import { learn, trainBatch, advance, settle, dropPending } from "./learn";
 import { beginRehearsal, openSuffix, scanSuffix, learnSuffix } from "./rehearse";
@@ -24,7 +25,7 @@ import { checkHeader, checkHeaderCounters, checkModel, attachChecked, setDetail,
 
 // The ABI constants the TypeScript wrapper reads (src/engine/wasm.ts: ABI), exported as globals so
 // that they are defined once, here and in layout.ts.
-export const ABI_VERSION: u32 = 9; // bumped with any change of the memory map or the header
+export const ABI_VERSION: u32 = 10; // bumped with any change of the memory map or the header
 export const ABI_HEADER: u32 = <u32>HEADER;
 export const ABI_HEADER_END: u32 = <u32>HEADER_END;
 export const ABI_MAGIC: u32 = MAGIC;
@@ -59,6 +60,19 @@ export const ABI_H_PRUNES: u32 = H_PRUNES;
 export const ABI_H_PRESENT: u32 = H_PRESENT;
 export const ABI_H_REHEARSED: u32 = H_REHEARSED;
 export const ABI_H_PRUNE_DUE: u32 = H_PRUNE_DUE;
+// The node arena and the successor windows (window.ts), for tests that inspect a snapshot's image.
+export const ABI_H_O_NODES: u32 = H_O_NODES;
+export const ABI_H_O_WIN: u32 = H_O_WIN;
+export const ABI_H_WNEXT: u32 = H_WNEXT;
+export const ABI_H_WFREE: u32 = H_WFREE;
+export const ABI_H_WUSED: u32 = H_WUSED;
+export const ABI_NODE_BYTES: u32 = NODE_BYTES;
+export const ABI_N_WIN: u32 = N_WIN;
+export const ABI_WIN_MIN: u32 = WIN_MIN;
+export const ABI_WIN_WIDE: u32 = WIN_WIDE;
+export const ABI_WIN_BYTES: u32 = WIN_BYTES;
+export const ABI_W_N: u32 = W_N;
+export const ABI_W_OWNER: u32 = W_OWNER;
 
 @inline function align8(x: u64): u64 { return (x + 7) & ~7; }
 
@@ -96,6 +110,7 @@ function placeSections(order: u32, streams: u32, capacity: u32, pageCount: u32, 
   section(H_O_BITMAP, align8((<u64>pageCount + 7) / 8));
   section(H_O_BUCKETS, (<u64>capacity + FIRST_NODE) * 4);
   section(H_O_NODES, (<u64>capacity + FIRST_NODE) * NODE_BYTES);
+  section(H_O_WIN, <u64>windowSlots(capacity) * WIN_BYTES);
   section(H_END, 0);
   return cursor;
 }
@@ -154,7 +169,7 @@ export function clearModel(): void {
   const dirtyEnd = end < zeroedFrom ? end : zeroedFrom;
   if (dirtyEnd > SECTIONS_START) memory.fill(SECTIONS_START, 0, dirtyEnd - SECTIONS_START);
   zeroedFrom = <usize>0xffffffff; // from now on the model writes anywhere: reset() zeroes it all
-  for (let i: u32 = H_NODES; i < HEADER_BYTES; i += 4) setHdr32(i, 0);
+  for (let i: u32 = H_NODES; i < HEADER_BYTES; i += 4) if (i != H_O_WIN) setHdr32(i, 0);
   setHdr32(H_NEXTNODE, FIRST_NODE);
   for (let s: u32 = 0; s <= gStreams; s++) store<u32>(oStreams + <usize>s * streamStride, NONE);
   lruReset();

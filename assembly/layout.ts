@@ -16,13 +16,13 @@
 //                                f32 confidences), IN (train staging), streams (+1: the rehearsal's),
 //                                LRU filter, frontier (states, then runs), candidates, scratch tables
 //                                (search: 3 x SCRATCH_SLOTS x 12 bytes; then the rehearsal's
-//                                REHEARSAL_BYTES), present bitmap, hash buckets, nodes.
+//                                REHEARSAL_BYTES), present bitmap, hash buckets, nodes, windows.
 //
 // The TypeScript side reads every constant it needs from the module's exported globals (index.ts,
 // ABI_*): nothing here is copied by hand into src/engine.
 
 export const HEADER: u32 = 64;
-export const MAGIC: u32 = 0x50504d35; // "PPM5"
+export const MAGIC: u32 = 0x50504d36; // "PPM6"
 
 // Header fields (byte offsets from HEADER).
 export const H_MAGIC: u32 = 0;
@@ -65,7 +65,11 @@ export const H_PRUNE_DUE: u32 = 176; // 1: the arena filled on the fault path; m
 export const H_RCUR: u32 = 180; // pages in the rehearsal's current first-touch list
 export const H_RPREV: u32 = 184; // pages in the previous (shorter) suffix's list
 export const H_RFLIP: u32 = 188; // which of the two list buffers is the current one
-export const HEADER_BYTES: u32 = 192;
+export const H_O_WIN: u32 = 192; // the windows section (a section offset: clearModel keeps it)
+export const H_WNEXT: u32 = 196; // windows: bump pointer (windows ever handed out since the last reset)
+export const H_WFREE: u32 = 200; // windows: free-list head (window index + 1, 0 = empty)
+export const H_WUSED: u32 = 204; // windows: owned by a context
+export const HEADER_BYTES: u32 = 208;
 export const HEADER_END: usize = HEADER + HEADER_BYTES;
 // Low scratch regions (registers, not state: never read across calls). See the map above.
 export const R_TABLES: usize = 512; // the stamped tables' registers (scratch.ts)
@@ -102,11 +106,12 @@ export const REHEARSAL_PAGES: u32 = 16384;
 export const REHEARSAL_SLOTS: u32 = 2 * REHEARSAL_PAGES;
 export const REHEARSAL_BYTES: usize = <usize>REHEARSAL_SLOTS * 12 + <usize>REHEARSAL_PAGES * 4 * 2;
 
-// Node: 28 bytes, plus its 4-byte hash bucket in a dense array beside the nodes (one bucket per node
-// slot): 32 bytes per context entry. Counts are 16-bit: ageing keeps every context's total <=
+// Node: 32 bytes (two per cache line, none across a line), plus its 4-byte hash bucket in a dense
+// array beside the nodes (one bucket per node slot), plus a share of the windows below: 40 bytes
+// per context entry. Counts are 16-bit: ageing keeps every context's total <=
 // ageLimit + 1 <= 65535, except the page root's, which is exempt and never read: its children's
 // counts saturate. Ids 1 and 2 are the roots of the page and delta tries; 0 is "none".
-export const NODE_BYTES: u32 = 28;
+export const NODE_BYTES: u32 = 32;
 export const N_PARENT: u32 = 0;
 export const N_SYMBOL: u32 = 4;
 export const N_COUNT: u32 = 8; // u16
@@ -115,8 +120,23 @@ export const N_CHILD: u32 = 12; // first child (most recently counted first)
 export const N_SIBLING: u32 = 16; // next sibling; next free node on the free list
 export const N_PREV: u32 = 20; // previous sibling (0: the first child)
 export const N_HNEXT: u32 = 24; // next node in the hash bucket
+export const N_WIN: u32 = 28; // the context's successor window (window.ts): see WIN_MIN
 export const COUNT_MAX: u32 = 0xffff;
 export const AGE_LIMIT_MAX: u32 = COUNT_MAX - 1;
+// Successor windows (window.ts): a context with WIN_MIN or more children keeps its first SCAN
+// successors, in list order, as packed (symbol, count) arrays in one 128-byte window, so scoring it
+// reads two adjacent cache lines instead of one node per successor. N_WIN holds: below WIN_MIN, the
+// exact number of children (no window); WIN_WIDE, WIN_MIN or more children but no window was free;
+// otherwise WIN_MIN + the window's index. The page root has none (its list is never scored): 0.
+export const WIN_MIN: u32 = 4;
+export const WIN_WIDE: u32 = 0xffffffff;
+export const WIN_BYTES: u32 = 128;
+export const W_SYMBOL: u32 = 0; // SCAN x u32
+export const W_COUNT: u32 = 64; // SCAN x u16
+export const W_N: u32 = 96; // entries (WIN_MIN..SCAN); 0 on a free window
+export const W_OWNER: u32 = 100; // the context that owns it; on a free window, the next free (index + 1)
+/** Windows for an arena of `capacity` contexts: wide contexts are 1-3% of a model on the real traces. */
+export function windowSlots(capacity: u32): u32 { const w = capacity >> 5; return w > 16 ? w : 16; }
 export const PAGE_ROOT: u32 = 1;
 export const DELTA_ROOT: u32 = 2;
 export const FIRST_NODE: u32 = 3;
@@ -152,6 +172,8 @@ export let oBitmap: usize = 0;
 export let oNodes: usize = 0;
 export let gSlots: u32 = 0; // node slots = hash buckets
 export let oBuckets: usize = 0;
+export let oWin: usize = 0;
+export let gWinSlots: u32 = 0;
 export let streamStride: usize = 0; // bytes per stream record
 export let stateStride: usize = 0; // bytes per frontier state
 
@@ -188,6 +210,8 @@ export function attachConfig(): void {
   oNodes = hdr32(H_O_NODES);
   gSlots = hdr32(H_SLOTS);
   oBuckets = hdr32(H_O_BUCKETS);
+  oWin = hdr32(H_O_WIN);
+  gWinSlots = windowSlots(gCapacity);
   streamStride = 4 * (1 + 2 * (gOrder + 1));
   stateStride = (16 + 8 * (gOrder + 1) + 7) & ~7;
 }

@@ -20,8 +20,9 @@
 import {
   gOrder, gAlpha, gEscape, gDepth, gPageCount, gLookahead, gThreshold, oOut, oConf, oFront, oCand,
   stateStride, R_STAGE, R_TOP, ALPHA_PAGE, ALPHA_DELTA, ESC_A, ESC_B, ESC_C, PAGE_ROOT, DELTA_ROOT, FAR, STATES, BRANCH, SCAN, MAX_CANDIDATES,
-  N_SYMBOL, N_CHILD, N_SIBLING, H_PREDICTIONS, bump,
+  N_SYMBOL, N_CHILD, N_SIBLING, N_WIN, WIN_MIN, W_N, W_SYMBOL, W_COUNT, H_PREDICTIONS, bump,
 } from "./layout";
+import { isWindow, winAddr } from "./window";
 import { nGet, countOf } from "./trie";
 import { T_CAND, T_EXCL, T_SEEN, clearTable, reserveGenerations, slotOf, fresh } from "./scratch";
 import { isSet, setBit } from "./bitmap";
@@ -118,20 +119,38 @@ function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
     // One walk of the successors: a context's symbols are distinct, so inserting each into the
     // exclusion table as it is met tells exactly which were offered by a longer context. The new
     // ones are staged (symbol, count) for scoring once their total is known.
+    // A wide context's successors come from its window (window.ts), the same ones in the same order.
     let tot: f64 = 0;
     let d: u32 = 0;
-    let c = nGet(node, N_CHILD);
-    for (let seen: u32 = 0; c != 0 && seen < SCAN; seen++) {
-      const sym = nGet(c, N_SYMBOL);
-      slotOf(T_EXCL, sym);
-      if (fresh) {
-        const n = countOf(c);
-        store<u32>(STAGE + (<usize>d << 3), sym);
-        store<u32>(STAGE + (<usize>d << 3) + 4, n);
-        tot += <f64>n;
-        d++;
+    const f = nGet(node, N_WIN);
+    if (isWindow(f)) {
+      const w = winAddr(f - WIN_MIN);
+      const n = load<u32>(w + W_N);
+      for (let j: u32 = 0; j < n; j++) {
+        const sym = load<u32>(w + W_SYMBOL + (<usize>j << 2));
+        slotOf(T_EXCL, sym);
+        if (fresh) {
+          const cn = <u32>load<u16>(w + W_COUNT + (<usize>j << 1));
+          store<u32>(STAGE + (<usize>d << 3), sym);
+          store<u32>(STAGE + (<usize>d << 3) + 4, cn);
+          tot += <f64>cn;
+          d++;
+        }
       }
-      c = nGet(c, N_SIBLING);
+    } else {
+      let c = nGet(node, N_CHILD);
+      for (let seen: u32 = 0; c != 0 && seen < SCAN; seen++) {
+        const sym = nGet(c, N_SYMBOL);
+        slotOf(T_EXCL, sym);
+        if (fresh) {
+          const n = countOf(c);
+          store<u32>(STAGE + (<usize>d << 3), sym);
+          store<u32>(STAGE + (<usize>d << 3) + 4, n);
+          tot += <f64>n;
+          d++;
+        }
+        c = nGet(c, N_SIBLING);
+      }
     }
     if (d == 0) continue;
     const nd = <f64>d;

@@ -17,10 +17,11 @@
 // its counts (order 0 of the page alphabet) decide nothing, and ageing it would forget whole contexts.
 import {
   oNodes, oBuckets, gSlots, gCapacity, gAgeLimit, oStreams, streamStride, gStreams, gOrder,
-  NODE_BYTES, N_PARENT, N_SYMBOL, N_COUNT, N_TOTAL, N_CHILD, N_SIBLING, N_PREV, N_HNEXT, COUNT_MAX,
+  NODE_BYTES, N_PARENT, N_SYMBOL, N_COUNT, N_TOTAL, N_CHILD, N_SIBLING, N_PREV, N_HNEXT, N_WIN, COUNT_MAX,
   PAGE_ROOT, DELTA_ROOT, FIRST_NODE, FREE_MARK, H_NODES, H_NEXTNODE, H_FREE, H_PRUNES, H_PRUNE_DUE,
   hdr32, setHdr32, bump,
 } from "./layout";
+import { windowAdded, windowCounted, refreshWindow, windowFreed } from "./window";
 
 @inline export function nodeAddr(id: u32): usize { return oNodes + <usize>id * NODE_BYTES; }
 @inline export function nGet(id: u32, f: u32): u32 { return load<u32>(nodeAddr(id) + f); }
@@ -110,7 +111,8 @@ export function increment(parent: u32, symbol: u32): u32 {
   // (two cache misses saved; the page root's list is not kept in order of use, so it always probes).
   const head = nGet(parent, N_CHILD);
   let id = parent != PAGE_ROOT && head != 0 && nGet(head, N_SYMBOL) == symbol ? head : findChild(parent, symbol);
-  if (id == 0) {
+  const created = id == 0;
+  if (created) {
     if (hdr32(H_NODES) >= gCapacity) {
       if (deferPrune) { setHdr32(H_PRUNE_DUE, 1); return 0; }
       prune();
@@ -123,6 +125,7 @@ export function increment(parent: u32, symbol: u32): u32 {
     store<u32>(a + N_SYMBOL, symbol);
     store<u32>(a + N_COUNT, 0); // count and total
     store<u32>(a + N_CHILD, 0);
+    store<u32>(a + N_WIN, 0);
     pushFront(parent, id);
     indexNode(id);
     setHdr32(H_NODES, hdr32(H_NODES) + 1);
@@ -133,6 +136,10 @@ export function increment(parent: u32, symbol: u32): u32 {
   }
   const n = countOf(id);
   if (n < COUNT_MAX) setCount(id, n + 1); // saturates only under the page root (see layout)
+  if (parent != PAGE_ROOT) {
+    if (created) windowAdded(parent, symbol, n + 1);
+    else windowCounted(parent, symbol, n + 1);
+  }
   const total = totalOf(parent) + 1;
   setTotal(parent, total);
   if (total > gAgeLimit && parent != PAGE_ROOT) {
@@ -164,6 +171,7 @@ function age(parent: u32): void {
     c = next;
   }
   setTotal(parent, total);
+  refreshWindow(parent);
   if (dropped) forgetFreedContexts();
 }
 
@@ -179,6 +187,7 @@ function freeSubtree(id: u32): void {
 }
 
 function freeNode(id: u32): void {
+  windowFreed(id);
   nSet(id, N_PARENT, FREE_MARK);
   nSet(id, N_SIBLING, hdr32(H_FREE));
   setHdr32(H_FREE, id);
@@ -224,6 +233,9 @@ export function prune(): void {
       freeNode(id);
     }
   }
+  // (3) Every surviving context's window from its list (counts halved, children gone).
+  refreshWindow(DELTA_ROOT);
+  for (let id: u32 = FIRST_NODE; id < end; id++) if (nGet(id, N_PARENT) != FREE_MARK) refreshWindow(id);
   bump(H_PRUNES, 1);
   setHdr32(H_PRUNE_DUE, 0);
   forgetFreedContexts();

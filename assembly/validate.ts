@@ -23,11 +23,13 @@ import {
   H_GEN, H_FAULTS, H_REHEARSED, H_PRESENT, H_RCUR, H_RPREV, H_RFLIP, AGE_LIMIT_MAX, OUT_CAPACITY,
   REHEARSAL_PAGES, REHEARSAL_SLOTS, SCRATCH_SLOTS, NODE_BYTES, N_PARENT, N_SYMBOL, N_COUNT, N_TOTAL,
   N_CHILD, N_SIBLING, N_PREV, N_HNEXT, PAGE_ROOT, DELTA_ROOT, FIRST_NODE, FREE_MARK, NONE, FAR, COUNT_MAX,
+  N_WIN, WIN_MIN, WIN_WIDE, W_SYMBOL, W_COUNT, W_N, W_OWNER, SCAN, H_WNEXT, H_WFREE, H_WUSED, windowSlots, gWinSlots,
   gOrder, gStreams, gPageCount, gRange, gFilter, gLruMask, oStreams, oLru, oSeen, oRehearse,
   oBitmap, oNodes, oBuckets, streamStride, hdr32, hdr64, attachConfig, lruIndexSlots,
 } from "./layout";
 import { bucketOf } from "./trie";
 import { layoutTables, SLOT_BYTES } from "./scratch";
+import { isWindow, winAddr } from "./window";
 
 export const V_OK: i32 = 0;
 export const V_MAGIC: i32 = 1; // detail: the magic found
@@ -50,6 +52,7 @@ export const V_LRU: i32 = 17; // detail: slot or index position
 export const V_SCRATCH: i32 = 18; // detail: slot index
 export const V_BITMAP: i32 = 19; // detail: present pages counted
 export const V_RESERVED: i32 = 20; // detail: byte offset of a non-zero reserved word
+export const V_WINDOW: i32 = 21; // detail: node id whose window field or window is wrong (0: the free windows)
 
 let detail: u32 = 0;
 export function validateDetail(): u32 { return detail; }
@@ -101,6 +104,11 @@ function checkCounters(): i32 {
   if (hdr32(H_NODES) > next - FIRST_NODE) return fail(V_ARENA, H_NODES);
   const free = hdr32(H_FREE);
   if (free != 0 && (free < FIRST_NODE || free >= next)) return fail(V_ARENA, H_FREE);
+  // The window arena's counters against its size.
+  const wnext = hdr32(H_WNEXT);
+  if (wnext > windowSlots(capacity)) return fail(V_ARENA, H_WNEXT);
+  if (hdr32(H_WFREE) > wnext) return fail(V_ARENA, H_WFREE);
+  if (hdr32(H_WUSED) > wnext) return fail(V_ARENA, H_WUSED);
   return V_OK;
 }
 
@@ -284,6 +292,54 @@ function checkLru(): i32 {
   return V_OK;
 }
 
+/**
+ * Successor windows (window.ts), after the tries passed (lists are sound): every context's N_WIN is
+ * its exact child count below WIN_MIN, WIN_WIDE with at least WIN_MIN children, or a window handed
+ * out, owned by it and equal to its list's first SCAN (symbol, count); the page root's and free
+ * nodes' are 0; the free windows form a list; owned + free = handed out.
+ */
+function checkWindowOf(id: u32): i32 {
+  const f = ld(id, N_WIN);
+  let n: u32 = 0;
+  if (isWindow(f)) {
+    const w = f - WIN_MIN;
+    if (w >= hdr32(H_WNEXT)) return fail(V_WINDOW, id);
+    const a = winAddr(w);
+    if (load<u32>(a + W_OWNER) != id) return fail(V_WINDOW, id);
+    for (let c = ld(id, N_CHILD); c != 0 && n < SCAN; c = ld(c, N_SIBLING)) {
+      if (load<u32>(a + W_SYMBOL + (<usize>n << 2)) != ld(c, N_SYMBOL)) return fail(V_WINDOW, id);
+      if (<u32>load<u16>(a + W_COUNT + (<usize>n << 1)) != cnt(c)) return fail(V_WINDOW, id);
+      n++;
+    }
+    if (n < WIN_MIN || load<u32>(a + W_N) != n) return fail(V_WINDOW, id);
+    owned++;
+    return V_OK;
+  }
+  for (let c = ld(id, N_CHILD); c != 0 && n < WIN_MIN; c = ld(c, N_SIBLING)) n++;
+  if (f == WIN_WIDE ? n < WIN_MIN : f != n) return fail(V_WINDOW, id);
+  return V_OK;
+}
+
+let owned: u32 = 0;
+function checkWindows(): i32 {
+  if (ld(PAGE_ROOT, N_WIN) != 0) return fail(V_WINDOW, PAGE_ROOT);
+  owned = 0;
+  let r = checkWindowOf(DELTA_ROOT);
+  if (r != V_OK) return r;
+  for (let id: u32 = FIRST_NODE; id < end; id++) {
+    if (ld(id, N_PARENT) == FREE_MARK) { if (ld(id, N_WIN) != 0) return fail(V_WINDOW, id); continue; }
+    r = checkWindowOf(id);
+    if (r != V_OK) return r;
+  }
+  const handed = hdr32(H_WNEXT);
+  let free: u32 = 0;
+  for (let f = hdr32(H_WFREE); f != 0; f = load<u32>(winAddr(f - 1) + W_OWNER)) {
+    if (f > handed || load<u32>(winAddr(f - 1) + W_N) != 0 || ++free > handed) return fail(V_WINDOW, 0);
+  }
+  if (owned != hdr32(H_WUSED) || owned + free != handed) return fail(V_WINDOW, 0);
+  return V_OK;
+}
+
 function checkScratch(): i32 {
   const g = hdr32(H_GEN);
   const searchSlots: u32 = SCRATCH_SLOTS * 3;
@@ -328,6 +384,7 @@ export function checkModel(): i32 {
   if (r != V_OK) return r;
   if (reached != live) return fail(V_REACH, reached);
   r = checkHash();
+  if (r == V_OK) r = checkWindows();
   if (r == V_OK) r = checkStreams();
   if (r == V_OK) r = checkLru();
   if (r == V_OK) r = checkScratch();

@@ -4,7 +4,7 @@
  * header a fresh core lays out for those options), then the core's own validate() checks the whole
  * model (assembly/validate.ts) and its error code becomes a RangeError naming what is wrong.
  */
-import { layoutBytes, checkHeaderBytes, ABI, type CoreExports } from "./wasm.js";
+import { layoutBytes, checkHeaderBytes, magicInUse, ABI, type CoreExports } from "./wasm.js";
 import type { ResolvedOptions } from "./options.js";
 
 /** The core header (assembly/layout.ts): its byte offset in linear memory and field offsets. */
@@ -27,6 +27,7 @@ const FIELD_NAMES: Record<number, string> = {
   [ABI.counter.observed]: "observed counter", [ABI.counter.trained]: "trained counter", [ABI.counter.prunes]: "prunes counter",
   [ABI.counter.present]: "present pages counter", [ABI.counter.rehearsed]: "rehearsed counter",
   180: "rehearsal list length", 184: "previous rehearsal list length", 188: "rehearsal list selector",
+  192: "window section offset", 196: "windows handed out", 200: "free window list head", 204: "windows in use",
 };
 
 function fieldName(offset: number): string {
@@ -60,17 +61,17 @@ function configFor(o: ResolvedOptions): number[] {
  * reserved bytes, section offsets against the layout walk, counters) pass on a copy of the header.
  */
 export function checkImageHeader(image: Uint8Array, o: ResolvedOptions): void {
+  const got = new DataView(image.buffer, image.byteOffset, image.byteLength);
+  // The magic first: an image of another layout has another length too, and that says less.
+  const magic = image.length >= CORE_HEADER + 4 ? got.getUint32(CORE_HEADER, true) : 0;
+  const want = magicInUse();
+  if (magic !== want) throw new RangeError(`bytes holds a memory image without the engine's header: magic 0x${magic.toString(16)} != 0x${want.toString(16)}`);
   const need = layoutBytes(o.order, o.streams, o.maxContexts, o.pageCount, o.filter);
   if (image.length !== need) throw new RangeError(`bytes holds a memory image of ${image.length} bytes; its options need ${need}`);
-  const got = new DataView(image.buffer, image.byteOffset, image.byteLength);
-  const magic = got.getUint32(CORE_HEADER, true);
-  if (magic !== CORE_MAGIC) {
-    throw new RangeError(`bytes holds a memory image without the engine's header: magic 0x${magic.toString(16)} != 0x${CORE_MAGIC.toString(16)}`);
-  }
-  const want = configFor(o);
+  const config = configFor(o);
   CONFIG_FIELDS.forEach(([off, name], i) => {
     const g = got.getUint32(CORE_HEADER + off, true);
-    if (g !== want[i]) throw new RangeError(`bytes holds a core whose ${name} is ${shown(name, g)}, but its options say ${shown(name, want[i])}`);
+    if (g !== config[i]) throw new RangeError(`bytes holds a core whose ${name} is ${shown(name, g)}, but its options say ${shown(name, config[i])}`);
   });
   const gt = got.getFloat64(CORE_HEADER + THRESHOLD, true);
   if (!Object.is(gt, o.threshold)) throw new RangeError(`bytes holds a core whose threshold is ${gt}, but its options say ${o.threshold}`);
@@ -100,6 +101,7 @@ const MESSAGES: Record<number, (d: number) => string> = {
   18: (d) => `scratch slot ${d} carries a generation not yet drawn`,
   19: (d) => `its bitmap's ${d} present bits disagree with the present pages counter or lie past pageCount`,
   20: (d) => `reserved byte ${d} of its header is not zero`,
+  21: (d) => d === 0 ? "its successor windows' free list or counts are inconsistent" : `node ${d}'s successor window does not match its children`,
 };
 
 function corrupt(code: number, d: number): RangeError {

@@ -18,7 +18,7 @@
 import { crc32 } from "../util/crc32.js";
 
 export const SNAPSHOT_MAGIC = 0x534d5050; // "PPMS" little-endian
-export const FORMAT_VERSION = 8; // 8: the header's spare word is the prune-due flag (maintain()); 7: confidences beside the output buffer; 6: pending histories (train calls add up); 5: one stamped-table layout for the search and the rehearsal (4: the rehearsal; 3: 28-byte nodes, 16-bit counts, a dense bucket array, a linked LRU)
+export const FORMAT_VERSION = 9; // 9: 32-byte nodes and successor windows (the image magic PPM6); 8: the header's spare word is the prune-due flag (maintain()); 7: confidences beside the output buffer; 6: pending histories (train calls add up); 5: one stamped-table layout for the search and the rehearsal (4: the rehearsal; 3: 28-byte nodes, 16-bit counts, a dense bucket array, a linked LRU)
 
 export interface SnapshotParts {
   options: unknown;

@@ -56,6 +56,7 @@ export function coreModule(): WebAssembly.Module {
  */
 export function useCoreModuleForBench(m: WebAssembly.Module | undefined): void {
   compiled = m;
+  sizer = undefined; // sizes and header checks come from the build in use
 }
 
 export function instantiateCore(): CoreExports {
@@ -106,6 +107,12 @@ let sizer: CoreExports | undefined;
 export function layoutBytes(order: number, streams: number, capacity: number, pageCount: number, filter: number): number {
   sizer ??= instantiateCore();
   return sizer.layoutBytes(order, streams, capacity, pageCount, filter);
+}
+
+/** The image magic of the core in use (the inlined one, or a bench's build: useCoreModuleForBench). */
+export function magicInUse(): number {
+  sizer ??= instantiateCore();
+  return ((sizer as unknown as Record<string, WebAssembly.Global>).ABI_MAGIC.value as number) >>> 0;
 }
 
 /**

@@ -1,0 +1,133 @@
+// Successor windows: a wide context's first SCAN successors, packed.
+//
+// Scoring a context reads its SCAN most recently counted successors (predict.ts). Through the
+// sibling list that is one node per successor, each load waiting for the one before, and on a
+// fault path whose caches the guest has just run over, one cache miss each: the profile put 80% of
+// scoring on that load. A window keeps the same successors, in the same order, as a symbol array
+// (one cache line) and a count array (the next line): two independent misses for the whole list.
+//
+// Only contexts with WIN_MIN or more children get one (1-3% of the contexts of the real traces'
+// models, and nearly all of the successors the search walks); N_WIN counts a narrower context's
+// children so that the WIN_MIN-th is noticed without a walk. Windows are a cache of the lists: every
+// change of a list's order or counts updates its window here (increment: one context, no walk;
+// ageing and pruning: refreshWindow from the list), so scoring from either gives the same output.
+// The window arena is fixed (windowSlots); when it is empty a wide context is marked WIN_WIDE and
+// scored from its list, until a prune refreshes every context.
+import {
+  oNodes, oWin, gWinSlots, NODE_BYTES, N_CHILD, N_SIBLING, N_SYMBOL, N_COUNT, N_WIN, WIN_MIN, WIN_WIDE,
+  WIN_BYTES, W_SYMBOL, W_COUNT, W_N, W_OWNER, SCAN, H_WNEXT, H_WFREE, H_WUSED, hdr32, setHdr32,
+} from "./layout";
+
+@inline function node(id: u32): usize { return oNodes + <usize>id * NODE_BYTES; }
+@inline export function winAddr(w: u32): usize { return oWin + <usize>w * WIN_BYTES; }
+/** Whether an N_WIN value names a window. */
+@inline export function isWindow(f: u32): bool { return f >= WIN_MIN && f != WIN_WIDE; }
+
+function takeWindow(): i32 {
+  let w: u32;
+  const free = hdr32(H_WFREE);
+  if (free != 0) {
+    w = free - 1;
+    setHdr32(H_WFREE, load<u32>(winAddr(w) + W_OWNER));
+  } else {
+    w = hdr32(H_WNEXT);
+    if (w >= gWinSlots) return -1;
+    setHdr32(H_WNEXT, w + 1);
+  }
+  setHdr32(H_WUSED, hdr32(H_WUSED) + 1);
+  return <i32>w;
+}
+
+function releaseWindow(w: u32): void {
+  const a = winAddr(w);
+  store<u32>(a + W_N, 0);
+  store<u32>(a + W_OWNER, hdr32(H_WFREE));
+  setHdr32(H_WFREE, w + 1);
+  setHdr32(H_WUSED, hdr32(H_WUSED) - 1);
+}
+
+/** Copy `ctx`'s first SCAN successors (it has at least WIN_MIN) into window w. */
+function fillWindow(ctx: u32, w: u32): void {
+  const a = winAddr(w);
+  let n: u32 = 0;
+  for (let c = load<u32>(node(ctx) + N_CHILD); c != 0 && n < SCAN; c = load<u32>(node(c) + N_SIBLING)) {
+    store<u32>(a + W_SYMBOL + (<usize>n << 2), load<u32>(node(c) + N_SYMBOL));
+    store<u16>(a + W_COUNT + (<usize>n << 1), load<u16>(node(c) + N_COUNT));
+    n++;
+  }
+  store<u32>(a + W_N, n);
+  store<u32>(a + W_OWNER, ctx);
+}
+
+/** Give wide context `ctx` a window filled from its list, or mark it WIN_WIDE when none is free. */
+function openWindow(ctx: u32): void {
+  const w = takeWindow();
+  if (w < 0) { store<u32>(node(ctx) + N_WIN, WIN_WIDE); return; }
+  store<u32>(node(ctx) + N_WIN, WIN_MIN + <u32>w);
+  fillWindow(ctx, <u32>w);
+}
+
+/** Entries [0, m) of window `a` move one place down; entry 0 becomes (symbol, count). */
+@inline function shiftIn(a: usize, m: u32, symbol: u32, count: u32): void {
+  memory.copy(a + W_SYMBOL + 4, a + W_SYMBOL, <usize>m << 2);
+  memory.copy(a + W_COUNT + 2, a + W_COUNT, <usize>m << 1);
+  store<u32>(a + W_SYMBOL, symbol);
+  store<u16>(a + W_COUNT, count);
+}
+
+/** `ctx` (not the page root) gained a child, now its first, counted `count`. */
+export function windowAdded(ctx: u32, symbol: u32, count: u32): void {
+  const f = load<u32>(node(ctx) + N_WIN);
+  if (f < WIN_MIN - 1) { store<u32>(node(ctx) + N_WIN, f + 1); return; }
+  if (f == WIN_MIN - 1) { openWindow(ctx); return; }
+  if (f == WIN_WIDE) return;
+  const a = winAddr(f - WIN_MIN);
+  const n = load<u32>(a + W_N);
+  const m = n < SCAN ? n : SCAN - 1;
+  shiftIn(a, m, symbol, count);
+  store<u32>(a + W_N, m + 1);
+}
+
+/** `ctx`'s child `symbol` was counted (now `count`) and moved to the front of its list. */
+export function windowCounted(ctx: u32, symbol: u32, count: u32): void {
+  const f = load<u32>(node(ctx) + N_WIN);
+  if (!isWindow(f)) return;
+  const a = winAddr(f - WIN_MIN);
+  const n = load<u32>(a + W_N);
+  let j: u32 = 0;
+  while (j < n && load<u32>(a + W_SYMBOL + (<usize>j << 2)) != symbol) j++;
+  // Not in the window: it came from beyond the first SCAN (the window is full); the last one drops.
+  shiftIn(a, j < n ? j : SCAN - 1, symbol, count);
+}
+
+/** Bring `ctx`'s N_WIN and window in line with its list after counts were halved or children dropped. */
+export function refreshWindow(ctx: u32): void {
+  let n: u32 = 0;
+  for (let c = load<u32>(node(ctx) + N_CHILD); c != 0 && n < WIN_MIN; c = load<u32>(node(c) + N_SIBLING)) n++;
+  const f = load<u32>(node(ctx) + N_WIN);
+  if (n < WIN_MIN) {
+    if (isWindow(f)) releaseWindow(f - WIN_MIN);
+    store<u32>(node(ctx) + N_WIN, n);
+  } else if (isWindow(f)) {
+    fillWindow(ctx, f - WIN_MIN);
+  } else {
+    openWindow(ctx);
+  }
+}
+
+/** A node leaves the model: its window, if any, goes back to the free list. */
+export function windowFreed(id: u32): void {
+  const f = load<u32>(node(id) + N_WIN);
+  if (isWindow(f)) releaseWindow(f - WIN_MIN);
+  store<u32>(node(id) + N_WIN, 0);
+}
+
+/** After compact() moved node records: each window names its owner's new id. */
+export function windowOwnersMoved(first: u32, end: u32, extra: u32): void {
+  for (let id = first; id < end; id++) {
+    const f = load<u32>(node(id) + N_WIN);
+    if (isWindow(f)) store<u32>(winAddr(f - WIN_MIN) + W_OWNER, id);
+  }
+  const f = load<u32>(node(extra) + N_WIN);
+  if (isWindow(f)) store<u32>(winAddr(f - WIN_MIN) + W_OWNER, extra);
+}
