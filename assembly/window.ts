@@ -69,8 +69,11 @@ function openWindow(ctx: u32): void {
 
 /** Entries [0, m) of window `a` move one place down; entry 0 becomes (symbol, count). */
 @inline function shiftIn(a: usize, m: u32, symbol: u32, count: u32): void {
-  memory.copy(a + W_SYMBOL + 4, a + W_SYMBOL, <usize>m << 2);
-  memory.copy(a + W_COUNT + 2, a + W_COUNT, <usize>m << 1);
+  // A loop, not memory.copy: V8 calls out of the Wasm code for memory.copy, costly for a few bytes.
+  for (let j = m; j > 0; j--) {
+    store<u32>(a + W_SYMBOL + (<usize>j << 2), load<u32>(a + W_SYMBOL + (<usize>(j - 1) << 2)));
+    store<u16>(a + W_COUNT + (<usize>j << 1), load<u16>(a + W_COUNT + (<usize>(j - 1) << 1)));
+  }
   store<u32>(a + W_SYMBOL, symbol);
   store<u16>(a + W_COUNT, count);
 }

@@ -44,6 +44,7 @@
  * one vCPU that is the guest's own fault order; with several the vCPUs' faults interleave in one
  * history and the contexts mix (what the engine's `streams` option cannot separate without an id).
  */
+import { SNAPSHOT_MAGIC, FORMAT_VERSION } from "../engine/snapshot.js";
 import type { Predictor, PredictorOptions } from "../engine/types.js";
 import type { Strategy } from "../strategies/types.js";
 
@@ -269,12 +270,22 @@ export async function loadPolicyEngine(): Promise<void> {
 export function modelProblem(bytes: Uint8Array): string | null {
   if (!engine) throw new Error("loadPolicyEngine() was not awaited");
   if (bytes.length === 0) return "it is empty";
+  let snap: Uint8Array | null = null;
   try {
-    engine.restorePredictor(unpackModel(bytes, Number.MAX_SAFE_INTEGER).engine).dispose();
+    snap = unpackModel(bytes, Number.MAX_SAFE_INTEGER).engine;
+    engine.restorePredictor(snap).dispose();
     return null;
   } catch (e) {
-    return (e as Error).message;
+    // A model another version of this package saved (its snapshot format differs) is still a model
+    // file: the migration starts empty (its origin says why) and the save replaces it.
+    return snap !== null && isOtherSnapshotFormat(snap) ? null : (e as Error).message;
   }
+}
+
+function isOtherSnapshotFormat(b: Uint8Array): boolean {
+  if (b.length < 8) return false;
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  return dv.getUint32(0, true) === SNAPSHOT_MAGIC && dv.getUint32(4, true) !== FORMAT_VERSION;
 }
 
 export function qemuPolicyAvailable(): boolean {

@@ -2,7 +2,7 @@
  * `qemu-proxy --model FILE` as a new user meets it: a file that is not a model (it would be replaced
  * by the first completed migration) and a directory that does not exist are refused at start with
  * exit 2; a model a migration saved and an absent file start the proxy; the save replaces only a
- * model. Addresses: a target port 0 is refused, an out-of-range port is named.
+ * model (one of another snapshot format too: the migration starts empty and the save replaces it). Addresses: a target port 0 is refused, an out-of-range port is named.
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -12,7 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { checkModelFile, replaceModel } from "../../src/qemu/model.js";
-import { createQemuPolicy, loadPolicyEngine, modelProblem } from "../../src/qemu/policy.js";
+import { createQemuPolicy, loadPolicyEngine, modelProblem, unpackModel } from "../../src/qemu/policy.js";
+import { FORMAT_VERSION } from "../../src/engine/snapshot.js";
+import { crc32 } from "../../src/util/crc32.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MAIN = join(ROOT, "src/cli/main.ts");
@@ -111,6 +113,31 @@ test("checkModelFile and replaceModel: only a model is replaced", async () => {
   assert.equal(readFileSync(file, "utf8"), "put there since the start\n");
   assert.deepEqual(readdirSync(d), ["vm.model"], "no temporary file left");
   await assert.rejects(checkModelFile(file), /not a model file/);
+});
+
+test("a model another version saved (another snapshot format) is a model: the migration starts empty, saying why, and the save replaces it", async () => {
+  await loadPolicyEngine();
+  // The same model with its engine snapshot's format version set one lower (checksum recomputed).
+  const snap = unpackModel(model, 8192).engine;
+  const at = model.length - snap.length;
+  const older = model.slice();
+  const dv = new DataView(older.buffer, older.byteOffset + at, snap.length);
+  dv.setUint32(4, FORMAT_VERSION - 1, true);
+  dv.setUint32(snap.length - 4, crc32(older.subarray(at, older.length - 4)), true);
+  assert.equal(modelProblem(older), null);
+  const p = createQemuPolicy(8192, {}, older);
+  assert.match(p.origin, new RegExp(`^new \\(saved model refused: bytes has snapshot format version ${FORMAT_VERSION - 1}; this build reads version ${FORMAT_VERSION}\\)`));
+  p.dispose!();
+  const d = mkdtempSync(join(dir, "older-"));
+  const file = join(d, "vm.model");
+  writeFileSync(file, older);
+  assert.deepEqual(await checkModelFile(file), older);
+  replaceModel(file, model);
+  assert.deepEqual(new Uint8Array(readFileSync(file)), model);
+  // A snapshot of the current format that fails its checks is still refused.
+  const bad = Buffer.from(model);
+  bad[bad.length - 10] ^= 0xff;
+  assert.notEqual(modelProblem(bad), null);
 });
 
 test("--target port 0 is refused; an out-of-range port is named", async () => {
