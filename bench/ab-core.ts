@@ -1,6 +1,6 @@
 /**
  * A/B of two or more builds of the Wasm core in one process:
- *   node --import tsx bench/ab-core.ts a.wasm b.wasm [--reps=N] [--syn] [--maintain] [--ppm | --engine=JSON]
+ *   node --import tsx bench/ab-core.ts a.wasm b.wasm [--reps=N] [--syn] [--maintain] [--pollute=MiB] [--ppm | --engine=JSON]
  * (build a variant with `npx asc assembly/index.ts --config asconfig.json --target release -o x.wasm`).
  * Jobs: the quality replay's faults of sqlite and xz (virtual, 4k; train 30%, compact, rehearse), the
  * first 100k accesses of xz after the split as a raw stream (per call, medians over chunks of 1000),
@@ -23,6 +23,13 @@ const doSyn = process.argv.includes("--syn");
 const doMaintain = process.argv.includes("--maintain");
 // --ppm: every job at the ppm strategy's engine options under a push (pushEngineOptions) instead of the defaults.
 // --engine=JSON: options for every job instead (e.g. the QEMU proxy's: '{"depth":2,"threshold":0.25}').
+// --pollute=MiB: before each timed replay or synthetic call, read and write one word per cache line of a
+// buffer that large (untimed): the guest runs between two faults and takes the caches. (The synthetic
+// job then times its first 8192 faults only.)
+const polluteMiB = Number(process.argv.find((a) => a.startsWith("--pollute="))?.slice(10) ?? 0);
+const junk = new Uint32Array((polluteMiB * 2 ** 20) >>> 2);
+let junkSum = 0;
+const pollute = () => { for (let i = 0; i < junk.length; i += 16) junkSum += junk[i]++; };
 const engineArg = process.argv.find((a) => a.startsWith("--engine="))?.slice(9);
 const extra = engineArg ? JSON.parse(engineArg) : process.argv.includes("--ppm") ? pushEngineOptions(8) : {};
 const mods = files.map((f) => new WebAssembly.Module(readFileSync(f)));
@@ -37,6 +44,7 @@ for (const tr of traces) for (const layout of ["virtual", "4k"] as const) {
   jobs.push({ name: `replay ${tr.name}/${layout}`, make: () => { const p = createPredictor({ pageCount: placed.pageCount, streams: 1, ...extra }); p.train(placed.pages.subarray(0, split)); p.compact(); p.rehearse(); return p; },
     run: (p, ts) => { let h = 0; const present = new Uint8Array(placed.pageCount);
       for (let i = split; i < placed.pages.length; i++) { const f = placed.pages[i]; if (present[f]) continue; present[f] = 1;
+        if (polluteMiB) pollute();
         const a = process.hrtime.bigint(); const n = p.predictInto(f); ts.push(Number(process.hrtime.bigint() - a));
         for (let j = 0; j < n; j++) { present[p.output[j]] = 1; h = (h * 31 + p.output[j] + Math.round(p.confidence[j] * 1e6)) | 0; }
         if (doMaintain) p.maintain(); }
@@ -52,7 +60,8 @@ for (const tr of traces) for (const layout of ["virtual", "4k"] as const) {
 if (doSyn) {
   const faults = mixedStream(1 << 16, 2);
   jobs.push({ name: "synthetic 1M", make: () => { const p = createPredictor({ pageCount: BENCH_PAGES, maxContexts: 1 << 21, filter: 0, ...extra }); p.train(mixedStream(450000, 1)); p.rehearse(); p.compact(); return p; },
-    run: (p, ts) => { let h = 0; for (let i = 0; i < faults.length; i++) { if (i % 1000 === 0) { p.clearPresent(); p.maintain(); }
+    run: (p, ts) => { let h = 0; for (let i = 0; i < (polluteMiB ? 8192 : faults.length); i++) { if (i % 1000 === 0) { p.clearPresent(); p.maintain(); }
+      if (polluteMiB) pollute();
       const a = process.hrtime.bigint(); const n = p.predictInto(faults[i]); ts.push(Number(process.hrtime.bigint() - a));
       for (let j = 0; j < n; j++) h = (h * 31 + p.output[j] + Math.round(p.confidence[j] * 1e6)) | 0;
       if (doMaintain) p.maintain(); } return h; } });
@@ -69,3 +78,4 @@ for (let ji = 0; ji < jobs.length; ji++) {
   const base = med(times[ji][0]);
   console.log(jobs[ji].name.padEnd(22), mods.map((_, b) => `${files[b].split("/").pop()}: med ${med(times[ji][b]).toFixed(2)} p99 ${p99(times[ji][b]).toFixed(2)} (${(med(times[ji][b]) / base).toFixed(2)}x) h=${[...hashes[ji][b]].join("/")}`).join(" | "));
 }
+if (junkSum === -1) console.log(""); // keeps the pollution reads

@@ -1,5 +1,6 @@
 /**
- * `node --import tsx bench/fault-path.ts [--quick] [--json FILE]`: the fault path, call by call, side by side in one run.
+ * `node --import tsx bench/fault-path.ts [--quick] [--only=A,B,C,D] [--core=FILE.wasm] [--json FILE]`: the fault path,
+ * call by call, side by side in one run (--core: another build of the core, e.g. an older commit's, for a before/after).
  *
  *  A. createPredictor with defaults (pageCount 2^20, maxContexts 2^20): wall time per call.
  *  B. predictNext on the post-switch-over faults of the bundled real traces (sqlite, xz; layouts
@@ -19,9 +20,10 @@
  *     plain Map-based order-3 PPM with a greedy 8-page chain (bench/map-ppm.ts), alternating chunks.
  * Figures: median, p90, p99, max per call (process.hrtime.bigint; the timer alone costs 50-70 ns).
  */
-import { writeFileSync } from "node:fs";
+import { writeFileSync, readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { createPredictor, restorePredictor } from "../src/engine/predictor.js";
+import { useCoreModuleForBench } from "../src/engine/wasm.js";
 import type { FullPredictorOptions } from "../src/engine/options.js";
 import { readTextTrace } from "../src/trace/format.js";
 import { placePages } from "../src/trace/layout.js";
@@ -31,6 +33,8 @@ import { MapPpm } from "./map-ppm.js";
 import { pushEngineOptions } from "../src/strategies/ppm-policy.js";
 
 const quick = process.argv.includes("--quick");
+const coreFile = process.argv.find((a) => a.startsWith("--core="))?.slice(7);
+if (coreFile) useCoreModuleForBench(new WebAssembly.Module(readFileSync(coreFile)));
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
 const jsonAt = process.argv.indexOf("--json");
 const results: Record<string, unknown> = { machine: `${cpus()[0]?.model ?? "?"} x${cpus().length}`, node: process.version, date: new Date().toISOString(), load: loadavg()[0] };
