@@ -12,10 +12,10 @@
 // a prefix, the bump pointer follows them) and the hash index is rebuilt. No output changes: only ids do.
 import {
   oStreams, streamStride, gStreams, gOrder, NODE_BYTES, N_PARENT, N_CHILD, N_SIBLING, N_PREV,
-  N_HNEXT, PAGE_ROOT, DELTA_ROOT, FIRST_NODE, FREE_MARK, H_NODES, H_NEXTNODE, H_FREE, hdr32, setHdr32,
+  N_HNEXT, N_WIN, PAGE_ROOT, DELTA_ROOT, FIRST_NODE, FREE_MARK, H_NODES, H_NEXTNODE, H_FREE, hdr32, setHdr32,
 } from "./layout";
 import { nodeAddr, nGet, nSet, rebuildIndex } from "./trie";
-import { windowOwnersMoved } from "./window";
+import { windowOwnersMoved, windowRenumber } from "./window";
 
 @inline function newId(id: u32): u32 { return id == 0 ? 0 : nGet(id, N_HNEXT); }
 
@@ -56,6 +56,7 @@ export function compact(): void {
     nSet(id, N_CHILD, newId(nGet(id, N_CHILD)));
     nSet(id, N_SIBLING, newId(nGet(id, N_SIBLING)));
     nSet(id, N_PREV, newId(nGet(id, N_PREV)));
+    windowRenumber(nGet(id, N_WIN), N_HNEXT);
   }
   const slots: u32 = 2 * (gOrder + 1);
   for (let s: u32 = 0; s < gStreams; s++) {

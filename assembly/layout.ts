@@ -107,7 +107,7 @@ export const REHEARSAL_SLOTS: u32 = 2 * REHEARSAL_PAGES;
 export const REHEARSAL_BYTES: usize = <usize>REHEARSAL_SLOTS * 12 + <usize>REHEARSAL_PAGES * 4 * 2;
 
 // Node: 32 bytes (two per cache line, none across a line), plus its 4-byte hash bucket in a dense
-// array beside the nodes (one bucket per node slot), plus a share of the windows below: 40 bytes
+// array beside the nodes (one bucket per node slot), plus a share of the windows below: 42 bytes
 // per context entry. Counts are 16-bit: ageing keeps every context's total <=
 // ageLimit + 1 <= 65535, except the page root's, which is exempt and never read: its children's
 // counts saturate. Ids 1 and 2 are the roots of the page and delta tries; 0 is "none".
@@ -124,17 +124,20 @@ export const N_WIN: u32 = 28; // the context's successor window (window.ts): see
 export const COUNT_MAX: u32 = 0xffff;
 export const AGE_LIMIT_MAX: u32 = COUNT_MAX - 1;
 // Successor windows (window.ts): a context with WIN_MIN or more children keeps its first SCAN
-// successors, in list order, as packed (symbol, count) arrays in one 128-byte window, so scoring it
-// reads two adjacent cache lines instead of one node per successor. N_WIN holds: below WIN_MIN, the
-// exact number of children (no window); WIN_WIDE, WIN_MIN or more children but no window was free;
-// otherwise WIN_MIN + the window's index. The page root has none (its list is never scored): 0.
+// successors, in list order, as packed (symbol, child id, count) arrays in one 192-byte window, so
+// scoring it reads two cache lines (symbols, counts) instead of one node per successor, and the
+// search finds a successor's context in the line of ids beside them instead of the hash index.
+// N_WIN holds: below WIN_MIN, the exact number of children (no window); WIN_WIDE, WIN_MIN or more
+// children but no window was free; otherwise WIN_MIN + the window's index. The page root has none
+// (its list is never scored): 0.
 export const WIN_MIN: u32 = 4;
 export const WIN_WIDE: u32 = 0xffffffff;
-export const WIN_BYTES: u32 = 128;
+export const WIN_BYTES: u32 = 192;
 export const W_SYMBOL: u32 = 0; // SCAN x u32
-export const W_COUNT: u32 = 64; // SCAN x u16
-export const W_N: u32 = 96; // entries (WIN_MIN..SCAN); 0 on a free window
-export const W_OWNER: u32 = 100; // the context that owns it; on a free window, the next free (index + 1)
+export const W_ID: u32 = 64; // SCAN x u32: the child nodes
+export const W_COUNT: u32 = 128; // SCAN x u16
+export const W_N: u32 = 160; // entries (WIN_MIN..SCAN); 0 on a free window
+export const W_OWNER: u32 = 164; // the context that owns it; on a free window, the next free (index + 1)
 /** Windows for an arena of `capacity` contexts: wide contexts are 1-3% of a model on the real traces. */
 export function windowSlots(capacity: u32): u32 { const w = capacity >> 5; return w > 16 ? w : 16; }
 export const PAGE_ROOT: u32 = 1;

@@ -9,10 +9,11 @@
 // learns the stream it will serve (faults are misses), not the ping-pong between hot pages.
 import {
   oStreams, streamStride, gOrder, gAlpha, gRange, gFilter, oIn, R_PENDING,
-  PAGE_ROOT, DELTA_ROOT, ALPHA_PAGE, ALPHA_DELTA, NONE, FAR, H_TRAINED, N_CHILD, N_PARENT, bump,
+  PAGE_ROOT, DELTA_ROOT, ALPHA_PAGE, ALPHA_DELTA, NONE, FAR, H_TRAINED, N_CHILD, N_PARENT, WIN_WIDE, bump,
 } from "./layout";
 import { increment, bucketOf, nodeAddr, findChild, setDeferPrune } from "./trie";
 import { recentlyTouched } from "./lru";
+import { childInWindow } from "./window";
 
 @inline export function streamAddr(stream: u32): usize { return oStreams + <usize>stream * streamStride; }
 /** Address of the stream's order-k context in alphabet a (0 = page, 1 = delta). */
@@ -127,7 +128,14 @@ export function advance(page: u32, stream: u32): void {
 export function nextContexts(from: usize, to: usize, root: u32, symbol: u32): void {
   for (let k = <i32>gOrder - 1; k >= 0; k--) {
     const ctx = k == 0 ? root : load<u32>(from + (<usize>k << 2));
-    store<u32>(to + (<usize>(k + 1) << 2), ctx != 0 ? findChild(ctx, symbol) : 0);
+    let c: u32 = 0;
+    if (ctx != 0) {
+      // A context's window (or short list) usually holds the child, in lines scoring has just read;
+      // the hash index (a bucket, then a node: two misses) only when it cannot tell.
+      c = ctx == PAGE_ROOT ? WIN_WIDE : childInWindow(ctx, symbol);
+      if (c == WIN_WIDE) c = findChild(ctx, symbol);
+    }
+    store<u32>(to + (<usize>(k + 1) << 2), c);
   }
 }
 

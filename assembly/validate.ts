@@ -23,7 +23,7 @@ import {
   H_GEN, H_FAULTS, H_REHEARSED, H_PRESENT, H_RCUR, H_RPREV, H_RFLIP, AGE_LIMIT_MAX, OUT_CAPACITY,
   REHEARSAL_PAGES, REHEARSAL_SLOTS, SCRATCH_SLOTS, NODE_BYTES, N_PARENT, N_SYMBOL, N_COUNT, N_TOTAL,
   N_CHILD, N_SIBLING, N_PREV, N_HNEXT, PAGE_ROOT, DELTA_ROOT, FIRST_NODE, FREE_MARK, NONE, FAR, COUNT_MAX,
-  N_WIN, WIN_MIN, WIN_WIDE, W_SYMBOL, W_COUNT, W_N, W_OWNER, SCAN, H_WNEXT, H_WFREE, H_WUSED, windowSlots, gWinSlots,
+  N_WIN, WIN_MIN, WIN_WIDE, W_SYMBOL, W_ID, W_COUNT, W_N, W_OWNER, SCAN, H_WNEXT, H_WFREE, H_WUSED, windowSlots, gWinSlots,
   gOrder, gStreams, gPageCount, gRange, gFilter, gLruMask, oStreams, oLru, oSeen, oRehearse,
   oBitmap, oNodes, oBuckets, streamStride, hdr32, hdr64, attachConfig, lruIndexSlots,
 } from "./layout";
@@ -295,7 +295,7 @@ function checkLru(): i32 {
 /**
  * Successor windows (window.ts), after the tries passed (lists are sound): every context's N_WIN is
  * its exact child count below WIN_MIN, WIN_WIDE with at least WIN_MIN children, or a window handed
- * out, owned by it and equal to its list's first SCAN (symbol, count); the page root's and free
+ * out, owned by it and equal to its list's first SCAN (symbol, node, count); the page root's and free
  * nodes' are 0; the free windows form a list; owned + free = handed out.
  */
 function checkWindowOf(id: u32): i32 {
@@ -308,6 +308,7 @@ function checkWindowOf(id: u32): i32 {
     if (load<u32>(a + W_OWNER) != id) return fail(V_WINDOW, id);
     for (let c = ld(id, N_CHILD); c != 0 && n < SCAN; c = ld(c, N_SIBLING)) {
       if (load<u32>(a + W_SYMBOL + (<usize>n << 2)) != ld(c, N_SYMBOL)) return fail(V_WINDOW, id);
+      if (load<u32>(a + W_ID + (<usize>n << 2)) != c) return fail(V_WINDOW, id);
       if (<u32>load<u16>(a + W_COUNT + (<usize>n << 1)) != cnt(c)) return fail(V_WINDOW, id);
       n++;
     }

@@ -4,7 +4,9 @@
 // sibling list that is one node per successor, each load waiting for the one before, and on a
 // fault path whose caches the guest has just run over, one cache miss each: the profile put 80% of
 // scoring on that load. A window keeps the same successors, in the same order, as a symbol array
-// (one cache line) and a count array (the next line): two independent misses for the whole list.
+// (one cache line) and a count array (another): two independent misses for the whole list. Beside
+// them, the successors' node ids: the search then finds the next state's contexts (the children of
+// the contexts it has just scored) in the lines it already holds, not in the hash index (childInWindow).
 //
 // Only contexts with WIN_MIN or more children get one (1-3% of the contexts of the real traces'
 // models, and nearly all of the successors the search walks); N_WIN counts a narrower context's
@@ -15,7 +17,7 @@
 // scored from its list, until a prune refreshes every context.
 import {
   oNodes, oWin, gWinSlots, NODE_BYTES, N_CHILD, N_SIBLING, N_SYMBOL, N_COUNT, N_WIN, WIN_MIN, WIN_WIDE,
-  WIN_BYTES, W_SYMBOL, W_COUNT, W_N, W_OWNER, SCAN, H_WNEXT, H_WFREE, H_WUSED, hdr32, setHdr32,
+  WIN_BYTES, W_SYMBOL, W_ID, W_COUNT, W_N, W_OWNER, SCAN, H_WNEXT, H_WFREE, H_WUSED, hdr32, setHdr32,
 } from "./layout";
 
 @inline function node(id: u32): usize { return oNodes + <usize>id * NODE_BYTES; }
@@ -52,6 +54,7 @@ function fillWindow(ctx: u32, w: u32): void {
   let n: u32 = 0;
   for (let c = load<u32>(node(ctx) + N_CHILD); c != 0 && n < SCAN; c = load<u32>(node(c) + N_SIBLING)) {
     store<u32>(a + W_SYMBOL + (<usize>n << 2), load<u32>(node(c) + N_SYMBOL));
+    store<u32>(a + W_ID + (<usize>n << 2), c);
     store<u16>(a + W_COUNT + (<usize>n << 1), load<u16>(node(c) + N_COUNT));
     n++;
   }
@@ -67,19 +70,21 @@ function openWindow(ctx: u32): void {
   fillWindow(ctx, <u32>w);
 }
 
-/** Entries [0, m) of window `a` move one place down; entry 0 becomes (symbol, count). */
-@inline function shiftIn(a: usize, m: u32, symbol: u32, count: u32): void {
+/** Entries [0, m) of window `a` move one place down; entry 0 becomes (symbol, id, count). */
+@inline function shiftIn(a: usize, m: u32, symbol: u32, id: u32, count: u32): void {
   // A loop, not memory.copy: V8 calls out of the Wasm code for memory.copy, costly for a few bytes.
   for (let j = m; j > 0; j--) {
     store<u32>(a + W_SYMBOL + (<usize>j << 2), load<u32>(a + W_SYMBOL + (<usize>(j - 1) << 2)));
+    store<u32>(a + W_ID + (<usize>j << 2), load<u32>(a + W_ID + (<usize>(j - 1) << 2)));
     store<u16>(a + W_COUNT + (<usize>j << 1), load<u16>(a + W_COUNT + (<usize>(j - 1) << 1)));
   }
   store<u32>(a + W_SYMBOL, symbol);
+  store<u32>(a + W_ID, id);
   store<u16>(a + W_COUNT, count);
 }
 
-/** `ctx` (not the page root) gained a child, now its first, counted `count`. */
-export function windowAdded(ctx: u32, symbol: u32, count: u32): void {
+/** `ctx` (not the page root) gained a child `id`, now its first, counted `count`. */
+export function windowAdded(ctx: u32, symbol: u32, id: u32, count: u32): void {
   const f = load<u32>(node(ctx) + N_WIN);
   if (f < WIN_MIN - 1) { store<u32>(node(ctx) + N_WIN, f + 1); return; }
   if (f == WIN_MIN - 1) { openWindow(ctx); return; }
@@ -87,12 +92,12 @@ export function windowAdded(ctx: u32, symbol: u32, count: u32): void {
   const a = winAddr(f - WIN_MIN);
   const n = load<u32>(a + W_N);
   const m = n < SCAN ? n : SCAN - 1;
-  shiftIn(a, m, symbol, count);
+  shiftIn(a, m, symbol, id, count);
   store<u32>(a + W_N, m + 1);
 }
 
-/** `ctx`'s child `symbol` was counted (now `count`) and moved to the front of its list. */
-export function windowCounted(ctx: u32, symbol: u32, count: u32): void {
+/** `ctx`'s child `id` (`symbol`) was counted (now `count`) and moved to the front of its list. */
+export function windowCounted(ctx: u32, symbol: u32, id: u32, count: u32): void {
   const f = load<u32>(node(ctx) + N_WIN);
   if (!isWindow(f)) return;
   const a = winAddr(f - WIN_MIN);
@@ -100,7 +105,7 @@ export function windowCounted(ctx: u32, symbol: u32, count: u32): void {
   let j: u32 = 0;
   while (j < n && load<u32>(a + W_SYMBOL + (<usize>j << 2)) != symbol) j++;
   // Not in the window: it came from beyond the first SCAN (the window is full); the last one drops.
-  shiftIn(a, j < n ? j : SCAN - 1, symbol, count);
+  shiftIn(a, j < n ? j : SCAN - 1, symbol, id, count);
 }
 
 /** Bring `ctx`'s N_WIN and window in line with its list after counts were halved or children dropped. */
@@ -125,6 +130,17 @@ export function windowFreed(id: u32): void {
   store<u32>(node(id) + N_WIN, 0);
 }
 
+/** compact(), before it moves the records: window `f`'s child ids to their new ids (`to` maps them). */
+export function windowRenumber(f: u32, to: usize): void {
+  if (!isWindow(f)) return;
+  const a = winAddr(f - WIN_MIN);
+  const n = load<u32>(a + W_N);
+  for (let j: u32 = 0; j < n; j++) {
+    const at = a + W_ID + (<usize>j << 2);
+    store<u32>(at, load<u32>(node(load<u32>(at)) + <usize>to));
+  }
+}
+
 /** After compact() moved node records: each window names its owner's new id. */
 export function windowOwnersMoved(first: u32, end: u32, extra: u32): void {
   for (let id = first; id < end; id++) {
@@ -133,4 +149,27 @@ export function windowOwnersMoved(first: u32, end: u32, extra: u32): void {
   }
   const f = load<u32>(node(extra) + N_WIN);
   if (isWindow(f)) store<u32>(winAddr(f - WIN_MIN) + W_OWNER, extra);
+}
+
+/**
+ * The child of context `ctx` for `symbol`, or 0, found in the lines the search's scoring of `ctx`
+ * has just read where it can be: its window (all of its children when the window is not full), or a
+ * narrow context's short list. Otherwise (a wide context past its window) the caller looks it up.
+ * Returns WIN_WIDE for "not known here".
+ */
+export function childInWindow(ctx: u32, symbol: u32): u32 {
+  const f = load<u32>(node(ctx) + N_WIN);
+  if (f == WIN_WIDE) return WIN_WIDE;
+  if (f < WIN_MIN) {
+    for (let c = load<u32>(node(ctx) + N_CHILD); c != 0; c = load<u32>(node(c) + N_SIBLING)) {
+      if (load<u32>(node(c) + N_SYMBOL) == symbol) return c;
+    }
+    return 0;
+  }
+  const a = winAddr(f - WIN_MIN);
+  const n = load<u32>(a + W_N);
+  for (let j: u32 = 0; j < n; j++) {
+    if (load<u32>(a + W_SYMBOL + (<usize>j << 2)) == symbol) return load<u32>(a + W_ID + (<usize>j << 2));
+  }
+  return n < SCAN ? 0 : WIN_WIDE;
 }
