@@ -113,7 +113,8 @@ export function advance(page: u32, stream: u32): void {
     store<u32>(R_PENDING + 4, page);
     store<u32>(R_PENDING + 8, stream);
     store<u32>(R_PENDING, 1);
-    touchPageLookups(stream, page);
+    // No touchPageLookups here: nextContexts finds most children in windows, so touching every
+    // order's hash bucket first only adds misses (measured 0.93-0.95x without it on 1.3M contexts).
     const ctxs = ctxAddr(stream, 0, 0);
     nextContexts(ctxs, ctxs, PAGE_ROOT, page);
   }
