@@ -175,6 +175,7 @@ export function clearModel(): void {
   lruReset();
   // Roots: parent 0, count 0; they are never freed.
   memory.fill(oNodes, 0, <usize>FIRST_NODE * NODE_BYTES);
+  store<u32>(oNodes + <usize>PAGE_ROOT * NODE_BYTES + N_WIN, WIN_WIDE); // never a window (layout.ts)
 }
 
 /** Reload the cached configuration after the memory was replaced (restore from a snapshot). */

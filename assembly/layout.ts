@@ -128,8 +128,8 @@ export const AGE_LIMIT_MAX: u32 = COUNT_MAX - 1;
 // scoring it reads two cache lines (symbols, counts) instead of one node per successor, and the
 // search finds a successor's context in the line of ids beside them instead of the hash index.
 // N_WIN holds: below WIN_MIN, the exact number of children (no window); WIN_WIDE, WIN_MIN or more
-// children but no window was free; otherwise WIN_MIN + the window's index. The page root has none
-// (its list is never scored): 0.
+// children but no window was free; otherwise WIN_MIN + the window's index. The page root is always
+// WIN_WIDE: its list is never scored (nor kept in order of use), its children are found by hash.
 export const WIN_MIN: u32 = 4;
 export const WIN_WIDE: u32 = 0xffffffff;
 export const WIN_BYTES: u32 = 192;

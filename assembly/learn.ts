@@ -133,7 +133,7 @@ export function nextContexts(from: usize, to: usize, root: u32, symbol: u32): vo
     if (ctx != 0) {
       // A context's window (or short list) usually holds the child, in lines scoring has just read;
       // the hash index (a bucket, then a node: two misses) only when it cannot tell.
-      c = ctx == PAGE_ROOT ? WIN_WIDE : childInWindow(ctx, symbol);
+      c = childInWindow(ctx, symbol);
       if (c == WIN_WIDE) c = findChild(ctx, symbol);
     }
     store<u32>(to + (<usize>(k + 1) << 2), c);

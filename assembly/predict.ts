@@ -118,8 +118,9 @@ function scoreAlphabet(st: usize, a: u32, pathP: f64): void {
     if (node == 0) continue;
     // One walk of the successors: a context's symbols are distinct, so inserting each into the
     // exclusion table as it is met tells exactly which were offered by a longer context. The new
-    // ones are staged (symbol, count) for scoring once their total is known.
-    // A wide context's successors come from its window (window.ts), the same ones in the same order.
+    // ones are staged (symbol, count) for scoring once their total is known. A wide context's
+    // successors come from its window (window.ts), the same ones in the same order. (The staging
+    // is written out in both loops: a helper would keep its sum in globals; 1.00-1.05x in two A/Bs.)
     let tot: f64 = 0;
     let d: u32 = 0;
     const f = nGet(node, N_WIN);

@@ -136,10 +136,8 @@ export function increment(parent: u32, symbol: u32): u32 {
   }
   const n = countOf(id);
   if (n < COUNT_MAX) setCount(id, n + 1); // saturates only under the page root (see layout)
-  if (parent != PAGE_ROOT) {
-    if (created) windowAdded(parent, symbol, id, n + 1);
-    else windowCounted(parent, symbol, id, n + 1);
-  }
+  if (created) windowAdded(parent, symbol, id, n + 1); // (the page root's: WIN_WIDE, nothing to do)
+  else windowCounted(parent, symbol, id, n + 1);
   const total = totalOf(parent) + 1;
   setTotal(parent, total);
   if (total > gAgeLimit && parent != PAGE_ROOT) {

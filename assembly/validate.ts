@@ -23,7 +23,7 @@ import {
   H_GEN, H_FAULTS, H_REHEARSED, H_PRESENT, H_RCUR, H_RPREV, H_RFLIP, AGE_LIMIT_MAX, OUT_CAPACITY,
   REHEARSAL_PAGES, REHEARSAL_SLOTS, SCRATCH_SLOTS, NODE_BYTES, N_PARENT, N_SYMBOL, N_COUNT, N_TOTAL,
   N_CHILD, N_SIBLING, N_PREV, N_HNEXT, PAGE_ROOT, DELTA_ROOT, FIRST_NODE, FREE_MARK, NONE, FAR, COUNT_MAX,
-  N_WIN, WIN_MIN, WIN_WIDE, W_SYMBOL, W_ID, W_COUNT, W_N, W_OWNER, SCAN, H_WNEXT, H_WFREE, H_WUSED, windowSlots, gWinSlots,
+  N_WIN, WIN_MIN, WIN_WIDE, W_SYMBOL, W_ID, W_COUNT, W_N, W_OWNER, SCAN, H_WNEXT, H_WFREE, H_WUSED, windowSlots,
   gOrder, gStreams, gPageCount, gRange, gFilter, gLruMask, oStreams, oLru, oSeen, oRehearse,
   oBitmap, oNodes, oBuckets, streamStride, hdr32, hdr64, attachConfig, lruIndexSlots,
 } from "./layout";
@@ -295,8 +295,8 @@ function checkLru(): i32 {
 /**
  * Successor windows (window.ts), after the tries passed (lists are sound): every context's N_WIN is
  * its exact child count below WIN_MIN, WIN_WIDE with at least WIN_MIN children, or a window handed
- * out, owned by it and equal to its list's first SCAN (symbol, node, count); the page root's and free
- * nodes' are 0; the free windows form a list; owned + free = handed out.
+ * out, owned by it and equal to its list's first SCAN (symbol, node, count); the page root's is
+ * WIN_WIDE, free nodes' 0; the free windows form a list; owned + free = handed out.
  */
 function checkWindowOf(id: u32): i32 {
   const f = ld(id, N_WIN);
@@ -323,7 +323,7 @@ function checkWindowOf(id: u32): i32 {
 
 let owned: u32 = 0;
 function checkWindows(): i32 {
-  if (ld(PAGE_ROOT, N_WIN) != 0) return fail(V_WINDOW, PAGE_ROOT);
+  if (ld(PAGE_ROOT, N_WIN) != WIN_WIDE) return fail(V_WINDOW, PAGE_ROOT);
   owned = 0;
   let r = checkWindowOf(DELTA_ROOT);
   if (r != V_OK) return r;

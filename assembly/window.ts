@@ -105,7 +105,7 @@ export function windowCounted(ctx: u32, symbol: u32, id: u32, count: u32): void 
   let j: u32 = 0;
   while (j < n && load<u32>(a + W_SYMBOL + (<usize>j << 2)) != symbol) j++;
   // Not in the window: it came from beyond the first SCAN (the window is full); the last one drops.
-  shiftIn(a, j < n ? j : SCAN - 1, symbol, id, count);
+  shiftIn(a, j < n ? j : n - 1, symbol, id, count);
 }
 
 /** Bring `ctx`'s N_WIN and window in line with its list after counts were halved or children dropped. */
