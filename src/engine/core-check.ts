@@ -9,7 +9,6 @@ import type { ResolvedOptions } from "./options.js";
 
 /** The core header (assembly/layout.ts): its byte offset in linear memory and field offsets. */
 export const CORE_HEADER = ABI.header;
-export const CORE_MAGIC = ABI.magic;
 
 /** Configuration fields: header offset -> option name (threshold is an f64). */
 const CONFIG_NAMES = ["order", "alphabet", "escape", "depth", "streams", "maxContexts", "pageCount", "deltaRange",
