@@ -16,11 +16,11 @@
 // The window arena is fixed (windowSlots); when it is empty a wide context is marked WIN_WIDE and
 // scored from its list, until a prune refreshes every context.
 import {
-  oNodes, oWin, gWinSlots, NODE_BYTES, N_CHILD, N_SIBLING, N_SYMBOL, N_COUNT, N_WIN, WIN_MIN, WIN_WIDE,
+  oWin, gWinSlots, N_CHILD, N_SIBLING, N_SYMBOL, N_COUNT, N_WIN, WIN_MIN, WIN_WIDE,
   WIN_BYTES, W_SYMBOL, W_ID, W_COUNT, W_N, W_OWNER, SCAN, H_WNEXT, H_WFREE, H_WUSED, hdr32, setHdr32,
 } from "./layout";
+import { nodeAddr as node } from "./trie";
 
-@inline function node(id: u32): usize { return oNodes + <usize>id * NODE_BYTES; }
 @inline export function winAddr(w: u32): usize { return oWin + <usize>w * WIN_BYTES; }
 /** Whether an N_WIN value names a window. */
 @inline export function isWindow(f: u32): bool { return f >= WIN_MIN && f != WIN_WIDE; }
