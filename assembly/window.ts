@@ -83,7 +83,14 @@ function openWindow(ctx: u32): void {
   store<u16>(a + W_COUNT, count);
 }
 
-/** `ctx` (not the page root) gained a child `id`, now its first, counted `count`. */
+/** The entry of `symbol` among the n of window `a`, or n. */
+@inline function indexIn(a: usize, n: u32, symbol: u32): u32 {
+  let j: u32 = 0;
+  while (j < n && load<u32>(a + W_SYMBOL + (<usize>j << 2)) != symbol) j++;
+  return j;
+}
+
+/** `ctx` gained a child `id`, now its first, counted `count` (the page root is WIN_WIDE: nothing to do). */
 export function windowAdded(ctx: u32, symbol: u32, id: u32, count: u32): void {
   const f = load<u32>(node(ctx) + N_WIN);
   if (f < WIN_MIN - 1) { store<u32>(node(ctx) + N_WIN, f + 1); return; }
@@ -102,8 +109,7 @@ export function windowCounted(ctx: u32, symbol: u32, id: u32, count: u32): void 
   if (!isWindow(f)) return;
   const a = winAddr(f - WIN_MIN);
   const n = load<u32>(a + W_N);
-  let j: u32 = 0;
-  while (j < n && load<u32>(a + W_SYMBOL + (<usize>j << 2)) != symbol) j++;
+  const j = indexIn(a, n, symbol);
   // Not in the window: it came from beyond the first SCAN (the window is full); the last one drops.
   shiftIn(a, j < n ? j : n - 1, symbol, id, count);
 }
@@ -168,8 +174,7 @@ export function childInWindow(ctx: u32, symbol: u32): u32 {
   }
   const a = winAddr(f - WIN_MIN);
   const n = load<u32>(a + W_N);
-  for (let j: u32 = 0; j < n; j++) {
-    if (load<u32>(a + W_SYMBOL + (<usize>j << 2)) == symbol) return load<u32>(a + W_ID + (<usize>j << 2));
-  }
+  const j = indexIn(a, n, symbol);
+  if (j < n) return load<u32>(a + W_ID + (<usize>j << 2));
   return n < SCAN ? 0 : WIN_WIDE;
 }
