@@ -13,10 +13,10 @@ import {
   ESC_A, ESC_B, ESC_C, ESC_D, checkLowMap, oSeen, H_O_WIN, WIN_BYTES, windowSlots,
   H_WNEXT, H_WFREE, H_WUSED, N_WIN, WIN_MIN, WIN_WIDE, W_N, W_OWNER,
 } from "./layout";
-import { learn, trainBatch, advance, settle, dropPending } from "./learn";
+import { learn, trainBatch, advance, settle as settlePending, dropPending } from "./learn";
 import { beginRehearsal, openSuffix, scanSuffix, learnSuffix } from "./rehearse";
 import { lruBytes, lruReset } from "./lru";
-import { predictFrom } from "./predict";
+import { predictFrom, beginSearch, runSearch, endSearch, searchSuspended } from "./predict";
 import { layoutTables } from "./scratch";
 import { isSet, setBit, clearBit, setRange } from "./bitmap";
 import { compact as compactNodes } from "./compact";
@@ -125,6 +125,7 @@ export function init(
   order: u32, alpha: u32, escape: u32, depth: u32, threshold: f64, streams: u32, capacity: u32,
   pageCount: u32, range: u32, filter: u32, lookahead: u32, ageLimit: u32,
 ): i32 {
+  endSearch();
   if (checkLowMap() != 0) return -1; // the memory map's low regions overlap (a build error)
   const total = layoutBytes(order, streams, capacity, pageCount, filter);
   if (total > 4294901760) return 0;
@@ -164,6 +165,7 @@ let zeroedFrom: usize = <usize>0xffffffff;
 
 /** Forget everything learned and every present bit; keep the configuration. */
 export function clearModel(): void {
+  endSearch();
   dropPending();
   const end = <usize>hdr32(H_END);
   const dirtyEnd = end < zeroedFrom ? end : zeroedFrom;
@@ -180,6 +182,7 @@ export function clearModel(): void {
 
 /** Reload the cached configuration after the memory was replaced (restore from a snapshot). */
 export function attach(): i32 {
+  endSearch();
   if (hdr32(H_MAGIC) != MAGIC) return 0;
   dropPending();
   attachConfig();
@@ -220,6 +223,7 @@ export function validateHeader(): i32 {
  * refused. It does not write the model (only the cached globals and the scratch registers).
  */
 export function validate(): i32 {
+  endSearch();
   dropPending();
   const r = validateHeader();
   if (r != V_OK) return r;
@@ -231,7 +235,7 @@ export function validate(): i32 {
 export { validateDetail };
 
 /** Count a fault whose page-trie learning is still deferred (before reading counters or copying the memory). */
-export { settle };
+export function settle(): void { endSearch(); settlePending(); }
 export function usedBytes(): u32 { return hdr32(H_END); }
 export function outPtr(): u32 { return <u32>oOut; }
 export function confPtr(): u32 { return <u32>oConf; }
@@ -243,16 +247,39 @@ export function inPtr(): u32 { return <u32>oIn; }
  * call that uses the model, or maintain()). Returns the pages in OUT.
  */
 export function predictNext(page: u32, stream: u32): u32 {
-  settle();
+  faultOn(page, stream);
+  return predictFrom(stream);
+}
+
+function faultOn(page: u32, stream: u32): void {
+  endSearch();
+  settlePending();
   advance(page, stream);
   setBit(page);
   bump(H_FAULTS, 1);
-  return predictFrom(stream);
+}
+
+/**
+ * predictNext, stopped once `first` pages are out (or the search ends first): the caller sends them
+ * and then calls predictRest for the others, which are what predictNext would have returned after
+ * them. Returns the pages in OUT so far.
+ */
+export function predictFirst(page: u32, stream: u32, first: u32): u32 {
+  faultOn(page, stream);
+  beginSearch(stream);
+  return runSearch(first);
+}
+
+/** Go on with the search predictFirst stopped, to its end; returns the pages in OUT in all (0xffffffff: no search to go on with). */
+export function predictRest(): u32 {
+  if (!searchSuspended()) return 0xffffffff;
+  return runSearch(0xffffffff);
 }
 
 /** A non-faulting access the destination reported (e.g. a prefetched page touched). */
 export function observe(page: u32, stream: u32): void {
-  settle();
+  endSearch();
+  settlePending();
   setDeferPrune(true);
   learn(page, stream);
   setDeferPrune(false);
@@ -260,22 +287,23 @@ export function observe(page: u32, stream: u32): void {
   bump(H_OBSERVED, 1);
 }
 
-export function train(count: u32, stream: u32): void { settle(); trainBatch(count, stream); }
+export function train(count: u32, stream: u32): void { endSearch(); settlePending(); trainBatch(count, stream); }
 // The switch-over rehearsal, driven by the wrapper one suffix at a time (rehearse.ts).
-export function rehearseBegin(stream: u32): void { settle(); beginRehearsal(stream); }
-export function rehearseOpen(): void { openSuffix(); }
-export function rehearseScan(count: u32): i32 { return scanSuffix(count); }
-export function rehearseLearn(): i32 { return learnSuffix(); }
+export function rehearseBegin(stream: u32): void { endSearch(); settlePending(); beginRehearsal(stream); }
+export function rehearseOpen(): void { endSearch(); openSuffix(); }
+export function rehearseScan(count: u32): i32 { endSearch(); return scanSuffix(count); }
+export function rehearseLearn(): i32 { endSearch(); return learnSuffix(); }
 /** Renumber the nodes so that each context's successors are adjacent (see compact.ts). */
-export function compact(): void { settle(); compactNodes(); }
+export function compact(): void { endSearch(); settlePending(); compactNodes(); }
 /** Prune now (what a full arena does by itself): every count halved, zero counts dropped. */
-export function prune(): void { settle(); pruneNodes(); }
+export function prune(): void { endSearch(); settlePending(); pruneNodes(); }
 /**
  * Off-fault-path upkeep, for the transport's idle moments: the prune a full arena asked for on the
  * fault path (H_PRUNE_DUE), which predictNext and observe never run themselves. Returns 1 if it pruned.
  */
 export function maintain(): i32 {
-  settle();
+  endSearch();
+  settlePending();
   pretouchArena();
   if (hdr32(H_PRUNE_DUE) == 0) return 0;
   pruneNodes();
@@ -294,15 +322,16 @@ function pretouchArena(): void {
   // (The page holding `from` is mapped already: the node before it was written.)
   for (let a = (from + 4095) & ~(<usize>4095); a < to; a += 4096) store<u8>(a, load<u8>(a));
 }
-export function markPresent(page: u32): void { setBit(page); }
+export function markPresent(page: u32): void { endSearch(); setBit(page); }
 /** A page predictNext returned that the caller did not send after all: it may be predicted again. */
-export function unsend(page: u32): void { clearBit(page); }
+export function unsend(page: u32): void { endSearch(); clearBit(page); }
 /** Forget which pages are present (a new migration over a model already learned). */
 export function clearPresent(): void {
+  endSearch();
   memory.fill(oBitmap, 0, <usize>((<u64>gPageCount + 7) >> 3)); // u64: pageCount may be 2^32 - 1
   setHdr64(H_PRESENT, 0);
 }
-export function markPresentRange(start: u32, count: u32): void { setRange(start, count); }
+export function markPresentRange(start: u32, count: u32): void { endSearch(); setRange(start, count); }
 export function isPresent(page: u32): i32 { return isSet(page) ? 1 : 0; }
 /** A counter of the header (field offset), as f64. */
 export function counter(field: u32): f64 { return hdr64(field); }

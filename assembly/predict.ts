@@ -211,8 +211,9 @@ function selectTop(): void {
  * The frontier after the last expansion: popping it to the end would output its absent pages in
  * order (most probable first, ties to the earlier state) until `depth`. Pages are distinct among
  * states, so outputting one never changes another: pick those pages in one pass over the runs instead.
- * The picks are kept sorted in OUT's free tail as state indices, then replaced by their pages; a run
- * is left as soon as one of its states cannot make the picks (the rest of the run ranks lower).
+ * The picks are kept sorted in OUT's free tail as state indices (commitPicks replaces them by their
+ * pages); a run is left as soon as one of its states cannot make the picks (the rest of the run
+ * ranks lower). Returns the end of the picks.
  */
 function drain(out: u32, depth: u32): u32 {
   const room = depth - out;
@@ -232,15 +233,19 @@ function drain(out: u32, depth: u32): u32 {
     }
   }
   nRuns = 0;
-  for (let j: u32 = 0; j < n; j++) {
-    const a = oOut + (<usize>(out + j) << 2);
+  return out + n;
+}
+
+/** Output drain()'s picks OUT[from..to) (state indices until now): their pages, marked sent. */
+function commitPicks(from: u32, to: u32): void {
+  for (let j = from; j < to; j++) {
+    const a = oOut + (<usize>j << 2);
     const st = stateAddr(load<u32>(a));
     const page = load<u32>(st + 8);
     setBit(page);
     store<u32>(a, page);
-    store<f32>(oConf + (<usize>(out + j) << 2), <f32>load<f64>(st));
+    store<f32>(oConf + (<usize>j << 2), <f32>load<f64>(st));
   }
-  return out + n;
 }
 
 // Dead states. A state is popped only after every state more probable than it (ties: created
@@ -274,8 +279,25 @@ function popAbsent(room: u32): void {
 
 @inline function barFor(room: u32): f64 { return room > 0 && nAbsent >= room ? load<f64>(absentAt(room - 1)) : -1; }
 
-/** Run the search from `stream`'s current context; returns the number of pages written to OUT. */
-export function predictFrom(stream: u32): u32 {
+// The search can stop once it has output a number of pages and go on later (predictFirst, then
+// predictRest): the frontier and the loop's counters stay in these globals between the two, and the
+// pages come out in the same order as from one uninterrupted search. Any other call of the ABI
+// ends a suspended search (endSearch): it would change the model, the bitmap or the scratch tables
+// the frontier relies on.
+let searchOpen: bool = false;
+let sOut: u32 = 0; // pages output so far (OUT[0..sOut))
+let sExpansions: u32 = 0;
+let nStates: u32 = 0;
+let sPicked: u32 = 0; // after drain(): the end of its picks in OUT (0: not drained)
+
+/** Forget a suspended search: predictRest then has nothing to continue. */
+export function endSearch(): void { searchOpen = false; }
+
+/** Whether a search stopped at its first pages can go on (predictRest). */
+export function searchSuspended(): bool { return searchOpen; }
+
+/** Start the search from `stream`'s current context; runSearch() then outputs its pages. */
+export function beginSearch(stream: u32): void {
   const K = gOrder;
   // The root state: the stream's own contexts.
   const s0 = stateAddr(0);
@@ -285,21 +307,47 @@ export function predictFrom(stream: u32): u32 {
     for (let k: u32 = 1; k <= K; k++) store<u32>(stateCtx(s0, a, k), load<u32>(ctxAddr(stream, a, k)));
   }
   reserveGenerations();
-  let nStates: u32 = 1;
+  nStates = 1;
   nRuns = 0;
   addRun(0, 1);
   clearTable(T_SEEN);
   slotOf(T_SEEN, load<u32>(s0 + 8));
-  const depth = gDepth;
-  const thr = gThreshold;
-  let out: u32 = 0;
-  let expansions: u32 = 0;
+  sOut = 0;
+  sExpansions = 0;
+  sPicked = 0;
   nAbsent = 0;
   deadBar = -1;
-  while (out < depth && nRuns > 0) {
-    if (expansions >= gLookahead) {
-      out = drain(out, depth);
+  searchOpen = true;
+}
+
+/**
+ * Run the begun search until it has output `stopAt` pages in all (or `depth`, or the frontier is
+ * empty); returns the pages output so far. The search stays open for another call only if it
+ * stopped at `stopAt` with pages still to find.
+ */
+export function runSearch(stopAt: u32): u32 {
+  if (!searchOpen) return sOut;
+  const depth = gDepth;
+  const stop = stopAt < depth ? stopAt : depth;
+  const thr = gThreshold;
+  let out = sOut;
+  const out0 = out;
+  let expansions = sExpansions;
+  let ns = nStates;
+  let done = false;
+  while (true) {
+    if (sPicked != 0) { // the frontier is drained: its picks go out up to `stop`
+      const to = sPicked < stop ? sPicked : stop;
+      if (to > out) { commitPicks(out, to); out = to; }
+      done = out == sPicked;
       break;
+    }
+    if (out >= depth || nRuns == 0) { done = true; break; }
+    if (out >= stop) break;
+    if (expansions >= gLookahead) {
+      sPicked = drain(out, depth);
+      if (sPicked == out) { done = true; break; }
+      continue;
     }
     // The most probable state: offer its page.
     const si = popBest();
@@ -311,7 +359,7 @@ export function predictFrom(stream: u32): u32 {
       store<u32>(oOut + (<usize>out << 2), page);
       store<f32>(oConf + (<usize>out << 2), <f32>pathP);
       out++;
-      if (out == depth) break; // nothing an expansion finds could be output any more
+      if (out == depth) { done = true; break; } // nothing an expansion finds could be output any more
       if (si != 0) popAbsent(depth - out);
     }
     deadBar = barFor(depth - out);
@@ -323,24 +371,36 @@ export function predictFrom(stream: u32): u32 {
     if (gAlpha & ALPHA_PAGE) scoreAlphabet(cur, 0, pathP);
     if (gAlpha & ALPHA_DELTA) scoreAlphabet(cur, 1, pathP);
     selectTop();
-    const firstChild = nStates;
+    const firstChild = ns;
     for (let t: u32 = 0; t < nTop; t++) {
       const i = topAt(t);
       const next = load<u32>(candPage(i));
       const p = pathP * load<f64>(candProb(i));
       if (p < thr || p <= deadBar) break;
       slotOf(T_SEEN, next);
-      if (fresh && nStates < STATES) {
-        const st = stateAddr(nStates);
+      if (fresh && ns < STATES) {
+        const st = stateAddr(ns);
         store<f64>(st, p);
         store<u32>(st + 8, next);
         store<u32>(st + 12, si);
-        nStates++;
+        ns++;
         if (!isSet(next)) keepAbsent(p, depth - out);
       }
     }
-    addRun(firstChild, nStates);
+    addRun(firstChild, ns);
   }
-  bump(H_PREDICTIONS, <f64>out);
+  sOut = out;
+  nStates = ns;
+  sExpansions = expansions;
+  searchOpen = !done;
+  bump(H_PREDICTIONS, <f64>(out - out0));
   return out;
+}
+
+/** Run the whole search from `stream`'s current context; returns the number of pages written to OUT. */
+export function predictFrom(stream: u32): u32 {
+  beginSearch(stream);
+  const n = runSearch(gDepth);
+  searchOpen = false;
+  return n;
 }

@@ -1,5 +1,5 @@
 /**
- * `node --import tsx bench/fault-path.ts [--quick] [--only=A,B,C,D] [--core=FILE.wasm] [--json FILE]`: the fault path,
+ * `node --import tsx bench/fault-path.ts [--quick] [--only=A,B,C,D] [--core=FILE.wasm] [--first=N] [--json FILE]`: the fault path,
  * call by call, side by side in one run (--core: another build of the core, e.g. an older commit's, for a before/after).
  *
  *  A. createPredictor with defaults (pageCount 2^20, maxContexts 2^20): wall time per call.
@@ -9,7 +9,9 @@
  *     each call timed; at the defaults and at the ppm strategy's configuration under a push (page
  *     alphabet, depth 2, lookahead 2, order 2, threshold 0.02: `pushEngineOptions`);
  *     without and with maintain() between faults (untimed: the transport's idle moment; it pre-touches
- *     the arena pages the model will grow into).
+ *     the arena pages the model will grow into). With maintain(), the same faults again from the
+ *     same model answered in two parts, predictFirst(fault, N) (default 1) then predictRest(), each
+ *     part timed: how soon the first predicted page can follow the faulted one on the wire.
  *  C. Synthetic models of ~0.1M, ~1M and ~4M contexts (bench/workload.ts, every event learned):
  *     single calls on a fresh fault stream, warm (back to back) and with the caches flushed (64 MiB
  *     touched before each call); a long run's worst call (a full arena's prune, if any). Two controls
@@ -67,6 +69,8 @@ if (run("A")) {
 // The ppm strategy's engine under a push, from the policy itself (page alphabet, depth 2, lookahead 2, order 2, threshold 0.02).
 const PPM_ENGINE = pushEngineOptions(8);
 const PPM_NAME = `ppm strategy (${PPM_ENGINE.alphabet}, depth ${PPM_ENGINE.depth}, lookahead ${PPM_ENGINE.lookahead}, order ${PPM_ENGINE.order}, threshold ${PPM_ENGINE.threshold})`;
+// --first=N: the pages predictFirst returns before predictRest (B, with maintain()).
+const FIRST = Number(process.argv.find((a) => a.startsWith("--first="))?.slice(8) ?? 1);
 const CONFIGS: [string, Partial<FullPredictorOptions>][] = [["defaults", {}], [PPM_NAME, PPM_ENGINE]];
 if (run("B")) {
   const traces = await Promise.all(BUNDLED_TRACES.map((f) => readTextTrace(f)));
@@ -78,6 +82,7 @@ if (run("B")) {
     // The same calls again, back to back (no replay scan between them, which evicts the caches): what a
     // fault thread that keeps its caches would see. Same model, same calls, so the same outputs (checked).
     const allB2B: number[] = [];
+    const firstPart: number[] = [], restPart: number[] = [], firstCount: number[] = [], wholePart: number[] = [];
     for (const tr of traces) {
       for (const layout of ["virtual", "2m", "4k"] as const) {
         const placed = placePages(tr.pages, { layout, seed: 1 });
@@ -89,7 +94,7 @@ if (run("B")) {
         const present = new Uint8Array(placed.pageCount);
         const t: number[] = [];
         if (withMaintain) p.maintain();
-        const before = withMaintain ? undefined : p.snapshot();
+        const before = p.snapshot();
         const faults: number[] = [];
         let hash = 0;
         for (let i = split; i < placed.pages.length; i++) {
@@ -106,7 +111,33 @@ if (run("B")) {
         per[`${tr.name}/${layout} (${p.stats().contexts} contexts)`] = quantiles(t);
         all.push(...t);
         p.dispose();
-        if (before) {
+        if (withMaintain) {
+          // The same faults from the same model, each answered in two parts: predictFirst(FIRST)
+          // (what the transport waits for before the first predicted page can follow the faulted
+          // one) then predictRest(); same pages in the same order (checked). Side by side, fault by
+          // fault, with a third copy answering each whole (predictInto), so both see the same caches.
+          const q = restorePredictor(before);
+          const w = restorePredictor(before);
+          let h2 = 0;
+          for (let i = 0; i < faults.length; i++) {
+            const c = now();
+            w.predictInto(faults[i]);
+            wholePart.push(Number(now() - c));
+            w.maintain();
+            const a = now();
+            const n1 = q.predictFirst(faults[i], FIRST);
+            const b = now();
+            const n = q.predictRest();
+            firstPart.push(Number(b - a));
+            restPart.push(Number(now() - b));
+            if (n1 > 0) firstCount.push(n1);
+            for (let j = 0; j < n; j++) h2 = (h2 * 31 + q.output[j]) | 0;
+            q.maintain();
+          }
+          if (h2 !== hash) throw new Error(`predictFirst/predictRest pass of ${tr.name}/${layout} gave other outputs`);
+          q.dispose();
+          w.dispose();
+        } else {
           const q = restorePredictor(before);
           const tb = new Float64Array(faults.length);
           let h2 = 0;
@@ -123,9 +154,15 @@ if (run("B")) {
       }
     }
     const q = quantiles(all);
-    rows[cname] = { all: q, per, ...(allB2B.length ? { backToBack: quantiles(allB2B) } : {}) };
+    rows[cname] = { all: q, per, ...(allB2B.length ? { backToBack: quantiles(allB2B) } : {}),
+      ...(firstPart.length ? { predictFirst: { first: FIRST, firstPart: quantiles(firstPart), rest: quantiles(restPart), wholeSideBySide: quantiles(wholePart) } } : {}) };
     console.log(`B. replay faults, ${cname}: ${show(q)}`);
     if (allB2B.length) console.log(`   the same calls back to back (caches kept): ${show(quantiles(allB2B))}`);
+    if (firstPart.length) {
+      console.log(`   the same calls in two parts, predictFirst(fault, ${FIRST}): ${show(quantiles(firstPart))} (${firstCount.length} of ${firstPart.length} calls returned a page there)`);
+      console.log(`   then predictRest(): ${show(quantiles(restPart))}`);
+      console.log(`   (predictInto on a third copy, fault by fault beside them: ${show(quantiles(wholePart))})`);
+    }
     for (const [k, v] of Object.entries(per)) console.log(`     ${k}: median ${fmt(v.median)}, p99 ${fmt(v.p99)}, max ${fmt(v.max)} (${v.n})`);
   }
   results.replay = rows;

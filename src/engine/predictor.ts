@@ -4,7 +4,7 @@
  * fixed input and output buffers, and never copies on the fault path.
  */
 import type { Predictor, PredictorStats } from "./types.js";
-import { checkPage, checkStream, checkPages, checkRange, checkUnsend } from "./validate.js";
+import { checkPage, checkStream, checkPages, checkRange, checkUnsend, checkFirst, noSearchToContinue } from "./validate.js";
 import { resolveOptions, DEFAULTS, type FullPredictorOptions, type ResolvedOptions } from "./options.js";
 import { instantiateCore, layoutBytes, ABI, COUNTER, OUT_CAPACITY, IN_CAPACITY, type CoreExports } from "./wasm.js";
 import { encodeSnapshot, decodeSnapshot } from "./snapshot.js";
@@ -30,6 +30,8 @@ export class WasmPredictor implements Predictor {
   private sent: Uint8Array;
   private sentCount = 0; // bits set in `sent` (whole-bitmap clears are skipped when 0)
   private restored: boolean; // from a snapshot, and no clearPresent/reset since
+  /** Pages predictFirst (or a predictRest after it) has output, while predictRest may be called; -1: not. */
+  private restFrom = -1;
 
   /**
    * Prefer createPredictor / restorePredictor. The class is exported (for instanceof and types), so
@@ -80,6 +82,8 @@ export class WasmPredictor implements Predictor {
   private live(method: string): CoreExports {
     const core = this.core;
     if (!core) throw new TypeError(`predictor.${method}() called after dispose()`);
+    // Every call but these ends a search that predictFirst stopped (the core ends it too).
+    if (method !== "predictRest" && method !== "output" && method !== "confidence" && method !== "isPresent") this.restFrom = -1;
     return core;
   }
 
@@ -175,15 +179,42 @@ export class WasmPredictor implements Predictor {
     if (this.pending.size !== 0) this.rehearsePending(core);
     const n = core.predictNext(fault, s);
     this.clearSent(fault); // faulted: present, no longer a page on its way
-    if (n !== 0) {
-      this.refreshViews();
-      const out = this.out, sent = this.sent;
-      for (let i = 0; i < n; i++) {
-        const p = out[i], m = 1 << (p & 7);
-        if ((sent[p >>> 3] & m) === 0) { sent[p >>> 3] |= m; this.sentCount++; }
-      }
-    }
+    this.markSent(0, n);
     return n;
+  }
+
+  predictFirst(fault: number, first: number, stream?: number): number {
+    const core = this.live("predictFirst");
+    this.checkPage("fault", fault);
+    const s = this.checkStream(stream);
+    const k = checkFirst(first);
+    if (this.pending.size !== 0) this.rehearsePending(core);
+    const n = core.predictFirst(fault, s, Math.min(k, OUT_CAPACITY));
+    this.clearSent(fault);
+    this.markSent(0, n);
+    this.restFrom = n;
+    return n;
+  }
+
+  predictRest(): number {
+    const core = this.live("predictRest");
+    if (this.restFrom < 0) throw noSearchToContinue();
+    const r = core.predictRest() >>> 0; // a u32 comes back as an i32
+    const n = r === 0xffffffff ? this.restFrom : r; // the search had ended in predictFirst
+    this.markSent(this.restFrom, n);
+    this.restFrom = n;
+    return n;
+  }
+
+  /** The output's pages [from, to) are on their way: mark them sent. */
+  private markSent(from: number, to: number): void {
+    if (to <= from) return;
+    this.refreshViews();
+    const out = this.out, sent = this.sent;
+    for (let i = from; i < to; i++) {
+      const p = out[i], m = 1 << (p & 7);
+      if ((sent[p >>> 3] & m) === 0) { sent[p >>> 3] |= m; this.sentCount++; }
+    }
   }
 
   private clearSent(page: number): void {

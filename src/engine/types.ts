@@ -114,6 +114,23 @@ export interface Predictor {
   predictNext(fault: number, stream?: number): Uint32Array;
   /** predictNext without creating a view (nothing allocated): returns the count; the pages are output[0..count). */
   predictInto(fault: number, stream?: number): number;
+  /**
+   * predictInto in two parts, for a caller that sends pages as they are found: learn from the fault
+   * and search only until `first` pages are out (fewer if the search ends first); returns that
+   * count, the pages are output[0..count). predictRest() then finishes the same search. The two
+   * parts return exactly the pages (and confidences), in the same order, that predictInto would:
+   * the first pages are usually found after one or two of the search's expansions, so they can go
+   * on the wire behind the faulted page while the rest is searched. The rest can be had only if
+   * predictRest is the next call on the predictor: any other call (except reading output,
+   * confidence or isPresent) ends the search where it stopped.
+   */
+  predictFirst(fault: number, first: number, stream?: number): number;
+  /**
+   * Finish the search predictFirst stopped; returns the count of pages in all, the new ones are
+   * output[firstCount..count) (none when the search had ended in predictFirst). Throws an Error if
+   * predictFirst was not the last call (see predictFirst); nothing changes then.
+   */
+  predictRest(): number;
   /** The long-lived view of the output buffer that predictInto fills. */
   readonly output: Uint32Array;
   /**

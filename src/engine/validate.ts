@@ -10,6 +10,18 @@ export function checkPage(name: string, v: unknown, pageCount: number): number {
   return v;
 }
 
+/** predictFirst's `first`: how many pages the caller wants before the rest (an integer >= 1). */
+export function checkFirst(v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v)) throw new TypeError(`first must be an integer, got ${describe(v)}`);
+  if (v < 1) throw new RangeError(`first must be at least 1, got ${v}`);
+  return v;
+}
+
+/** What predictRest() says when predictFirst was not the last call (nothing to go on with). */
+export function noSearchToContinue(): Error {
+  return new Error("predictRest(): no prediction to go on with: predictFirst must be the last call on this predictor before it");
+}
+
 export function checkStream(v: unknown, streams: number): number {
   if (v === undefined) return 0;
   if (typeof v !== "number" || !Number.isInteger(v)) throw new TypeError(`stream must be an integer, got ${describe(v)}`);

@@ -23,6 +23,9 @@ export interface CoreExports {
   confPtr(): number;
   inPtr(): number;
   predictNext(page: number, stream: number): number;
+  predictFirst(page: number, stream: number, first: number): number;
+  /** The pages in OUT in all, or 0xffffffff when no search was stopped by predictFirst. */
+  predictRest(): number;
   observe(page: number, stream: number): void;
   train(count: number, stream: number): void;
   rehearseBegin(stream: number): void;

@@ -6,7 +6,7 @@
  * updates, pruning, tie-breaking) is mirrored exactly; node ids and
  * memory layout, which decide nothing, are not.
  */
-import { checkPage, checkStream, checkPages, checkRange, checkUnsend } from "../engine/validate.js";
+import { checkPage, checkStream, checkPages, checkRange, checkUnsend, checkFirst, noSearchToContinue } from "../engine/validate.js";
 import { resolveOptions, type FullPredictorOptions, type ResolvedOptions } from "../engine/options.js";
 import type { Predictor, PredictorStats } from "../engine/types.js";
 import { rehearsalLengths, REHEARSAL_PAGES, PendingHistories } from "../engine/rehearsal.js";
@@ -356,6 +356,18 @@ export class ReferencePredictor implements Predictor {
 
   private live(method: string): void {
     if (this.disposed) throw new TypeError(`predictor.${method}() called after dispose()`);
+    if (method !== "predictRest" && method !== "output" && method !== "confidence" && method !== "isPresent") this.abandonRest();
+  }
+
+  /** The caller moved on without predictRest: the pages the core would not have output yet were never output. */
+  private abandonRest(): void {
+    if (this.restFrom < 0) return;
+    for (let i = this.restFrom; i < this.restTo; i++) {
+      this.present.delete(this.out[i]);
+      this.sent.delete(this.out[i]);
+    }
+    this.counters.predictions -= this.restTo - this.restFrom;
+    this.restFrom = -1;
   }
 
   private checkPage(name: string, v: unknown): number {
@@ -413,6 +425,29 @@ export class ReferencePredictor implements Predictor {
   }
 
   private out = new Uint32Array(256); // what predictInto fills, as the core's output buffer
+  // predictFirst runs the whole search and reports its first pages; predictRest the others (the core
+  // stops its search in between, with the same pages in the end; if another call comes first, the
+  // others were never output: abandonRest). -1: no predictRest possible.
+  private restFrom = -1;
+  private restTo = 0;
+
+  predictFirst(fault: number, first: number, stream?: number): number {
+    this.live("predictFirst");
+    this.checkPage("fault", fault);
+    this.checkStream(stream);
+    const k = checkFirst(first);
+    const n = this.predictInto(fault, stream);
+    this.restTo = n;
+    this.restFrom = Math.min(k, n);
+    return this.restFrom;
+  }
+
+  predictRest(): number {
+    this.live("predictRest");
+    if (this.restFrom < 0) throw noSearchToContinue();
+    this.restFrom = this.restTo;
+    return this.restTo;
+  }
   private conf = new Float32Array(256); // the path probability of each page of the latest search
 
   predictInto(fault: number, stream?: number): number {

@@ -28,6 +28,8 @@ const optionsArb = fc.record({
 type Op =
   | { kind: "train"; pages: number[]; stream: number }
   | { kind: "fault"; page: number; stream: number }
+  // predictFirst(page, first), then predictRest() unless `rest` is false (the next op ends the search)
+  | { kind: "split"; page: number; stream: number; first: number; rest: boolean }
   | { kind: "observe"; page: number; stream: number }
   | { kind: "present"; page: number }
   | { kind: "unsend"; page: number }
@@ -56,6 +58,7 @@ const scenarioArb = optionsArb.chain((o) =>
     ops: fc.array(
       fc.oneof(
         { weight: 6, arbitrary: fc.record({ kind: fc.constant("fault" as const), page: fc.nat(o.pageCount - 1), stream: fc.nat(o.streams - 1) }) },
+        { weight: 3, arbitrary: fc.record({ kind: fc.constant("split" as const), page: fc.nat(o.pageCount - 1), stream: fc.nat(o.streams - 1), first: fc.integer({ min: 1, max: 18 }), rest: fc.boolean() }) },
         { weight: 2, arbitrary: fc.record({ kind: fc.constant("observe" as const), page: fc.nat(o.pageCount - 1), stream: fc.nat(o.streams - 1) }) },
         { weight: 1, arbitrary: fc.record({ kind: fc.constant("present" as const), page: fc.nat(o.pageCount - 1) }) },
         { weight: 1, arbitrary: fc.record({ kind: fc.constant("unsend" as const), page: fc.nat(o.pageCount - 1) }) },
@@ -87,6 +90,24 @@ function runBoth(options: FullPredictorOptions, history: number[], ops: Op[]): v
         const ca = Array.from(w.confidence.subarray(0, a.length)), cb = Array.from(r.confidence.subarray(0, b.length));
         assert.deepEqual(ca, cb, `op ${i}: confidences of predictNext(${op.page}, ${op.stream})`);
         for (let j = 0; j < ca.length; j++) assert.ok(ca[j] > 0 && ca[j] <= 1 && (j === 0 || ca[j] <= ca[j - 1]), `op ${i}: confidence ${j} = ${ca[j]} after ${ca[j - 1]}`);
+        break;
+      }
+      case "split": {
+        // The core stops its search after `first` pages and goes on from there; the reference runs
+        // it whole and hands out its pages in two parts: the parts must be equal.
+        const nw = w.predictFirst(op.page, op.first, op.stream), nr = r.predictFirst(op.page, op.first, op.stream);
+        const what = `op ${i}: predictFirst(${op.page}, ${op.first}, ${op.stream})`;
+        assert.equal(nw, nr, what);
+        assert.deepEqual(Array.from(w.output.subarray(0, nw)), Array.from(r.output.subarray(0, nr)), what);
+        assert.deepEqual(Array.from(w.confidence.subarray(0, nw)), Array.from(r.confidence.subarray(0, nr)), `${what}: confidences`);
+        lastOut = Array.from(w.output.subarray(0, nw));
+        if (!op.rest) break;
+        const mw = w.predictRest(), mr = r.predictRest();
+        assert.equal(mw, mr, `op ${i}: predictRest()`);
+        assert.ok(mw >= nw && (nw === Math.min(op.first, mw)), `op ${i}: ${nw} pages first, ${mw} in all`);
+        assert.deepEqual(Array.from(w.output.subarray(0, mw)), Array.from(r.output.subarray(0, mr)), `op ${i}: predictRest()`);
+        assert.deepEqual(Array.from(w.confidence.subarray(0, mw)), Array.from(r.confidence.subarray(0, mr)), `op ${i}: predictRest() confidences`);
+        lastOut = Array.from(w.output.subarray(0, mw));
         break;
       }
       case "observe": w.observe(op.page, op.stream); r.observe(op.page, op.stream); break;
