@@ -14,7 +14,7 @@ import { useCoreModuleForBench } from "../src/engine/wasm.js";
 import { readTextTrace } from "../src/trace/format.js";
 import { placePages } from "../src/trace/layout.js";
 import { BUNDLED_TRACES } from "../src/cli/quality.js";
-import { mixedStream, BENCH_PAGES } from "./workload.js";
+import { mixedStream, BENCH_PAGES } from "../src/trace/mixed-stream.js";
 import { pushEngineOptions } from "../src/strategies/ppm-policy.js";
 const files = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const reps = Number(process.argv.find((a) => a.startsWith("--reps="))?.slice(7) ?? 3);

@@ -27,7 +27,7 @@ import { createReferencePredictor } from "../src/reference/ppm.js";
 import { readTextTrace } from "../src/trace/format.js";
 import { placePages } from "../src/trace/layout.js";
 import { BUNDLED_TRACES } from "../src/cli/quality.js";
-import { mixedStream, BENCH_PAGES } from "./workload.js";
+import { mixedStream, BENCH_PAGES } from "../src/trace/mixed-stream.js";
 
 const quick = process.argv.includes("--quick");
 const results: Record<string, unknown> = {

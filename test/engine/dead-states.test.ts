@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createReferencePredictor, ReferencePredictor } from "../../src/reference/ppm.js";
-import { mixedStream, BENCH_PAGES } from "../../bench/workload.js";
+import { mixedStream, BENCH_PAGES } from "../../src/trace/mixed-stream.js";
 import { Rng } from "../../src/util/random.js";
 
 type State = { p: number; anchor: number; ctx: unknown; done: boolean };

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createPredictor, restorePredictor } from "../../src/engine/predictor.js";
-import { mixedStream, BENCH_PAGES } from "../../bench/workload.js";
+import { mixedStream, BENCH_PAGES } from "../../src/trace/mixed-stream.js";
 
 const OPTIONS = { pageCount: BENCH_PAGES, maxContexts: 1 << 16, streams: 2 };
 

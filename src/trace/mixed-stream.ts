@@ -1,8 +1,9 @@
 /**
- * Benchmark workloads: a seeded page stream with the mix real guests show (sequential runs, strided
- * walks, a hot loop, random jumps) over a 4 GiB guest, long enough to fill a model past 1M contexts.
+ * The benchmarks' workload (bench/, and the tests that need a model past 1M contexts): a seeded page
+ * stream with the mix real guests show (sequential runs, strided walks, a hot loop, random jumps)
+ * over a 4 GiB guest, long enough to fill a model past 1M contexts.
  */
-import { Rng } from "../src/util/random.js";
+import { Rng } from "../util/random.js";
 
 export const BENCH_PAGES = 1 << 20;
 
