@@ -12,7 +12,7 @@
  *     the arena pages the model will grow into). With maintain(), the same faults again from the
  *     same model answered in two parts, predictFirst(fault, N) (default 1) then predictRest(), each
  *     part timed: how soon the first predicted page can follow the faulted one on the wire.
- *  C. Synthetic models of ~0.1M, ~1M and ~4M contexts (bench/workload.ts, every event learned):
+ *  C. Synthetic models of ~0.1M, ~1M and ~4M contexts (src/trace/mixed-stream.ts, every event learned):
  *     single calls on a fresh fault stream, warm (back to back) and with the caches flushed (64 MiB
  *     touched before each call); a long run's worst call (a full arena's prune, if any). Two controls
  *     timed as often as the calls, so that stalls over 1 ms can be told apart from the host's: a
@@ -30,7 +30,7 @@ import type { FullPredictorOptions } from "../src/engine/options.js";
 import { readTextTrace } from "../src/trace/format.js";
 import { placePages } from "../src/trace/layout.js";
 import { BUNDLED_TRACES } from "../src/cli/quality.js";
-import { mixedStream, BENCH_PAGES } from "./workload.js";
+import { mixedStream, BENCH_PAGES } from "../src/trace/mixed-stream.js";
 import { MapPpm } from "./map-ppm.js";
 import { pushEngineOptions } from "../src/strategies/ppm-policy.js";
 
@@ -196,6 +196,22 @@ if (run("C")) {
         p.predictInto(f);
         warm[i] = Number(now() - a);
       }
+      // Warm again, calls alternating between predictInto and the two parts (predictFirst(FIRST), then
+      // predictRest): same model, same kind of faults, side by side.
+      const N2 = quick ? 20_000 : 200_000;
+      const alt = { whole: new Float64Array(N2 >> 1), first: new Float64Array(N2 >> 1), rest: new Float64Array(N2 >> 1) };
+      for (let i = 0; i < N2; i++) {
+        if (i % 1000 === 0) { p.clearPresent(); p.maintain(); }
+        const f = faults[(N + i) & (faults.length - 1)];
+        const a = now();
+        if ((i & 1) === 0) { p.predictInto(f); alt.whole[i >> 1] = Number(now() - a); continue; }
+        p.predictFirst(f, FIRST);
+        const b = now();
+        p.predictRest();
+        alt.first[i >> 1] = Number(b - a);
+        alt.rest[i >> 1] = Number(now() - b);
+      }
+      const qa = { whole: quantiles(alt.whole), first: quantiles(alt.first), rest: quantiles(alt.rest) };
       const M = quick ? 200 : 1000;
       const cold = new Float64Array(M);
       for (let i = 0; i < M; i++) {
@@ -231,13 +247,14 @@ if (run("C")) {
       for (let i = 0; i < N; i++) { const a = now(); touch(reads); touched[i] = Number(now() - a); }
       const over = (x: Float64Array) => x.reduce((n, v) => n + (v > 1e6 ? 1 : 0), 0);
       const qw = quantiles(warm), qc = quantiles(cold), qt = quantiles(touched);
-      rows[`${name} ${cname}`] = { contexts, capacity: cap, warm: qw, cold: qc, prunes: p.stats().prunes, maintainPrunesNs: maint,
+      rows[`${name} ${cname}`] = { contexts, capacity: cap, warm: qw, cold: qc, twoParts: { firstPages: FIRST, ...qa }, prunes: p.stats().prunes, maintainPrunesNs: maint,
         callsOver1ms: over(warm), emptyRegionsOver1ms: over(empty), emptyRegionMax: quantiles(empty).max,
         memoryControl: { reads, bytes: chain.byteLength, over1ms: over(touched), median: qt.median, max: qt.max } };
       console.log(`   calls over 1 ms: ${over(warm)} of ${N}; the control (a busy loop of the median call's length, median ${fmt(quantiles(empty).median)}, same count): ${over(empty)} over 1 ms, max ${fmt(quantiles(empty).max)}; ` +
         `the memory control (${reads} random reads over ${(chain.byteLength / 2 ** 20).toFixed(0)} MiB, median ${fmt(qt.median)}): ${over(touched)} over 1 ms, max ${fmt(qt.max)}`);
       console.log(`C. ${name} (${contexts} contexts, cap ${cap}) ${cname}: warm ${show(qw)}; flushed ${show(qc)}; ` +
         `maintain() pruned ${maint.length}x between batches (${maint.map((x) => fmt(x)).join(", ")})`);
+      console.log(`   warm, alternating calls: predictInto ${show(qa.whole)}; predictFirst(fault, ${FIRST}) ${show(qa.first)}, then predictRest() ${show(qa.rest)}`);
       p.dispose();
     }
   }
