@@ -207,43 +207,46 @@ function selectTop(): void {
   }
 }
 
+// drain()'s picks, state indices best first (after ABSENT in the frontier section's spare tail:
+// at most OUT_CAPACITY x 4 = 1024 bytes from offset 6144 of its STATES x 4 = 8196). Not in OUT: a
+// caller may write into the output view between predictFirst and predictRest.
+@inline function pickAddr(j: u32): usize { return oFront + <usize>STATES * stateStride + 6144 + (<usize>j << 2); }
+
 /**
  * The frontier after the last expansion: popping it to the end would output its absent pages in
  * order (most probable first, ties to the earlier state) until `depth`. Pages are distinct among
  * states, so outputting one never changes another: pick those pages in one pass over the runs instead.
- * The picks are kept sorted in OUT's free tail as state indices (commitPicks replaces them by their
- * pages); a run is left as soon as one of its states cannot make the picks (the rest of the run
- * ranks lower). Returns the end of the picks.
+ * The picks are kept sorted as state indices (commitPicks outputs their pages); a run is left as
+ * soon as one of its states cannot make the picks (the rest of the run ranks lower). Returns how
+ * many were picked.
  */
-function drain(out: u32, depth: u32): u32 {
-  const room = depth - out;
+function drain(room: u32): u32 {
   let n: u32 = 0;
   for (let r: u32 = 0; r < nRuns; r++) {
     const end = load<u32>(runAddr(r) + 4);
     for (let s = load<u32>(runAddr(r)); s < end; s++) {
-      if (n == room && !before(s, load<u32>(oOut + (<usize>(out + n - 1) << 2)))) break;
+      if (n == room && !before(s, load<u32>(pickAddr(n - 1)))) break;
       if (isSet(load<u32>(stateAddr(s) + 8))) continue;
       let j = n < room ? n : room - 1;
-      while (j > 0 && before(s, load<u32>(oOut + (<usize>(out + j - 1) << 2)))) {
-        store<u32>(oOut + (<usize>(out + j) << 2), load<u32>(oOut + (<usize>(out + j - 1) << 2)));
+      while (j > 0 && before(s, load<u32>(pickAddr(j - 1)))) {
+        store<u32>(pickAddr(j), load<u32>(pickAddr(j - 1)));
         j--;
       }
-      store<u32>(oOut + (<usize>(out + j) << 2), s);
+      store<u32>(pickAddr(j), s);
       if (n < room) n++;
     }
   }
   nRuns = 0;
-  return out + n;
+  return n;
 }
 
-/** Output drain()'s picks OUT[from..to) (state indices until now): their pages, marked sent. */
-function commitPicks(from: u32, to: u32): void {
+/** Output drain()'s picks [from - base, to - base) as OUT[from..to): their pages, marked sent. */
+function commitPicks(base: u32, from: u32, to: u32): void {
   for (let j = from; j < to; j++) {
-    const a = oOut + (<usize>j << 2);
-    const st = stateAddr(load<u32>(a));
+    const st = stateAddr(load<u32>(pickAddr(j - base)));
     const page = load<u32>(st + 8);
     setBit(page);
-    store<u32>(a, page);
+    store<u32>(oOut + (<usize>j << 2), page);
     store<f32>(oConf + (<usize>j << 2), <f32>load<f64>(st));
   }
 }
@@ -288,7 +291,10 @@ let searchOpen: bool = false;
 let sOut: u32 = 0; // pages output so far (OUT[0..sOut))
 let sExpansions: u32 = 0;
 let nStates: u32 = 0;
-let sPicked: u32 = 0; // after drain(): the end of its picks in OUT (0: not drained)
+let sPicked: u32 = 0; // after drain(): where its picks end in OUT (0: not drained)
+let sPickBase: u32 = 0; // ... and where they begin
+const NO_STATE: u32 = 0xffffffff;
+let sPending: u32 = NO_STATE; // a state popped (its page output) but not yet expanded
 
 /** Forget a suspended search: predictRest then has nothing to continue. */
 export function endSearch(): void { searchOpen = false; }
@@ -315,6 +321,7 @@ export function beginSearch(stream: u32): void {
   sOut = 0;
   sExpansions = 0;
   sPicked = 0;
+  sPending = NO_STATE;
   nAbsent = 0;
   deadBar = -1;
   searchOpen = true;
@@ -335,33 +342,40 @@ export function runSearch(stopAt: u32): u32 {
   let expansions = sExpansions;
   let ns = nStates;
   let done = false;
+  let si = sPending;
   while (true) {
-    if (sPicked != 0) { // the frontier is drained: its picks go out up to `stop`
-      const to = sPicked < stop ? sPicked : stop;
-      if (to > out) { commitPicks(out, to); out = to; }
-      done = out == sPicked;
-      break;
+    if (si == NO_STATE) {
+      if (sPicked != 0) { // the frontier is drained: its picks go out up to `stop`
+        const to = sPicked < stop ? sPicked : stop;
+        if (to > out) { commitPicks(sPickBase, out, to); out = to; }
+        done = out == sPicked;
+        break;
+      }
+      if (out >= depth || nRuns == 0) { done = true; break; }
+      if (out >= stop) break;
+      if (expansions >= gLookahead) {
+        const n = drain(depth - out);
+        if (n == 0) { done = true; break; }
+        sPickBase = out;
+        sPicked = out + n;
+        continue;
+      }
+      // The most probable state: offer its page.
+      si = popBest();
+      const page = load<u32>(stateAddr(si) + 8);
+      if (!isSet(page)) {
+        setBit(page);
+        store<u32>(oOut + (<usize>out << 2), page);
+        store<f32>(oConf + (<usize>out << 2), <f32>load<f64>(stateAddr(si)));
+        out++;
+        if (out == depth) { done = true; break; } // nothing an expansion finds could be output any more
+        if (si != 0) popAbsent(depth - out);
+        // Enough for now: the caller sends the page; its expansion waits for the next call.
+        if (out >= stop) break;
+      }
     }
-    if (out >= depth || nRuns == 0) { done = true; break; }
-    if (out >= stop) break;
-    if (expansions >= gLookahead) {
-      sPicked = drain(out, depth);
-      if (sPicked == out) { done = true; break; }
-      continue;
-    }
-    // The most probable state: offer its page.
-    const si = popBest();
     const cur = stateAddr(si);
     const pathP = load<f64>(cur);
-    const page = load<u32>(cur + 8);
-    if (!isSet(page)) {
-      setBit(page);
-      store<u32>(oOut + (<usize>out << 2), page);
-      store<f32>(oConf + (<usize>out << 2), <f32>pathP);
-      out++;
-      if (out == depth) { done = true; break; } // nothing an expansion finds could be output any more
-      if (si != 0) popAbsent(depth - out);
-    }
     deadBar = barFor(depth - out);
     // Expand it (the loop's head hands the frontier to drain() once the budget is spent).
     expansions++;
@@ -388,7 +402,9 @@ export function runSearch(stopAt: u32): u32 {
       }
     }
     addRun(firstChild, ns);
+    si = NO_STATE;
   }
+  sPending = done ? NO_STATE : si;
   sOut = out;
   nStates = ns;
   sExpansions = expansions;

@@ -21,11 +21,12 @@ export class WasmPredictor implements Predictor {
   private viewsOf: ArrayBuffer | undefined;
   private pending: PendingHistories; // histories trained since the last rehearsal (within options.pendingBudget)
   /**
-   * One bit per page: sent by a prediction (predictNext/predictInto returned it) and not marked
-   * present since. The core's bitmap has one bit for both (a set bit is never predicted again), so
-   * this is what unsend() checks: it releases only such a page. Cleared by a fault on the page,
-   * observe, markPresent, markPresentRange, unsend, clearPresent and reset. Not in a snapshot: a
-   * restored predictor starts with none (unsend accepts only pages predicted since restore).
+   * One bit per page: sent by a prediction (predictNext, predictInto, predictFirst or predictRest
+   * returned it) and not marked present since. The core's bitmap has one bit for both (a set bit is
+   * never predicted again), so this is what unsend() checks: it releases only such a page. Cleared
+   * by a fault on the page, observe, markPresent, markPresentRange, unsend, clearPresent and reset.
+   * Not in a snapshot: a restored predictor starts with none (unsend accepts only pages predicted
+   * since restore).
    */
   private sent: Uint8Array;
   private sentCount = 0; // bits set in `sent` (whole-bitmap clears are skipped when 0)

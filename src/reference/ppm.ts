@@ -86,6 +86,7 @@ export class ReferencePredictor implements Predictor {
   private get useDelta(): boolean { return this.options.alphabet !== "page"; }
 
   reset(): void {
+    this.restFrom = -1;
     this.pageRoot = new Node(0);
     this.deltaRoot = new Node(0);
     this.nodes = 0;
@@ -356,18 +357,16 @@ export class ReferencePredictor implements Predictor {
 
   private live(method: string): void {
     if (this.disposed) throw new TypeError(`predictor.${method}() called after dispose()`);
-    if (method !== "predictRest" && method !== "output" && method !== "confidence" && method !== "isPresent") this.abandonRest();
+    // Any other call ends a search predictFirst stopped; its undelivered pages stay absent.
+    if (method !== "predictRest" && method !== "output" && method !== "confidence" && method !== "isPresent") this.restFrom = -1;
   }
 
-  /** The caller moved on without predictRest: the pages the core would not have output yet were never output. */
-  private abandonRest(): void {
-    if (this.restFrom < 0) return;
-    for (let i = this.restFrom; i < this.restTo; i++) {
-      this.present.delete(this.out[i]);
-      this.sent.delete(this.out[i]);
+  /** Pages out[from..to) of the latest search: output (present, sent, counted) or not (yet). */
+  private deliver(from: number, to: number, yes: boolean): void {
+    for (let i = from; i < to; i++) {
+      if (yes) { this.present.add(this.out[i]); this.sent.add(this.out[i]); } else { this.present.delete(this.out[i]); this.sent.delete(this.out[i]); }
     }
-    this.counters.predictions -= this.restTo - this.restFrom;
-    this.restFrom = -1;
+    this.counters.predictions += yes ? to - from : from - to;
   }
 
   private checkPage(name: string, v: unknown): number {
@@ -425,9 +424,10 @@ export class ReferencePredictor implements Predictor {
   }
 
   private out = new Uint32Array(256); // what predictInto fills, as the core's output buffer
-  // predictFirst runs the whole search and reports its first pages; predictRest the others (the core
-  // stops its search in between, with the same pages in the end; if another call comes first, the
-  // others were never output: abandonRest). -1: no predictRest possible.
+  // predictFirst runs the whole search and delivers its first pages; predictRest the others (the core
+  // stops its search in between, with the same pages in the end). Until then the others are not
+  // output: absent, unsent, uncounted, as in the core, and they stay so if another call comes first.
+  // -1: no predictRest possible.
   private restFrom = -1;
   private restTo = 0;
 
@@ -439,12 +439,14 @@ export class ReferencePredictor implements Predictor {
     const n = this.predictInto(fault, stream);
     this.restTo = n;
     this.restFrom = Math.min(k, n);
+    this.deliver(this.restFrom, n, false);
     return this.restFrom;
   }
 
   predictRest(): number {
     this.live("predictRest");
     if (this.restFrom < 0) throw noSearchToContinue();
+    this.deliver(this.restFrom, this.restTo, true);
     this.restFrom = this.restTo;
     return this.restTo;
   }

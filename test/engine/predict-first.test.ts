@@ -12,6 +12,8 @@ import type { Predictor } from "../../src/engine/types.js";
 import { readTextTrace } from "../../src/trace/format.js";
 import { placePages } from "../../src/trace/layout.js";
 import { BUNDLED_TRACES } from "../../src/cli/quality.js";
+import { instantiateCore, ABI } from "../../src/engine/wasm.js";
+import { resolveOptions } from "../../src/engine/options.js";
 
 const OPTS: FullPredictorOptions = { pageCount: 100, maxContexts: 5000 };
 /** 0, 1, ..., 29 three times: after a fault on p the engine predicts p + 1, p + 2, ... */
@@ -92,13 +94,22 @@ test("any other call ends a stopped search: the pages it had not output stay abs
     log.push(`${s.predictions} ${s.presentPages} ${s.faults}`);
     return log;
   };
+  const refused = (f: () => void) => { try { f(); } catch { return; } throw new Error("expected a refusal"); };
   const enders: [string, (p: Predictor) => void][] = [
     ["markPresent", (p) => p.markPresent(50)],
+    ["markPresentRange", (p) => p.markPresentRange(50, 3)],
+    ["unsend", (p) => p.unsend(11)],
+    ["clearPresent", (p) => p.clearPresent()],
     ["stats", (p) => void p.stats()],
     ["maintain", (p) => void p.maintain()],
+    ["compact", (p) => p.compact()],
+    ["prune", (p) => p.prune()],
+    ["rehearse", (p) => p.rehearse()],
     ["observe", (p) => p.observe(60)],
     ["predictNext", (p) => void p.predictNext(70)],
     ["train", (p) => p.train([3, 4, 5])],
+    ["reset", (p) => p.reset()],
+    ["a refused call", (p) => refused(() => p.markPresent(1000))],
   ];
   for (const [name, end] of enders) {
     const log = run(createPredictor(OPTS), end);
@@ -106,14 +117,17 @@ test("any other call ends a stopped search: the pages it had not output stay abs
     assert.match(log[1], /^Error: predictRest\(\): no prediction to go on with/, `ended by ${name}`);
     // 10 faulted and 11 (its first page) went out; 12.. were never output, so they are absent.
     assert.equal(log[0], "1: 11", `ended by ${name}`);
-    assert.equal(log[2].slice(10, 13), "110", `ended by ${name}: ${log[2]}`);
+    if (name !== "clearPresent" && name !== "reset" && name !== "unsend") assert.equal(log[2].slice(10, 13), "110", `ended by ${name}: ${log[2]}`);
+    else assert.equal(log[2].slice(10, 13), name === "unsend" ? "100" : "000", `ended by ${name}: ${log[2]}`);
   }
   // Reading the output, the confidences or presence does not end it.
   const p = trained(), whole = trained();
   const all = Array.from(whole.predictNext(10));
   const n = p.predictFirst(10, 1);
-  void p.output; void p.confidence; p.isPresent(12);
+  void p.output; void p.confidence;
+  assert.equal(p.isPresent(all[1]), false, "a page predictRest has not output yet is absent");
   assert.equal(p.predictRest(), all.length);
+  assert.equal(p.isPresent(all[1]), true);
   assert.deepEqual(Array.from(p.output.subarray(0, all.length)), all);
   assert.ok(n === 1 && all.length > 1);
 });
@@ -145,5 +159,39 @@ test("predictFirst's bad arguments are TypeError / RangeError naming them; nothi
     assert.throws(() => p.predictFirst(10, 1, 64), (e: Error) => e instanceof RangeError && /stream/.test(e.message));
     assert.equal(sig(p), before, "a refused predictFirst changed the state");
     assert.deepEqual(Array.from(p.predictNext(10)), Array.from(control.predictNext(10)));
+  }
+});
+
+test("the core itself: every export that changes the model, the bitmap or the scratch ends a stopped search; readers do not", () => {
+  // The wrapper refuses predictRest on its own; this is the core's guard behind it (a raw caller,
+  // or a wrapper bug, must get "nothing to go on with", never a search over a changed model).
+  const o = resolveOptions({ pageCount: 100, maxContexts: 5000 });
+  const fresh = () => {
+    const core = instantiateCore();
+    assert.equal(core.init(o.order, ABI.alpha[o.alphabet], ABI.escape[o.escape], o.depth, o.threshold, o.streams,
+      o.maxContexts, o.pageCount, o.deltaRange, o.filter, o.lookahead, o.ageLimit), 1);
+    for (const p of HISTORY) core.observe(p, 0);
+    core.clearPresent();
+    return core;
+  };
+  type Core = ReturnType<typeof instantiateCore>;
+  const changers: [string, (c: Core) => void][] = [
+    ["predictNext", (c) => c.predictNext(40, 0)], ["observe", (c) => c.observe(40, 0)], ["train", (c) => c.train(0, 0)],
+    ["rehearseBegin", (c) => c.rehearseBegin(0)], ["compact", (c) => c.compact()], ["prune", (c) => c.prune()],
+    ["maintain", (c) => c.maintain()], ["markPresent", (c) => c.markPresent(40)], ["unsend", (c) => c.unsend(40)],
+    ["clearPresent", (c) => c.clearPresent()], ["markPresentRange", (c) => c.markPresentRange(40, 2)],
+    ["settle", (c) => c.settle()], ["validate", (c) => c.validate()], ["attach", (c) => c.attach()], ["clearModel", (c) => c.clearModel()],
+  ];
+  const readers: [string, (c: Core) => void][] = [
+    ["isPresent", (c) => c.isPresent(12)], ["counter", (c) => c.counter(ABI.header)], ["liveContexts", (c) => c.liveContexts()],
+    ["usedBytes", (c) => c.usedBytes()], ["validateHeader", (c) => c.validateHeader()], ["capacity", (c) => c.capacity()],
+  ];
+  for (const [name, call] of [...changers, ...readers]) {
+    const core = fresh();
+    assert.equal(core.predictFirst(10, 0, 1), 1, name);
+    call(core);
+    const r = core.predictRest() >>> 0;
+    if (changers.some(([n]) => n === name)) assert.equal(r, 0xffffffff, `${name} must end the stopped search`);
+    else assert.ok(r > 1 && r <= o.depth, `${name} must leave the stopped search open (predictRest gave ${r})`);
   }
 });
