@@ -36,9 +36,9 @@ export interface PredictorOptions {
 }
 
 export interface PredictorStats {
-  /** predictNext calls. */
+  /** Faults learned: predictNext, predictInto and predictFirst calls. */
   faults: number;
-  /** Pages returned by predictNext in total. */
+  /** Pages returned by predictions in total (predictFirst's and predictRest's both counted; pages a stopped search never output are not). */
   predictions: number;
   /** observe calls. */
   observed: number;
