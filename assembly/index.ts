@@ -234,7 +234,10 @@ export function validate(): i32 {
 }
 export { validateDetail };
 
-/** Count a fault whose page-trie learning is still deferred (before reading counters or copying the memory). */
+/**
+ * Count a fault whose page-trie learning is still deferred (before reading counters or copying the
+ * memory). Every call that uses the model starts here, which also ends a search predictFirst stopped.
+ */
 export function settle(): void { endSearch(); settlePending(); }
 export function usedBytes(): u32 { return hdr32(H_END); }
 export function outPtr(): u32 { return <u32>oOut; }
@@ -252,8 +255,7 @@ export function predictNext(page: u32, stream: u32): u32 {
 }
 
 function faultOn(page: u32, stream: u32): void {
-  endSearch();
-  settlePending();
+  settle();
   advance(page, stream);
   setBit(page);
   bump(H_FAULTS, 1);
@@ -278,8 +280,7 @@ export function predictRest(): u32 {
 
 /** A non-faulting access the destination reported (e.g. a prefetched page touched). */
 export function observe(page: u32, stream: u32): void {
-  endSearch();
-  settlePending();
+  settle();
   setDeferPrune(true);
   learn(page, stream);
   setDeferPrune(false);
@@ -287,23 +288,22 @@ export function observe(page: u32, stream: u32): void {
   bump(H_OBSERVED, 1);
 }
 
-export function train(count: u32, stream: u32): void { endSearch(); settlePending(); trainBatch(count, stream); }
+export function train(count: u32, stream: u32): void { settle(); trainBatch(count, stream); }
 // The switch-over rehearsal, driven by the wrapper one suffix at a time (rehearse.ts).
-export function rehearseBegin(stream: u32): void { endSearch(); settlePending(); beginRehearsal(stream); }
+export function rehearseBegin(stream: u32): void { settle(); beginRehearsal(stream); }
 export function rehearseOpen(): void { endSearch(); openSuffix(); }
 export function rehearseScan(count: u32): i32 { endSearch(); return scanSuffix(count); }
 export function rehearseLearn(): i32 { endSearch(); return learnSuffix(); }
 /** Renumber the nodes so that each context's successors are adjacent (see compact.ts). */
-export function compact(): void { endSearch(); settlePending(); compactNodes(); }
+export function compact(): void { settle(); compactNodes(); }
 /** Prune now (what a full arena does by itself): every count halved, zero counts dropped. */
-export function prune(): void { endSearch(); settlePending(); pruneNodes(); }
+export function prune(): void { settle(); pruneNodes(); }
 /**
  * Off-fault-path upkeep, for the transport's idle moments: the prune a full arena asked for on the
  * fault path (H_PRUNE_DUE), which predictNext and observe never run themselves. Returns 1 if it pruned.
  */
 export function maintain(): i32 {
-  endSearch();
-  settlePending();
+  settle();
   pretouchArena();
   if (hdr32(H_PRUNE_DUE) == 0) return 0;
   pruneNodes();
