@@ -4,7 +4,7 @@
  * fixed input and output buffers, and never copies on the fault path.
  */
 import type { Predictor, PredictorStats } from "./types.js";
-import { checkPage, checkStream, checkPages, checkRange, checkUnsend, checkFirst, noSearchToContinue } from "./validate.js";
+import { checkPage, checkStream, checkPages, checkRange, checkUnsend, checkFirst, noSearchToContinue, keepsStoppedSearch } from "./validate.js";
 import { resolveOptions, DEFAULTS, type FullPredictorOptions, type ResolvedOptions } from "./options.js";
 import { instantiateCore, layoutBytes, ABI, COUNTER, OUT_CAPACITY, IN_CAPACITY, type CoreExports } from "./wasm.js";
 import { encodeSnapshot, decodeSnapshot } from "./snapshot.js";
@@ -83,8 +83,7 @@ export class WasmPredictor implements Predictor {
   private live(method: string): CoreExports {
     const core = this.core;
     if (!core) throw new TypeError(`predictor.${method}() called after dispose()`);
-    // Every call but these ends a search that predictFirst stopped (the core ends it too).
-    if (method !== "predictRest" && method !== "output" && method !== "confidence" && method !== "isPresent") this.restFrom = -1;
+    if (!keepsStoppedSearch(method)) this.restFrom = -1; // (the core ends it too)
     return core;
   }
 

@@ -145,9 +145,8 @@ export interface Predictor {
   /**
    * A page a prediction returned (predictNext, predictInto, predictFirst, predictRest: marked sent)
    * that the caller did not send after all (a send policy cut it): it is absent again and may be
-   * predicted again. Only such a page, and only until
-   * something marks it present (a fault on it, observe, markPresent): anything else is a RangeError
-   * and changes nothing. After restorePredictor only pages predicted since the restore qualify (a
+   * predicted again. Only such a page, and only until something marks it present (a fault on it,
+   * observe, markPresent): anything else is a RangeError and changes nothing. After restorePredictor only pages predicted since the restore qualify (a
    * snapshot does not carry which pages were sent by prediction). Never call it for a page that left.
    */
   unsend(page: number): void;

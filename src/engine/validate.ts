@@ -17,6 +17,11 @@ export function checkFirst(v: unknown): number {
   return v;
 }
 
+/** Whether a call of this method lets a search that predictFirst stopped go on (the readers do; any other call ends it). */
+export function keepsStoppedSearch(method: string): boolean {
+  return method === "predictRest" || method === "output" || method === "confidence" || method === "isPresent";
+}
+
 /** What predictRest() says when predictFirst was not the last call (nothing to go on with). */
 export function noSearchToContinue(): Error {
   return new Error("predictRest(): no prediction to go on with: predictFirst must be the last call on this predictor before it");

@@ -6,7 +6,7 @@
  * updates, pruning, tie-breaking) is mirrored exactly; node ids and
  * memory layout, which decide nothing, are not.
  */
-import { checkPage, checkStream, checkPages, checkRange, checkUnsend, checkFirst, noSearchToContinue } from "../engine/validate.js";
+import { checkPage, checkStream, checkPages, checkRange, checkUnsend, checkFirst, noSearchToContinue, keepsStoppedSearch } from "../engine/validate.js";
 import { resolveOptions, type FullPredictorOptions, type ResolvedOptions } from "../engine/options.js";
 import type { Predictor, PredictorStats } from "../engine/types.js";
 import { rehearsalLengths, REHEARSAL_PAGES, PendingHistories } from "../engine/rehearsal.js";
@@ -357,8 +357,7 @@ export class ReferencePredictor implements Predictor {
 
   private live(method: string): void {
     if (this.disposed) throw new TypeError(`predictor.${method}() called after dispose()`);
-    // Any other call ends a search predictFirst stopped; its undelivered pages stay absent.
-    if (method !== "predictRest" && method !== "output" && method !== "confidence" && method !== "isPresent") this.restFrom = -1;
+    if (!keepsStoppedSearch(method)) this.restFrom = -1; // its undelivered pages stay absent
   }
 
   /** Pages out[from..to) of the latest search: output (present, sent, counted) or not (yet). */
