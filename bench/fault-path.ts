@@ -82,7 +82,8 @@ if (run("B")) {
     // The same calls again, back to back (no replay scan between them, which evicts the caches): what a
     // fault thread that keeps its caches would see. Same model, same calls, so the same outputs (checked).
     const allB2B: number[] = [];
-    const firstPart: number[] = [], restPart: number[] = [], firstCount: number[] = [], wholePart: number[] = [];
+    const firstPart: number[] = [], restPart: number[] = [], wholePart: number[] = [];
+    let gotFirst = 0; // calls whose predictFirst returned a page
     for (const tr of traces) {
       for (const layout of ["virtual", "2m", "4k"] as const) {
         const placed = placePages(tr.pages, { layout, seed: 1 });
@@ -130,7 +131,7 @@ if (run("B")) {
             const n = q.predictRest();
             firstPart.push(Number(b - a));
             restPart.push(Number(now() - b));
-            if (n1 > 0) firstCount.push(n1);
+            if (n1 > 0) gotFirst++;
             for (let j = 0; j < n; j++) h2 = (h2 * 31 + q.output[j]) | 0;
             q.maintain();
           }
@@ -159,7 +160,7 @@ if (run("B")) {
     console.log(`B. replay faults, ${cname}: ${show(q)}`);
     if (allB2B.length) console.log(`   the same calls back to back (caches kept): ${show(quantiles(allB2B))}`);
     if (firstPart.length) {
-      console.log(`   the same calls in two parts, predictFirst(fault, ${FIRST}): ${show(quantiles(firstPart))} (${firstCount.length} of ${firstPart.length} calls returned a page there)`);
+      console.log(`   the same calls in two parts, predictFirst(fault, ${FIRST}): ${show(quantiles(firstPart))} (${gotFirst} of ${firstPart.length} calls returned a page there)`);
       console.log(`   then predictRest(): ${show(quantiles(restPart))}`);
       console.log(`   (predictInto on a third copy, fault by fault beside them: ${show(quantiles(wholePart))})`);
     }
