@@ -6,7 +6,11 @@
  * it, untimed, as the transport does; between two faults the harness walks the trace, which takes
  * the caches as a guest would). The plain Map-based PPM of bench/map-ppm.ts runs as one more row.
  *
- *   node --import tsx bench/frontier.ts [--json FILE] [--only=NAME,...] [TRACE...]
+ *   node --import tsx bench/frontier.ts [--json FILE] [--only=NAME,...] [--first] [TRACE...]
+ *
+ * With --first the engine's rows answer each fault in two parts, predictFirst(fault, 1) then
+ * predictRest() (the same pages), and the time columns are the first part's: how long the transport
+ * waits for the first predicted page. The rest's median is printed after the table.
  *
  * Per row: the average over the cells, the worst cell against the defaults (points; > 0 is worse),
  * how many cells are more than 0.5 point worse, and the calls' median / p90 / p99 pooled over all
@@ -18,7 +22,7 @@ import { fileURLToPath } from "node:url";
 import { readTrace } from "../src/trace/read.js";
 import { placePages } from "../src/trace/layout.js";
 import { replay } from "../src/quality/replay.js";
-import { createPredictorStrategy } from "../src/strategies/predictor-strategy.js";
+import { createPredictorStrategy, type PredictorStrategy } from "../src/strategies/predictor-strategy.js";
 import { pushEngineOptions } from "../src/strategies/ppm-policy.js";
 import type { Strategy } from "../src/strategies/types.js";
 import type { FullPredictorOptions } from "../src/engine/options.js";
@@ -40,6 +44,10 @@ const ROWS: Row[] = [
   { name: "delta alphabet", engine: { alphabet: "delta" } },
   { name: "ppm strategy's engine at depth 8", engine: { ...pushEngineOptions(8), depth: 8 } },
   { name: "Map peer (order 3, greedy chain)", peer: true },
+  // The parts of a default call, for the time columns (their quality is not a configuration's):
+  // learning the fault and finding its contexts only; plus the root's expansion and one page.
+  { name: "parts: depth 0 (learning only)", engine: { depth: 0 } },
+  { name: "parts: lookahead 1 depth 1", engine: { lookahead: 1, depth: 1 } },
 ];
 
 /** bench/map-ppm.ts as a Strategy: learns the history, then every fault (no present set of its own beyond what it sent). */
@@ -55,6 +63,7 @@ function peerStrategy(depth: number): Strategy {
 
 const args = process.argv.slice(2);
 const jsonOut = args.includes("--json") ? args[args.indexOf("--json") + 1] : undefined;
+const firstMode = args.includes("--first");
 const only = args.find((a) => a.startsWith("--only="))?.slice(7).split(",");
 const given = args.filter((a, i) => !a.startsWith("--") && args[i - 1] !== "--json");
 const dir = fileURLToPath(new URL("../traces/", import.meta.url));
@@ -68,13 +77,24 @@ const results: Result[] = [];
 for (const row of rows) {
   const cells: Record<string, number> = {};
   const times: number[] = [];
+  const rest: number[] = [];
   const byLayout: Record<string, number[]> = { virtual: [], "4k": [] };
   for (const tr of traces) for (const layout of ["virtual", "4k"] as const) {
     const placed = placePages(tr.pages, { layout, seed: 1 });
     const inner = row.peer ? peerStrategy(8) : createPredictorStrategy({ pageCount: placed.pageCount, depth: 8, streams: 1, ...row.engine });
+    const pred = firstMode && !row.peer ? (inner as PredictorStrategy).predictor : undefined;
     const timed: Strategy = {
       ...inner,
-      onFault: (p, s) => { const a = process.hrtime.bigint(); const r = inner.onFault(p, s); const ns = Number(process.hrtime.bigint() - a); times.push(ns); byLayout[layout].push(ns); return r; },
+      onFault: pred
+        ? (p) => {
+          const a = process.hrtime.bigint();
+          pred.predictFirst(p, 1);
+          const b = process.hrtime.bigint();
+          const n = pred.predictRest();
+          const ns = Number(b - a); times.push(ns); byLayout[layout].push(ns); rest.push(Number(process.hrtime.bigint() - b));
+          return pred.output.slice(0, n);
+        }
+        : (p, s) => { const a = process.hrtime.bigint(); const r = inner.onFault(p, s); const ns = Number(process.hrtime.bigint() - a); times.push(ns); byLayout[layout].push(ns); return r; },
     };
     const r = replay(placed.pages, placed.pageCount, timed, { switchAt: 0.3 });
     inner.dispose?.();
@@ -84,6 +104,7 @@ for (const row of rows) {
   const med = (a: number[]) => q(Float64Array.from(a).sort(), 0.5) / 1e3;
   results.push({ name: row.name, cells, calls: s.length, medianUs: q(s, 0.5) / 1e3, p90Us: q(s, 0.9) / 1e3, p99Us: q(s, 0.99) / 1e3,
     byLayoutMedianUs: { virtual: med(byLayout.virtual), "4k": med(byLayout["4k"]) } });
+  if (rest.length) process.stderr.write(`${row.name}: predictRest median ${(q(Float64Array.from(rest).sort(), 0.5) / 1e3).toFixed(2)} us\n`);
   process.stderr.write(`${row.name} done\n`);
 }
 
