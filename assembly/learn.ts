@@ -23,8 +23,10 @@ import { childInWindow } from "./window";
 
 /** The delta symbol from page `from` to page `to`. */
 @inline export function deltaSymbol(from: u32, to: u32): u32 {
-  const d = <i32>(to - from);
-  return d > gRange || d < -gRange ? FAR : <u32>d;
+  // In 64 bits: on a guest of nearly 2^32 pages a 32-bit difference wraps, and a jump across the
+  // whole guest would read as a small delta.
+  const d = <i64>to - <i64>from;
+  return d > <i64>gRange || d < -<i64>gRange ? FAR : <u32>d;
 }
 
 function updateAlphabet(stream: u32, a: u32, root: u32, symbol: u32): void {

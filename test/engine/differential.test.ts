@@ -268,3 +268,27 @@ test("16-bit counts: an order-1 context counted past 65535 saturates, and prunes
   }
   assert.ok(sawSaturatedDrop && w.stats().prunes > 16, `this run must pass the 16th prune (got ${w.stats().prunes})`);
 });
+
+test("a guest of nearly 2^32 pages: a jump across it is a far jump, not a small delta (no 32-bit wrap)", () => {
+  // i -> 2^32 - 40 + i is a jump of ~4.29e9 pages; its 32-bit difference wraps to -40 (and the jump
+  // back to +41), within deltaRange. Both models must learn the far-jump symbol, so neither predicts
+  // the pages 40 below or 41 above a fault.
+  const top = 2 ** 32 - 40;
+  for (const alphabet of ["delta", "hybrid"] as const) {
+    const opts: FullPredictorOptions = { pageCount: 0xffffffff, alphabet, order: 2, maxContexts: 1 << 12, filter: 0, rehearse: false };
+    const w = createPredictor(opts);
+    const r = createReferencePredictor(opts);
+    const hist: number[] = [];
+    for (let i = 0; i < 30; i++) hist.push(i, top + i);
+    w.train(hist);
+    r.train(hist);
+    for (const f of [5000, 2 ** 31, 77, 3e9]) {
+      const got = Array.from(w.predictNext(f));
+      assert.deepEqual(got, Array.from(r.predictNext(f)), `${alphabet}: fault on ${f}`);
+      if (alphabet === "delta") assert.ok(got.every((p) => Math.abs(p - f) > 64), `${alphabet}: fault ${f} predicted ${got}`);
+    }
+    assert.equal(w.stats().contexts, r.stats().contexts, `${alphabet}: contexts`);
+    w.dispose();
+    r.dispose();
+  }
+});
