@@ -47,7 +47,9 @@ export interface ResolvedOptions {
 /** Every option is in PredictorOptions (the name the README uses); this name stays for existing code. */
 export type FullPredictorOptions = PredictorOptions;
 
-export const DEFAULTS = {
+// Frozen: it is exported (PREDICTOR_DEFAULTS), and a caller writing into it would change every
+// later predictor's defaults.
+export const DEFAULTS = Object.freeze({
   order: 3,
   alphabet: "hybrid" as Alphabet,
   escape: "D" as EscapeMethod,
@@ -61,7 +63,7 @@ export const DEFAULTS = {
   ageLimit: ABI.ageLimitMax,
   rehearse: true,
   pendingBudget: 1 << 21, // = REHEARSAL_TAIL: all streams together keep what one stream keeps
-} as const;
+} as const);
 
 /** Largest memoryBytes: what a Wasm (32-bit) linear memory can hold, 4 GiB. */
 export const MAX_MEMORY_BYTES = 2 ** 32;

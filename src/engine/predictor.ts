@@ -80,11 +80,23 @@ export class WasmPredictor implements Predictor {
     this.viewsOf = buf;
   }
 
+  /** The core, for a call that takes no arguments: a stopped search ends here (unless `method` keeps it). */
   private live(method: string): CoreExports {
+    const core = this.alive(method);
+    this.proceed(method);
+    return core;
+  }
+
+  /** The core, not yet ending a stopped search: a call with arguments checks them first, then proceed(). */
+  private alive(method: string): CoreExports {
     const core = this.core;
     if (!core) throw new TypeError(`predictor.${method}() called after dispose()`);
-    if (!keepsStoppedSearch(method)) this.restFrom = -1; // (the core ends it too)
     return core;
+  }
+
+  /** The arguments passed: the call goes ahead and ends a stopped search (the core ends it too). A refused call keeps it. */
+  private proceed(method: string): void {
+    if (!keepsStoppedSearch(method)) this.restFrom = -1;
   }
 
   private checkPage(name: string, v: unknown): number {
@@ -96,9 +108,10 @@ export class WasmPredictor implements Predictor {
   }
 
   train(pages: Uint32Array | readonly number[], stream?: number): void {
-    const core = this.live("train");
+    const core = this.alive("train");
     const s = this.checkStream(stream);
     const list = checkPages(pages, this.options.pageCount);
+    this.proceed("train");
     this.refreshViews();
     for (let off = 0; off < list.length; off += IN_CAPACITY) core.train(this.stage(list, off, list.length), s);
     // An empty history adds nothing to rehearse (and a zero-length pending entry would not restore).
@@ -166,16 +179,17 @@ export class WasmPredictor implements Predictor {
    * The returned pages are marked sent and never returned again.
    */
   predictNext(fault: number, stream?: number): Uint32Array {
-    this.live("predictNext");
+    this.alive("predictNext"); // predictInto checks the arguments
     const n = this.predictInto(fault, stream);
     return this.out.subarray(0, n);
   }
 
   /** predictNext without creating a view: returns the count; the pages are output[0..count). */
   predictInto(fault: number, stream?: number): number {
-    const core = this.live("predictInto");
+    const core = this.alive("predictInto");
     this.checkPage("fault", fault);
     const s = this.checkStream(stream);
+    this.proceed("predictInto");
     if (this.pending.size !== 0) this.rehearsePending(core);
     const n = core.predictNext(fault, s);
     this.clearSent(fault); // faulted: present, no longer a page on its way
@@ -184,10 +198,11 @@ export class WasmPredictor implements Predictor {
   }
 
   predictFirst(fault: number, first: number, stream?: number): number {
-    const core = this.live("predictFirst");
+    const core = this.alive("predictFirst");
     this.checkPage("fault", fault);
     const s = this.checkStream(stream);
     const k = checkFirst(first);
+    this.proceed("predictFirst");
     if (this.pending.size !== 0) this.rehearsePending(core);
     const n = core.predictFirst(fault, s, Math.min(k, OUT_CAPACITY));
     this.clearSent(fault);
@@ -259,17 +274,19 @@ export class WasmPredictor implements Predictor {
   }
 
   observe(page: number, stream?: number): void {
-    const core = this.live("observe");
+    const core = this.alive("observe");
     this.checkPage("page", page);
     const s = this.checkStream(stream);
+    this.proceed("observe");
     if (this.pending.size !== 0) this.rehearsePending(core);
     core.observe(page, s);
     this.clearSent(page);
   }
 
   markPresent(page: number): void {
-    const core = this.live("markPresent");
+    const core = this.alive("markPresent");
     this.checkPage("page", page);
+    this.proceed("markPresent");
     core.markPresent(page);
     this.clearSent(page);
   }
@@ -282,17 +299,19 @@ export class WasmPredictor implements Predictor {
    * by a prediction: after restorePredictor() only pages predicted since the restore can be unsent.
    */
   unsend(page: number): void {
-    const core = this.live("unsend");
+    const core = this.alive("unsend");
     this.checkPage("page", page);
     const sent = (this.sent[page >>> 3] & (1 << (page & 7))) !== 0;
     checkUnsend(page, sent, !sent && core.isPresent(page) !== 0, this.restored);
+    this.proceed("unsend");
     core.unsend(page);
     this.clearSent(page);
   }
 
   markPresentRange(start: number, count: number): void {
-    const core = this.live("markPresentRange");
+    const core = this.alive("markPresentRange");
     checkRange(start, count, this.options.pageCount);
+    this.proceed("markPresentRange");
     core.markPresentRange(start, count);
     this.clearSentRange(start, count);
   }

@@ -56,7 +56,7 @@ export interface PredictorStats {
   memoryBytes: number;
   /** Times the arena was full and counts were halved and dead entries dropped. */
   prunes: number;
-  /** The arena filled on the fault path and awaits maintain() (predictNext/observe never prune). */
+  /** The arena filled on the fault path and awaits maintain() (predictNext/observe never prune, except in a pending rehearsal: see maintain). */
   pruneDue: boolean;
   /** Pages marked present or sent. */
   presentPages: number;
@@ -98,7 +98,8 @@ export interface Predictor {
   /**
    * Off-fault-path upkeep for the transport's idle moments: it counts the last fault in the page
    * trie (predictNext leaves that until after its prediction). predictNext and observe do bounded work
-   * only: when one finds the arena full it does not prune (O(contexts), tens of milliseconds) but
+   * only (once rehearse() has run: a pending switch-over rehearsal runs in the first of them, and it
+   * learns, and prunes, as train() does): when one finds the arena full it does not prune (O(contexts), tens of milliseconds) but
    * goes on without the new context and flags the prune (`stats().pruneDue`); maintain() runs it.
    * Returns true if it pruned. Until it runs, the full model keeps counting what it holds but learns
    * no new context (ageing still frees some). Not sliced: a due prune takes its O(contexts) time
@@ -122,13 +123,15 @@ export interface Predictor {
    * the first pages are usually found after one or two of the search's expansions, so they can go
    * on the wire behind the faulted page while the rest is searched. The rest can be had only if
    * predictRest is the next call on the predictor: any other call (except reading output,
-   * confidence or isPresent) ends the search where it stopped.
+   * confidence or isPresent, and a call refused for its arguments, which changes nothing) ends the
+   * search where it stopped.
    */
   predictFirst(fault: number, first: number, stream?: number): number;
   /**
    * Finish the search predictFirst stopped; returns the count of pages in all, the new ones are
-   * output[firstCount..count) (none when the search had ended in predictFirst). Throws an Error if
-   * predictFirst was not the last call (see predictFirst); nothing changes then.
+   * output[firstCount..count) (none when the search had ended in predictFirst). Called again, it
+   * returns the same count. Throws an Error if there was no predictFirst, or another call ended its
+   * search (see predictFirst); nothing changes then.
    */
   predictRest(): number;
   /** The long-lived view of the output buffer that predictInto fills. */

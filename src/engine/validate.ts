@@ -34,18 +34,27 @@ export function checkStream(v: unknown, streams: number): number {
   return v;
 }
 
+// The typed arrays' own getters, which a subclass or an own property cannot override.
+const typedArrayProto = Object.getPrototypeOf(Uint32Array.prototype) as object;
+const intrinsic = (name: string) => Object.getOwnPropertyDescriptor(typedArrayProto, name)!.get!;
+const taBuffer = intrinsic("buffer");
+const taByteOffset = intrinsic("byteOffset");
+const taLength = intrinsic("length");
+
 /**
  * Every element of a train() argument, read once: returns the pages to use. A Uint32Array (a real
- * one, not a Proxy posing as one) is returned as it is and only needs the upper bound; an array is
- * copied as it is checked, so what is used is exactly what was checked (an array whose elements
- * change when read, a Proxy or getters, cannot slip a bad page past the check).
+ * one, not a Proxy posing as one) is checked and used through a plain view of its memory (no copy),
+ * so a subclass that overrides length or subarray() cannot change what is used after the check; an
+ * array is copied as it is checked, so what is used is exactly what was checked (an array whose
+ * elements change when read, a Proxy or getters, cannot slip a bad page past the check).
  */
 export function checkPages(pages: unknown, pageCount: number): Uint32Array {
   if (pages instanceof Uint32Array && ArrayBuffer.isView(pages)) {
-    for (let i = 0; i < pages.length; i++) {
-      if (pages[i] >= pageCount) throw new RangeError(`pages[${i}] must be in 0..${pageCount - 1}, got ${pages[i]}`);
+    const view = new Uint32Array(taBuffer.call(pages) as ArrayBufferLike, taByteOffset.call(pages) as number, taLength.call(pages) as number);
+    for (let i = 0; i < view.length; i++) {
+      if (view[i] >= pageCount) throw new RangeError(`pages[${i}] must be in 0..${pageCount - 1}, got ${view[i]}`);
     }
-    return pages;
+    return view;
   }
   if (Array.isArray(pages)) {
     const n = pages.length;

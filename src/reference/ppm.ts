@@ -86,6 +86,7 @@ export class ReferencePredictor implements Predictor {
   private get useDelta(): boolean { return this.options.alphabet !== "page"; }
 
   reset(): void {
+    if (this.disposed) throw new TypeError("predictor.reset() called after dispose()");
     this.restFrom = -1;
     this.pageRoot = new Node(0);
     this.deltaRoot = new Node(0);
@@ -355,8 +356,18 @@ export class ReferencePredictor implements Predictor {
 
   // ---- the public surface (validation as in the Wasm predictor) ----
 
+  /** A call that takes no arguments: a stopped search ends here (unless `method` keeps it). */
   private live(method: string): void {
+    this.alive(method);
+    this.proceed(method);
+  }
+
+  /** Not disposed; a call with arguments checks them, then proceed(): a refused call keeps a stopped search. */
+  private alive(method: string): void {
     if (this.disposed) throw new TypeError(`predictor.${method}() called after dispose()`);
+  }
+
+  private proceed(method: string): void {
     if (!keepsStoppedSearch(method)) this.restFrom = -1; // its undelivered pages stay absent
   }
 
@@ -377,9 +388,10 @@ export class ReferencePredictor implements Predictor {
   }
 
   train(pages: Uint32Array | readonly number[], stream?: number): void {
-    this.live("train");
+    this.alive("train");
     const s = this.checkStream(stream);
     const list = checkPages(pages, this.options.pageCount);
+    this.proceed("train");
     for (let i = 0; i < list.length; i++) {
       if (this.options.filter !== 0 && this.recentlyTouched(list[i])) continue;
       this.learn(list[i], s);
@@ -431,11 +443,13 @@ export class ReferencePredictor implements Predictor {
   private restTo = 0;
 
   predictFirst(fault: number, first: number, stream?: number): number {
-    this.live("predictFirst");
+    this.alive("predictFirst");
     this.checkPage("fault", fault);
     this.checkStream(stream);
     const k = checkFirst(first);
-    const n = this.predictInto(fault, stream);
+    this.proceed("predictFirst");
+    const n = this.search1(fault, stream);
+    this.out.set(this.lastOut);
     this.restTo = n;
     this.restFrom = Math.min(k, n);
     this.deliver(this.restFrom, n, false);
@@ -452,9 +466,10 @@ export class ReferencePredictor implements Predictor {
   private conf = new Float32Array(256); // the path probability of each page of the latest search
 
   predictInto(fault: number, stream?: number): number {
-    const pages = this.predictNext(fault, stream);
-    this.out.set(pages);
-    return pages.length;
+    this.alive("predictInto");
+    const n = this.search1(fault, stream, "predictInto");
+    this.out.set(this.lastOut);
+    return n;
   }
 
   get output(): Uint32Array {
@@ -468,9 +483,18 @@ export class ReferencePredictor implements Predictor {
   }
 
   predictNext(fault: number, stream?: number): Uint32Array {
-    this.live("predictNext");
+    this.alive("predictNext");
+    this.search1(fault, stream, "predictNext");
+    return this.lastOut;
+  }
+
+  private lastOut = new Uint32Array(0);
+
+  /** Learn the fault and search (predictNext's work for all three forms): the count; the pages in lastOut. */
+  private search1(fault: number, stream: number | undefined, method = "predictFirst"): number {
     this.checkPage("fault", fault);
     const s = this.checkStream(stream);
+    this.proceed(method);
     if (this.pending.size !== 0) this.rehearsePending();
     // The delta trie learns the fault at once; the page trie's contexts are found by lookup and its
     // counting follows the prediction (the core defers it: assembly/learn.ts, deferred learning).
@@ -488,13 +512,15 @@ export class ReferencePredictor implements Predictor {
       st.ctx[0] = pageBefore;
       this.onFaultPath(() => this.updateAlphabet(st, 0, this.pageRoot, fault));
     }
-    return Uint32Array.from(out);
+    this.lastOut = Uint32Array.from(out);
+    return out.length;
   }
 
   observe(page: number, stream?: number): void {
-    this.live("observe");
+    this.alive("observe");
     this.checkPage("page", page);
     const s = this.checkStream(stream);
+    this.proceed("observe");
     if (this.pending.size !== 0) this.rehearsePending();
     this.onFaultPath(() => this.learn(page, s));
     this.present.add(page);
@@ -503,22 +529,26 @@ export class ReferencePredictor implements Predictor {
   }
 
   markPresent(page: number): void {
-    this.live("markPresent");
-    this.present.add(this.checkPage("page", page));
+    this.alive("markPresent");
+    this.checkPage("page", page);
+    this.proceed("markPresent");
+    this.present.add(page);
     this.sent.delete(page);
   }
 
   unsend(page: number): void {
-    this.live("unsend");
+    this.alive("unsend");
     this.checkPage("page", page);
     checkUnsend(page, this.sent.has(page), this.present.has(page), false);
+    this.proceed("unsend");
     this.present.delete(page);
     this.sent.delete(page);
   }
 
   markPresentRange(start: number, count: number): void {
-    this.live("markPresentRange");
+    this.alive("markPresentRange");
     checkRange(start, count, this.options.pageCount);
+    this.proceed("markPresentRange");
     for (let p = start; p < start + count; p++) { this.present.add(p); this.sent.delete(p); }
   }
 

@@ -3,7 +3,7 @@
 // option is a TypeError naming the option (undefined means the default).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createPredictor, restorePredictor, createReferencePredictor, WasmPredictor } from "../../src/index.js";
+import { createPredictor, restorePredictor, createReferencePredictor, WasmPredictor, PREDICTOR_DEFAULTS } from "../../src/index.js";
 import type { FullPredictorOptions } from "../../src/engine/options.js";
 import type { Predictor } from "../../src/engine/types.js";
 
@@ -175,6 +175,38 @@ test("train refuses a Proxy posing as a Uint32Array unless it is an array; a bad
   assert.throws(() => p.train(fake as unknown as Uint32Array), (e: Error) => e instanceof TypeError && /pages must be/.test(e.message));
   assert.throws(() => p.train([1, 2, 100]), (e: Error) => e instanceof RangeError && /pages\[2\]/.test(e.message) && /100/.test(e.message));
   assert.ok(Buffer.from(p.snapshot()).equals(before), "a refused train() changed the state");
+});
+
+test("train uses what it checked: a Uint32Array subclass overriding subarray() or length trains its real elements", () => {
+  // The pages are read through a plain view of the array's memory: the overrides never run.
+  class Sneaky extends Uint32Array {
+    override subarray(a?: number, b?: number): Uint32Array { const r = new Uint32Array(super.subarray(a, b)); r.fill(5000); return r as never; }
+    override get length(): number { return 2; }
+  }
+  const pages = [1, 2, 3, 4, 5, 6, 7, 8];
+  for (const make of [createPredictor, createReferencePredictor]) {
+    const a = make({ ...OPTS, filter: 0 });
+    const b = make({ ...OPTS, filter: 0 });
+    a.train(new Sneaky(pages));
+    b.train(Uint32Array.from(pages));
+    assert.equal(a.stats().trained, 8);
+    assert.deepEqual(Array.from(a.predictNext(1)), Array.from(b.predictNext(1)));
+    if (make === createPredictor) assert.doesNotThrow(() => restorePredictor(a.snapshot()).dispose());
+    // and a subclass hiding a bad element behind its length is still refused, naming the element
+    const bad = new Sneaky([1, 2, 100_000]);
+    assert.throws(() => a.train(bad), (e: Error) => e instanceof RangeError && /pages\[2\]/.test(e.message) && /100000/.test(e.message));
+    a.dispose();
+    b.dispose();
+  }
+});
+
+test("PREDICTOR_DEFAULTS cannot be changed by a caller (later predictors keep the real defaults)", () => {
+  assert.ok(Object.isFrozen(PREDICTOR_DEFAULTS));
+  assert.throws(() => { (PREDICTOR_DEFAULTS as { depth: number }).depth = 3; }, TypeError); // modules are strict
+  const p = createPredictor({ pageCount: 100 });
+  assert.equal(p.options.depth, 8);
+  assert.equal(p.options.order, PREDICTOR_DEFAULTS.order);
+  p.dispose();
 });
 
 test("new WasmPredictor(options) checks and completes options as createPredictor does", () => {

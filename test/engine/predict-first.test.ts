@@ -94,7 +94,6 @@ test("any other call ends a stopped search: the pages it had not output stay abs
     log.push(`${s.predictions} ${s.presentPages} ${s.faults}`);
     return log;
   };
-  const refused = (f: () => void) => { try { f(); } catch { return; } throw new Error("expected a refusal"); };
   const enders: [string, (p: Predictor) => void][] = [
     ["markPresent", (p) => p.markPresent(50)],
     ["markPresentRange", (p) => p.markPresentRange(50, 3)],
@@ -109,7 +108,6 @@ test("any other call ends a stopped search: the pages it had not output stay abs
     ["predictNext", (p) => void p.predictNext(70)],
     ["train", (p) => p.train([3, 4, 5])],
     ["reset", (p) => p.reset()],
-    ["a refused call", (p) => refused(() => p.markPresent(1000))],
   ];
   for (const [name, end] of enders) {
     const log = run(createPredictor(OPTS), end);
@@ -130,6 +128,36 @@ test("any other call ends a stopped search: the pages it had not output stay abs
   assert.equal(p.isPresent(all[1]), true);
   assert.deepEqual(Array.from(p.output.subarray(0, all.length)), all);
   assert.ok(n === 1 && all.length > 1);
+});
+
+test("a refused call (bad arguments) changes nothing: a stopped search goes on, in both models", () => {
+  const refused = (f: () => void) => { try { f(); } catch (e) { assert.ok(e instanceof TypeError || e instanceof RangeError, String(e)); return; } throw new Error("expected a refusal"); };
+  const calls: [string, (p: Predictor) => void][] = [
+    ["markPresent(1000)", (p) => p.markPresent(1000)],
+    ["observe(-1)", (p) => p.observe(-1)],
+    ["observe(1, 99)", (p) => p.observe(1, 99)],
+    ["predictFirst(9, 0)", (p) => p.predictFirst(9, 0)],
+    ["predictNext(NaN)", (p) => p.predictNext(NaN)],
+    ["predictInto(1000)", (p) => p.predictInto(1000)],
+    ["markPresentRange(0, -1)", (p) => p.markPresentRange(0, -1)],
+    ["unsend(3)", (p) => p.unsend(3)],
+    ["train([1000])", (p) => p.train([1000])],
+    ["isPresent(-1)", (p) => p.isPresent(-1)],
+  ];
+  for (const make of [createPredictor, createReferencePredictor]) {
+    const whole = make(OPTS);
+    whole.train(HISTORY);
+    const all = Array.from(whole.predictNext(10));
+    for (const [name, call] of calls) {
+      const p = make(OPTS);
+      p.train(HISTORY);
+      assert.equal(p.predictFirst(10, 1), 1);
+      refused(() => call(p));
+      assert.equal(p.predictRest(), all.length, `after a refused ${name}`);
+      assert.deepEqual(Array.from(p.output.subarray(0, all.length)), all, `after a refused ${name}`);
+      p.dispose();
+    }
+  }
 });
 
 test("predictRest: an Error before any predictFirst; after a finished search it returns the same count again", () => {
