@@ -33,10 +33,24 @@ export function setRange(start: u32, count: u32): void {
   let p = start;
   while (p < end && (p & 7) != 0) { setBit(p); p++; }
   let full: f64 = 0;
-  while (end - p >= 8) { // (p + 8 <= end would wrap for the last pages of a 2^32-page guest)
+  // Whole bytes up to a 64-page boundary, then 64 pages a word (a whole 2^32-page guest is 512 MiB
+  // of bitmap), then whole bytes. (end - p >= n, not p + n <= end: that would wrap for the last
+  // pages of a 2^32-page guest.)
+  while (end - p >= 8 && (p & 63) != 0) {
     const a = oBitmap + (p >> 3);
-    const b = load<u8>(a);
-    full += <f64>(8 - popcnt<u32>(b));
+    full += <f64>(8 - popcnt<u32>(load<u8>(a)));
+    store<u8>(a, 0xff);
+    p += 8;
+  }
+  while (end - p >= 64) {
+    const a = oBitmap + (p >> 3);
+    full += <f64>(64 - <u32>popcnt<u64>(load<u64>(a)));
+    store<u64>(a, 0xffffffffffffffff);
+    p += 64;
+  }
+  while (end - p >= 8) {
+    const a = oBitmap + (p >> 3);
+    full += <f64>(8 - popcnt<u32>(load<u8>(a)));
     store<u8>(a, 0xff);
     p += 8;
   }

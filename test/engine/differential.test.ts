@@ -292,3 +292,21 @@ test("a guest of nearly 2^32 pages: a jump across it is a far jump, not a small 
     r.dispose();
   }
 });
+
+test("markPresentRange over long ranges (the core sets 64 pages a word) agrees page by page, counts included", () => {
+  fc.assert(fc.property(fc.integer({ min: 1, max: 5000 }), fc.array(fc.tuple(fc.nat(), fc.nat(1500)), { minLength: 1, maxLength: 12 }), fc.array(fc.nat(), { maxLength: 300 }), (pageCount, ranges, singles) => {
+    const opts: FullPredictorOptions = { pageCount, maxContexts: 64 };
+    const w = createPredictor(opts);
+    const r = createReferencePredictor(opts);
+    for (const s of singles) { w.markPresent(s % pageCount); r.markPresent(s % pageCount); } // bits already set inside the words
+    for (const [a, n] of ranges) {
+      const start = a % (pageCount + 1), count = Math.min(n, pageCount - start);
+      w.markPresentRange(start, count);
+      r.markPresentRange(start, count);
+      assert.equal(w.stats().presentPages, r.stats().presentPages, `after range ${start}+${count} of ${pageCount}`);
+    }
+    for (let p = 0; p < pageCount; p++) assert.equal(w.isPresent(p), r.isPresent(p), `page ${p}`);
+    w.dispose();
+    r.dispose();
+  }), { numRuns: 60, seed: 20261206 });
+});
