@@ -65,15 +65,19 @@ export function checkImageHeader(image: Uint8Array, o: ResolvedOptions): void {
   const magic = image.length >= CORE_HEADER + 4 ? got.getUint32(CORE_HEADER, true) : 0;
   const want = magicInUse();
   if (magic !== want) throw new RangeError(`bytes holds a memory image without the engine's header: magic 0x${magic.toString(16)} != 0x${want.toString(16)}`);
+  // The configuration before the length: a field that differs from the options (which also changes
+  // the length) is named, rather than only the lengths.
   const need = layoutBytes(o.order, o.streams, o.maxContexts, o.pageCount, o.filter);
+  if (image.length >= HEADER_END) {
+    const config = configFor(o);
+    CONFIG_FIELDS.forEach(([off, name], i) => {
+      const g = got.getUint32(CORE_HEADER + off, true);
+      if (g !== config[i]) throw new RangeError(`bytes holds a core whose ${name} is ${shown(name, g)}, but its options say ${shown(name, config[i])}`);
+    });
+    const gt = got.getFloat64(CORE_HEADER + THRESHOLD, true);
+    if (!Object.is(gt, o.threshold)) throw new RangeError(`bytes holds a core whose threshold is ${gt}, but its options say ${o.threshold}`);
+  }
   if (image.length !== need) throw new RangeError(`bytes holds a memory image of ${image.length} bytes; its options need ${need}`);
-  const config = configFor(o);
-  CONFIG_FIELDS.forEach(([off, name], i) => {
-    const g = got.getUint32(CORE_HEADER + off, true);
-    if (g !== config[i]) throw new RangeError(`bytes holds a core whose ${name} is ${shown(name, g)}, but its options say ${shown(name, config[i])}`);
-  });
-  const gt = got.getFloat64(CORE_HEADER + THRESHOLD, true);
-  if (!Object.is(gt, o.threshold)) throw new RangeError(`bytes holds a core whose threshold is ${gt}, but its options say ${o.threshold}`);
   const { code, detail } = checkHeaderBytes(image.subarray(0, HEADER_END));
   if (code !== 0) throw corrupt(code, detail);
 }

@@ -399,6 +399,10 @@ export function createPredictor(options: FullPredictorOptions): WasmPredictor {
  */
 export function restorePredictor(bytes: Uint8Array): WasmPredictor {
   const { options, memory, pending } = decodeSnapshot(bytes);
+  // A snapshot stores the resolved options: maxContexts, never the memoryBytes budget it came from.
+  if (options !== null && typeof options === "object" && "memoryBytes" in options) {
+    throw new RangeError("bytes holds invalid options: memoryBytes (a snapshot stores the arena size, maxContexts, not a budget)");
+  }
   let o: ResolvedOptions;
   try {
     o = resolveOptions(options as FullPredictorOptions);
