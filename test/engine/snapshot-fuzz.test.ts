@@ -199,7 +199,7 @@ test("restore: the envelope's options must agree with the core header (each fiel
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ depth: 9 }, /bytes holds a core whose depth is 8, but its options say 9/],
     [{ order: 2 }, /bytes holds a core whose order is 3, but its options say 2/], // named, though the layout changes size too
-    [{ streams: 2 }, /bytes holds a core whose streams is 3, but its options say 2/],
+    [{ filter: 32 }, /bytes holds a core whose filter is 64, but its options say 32/],
     [{ memoryBytes: 1 << 24 }, /bytes holds invalid options: memoryBytes \(a snapshot stores the arena size/],
     [{ lookahead: 9 }, /core whose lookahead is 8, but its options say 9/],
     [{ threshold: 0.001 }, /core whose threshold is 0.0001, but its options say 0.001/],
