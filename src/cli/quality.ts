@@ -13,10 +13,13 @@ import { fileURLToPath } from "node:url";
 import { qualityTable, formatQualityTable, type QualityRow } from "../quality/table.js";
 import { isLayoutName, type LayoutName } from "../trace/layout.js";
 import { UsageError, choiceOption, intOption, numberOption, optionalValue } from "./args.js";
-import { resolveOptions, type FullPredictorOptions } from "../engine/options.js";
+import type { FullPredictorOptions } from "../engine/options.js";
+import { resolveSized } from "../engine/predictor.js";
 import { inFile } from "./errors.js";
 import { parseHistorySpec, formatHistorySpec, needsWrites, type HistorySpec } from "../history/sources.js";
-import { checkAccesses, checkInputFile, checkSpan, scanTraceFile } from "./input.js";
+import { stat } from "node:fs/promises";
+import { checkAccesses, checkInputFile, checkSpan, maxPageOf, readTraceFile, scanTraceFile } from "./input.js";
+import type { Trace } from "../trace/format.js";
 import { readAnyTraceChunks } from "../trace/read.js";
 
 export const BUNDLED_TRACES = ["sqlite.txt.gz", "xz.txt.gz"].map((f) => fileURLToPath(new URL(`../../traces/${f}`, import.meta.url)));
@@ -63,20 +66,33 @@ export async function run(given: string[]): Promise<number> {
     if (!positionals.length) await checkInputFile("the bundled trace", t, "give TRACE files");
     else await checkInputFile("trace", t, t === after ? "--feedback takes on or off, so this word was read as a trace" : undefined);
   }
-  // Every trace is checked (one streaming pass, nothing kept) before any replay runs: a malformed,
-  // truncated or empty trace, or one whose pages span more than a replay can hold, is
-  // refused up front and named.
+  // Every trace is checked before any replay runs: a malformed, truncated or empty trace, or one
+  // whose pages span more than a replay can hold, is refused up front and named. A file is checked
+  // in one streaming pass (nothing kept) and read again for its table; a pipe or FIFO (/dev/stdin,
+  // <(...)) can be read only once, so it is read whole here and kept.
+  const kept = new Map<string, Trace>();
   for (const t of traces) {
-    const s = await scanTraceFile(t);
-    checkAccesses(t, s.accesses);
-    checkSpan(t, s.maxPage, layouts as LayoutName[], undefined, false);
-    if (needsWrites(history.kind) && !(await recordsWrites(t))) throw new UsageError(`--history ${formatHistorySpec(history)} needs a trace that records writes (the r/w kind column); ${t} does not`);
+    const writesNeeded = needsWrites(history.kind);
+    let writes: boolean;
+    if ((await stat(t)).isFile()) {
+      const s = await scanTraceFile(t);
+      checkAccesses(t, s.accesses);
+      checkSpan(t, s.maxPage, layouts as LayoutName[], undefined, false);
+      writes = writesNeeded && await recordsWrites(t);
+    } else {
+      const tr = await readTraceFile(t);
+      checkAccesses(t, tr.pages.length);
+      checkSpan(t, maxPageOf(tr.pages), layouts as LayoutName[], undefined, false);
+      writes = tr.writes !== undefined;
+      kept.set(t, tr);
+    }
+    if (writesNeeded && !writes) throw new UsageError(`--history ${formatHistorySpec(history)} needs a trace that records writes (the r/w kind column); ${t} does not`);
   }
   const progress = process.stderr.isTTY ? (m: string) => process.stderr.write(`\r\x1b[K${m}`) : undefined;
   const opts = { layouts: layouts as LayoutName[], switchAt, depth, feedback, seed, engine, trainChunk, history, onProgress: progress };
   // one trace per call (the table treats traces independently), so an error names its file
   const rows: QualityRow[] = [];
-  for (const t of traces) rows.push(...await inFile(t, () => qualityTable([t], opts)));
+  for (const t of traces) rows.push(...await inFile(t, () => qualityTable([kept.get(t) ?? t], opts)));
   if (progress) process.stderr.write("\r\x1b[K");
   if (values.json) process.stdout.write(JSON.stringify({ depth, switchAt, feedback, seed, engine, trainChunk, history: formatHistorySpec(history), rows }, null, 2) + "\n");
   else process.stdout.write((history.kind === "full" ? "" : `history: ${formatHistorySpec(history)}\n\n`) + formatQualityTable(rows, depth));
@@ -101,7 +117,9 @@ function engineOptions(text: string | undefined): Partial<FullPredictorOptions> 
   if (o === null || typeof o !== "object" || Array.isArray(o)) throw new UsageError(`--engine takes a JSON object of engine options, got ${JSON.stringify(text)}`);
   for (const k of ["pageCount", "depth", "streams"]) if (k in o) throw new UsageError(`--engine: ${k} is set by the replay (use --depth for depth)`);
   try {
-    resolveOptions({ pageCount: 1, ...(o as Partial<FullPredictorOptions>) });
+    // (a memoryBytes budget is sized here for a 1-page guest; a replay's guest needs its bitmap too,
+    // and a budget too small for it is refused by that replay, naming the trace)
+    resolveSized({ pageCount: 1, ...(o as Partial<FullPredictorOptions>) });
   } catch (e) {
     throw new UsageError(`--engine: ${(e as Error).message}`);
   }

@@ -381,7 +381,7 @@ function popcount8(b: number): number {
 }
 
 /** Check and complete options, sizing the arena from memoryBytes when that is given. */
-function resolveSized(options: FullPredictorOptions): ResolvedOptions {
+export function resolveSized(options: FullPredictorOptions): ResolvedOptions {
   // The linear memory is whole 64 KiB Wasm pages: a budget covers the layout rounded up to them.
   return resolveOptions(options, (cap) =>
     Math.ceil(layoutBytes(options.order ?? DEFAULTS.order, options.streams ?? DEFAULTS.streams, cap, options.pageCount, options.filter ?? DEFAULTS.filter) / 65536) * 65536);

@@ -42,12 +42,13 @@ export interface QualityOptions {
   onProgress?: (msg: string) => void;
 }
 
-export async function qualityTable(paths: string[], opts: QualityOptions = {}): Promise<QualityRow[]> {
+/** The table for traces given as paths (each read once) or already read. */
+export async function qualityTable(paths: (string | Trace)[], opts: QualityOptions = {}): Promise<QualityRow[]> {
   const layouts = opts.layouts ?? ["virtual", "4k"];
   const depth = opts.depth ?? 8;
   const rows: QualityRow[] = [];
   for (const path of paths) {
-    const trace = await readTrace(path);
+    const trace = typeof path === "string" ? await readTrace(path) : path;
     for (const layout of layouts) {
       const placed = placePages(trace.pages, { layout, seed: opts.seed ?? 1 });
       const ctx = { pageCount: placed.pageCount, depth };

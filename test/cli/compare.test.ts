@@ -1,6 +1,6 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { promisify } from "node:util";
 import { mkdtempSync, readFileSync, existsSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -71,6 +71,24 @@ test("quality --engine replaces engine defaults and --seed the placement, as the
   assert.ok(delta.rows[0].results.ppm.faults > hybrid.rows[0].results.ppm.faults, `${delta.rows[0].results.ppm.faults} vs ${hybrid.rows[0].results.ppm.faults}`);
   const { stderr } = await cli(["quality", "--engine", '{"rehearse":1}']).catch((e) => e);
   assert.match(stderr, /--engine: options\.rehearse must be a boolean, got 1/);
+});
+
+test("quality reads a trace from a pipe (read once) as from its file; --engine takes a memoryBytes budget", async () => {
+  const trace = join(ROOT, "test/fixtures/sqlite-300k.txt.gz");
+  // a shell pipe (a real pipe: Node's own stdio pipes are sockets, which /dev/stdin cannot open)
+  const piped = spawnSync("sh", ["-c", `cat "$1" | "$2" --import tsx src/cli/main.ts quality /dev/stdin --layouts virtual --json`, "sh", trace, process.execPath],
+    { cwd: ROOT, maxBuffer: 1 << 24 });
+  assert.equal(piped.status, 0, piped.stderr.toString());
+  const fromPipe = JSON.parse(piped.stdout.toString());
+  const fromFile = JSON.parse((await cli(["quality", trace, "--layouts", "virtual", "--json"])).stdout);
+  assert.ok(fromFile.rows[0].demandFaults > 0);
+  assert.deepEqual(fromPipe.rows[0].results, fromFile.rows[0].results);
+  assert.equal(fromPipe.rows[0].demandFaults, fromFile.rows[0].demandFaults);
+  const budget = JSON.parse((await cli(["quality", trace, "--layouts", "virtual", "--json", "--engine", '{"memoryBytes":8388608}'])).stdout);
+  assert.ok(budget.rows[0].results.ppm.faults > 0);
+  const { stderr, code } = await cli(["quality", trace, "--engine", '{"memoryBytes":65536}']).catch((e) => e);
+  assert.equal(code, 2);
+  assert.match(stderr, /--engine: options\.memoryBytes 65536 is too small/);
 });
 
 test("quality --train-chunk feeds the history in pieces and gets the one-call figures (train calls add up)", async () => {
