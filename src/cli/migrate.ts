@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { UsageError, choiceOption, intOption, numberOption } from "./args.js";
 import { RuntimeFailure } from "./errors.js";
 import { lookup } from "node:dns/promises";
-import { checkAccesses, checkInputFile, noSuchFile } from "./input.js";
+import { checkAccesses, checkInputFile, readTraceFile } from "./input.js";
 import { ReconnectError, runMigration, TraceMismatchError, type MigrationResult } from "../transport/destination.js";
 import { LAYOUTS, type LayoutName } from "../trace/layout.js";
 
@@ -75,13 +75,8 @@ export async function run(args: string[]): Promise<number> {
   const link = { delayUs: numberOption("delay-us", v["delay-us"], 0, 0, 1e7), rateGbps: numberOption("rate-gbps", v["rate-gbps"], 0, 0, 1e4) };
 
   await checkInputFile("--trace", v.trace);
-  const { readTrace } = await import("../trace/read.js");
-  let trace: Awaited<ReturnType<typeof readTrace>>;
-  try { trace = await readTrace(v.trace, limit ? { limit } : {}); } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === "ENOENT") throw noSuchFile("--trace", v.trace);
-    throw new UsageError(`--trace ${v.trace}: ${err.message}${err.code ? ` (${err.code})` : ""}`);
-  }
+  // as every command reads a trace: a malformed one is bad input (exit 2), an unreadable file (permissions) exit 1, named either way
+  const trace = await readTraceFile(v.trace, limit ? { limit } : {});
   checkAccesses(`--trace ${v.trace}`, trace.length);
   // the destination replays the accesses from floor(length * switchAt) on (src/transport/destination.ts)
   const replayed = trace.length - Math.min(trace.length, Math.floor(trace.length * switchAt));

@@ -20,7 +20,7 @@ import { MAX_IMAGE_BYTES, openImageFile, parseSize, writeImageFile, type PageIma
 import { shareHistory, startRemoteStrategy, type StrategySpec, type TrainingHistory } from "../transport/remote-strategy.js";
 import type { Alphabet, EscapeMethod, PredictorOptions } from "../engine/types.js";
 import { LAYOUTS, placePages, type LayoutName } from "../trace/layout.js";
-import { checkAccesses, checkInputFile, checkOutputDir, noSuchFile } from "./input.js";
+import { checkAccesses, checkInputFile, checkOutputDir, readTraceFile } from "./input.js";
 
 const USAGE = `usage: ppm-prefetch serve --image FILE [options]
 
@@ -207,13 +207,8 @@ export async function run(args: string[]): Promise<number> {
     let history: TrainingHistory | null = null;
     if (v.history && source.kind !== "none") {
       const path = v.history;
-      const { readTrace } = await import("../trace/read.js");
-      let t: Awaited<ReturnType<typeof readTrace>>;
-      try { t = await readTrace(path, limit ? { limit } : {}); } catch (e) {
-        const err = e as NodeJS.ErrnoException;
-        if (err.code === "ENOENT") throw noSuchFile("--history", path);
-        throw new UsageError(`--history ${path}: ${err.message}${err.code ? ` (${err.code})` : ""}`);
-      }
+      // as every command reads a trace: a malformed one is bad input (exit 2), an unreadable file (permissions) exit 1, named either way
+      const t = await readTraceFile(path, limit ? { limit } : {});
       checkAccesses(`--history ${path}`, t.length);
       let placed: ReturnType<typeof placePages>;
       try { placed = placePages(t.pages, { layout, vmPages: pageCount, seed: layoutSeed }); } catch (e) {

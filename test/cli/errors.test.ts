@@ -86,6 +86,19 @@ const CASES: Record<string, Case> = {
   "serve --history: truncated .gz": {
     args: () => ["serve", ...image(), "--port", "0", "--history", f("trunc.txt.gz")], code: 2, match: /trunc\.txt\.gz: .*(truncated|unexpected end of file)/,
   },
+  "migrate: malformed trace (named with its line, as compare names it)": {
+    args: () => ["migrate", "--connect", `127.0.0.1:${closedPort}`, "--trace", f("bad.txt")], code: 2, match: /bad\.txt:3: .*"foo"/,
+  },
+  "serve --history: malformed trace": {
+    args: () => ["serve", ...image(), "--port", "0", "--history", f("bad.txt")], code: 2, match: /bad\.txt:3: .*"foo"/,
+  },
+  // A file that cannot be read (here an I/O error, which root meets too, unlike EACCES): exit 1, as compare's
+  "migrate: an unreadable trace is not bad input": {
+    args: () => ["migrate", "--connect", `127.0.0.1:${closedPort}`, "--trace", "/proc/self/mem"], code: 1, match: /cannot read \/proc\/self\/mem: i\/o error \(EIO\)/,
+  },
+  "serve --history: an unreadable trace is not bad input": {
+    args: () => ["serve", ...image(), "--port", "0", "--history", "/proc/self/mem"], code: 1, match: /cannot read \/proc\/self\/mem: i\/o error \(EIO\)/,
+  },
   "migrate: connection refused": {
     args: () => ["migrate", "--connect", `127.0.0.1:${closedPort}`, "--trace", f("ok.txt")], code: 1, match: () => new RegExp(`127\\.0\\.0\\.1:${closedPort}.*ECONNREFUSED`),
   },
