@@ -21,6 +21,7 @@ import { shareHistory, startRemoteStrategy, type StrategySpec, type TrainingHist
 import type { Alphabet, EscapeMethod, PredictorOptions } from "../engine/types.js";
 import { LAYOUTS, placePages, type LayoutName } from "../trace/layout.js";
 import { checkAccesses, checkInputFile, checkOutputDir, readTraceFile } from "./input.js";
+import { nameFile } from "./errors.js";
 
 const USAGE = `usage: ppm-prefetch serve --image FILE [options]
 
@@ -234,7 +235,8 @@ export async function run(args: string[]): Promise<number> {
       // the address, before an image is generated for a server that cannot listen (with an image
       // already there, the server's own listen reports the same errors)
       await probeListen(v.host ?? "127.0.0.1", port, v.host);
-      await writeImageFile(v.image, generateBytes, imageSeed);
+      // a failure names the image the user gave, not the temporary file beside it
+      try { await writeImageFile(v.image, generateBytes, imageSeed); } catch (e) { throw nameFile(e, v.image, true); }
       image = await openImage(v.image);
     }
     const log = (s: string) => { if (!v.quiet) process.stderr.write(`serve: ${s}\n`); };

@@ -25,3 +25,13 @@ test("convert: a write refused part way (file-size limit: EFBIG, as ENOSPC) name
   assert.equal(readFileSync(out, "utf8"), "old\n");
   assert.deepEqual(readdirSync(dir), ["out.txt"]);
 });
+
+test("serve --generate: a write refused part way names the --image file (not its temporary file) and leaves nothing behind", () => {
+  const dir = mkdtempSync(join(tmpdir(), "ppm-write-"));
+  const img = join(dir, "new.img");
+  const r = spawnSync("bash", ["-c", `ulimit -f 64; trap '' XFSZ; exec "${process.execPath}" --import tsx "${MAIN}" serve --image "${img}" --generate 1M --port 0`], { cwd: ROOT, encoding: "utf8" });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`cannot write ${img.replace(/[.]/g, "\\.")}: .*EFBIG`));
+  assert.doesNotMatch(r.stderr, /\.tmp/, "the temporary file is not what the user named");
+  assert.deepEqual(readdirSync(dir), []);
+});
