@@ -61,6 +61,8 @@ export class TraceFormatError extends Error {
 }
 
 const CHUNK = 1 << 16;
+/** The longest line the text format takes (a data line is under 40 bytes; comments may be long). */
+export const MAX_LINE = 1 << 20;
 
 /**
  * Incremental byte parser for the text format. Feed it buffers with `push`, call `end` once; every
@@ -73,7 +75,8 @@ export class TextTraceParser {
   private streams = new Uint16Array(CHUNK);
   private writes = new Uint8Array(CHUNK);
   private n = 0;
-  private carry: Uint8Array = new Uint8Array(0);
+  private carry: Uint8Array = new Uint8Array(0); // the unfinished last line: carry[0..carryLen)
+  private carryLen = 0;
   private lineNo = 0;
   /** Whether the data lines carry the kind column: undecided until the first data line. */
   private kinds: boolean | undefined = undefined;
@@ -82,11 +85,18 @@ export class TextTraceParser {
 
   push(buf: Uint8Array): void {
     let start = 0;
-    if (this.carry.length > 0) {
+    if (this.carryLen > 0) {
       const nl = buf.indexOf(10);
-      if (nl < 0) { this.carry = concat(this.carry, buf); return; }
-      const line = concat(this.carry, buf.subarray(0, nl));
+      if (nl < 0) {
+        // A line split over many buffers grows by doubling (not a copy per buffer), up to MAX_LINE:
+        // a file without newlines (/dev/zero, a binary blob) is refused, not buffered whole.
+        this.extendCarry(buf);
+        return;
+      }
+      this.extendCarry(buf.subarray(0, nl));
+      const line = this.carry.subarray(0, this.carryLen);
       this.carry = new Uint8Array(0);
+      this.carryLen = 0;
       this.parseLine(line, 0, line.length);
       start = nl + 1;
     }
@@ -96,11 +106,32 @@ export class TextTraceParser {
       this.parseLine(buf, start, nl);
       start = nl + 1;
     }
-    if (start < buf.length) this.carry = buf.slice(start);
+    if (start < buf.length) {
+      this.carry = buf.slice(start);
+      this.carryLen = this.carry.length;
+      if (this.carryLen > MAX_LINE) this.tooLong();
+    }
+  }
+
+  private extendCarry(more: Uint8Array): void {
+    const need = this.carryLen + more.length;
+    if (need > MAX_LINE) this.tooLong();
+    if (need > this.carry.length) {
+      const grown = new Uint8Array(Math.min(MAX_LINE, Math.max(need, 2 * this.carry.length)));
+      grown.set(this.carry.subarray(0, this.carryLen));
+      this.carry = grown;
+    }
+    this.carry.set(more, this.carryLen);
+    this.carryLen = need;
+  }
+
+  private tooLong(): never {
+    const head = this.carry.subarray(0, Math.min(this.carryLen, 80));
+    throw new TraceFormatError(this.file, this.lineNo + 1, Buffer.from(head).toString("latin1"), `line longer than ${MAX_LINE} bytes (no newline)`);
   }
 
   end(): void {
-    if (this.carry.length > 0) { const c = this.carry; this.carry = new Uint8Array(0); this.parseLine(c, 0, c.length); }
+    if (this.carryLen > 0) { const c = this.carry.subarray(0, this.carryLen); this.carry = new Uint8Array(0); this.carryLen = 0; this.parseLine(c, 0, c.length); }
     this.flush();
   }
 

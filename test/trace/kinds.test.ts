@@ -9,7 +9,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gunzipSync, gzipSync } from "node:zlib";
 import {
-  TextTraceParser, TraceBuilder, TraceFormatError, formatTraceLines, parseTraceText, readTextTrace, type TraceChunk,
+  TextTraceParser, TraceBuilder, TraceFormatError, MAX_LINE, formatTraceLines, parseTraceText, readTextTrace, type TraceChunk,
 } from "../../src/trace/format.js";
 import { BinaryTraceEncoder, BinaryTraceError, decodeBinaryTrace, encodeBinaryTrace, writeBinaryTrace } from "../../src/trace/binary.js";
 import { readTrace } from "../../src/trace/read.js";
@@ -97,6 +97,25 @@ test("text: the parser is incremental with kinds (a mixed file is caught across 
   const big = randomTrace(70_000, 5, true);
   const text = formatTraceLines(big) + "1 2\n";
   assert.throws(() => parseTraceText(text, "big"), (e: unknown) => e instanceof TraceFormatError && e.line === 70_001);
+});
+
+test("text: a line is at most MAX_LINE bytes: a long comment split over many buffers parses, a file without newlines is refused early", () => {
+  // a 300 KB comment line, then data, fed in 1000-byte buffers: the comment grows across 300 of them
+  const text = "# " + "c".repeat(300_000) + "\n5\n6 1\n";
+  const bytes = Buffer.from(text);
+  const b = new TraceBuilder();
+  const p = new TextTraceParser("x", (c) => b.add(c));
+  for (let o = 0; o < bytes.length; o += 1000) p.push(bytes.subarray(o, o + 1000));
+  p.end();
+  assert.deepEqual(Array.from(b.build("x").pages), [5, 6]);
+  // no newline at all: refused once past MAX_LINE, naming line 2 (after one good line), not after reading everything
+  const q = new TextTraceParser("zeros", () => {});
+  q.push(Buffer.from("7\n"));
+  const block = new Uint8Array(65536);
+  let fed = 0;
+  assert.throws(() => { for (;;) { q.push(block); fed += block.length; } },
+    (e: unknown) => e instanceof TraceFormatError && e.line === 2 && /line longer than 1048576 bytes/.test(e.message));
+  assert.ok(fed <= MAX_LINE, `refused after ${fed} bytes`);
 });
 
 test("TraceBuilder keeps writes through limits and growth, and refuses chunks that disagree", () => {
