@@ -93,6 +93,12 @@ export function formatTable(c: Comparison): string {
   return [line(head), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(line)].join("\n") + "\n";
 }
 
+/** A stall in ms for the summary and the verdict: three significant digits (one decimal from 10 ms on), so sub-ms stalls keep their differences. */
+export function stallMs(seconds: number): string {
+  const x = ms(seconds);
+  return x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3);
+}
+
 /**
  * All runs at a glance: strategies as rows, one column pair per (layout, bandwidth): faults as % of
  * demand paging and total stall in ms.
@@ -103,7 +109,7 @@ export function formatSummary(comps: (Comparison & { bandwidthGbps?: number })[]
   const head = ["strategy", ...comps.flatMap((c) => { const tag = multiBw ? `${c.layout}@${c.bandwidthGbps}` : c.layout; return [`${tag} faults`, `${tag} stall ms`]; })];
   const rows = names.map((n) => [n, ...comps.flatMap((c) => {
     const r = c.results.find((x) => x.strategy === n);
-    return r ? [pct(r.faults / Math.max(1, r.demandFaults)), ms(r.stallS).toFixed(1)] : ["-", "-"];
+    return r ? [pct(r.faults / Math.max(1, r.demandFaults)), stallMs(r.stallS)] : ["-", "-"];
   })]);
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((x, i) => (i === 0 ? x.padEnd(w[i]) : x.padStart(w[i]))).join("  ");
@@ -129,10 +135,15 @@ export function formatVerdict(comps: (Comparison & { bandwidthGbps?: number })[]
     if (!ppm || rs.length === 0) continue;
     const bestF = rs.reduce((a, r) => (r.faults < a.faults ? r : a));
     const bestS = rs.reduce((a, r) => (r.stallS < a.stallS ? r : a));
-    const rel = (x: number, y: number) => (y > 0 ? `${x > y ? "+" : ""}${((100 * (x - y)) / y).toFixed(1)}%` : "-");
+    // the sign from the comparison itself (never "-0.0%"), and a second decimal for differences under 0.1%
+    const rel = (x: number, y: number) => {
+      if (!(y > 0)) return "-";
+      const v = Math.abs((100 * (x - y)) / y);
+      return `${x > y ? "+" : x < y ? "-" : ""}${v.toFixed(v < 0.1 ? 2 : 1)}%`;
+    };
     const behind = ppm.faults > bestF.faults || ppm.stallS > bestS.stallS;
     lines.push(`  ${multiBw ? `${c.layout}@${c.bandwidthGbps}` : c.layout}: faults ${ppm.faults} vs ${bestF.faults} (${bestF.strategy}) ${rel(ppm.faults, bestF.faults)}; ` +
-      `stall ${ms(ppm.stallS).toFixed(1)} vs ${ms(bestS.stallS).toFixed(1)} ms (${bestS.strategy}) ${rel(ppm.stallS, bestS.stallS)}` +
+      `stall ${stallMs(ppm.stallS)} vs ${stallMs(bestS.stallS)} ms (${bestS.strategy}) ${rel(ppm.stallS, bestS.stallS)}` +
       (behind ? "  <- ppm behind" : ""));
   }
   if (lines.length === 0) return "";

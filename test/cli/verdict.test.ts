@@ -38,3 +38,13 @@ test("a bandwidth sweep tags each verdict line with its bandwidth, as the summar
   // one bandwidth: the layout alone
   assert.match(formatVerdict([at(10, 0.025)]), /\n  virtual: faults/);
 });
+
+test("sub-millisecond stalls keep their difference in the verdict, and a tiny difference is never '-0.0%'", () => {
+  const out = formatVerdict([comp("virtual", "qemu", [["qemu", 10, 0.00037], ["leap", 9, 0.00041], ["ppm", 8, 0.00035]])]);
+  assert.match(out, /stall 0\.350 vs 0\.370 ms \(qemu\) -5\.4%/);
+  const tie = formatVerdict([comp("virtual", "qemu", [["qemu", 10, 0.0034], ["ppm", 10, 0.0034]])]);
+  assert.match(tie, /faults 10 vs 10 \(qemu\) 0\.00%; stall 3\.40 vs 3\.40 ms \(qemu\) 0\.00%$/m);
+  const close = formatVerdict([comp("virtual", "qemu", [["qemu", 100000, 0.0340], ["ppm", 99990, 0.034014]])]);
+  assert.match(close, /faults 99990 vs 100000 \(qemu\) -0\.01%; stall 34\.0 vs 34\.0 ms \(qemu\) \+0\.04%  <- ppm behind$/m);
+  assert.doesNotMatch(close + tie, /-0\.0%/);
+});
