@@ -33,16 +33,17 @@ export async function run(given: string[]): Promise<number> {
     options: {
       layouts: { type: "string" }, "switch-at": { type: "string" }, depth: { type: "string" },
       feedback: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
-      seed: { type: "string" }, engine: { type: "string" }, "train-chunk": { type: "string" }, history: { type: "string" },
+      seed: { type: "string" }, engine: { type: "string" }, "train-chunk": { type: "string" }, history: { type: "string" }, ips: { type: "string" },
     },
   });
   if (values.help) {
-    process.stdout.write("usage: ppm-prefetch quality [TRACE...] [--layouts L,...] [--switch-at 0.3] [--depth 8] [--feedback on|off] [--seed 1] [--engine JSON] [--train-chunk N] [--history SRC] [--json]\n" +
+    process.stdout.write("usage: ppm-prefetch quality [TRACE...] [--layouts L,...] [--switch-at 0.3] [--depth 8] [--feedback on|off] [--seed 1] [--engine JSON] [--train-chunk N] [--history SRC] [--ips N] [--json]\n" +
       "  TRACE...        default: the bundled sqlite and xz traces (2 of the 11 in traces/)\n" +
       "  --layouts L,... any of virtual, 2m, 4k (default virtual,4k)\n" +
       "  --feedback on|off  piggybacked feedback of touched prefetched pages (default off; a bare --feedback is on)\n" +
       "  --history SRC   what every strategy trains on: full (default), first-touch:T, sets:T, writes:T, write-sets:T\n" +
-      "                  (T guest instructions, e.g. 1e7, at 1e9 instructions/s), earlier, none; see the README\n");
+      "                  (T guest instructions, e.g. 1e7, or a time, e.g. 10ms, at --ips), earlier, none; see the README\n" +
+      "  --ips N         guest instructions per second (default 1e9)\n");
     return 0;
   }
   const layouts = (values.layouts ?? "virtual,4k").split(",");
@@ -55,9 +56,11 @@ export async function run(given: string[]): Promise<number> {
   const engine = engineOptions(values.engine);
   const trainChunk = intOption("train-chunk", values["train-chunk"], 0, 0, 0xffffffff);
   const feedback = choiceOption("feedback", values.feedback, "off", ["on", "off"] as const) === "on";
+  // guest instructions per second: what a --history interval given as a time (10ms) means, as in compare
+  const ips = numberOption("ips", values.ips, 1e9, 1e3, 1e13);
   let history: HistorySpec;
   try {
-    history = parseHistorySpec(values.history ?? "full");
+    history = parseHistorySpec(values.history ?? "full", ips);
   } catch (e) {
     throw new UsageError(`--history: ${(e as Error).message}`);
   }

@@ -91,6 +91,15 @@ test("quality reads a trace from a pipe (read once) as from its file; --engine t
   assert.match(stderr, /--engine: options\.memoryBytes 65536 is too small/);
 });
 
+test("quality --ips gives a --history interval given as a time its instructions, as compare does", async () => {
+  const trace = join(ROOT, "test/fixtures/sqlite-300k.txt.gz");
+  const q = async (extra: string[]) => JSON.parse((await cli(["quality", trace, "--layouts", "4k", "--json", ...extra])).stdout);
+  const timed = await q(["--history", "first-touch:10ms", "--ips", "1e6"]);
+  const counted = await q(["--history", "first-touch:1e4"]);
+  assert.equal(timed.history, "first-touch:1e4");
+  assert.deepEqual(timed.rows, counted.rows);
+});
+
 test("quality --train-chunk feeds the history in pieces and gets the one-call figures (train calls add up)", async () => {
   const trace = join(ROOT, "test/fixtures/sqlite-300k.txt.gz");
   const quality = async (extra: string[]) => JSON.parse((await cli(["quality", trace, "--layouts", "4k", "--json", ...extra])).stdout);
