@@ -61,8 +61,11 @@ export function joinNegativeValues(args: string[]): string[] {
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...given] = argv;
   const rest = joinNegativeValues(given);
+  // `help COMMAND` is that command's --help
+  if (cmd === "help" && given.length > 0 && COMMANDS[given[0]]) return main([given[0], "--help"]);
   if (cmd === undefined || cmd === "--help" || cmd === "-h" || cmd === "help") {
-    process.stdout.write(usage());
+    // asked for: stdout, exit 0; no command at all is a usage error: stderr, exit 2
+    (cmd === undefined ? process.stderr : process.stdout).write(usage());
     return cmd === undefined ? 2 : 0;
   }
   if (cmd === "--version" || cmd === "-V") {

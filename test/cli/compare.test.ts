@@ -100,6 +100,15 @@ test("quality --ips gives a --history interval given as a time its instructions,
   assert.deepEqual(timed.rows, counted.rows);
 });
 
+test("no command: the usage on stderr, exit 2; `help COMMAND` is that command's --help", async () => {
+  const none = await cli([]).catch((e) => e);
+  assert.equal(none.code, 2);
+  assert.equal(none.stdout, "");
+  assert.match(none.stderr, /^usage: ppm-prefetch COMMAND/);
+  const help = await cli(["help", "quality"]);
+  assert.match(help.stdout, /^usage: ppm-prefetch quality \[TRACE\.\.\.\]/);
+});
+
 test("quality --train-chunk feeds the history in pieces and gets the one-call figures (train calls add up)", async () => {
   const trace = join(ROOT, "test/fixtures/sqlite-300k.txt.gz");
   const quality = async (extra: string[]) => JSON.parse((await cli(["quality", trace, "--layouts", "4k", "--json", ...extra])).stdout);
