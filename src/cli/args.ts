@@ -6,11 +6,14 @@ import { UsageError } from "./errors.js";
 
 export { UsageError };
 
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
 function rangedOption(kind: "an integer" | "a number", name: string, raw: string | undefined, def: number, min: number, max: number): number {
   if (raw === undefined) return def;
   const v = Number(raw);
   const ok = kind === "an integer" ? Number.isInteger(v) : Number.isFinite(v);
-  if (raw.trim() === "" || !ok || v < min || v > max) {
+  // decimal only (Number() would also take 0x10, 0b101, 0o10 and surrounding spaces)
+  if (!DECIMAL.test(raw) || !ok || v < min || v > max) {
     throw new UsageError(`--${name} must be ${kind} in ${min}..${max}, got ${JSON.stringify(raw)}`);
   }
   return v;

@@ -46,6 +46,10 @@ test("bad options exit with code 2 and a clear message", async () => {
     ["quality", "--engine", '{"filter":-1}'],
     ["quality", "--engine", '{"depth":3}'],
     ["quality", "--seed", "x"],
+    ["compare", "--depth", "0x10"], // decimal only: Number() would read these as 16, 5, 8 and 5
+    ["compare", "--depth", "0b101"],
+    ["quality", "--seed", "0o10"],
+    ["compare", "--depth", " 5"],
     ["quality", "--train-chunk", "-1"],
     ["compare", "--adaptive", "--depth", "200"], // adaptive doubles it past the engine's 256
   ];
