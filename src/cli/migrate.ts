@@ -66,7 +66,7 @@ export async function run(args: string[]): Promise<number> {
   const switchAt = numberOption("switch-at", v["switch-at"], 0.3, 0, 1);
   const layout = choiceOption<LayoutName>("layout", v.layout, "virtual", LAYOUTS);
   const seed = intOption("layout-seed", v["layout-seed"], 1, 0, 0xffffffff);
-  const limit = intOption("limit", v.limit, 0, 0, 0xffffffff);
+  const limit = v.limit === undefined ? 0 : intOption("limit", v.limit, 0, 1, 0xffffffff); // as compare: at most N (>= 1); absent, the whole trace
   const ips = numberOption("ips", v.ips, 1e9, 0, 1e13);
   const timeoutMs = intOption("timeout-ms", v["timeout-ms"], 0, 0, 1e9);
   const reconnectTimeoutMs = numberOption("reconnect-timeout", v["reconnect-timeout"], 30, 0, 86400) * 1000;

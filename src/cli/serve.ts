@@ -101,7 +101,7 @@ export async function run(args: string[]): Promise<number> {
   const switchAt = numberOption("switch-at", v["switch-at"], 0.3, 0, 1);
   const layout = choiceOption<LayoutName>("layout", v.layout, "virtual", LAYOUTS);
   const layoutSeed = intOption("layout-seed", v["layout-seed"], 1, 0, 0xffffffff);
-  const limit = intOption("limit", v.limit, 0, 0, 0xffffffff);
+  const limit = v.limit === undefined ? 0 : intOption("limit", v.limit, 0, 1, 0xffffffff); // as compare: at most N (>= 1); absent, the whole trace
   const depth = intOption("depth", v.depth, 8, 0, 256);
   const pushWindow = intOption("push-window", v["push-window"], 32, 1, 1 << 20);
   const maxSessions = intOption("max-sessions", v["max-sessions"], 16, 1, 4096);

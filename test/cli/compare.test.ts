@@ -50,6 +50,7 @@ test("bad options exit with code 2 and a clear message", async () => {
     ["compare", "--depth", "0b101"],
     ["quality", "--seed", "0o10"],
     ["compare", "--depth", " 5"],
+    ["migrate", "--connect", "127.0.0.1:1", "--trace", "traces/sqlite.txt.gz", "--limit", "0"], // at most 0 accesses is no trace, as in compare
     ["quality", "--train-chunk", "-1"],
     ["compare", "--adaptive", "--depth", "200"], // adaptive doubles it past the engine's 256
   ];
