@@ -52,7 +52,7 @@ export interface PredictorStats {
   contexts: number;
   /** Arena capacity in entries. */
   capacity: number;
-  /** Bytes of linear memory the engine holds. */
+  /** Bytes of linear memory the engine holds (the Wasm predictor also keeps pageCount / 8 bytes of JavaScript memory: which pages a prediction sent, for unsend). */
   memoryBytes: number;
   /** Times the arena was full and counts were halved and dead entries dropped. */
   prunes: number;

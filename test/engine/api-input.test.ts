@@ -180,7 +180,7 @@ test("train refuses a Proxy posing as a Uint32Array unless it is an array; a bad
 test("train uses what it checked: a Uint32Array subclass overriding subarray() or length trains its real elements", () => {
   // The pages are read through a plain view of the array's memory: the overrides never run.
   class Sneaky extends Uint32Array {
-    override subarray(a?: number, b?: number): Uint32Array { const r = new Uint32Array(super.subarray(a, b)); r.fill(5000); return r as never; }
+    override subarray(a?: number, b?: number): Uint32Array<ArrayBuffer> { const r = new Uint32Array(super.subarray(a, b)); r.fill(5000); return r; }
     override get length(): number { return 2; }
   }
   const pages = [1, 2, 3, 4, 5, 6, 7, 8];
