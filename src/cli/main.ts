@@ -42,7 +42,7 @@ export function packageVersion(): string {
 }
 
 /**
- * `--depth -1` as `--depth=-1`: node:util parseArgs refuses an option value that starts with a dash
+ * `--depth -1` as `--depth=-1` (and record's `-n -5` as `-n-5`): node:util parseArgs refuses an option value that starts with a dash
  * ("ambiguous"), so a negative number would get that message instead of the option's own range
  * check, which names the option, the value and the range.
  */
@@ -53,6 +53,8 @@ export function joinNegativeValues(args: string[]): string[] {
     // After "--" the words are another program's (record's command): passed on as they are.
     if (a === "--") { out.push(...args.slice(i)); break; }
     if (/^--[a-z][\w-]*$/.test(a) && next !== undefined && /^-\.?\d/.test(next)) { out.push(`${a}=${next}`); i++; continue; }
+    // a short option the same way (`-n -5` as `-n-5`, parseArgs' attached value): only those that take a value
+    if (/^-[now]$/.test(a) && next !== undefined && /^-\.?\d/.test(next)) { out.push(`${a}${next}`); i++; continue; }
     out.push(a);
   }
   return out;

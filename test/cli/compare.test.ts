@@ -184,4 +184,6 @@ test("compare runs on a trace file, and convert round-trips it through the binar
 test("a negative option value is joined to its option, but nothing after -- (record's command is passed as given)", () => {
   assert.deepEqual(joinNegativeValues(["--depth", "-1", "--out", "f"]), ["--depth=-1", "--out", "f"]);
   assert.deepEqual(joinNegativeValues(["--out", "f", "--", "seq", "--equal-width", "-3", "3"]), ["--out", "f", "--", "seq", "--equal-width", "-3", "3"]);
+  // record's short options with values: `-n -5` reaches the range check as `-n-5`; a flag (-h) is left alone
+  assert.deepEqual(joinNegativeValues(["-n", "-5", "-w", "-.5", "-h", "-1"]), ["-n-5", "-w-.5", "-h", "-1"]);
 });
