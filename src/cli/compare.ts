@@ -209,7 +209,7 @@ export async function run(args: string[]): Promise<number> {
     process.stdout.write(JSON.stringify(j.history === "full" ? { trace: j.trace, strategies: j.strategies } : { trace: j.trace, history: j.history, strategies: j.strategies }, null, 2) + "\n");
   } else {
     for (const c of comps) process.stdout.write(`\n${describeComparison(c, opts.rawBandwidth ?? false)}\n${describeHistory(c)}${formatTable(c)}`);
-    if (comps.length > 1) process.stdout.write(`\nsummary (${trace.name}): faults as % of demand paging, total stall\n${formatSummary(comps)}`);
+    if (comps.length > 1) process.stdout.write(`\nsummary (${trace.name}): network faults as % of demand paging (waits on pages in flight: the tables above), total stall\n${formatSummary(comps)}`);
     else process.stdout.write(formatVerdict(comps)); // one layout: no summary table, the verdict still
   }
   if (setup.svg) {

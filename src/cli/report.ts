@@ -122,18 +122,24 @@ export function anchorsFor(push: string): string[] {
 }
 
 /**
- * One line per layout: `ppm` against the best anchor of that run, in faults and in stall (each
- * measure's own best, which may be two different anchors). Empty when ppm or every anchor is missing.
+ * One line per layout: `ppm` against the best anchor of that run, in requests and in stall (each
+ * measure's own best, which may be two different anchors). Requests are what a destination sends and
+ * QEMU counts: network faults plus waits on pages already in flight (the vCPU blocks on those too,
+ * for less); the network faults (full round trips) follow in parentheses. Empty when ppm or every
+ * anchor is missing.
  */
 export function formatVerdict(comps: (Comparison & { bandwidthGbps?: number })[]): string {
   const lines: string[] = [];
   // A bandwidth sweep runs each layout several times: tag the lines as the summary's columns are.
   const multiBw = new Set(comps.map((c) => c.bandwidthGbps)).size > 1;
+  const requests = (r: { faults: number; inflightFaults?: number }) => r.faults + (r.inflightFaults ?? 0);
+  let ownPush = false;
   for (const c of comps) {
     const ppm = c.results.find((r) => r.strategy === "ppm");
     const rs = c.results.filter((r) => anchorsFor(c.params.push).includes(r.strategy));
     if (!ppm || rs.length === 0) continue;
-    const bestF = rs.reduce((a, r) => (r.faults < a.faults ? r : a));
+    if (c.params.push !== "none") ownPush = true;
+    const bestR = rs.reduce((a, r) => (requests(r) < requests(a) ? r : a));
     const bestS = rs.reduce((a, r) => (r.stallS < a.stallS ? r : a));
     // the sign from the comparison itself (never "-0.0%"), and a second decimal for differences under 0.1%
     const rel = (x: number, y: number) => {
@@ -141,15 +147,18 @@ export function formatVerdict(comps: (Comparison & { bandwidthGbps?: number })[]
       const v = Math.abs((100 * (x - y)) / y);
       return `${x > y ? "+" : x < y ? "-" : ""}${v.toFixed(v < 0.1 ? 2 : 1)}%`;
     };
-    const behind = ppm.faults > bestF.faults || ppm.stallS > bestS.stallS;
-    lines.push(`  ${multiBw ? `${c.layout}@${c.bandwidthGbps}` : c.layout}: faults ${ppm.faults} vs ${bestF.faults} (${bestF.strategy}) ${rel(ppm.faults, bestF.faults)}; ` +
+    const behind = requests(ppm) > requests(bestR) || ppm.stallS > bestS.stallS;
+    lines.push(`  ${multiBw ? `${c.layout}@${c.bandwidthGbps}` : c.layout}: requests ${requests(ppm)} vs ${requests(bestR)} (${bestR.strategy}) ${rel(requests(ppm), requests(bestR))} ` +
+      `(network faults ${ppm.faults} vs ${bestR.faults}); ` +
       `stall ${stallMs(ppm.stallS)} vs ${stallMs(bestS.stallS)} ms (${bestS.strategy}) ${rel(ppm.stallS, bestS.stallS)}` +
       (behind ? "  <- ppm behind" : ""));
   }
   if (lines.length === 0) return "";
   const ran = new Set(comps.flatMap((c) => c.results.map((r) => r.strategy)));
   const named = anchorsFor(comps[0].params.push).filter((a) => ran.has(a)); // only the anchors this run has
-  return `\nppm against the best of ${named.join(", ")} (push ${comps[0].params.push}):\n${lines.join("\n")}\n`;
+  // With a push the anchors run the one given; ppm, as a source that owns its push would, orders its own.
+  const how = ownPush ? `, theirs; ppm orders its own: Hines' bubbling with the history's replay. ppm-given-push is ppm on theirs, history-push that order alone` : "";
+  return `\nppm against the best of ${named.join(", ")} (push ${comps[0].params.push}${how}):\n${lines.join("\n")}\n`;
 }
 
 /** The detail view of one run (`simulate`). */

@@ -137,6 +137,11 @@ export function ppmPushSteering(pageCount: number, push: PushMode, history: Uint
 }
 const learned = new WeakMap<Uint32Array, Map<string, TemporalPush>>();
 
+/** `ppm-given-push`: the policy on the push it is given (ownPush false), as the QEMU proxy runs it on QEMU's own scanner. */
+export function createPpmGivenPush(ctx: SimStrategyContext): SimStrategy & { readonly predictor: Predictor } {
+  return Object.assign(createPpmPolicy(ctx, { ownPush: false }), { name: "ppm-given-push" });
+}
+
 export function createPpmPolicy(ctx: SimStrategyContext, policy: Partial<PpmPolicy> = {}): SimStrategy & { readonly predictor: Predictor } {
   const pol: PpmPolicy = { push: ctx.push ?? "qemu", ...DEFAULT_POLICY, ...policy };
   const pushing = pol.push !== "none";
