@@ -229,3 +229,22 @@ test("under a push the engine runs the policy's short search (page alphabet, pus
   assert.deepEqual([none.predictor.options.alphabet, none.predictor.options.depth, none.predictor.options.lookahead, none.predictor.options.order], ["hybrid", 8, 8, 3]);
   none.dispose!();
 });
+
+test("the parts of ppm: history-push orders ppm's push and sends nothing with a fault; ppm-given-push runs on the push it is given", async () => {
+  const trace = await readTrace(fileURLToPath(new URL("../fixtures/sqlite-300k.txt.gz", import.meta.url)));
+  const names = ["demand", "hines", "history-push", "ppm", "ppm-given-push"];
+  const c = await compareStrategies(trace, names, { layout: "4k" });
+  const by = new Map(c.results.map((r) => [r.strategy, r]));
+  const hp = by.get("history-push")!, hines = by.get("hines")!, ppm = by.get("ppm")!, given = by.get("ppm-given-push")!;
+  assert.equal(hp.predictedPages, 0, "history-push sends no page with a fault");
+  assert.ok(hp.pushedPages > 0);
+  // the history's replay changes the push's order: not Hines' alone
+  assert.notDeepEqual([hp.faults, hp.stallS], [hines.faults, hines.stallS]);
+  // ppm-given-push predicts (its engine runs) but on the given push: not ppm's results
+  assert.ok(given.predictedPages > 0);
+  assert.notDeepEqual([given.faults, given.stallS], [ppm.faults, ppm.stallS]);
+  // without a push there is nothing to order: history-push is demand paging
+  const none = await compareStrategies(trace, ["demand", "history-push"], { layout: "4k", push: "none" });
+  const [d, h] = ["demand", "history-push"].map((n) => none.results.find((r) => r.strategy === n)!);
+  assert.deepEqual([h.faults, h.stallS], [d.faults, d.stallS]);
+});
