@@ -438,7 +438,7 @@ class Migration {
     if (this.replayEnd >= 0) this.sendEmpty(FrameType.ReplayDone);
     wr.flush();
     // finished while disconnected: this reconnection exists to end the session at the source
-    if (this.finalDigest) return this.sendDone();
+    if (this.finalDigest) return this.finalDigest.equals(w.digest) ? this.sendDone() : this.refuseFinish();
     if (this.t0 === 0) { this.t0 = nowNs(); if (PROBE) this.pSched0 = schedstat(); this.schedule(); }
   }
 
@@ -698,10 +698,27 @@ class Migration {
       probe("d_end", { sid: this.sessionId.toString("hex"), t0: this.t0, replayEnd: this.replayEnd, lastPage: this.lastPage, runNs: ss.runNs - this.pSched0.runNs, waitNs: ss.waitNs - this.pSched0.waitNs });
     }
     this.finalDigest = sha256(this.memory);
+    // DONE means every page is present and verified (docs/protocol.md): a memory that does not match
+    // the image's digest is named to the source (ERROR 3), which then does not count the migration as
+    // completed, and the result says verified: false.
+    if (!this.finalDigest.equals(this.welcome!.digest)) return this.refuseFinish();
     if (this.serving && this.socket) return this.sendDone();
     // Finished while disconnected: the reconnection under way (a retry timer or a socket waiting for
     // its WELCOME) goes on, and DONE follows its START (onWelcome); without it the source would keep
     // the session for its TTL. If the source cannot be reached in time, `complete(false)`.
+  }
+
+  /** The memory failed verification: ERROR 3 instead of DONE (best effort: on a live connection), then the result. */
+  private refuseFinish(): void {
+    const sock = this.socket;
+    if (!sock || !this.serving) return this.complete(false);
+    this.socket = null; // this connection ends here (no reconnection): the frame, then FIN
+    this.serving = false;
+    sock.end(encodeError(ErrorCode.Digest, `the destination's memory does not match the image digest (sha256 ${this.finalDigest!.toString("hex").slice(0, 16)}...)`));
+    const t = setTimeout(() => sock.destroy(), 1000);
+    t.unref();
+    sock.once("close", () => clearTimeout(t));
+    this.complete(false);
   }
 
   /** DONE ends the session at the source, which closes the connection in order once it has read it. */
