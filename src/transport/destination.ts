@@ -351,10 +351,11 @@ class Migration {
     for (const t of [this.doneTimer, this.connectTimer, this.tick]) if (t) clearTimeout(t);
     this.doneTimer = this.connectTimer = this.tick = null;
     this.link?.close();
-    if (e instanceof ProtocolError && !sock.destroyed) {
+    if ((e instanceof ProtocolError || e instanceof TraceMismatchError) && !sock.destroyed) {
       // docs/protocol.md, "Errors": a frame found bad here is named to the source in an ERROR frame
-      // before the connection closes (best effort; the source closes its side once it has read it)
-      sock.end(encodeError(e.code, e.detail));
+      // before the connection closes (best effort; the source closes its side once it has read it);
+      // so is a trace that does not fit the image (the source then ends the session at once)
+      sock.end(e instanceof ProtocolError ? encodeError(e.code, e.detail) : encodeError(ErrorCode.OutOfRange, e.message));
       const t = setTimeout(() => sock.destroy(), 1000);
       t.unref();
       sock.once("close", () => clearTimeout(t));

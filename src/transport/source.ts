@@ -567,7 +567,8 @@ class Conn {
       case FrameType.Error: {
         const err = decodeError(b, s, e);
         this.c.recordError(err, this.sid);
-        this.close();
+        // the destination gives up on such an error (destination.ts onConnError): its session goes now
+        this.close(givesUp(err.code));
         this.socket.destroy();
         return;
       }
@@ -930,7 +931,9 @@ class Conn {
     const err = e instanceof ProtocolError ? e : new ProtocolError(ErrorCode.Internal, e.message);
     this.c.recordError(err, this.sid);
     const sock = this.socket;
-    this.close();
+    // the destination gives up on an ERROR from the source (all but an idle timeout: destination.ts
+    // onConnError), so the session cannot resume: its slot is freed now, not after the TTL
+    this.close(err.code !== ErrorCode.Idle);
     if (!sock.destroyed) {
       sock.resume();
       sock.end(encodeError(err.code, err.detail));
@@ -938,7 +941,8 @@ class Conn {
     }
   }
 
-  private close(): void {
+  /** The connection is over; its session waits `ttlMs` for a reconnection, or ends now (`end`). */
+  private close(end = false): void {
     if (this.state === "closed") return;
     this.state = "closed";
     if (this.idleTimer) { clearTimeout(this.idleTimer); this.idleTimer = null; }
@@ -947,9 +951,17 @@ class Conn {
     if (sess && sess.conn === this) {
       sess.conn = null;
       if (this.c.sessions.get(sess.id) === sess) {
-        sess.ttl = setTimeout(() => this.c.endSession(sess), this.c.ttlMs);
-        sess.ttl.unref();
+        if (end) this.c.endSession(sess);
+        else {
+          sess.ttl = setTimeout(() => this.c.endSession(sess), this.c.ttlMs);
+          sess.ttl.unref();
+        }
       }
     }
   }
+}
+
+/** Whether a destination gives up its migration on this error (it reconnects after the link's own: idle, checksum, truncation). */
+function givesUp(code: number): boolean {
+  return code !== ErrorCode.Idle && code !== ErrorCode.Checksum && code !== ErrorCode.Truncated;
 }
