@@ -29,7 +29,7 @@ const USAGE = `usage: ppm-prefetch migrate --connect HOST:PORT --trace FILE [opt
   --timeout-ms N        give up after N ms (default 0 = never)
   --reconnect-timeout S when the link to the source is lost (a restarted source, an outage), keep
                         reconnecting with backoff for up to S seconds (default 30)
-  --idle-timeout S      with a fault request outstanding, a source silent for S seconds is taken for gone
+  --idle-timeout S      with a fault request outstanding (or pages missing after the replay), a source silent for S seconds is taken for gone
                         (a host that vanished without closing): reconnect (default 60, 0 = never)
   --keepalive S         while connected, send a keepalive after S seconds without sending anything, so
                         that the source's idle timeout (serve --idle-timeout, 60 s) does not close a

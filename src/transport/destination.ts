@@ -68,9 +68,10 @@ export interface MigrationOptions {
   /** Give up after this long (0 = never). */
   timeoutMs?: number;
   /**
-   * While a fault request is outstanding, a source that sends nothing for this long is taken for
-   * gone (a host that vanished without a FIN): the connection is dropped as a link failure and the
-   * destination reconnects. Default 60 s; 0 = never.
+   * While a fault request is outstanding, or the replay is over and pages are still missing, a source
+   * that sends nothing for this long is taken for gone (a host that vanished without a FIN, or one
+   * that stalled): the connection is dropped as a link failure and the destination reconnects (asking
+   * again for what is missing). Default 60 s; 0 = never.
    */
   idleTimeoutMs?: number;
   /**
@@ -554,19 +555,27 @@ class Migration {
       const now = Date.now();
       const bytes = sock.bytesWritten + (this.link?.backlog ?? 0);
       if (bytes !== lastBytes) { lastBytes = bytes; lastWriteAt = now; } else if (ka > 0 && now - lastWriteAt >= ka) { this.keepAlive(); lastWriteAt = now; }
-      if (idle > 0 && this.waiters.size > 0 && now - Math.max(this.lastHeard, this.waitingSince) >= idle) {
+      if (idle > 0 && this.awaiting() && now - Math.max(this.lastHeard, this.waitingSince) >= idle) {
         // confirmed after the next poll phase: a tick that fires late because this process stalled
         // runs before the socket is read, and what arrived meanwhile must count first
         setImmediate(() => {
-          if (this.socket !== sock || !this.serving || this.finished || this.waiters.size === 0) return;
+          if (this.socket !== sock || !this.serving || this.finished || !this.awaiting()) return;
           const silent = Date.now() - Math.max(this.lastHeard, this.waitingSince);
           if (silent < idle) return;
-          const page = this.waiters.keys().next().value!;
-          this.onConnError(sock, new ProtocolError(ErrorCode.Idle, `no frame from the source for ${silent} ms while waiting for page ${page} (idle timeout ${idle} ms)`));
+          const what = this.waiters.size > 0 ? `page ${this.waiters.keys().next().value!}` : `the ${this.pageCount - this.present.count} pages still missing after the replay`;
+          this.onConnError(sock, new ProtocolError(ErrorCode.Idle, `no frame from the source for ${silent} ms while waiting for ${what} (idle timeout ${idle} ms)`));
         });
       }
     }, Math.max(5, Math.floor(period)));
     this.tick.unref();
+  }
+
+  /**
+   * Whether the destination waits for the source: a request outstanding, or the replay over with pages
+   * still missing (the push owes them; a source that stalls then must not leave the migration hanging).
+   */
+  private awaiting(): boolean {
+    return this.waiters.size > 0 || (this.replayEnd >= 0 && !this.finalDigest && this.present.count < this.pageCount);
   }
 
   /** An ACK of what was received so far: legal at any time while serving, and all the source needs to hear. */
@@ -688,6 +697,7 @@ class Migration {
 
   private replayFinished(now: number): void {
     this.replayEnd = now;
+    this.waitingSince = Date.now(); // the rest of the pages are awaited from here (the idle timeout)
     if (this.serving) { this.sendEmpty(FrameType.ReplayDone); this.writer!.flush(); }
     this.maybeFinish();
   }
