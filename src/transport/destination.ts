@@ -22,6 +22,7 @@
  */
 import { connect, type Socket } from "node:net";
 import { createHash, randomBytes } from "node:crypto";
+import { constants as bufferConstants } from "node:buffer";
 import { placePages, type LayoutName } from "../trace/layout.js";
 import { createLink, nowNs, type ByteLink, type LinkOptions } from "./link-emulator.js";
 import { FrameWriter } from "./writer.js";
@@ -105,6 +106,9 @@ export class ReconnectError extends Error {
 }
 
 /** The trace does not fit the source's image (bad input: another trace, layout or image). */
+/** The largest guest memory a destination holds (one Buffer). */
+const MAX_MEMORY = bufferConstants.MAX_LENGTH;
+
 export class TraceMismatchError extends Error {
   constructor(message: string) {
     super(message);
@@ -446,6 +450,11 @@ class Migration {
 
   private setup(w: Welcome): void {
     const pc = w.pageCount;
+    if (pc === 0) throw new ProtocolError(ErrorCode.Malformed, "WELCOME names an image of 0 pages");
+    // guest memory is one Buffer here: Node's limit (4 GiB on Node 20) bounds the image a destination can take
+    if (pc * PAGE_SIZE > MAX_MEMORY) {
+      throw new ProtocolError(ErrorCode.Oversized, `the source's image has ${pc} pages (${(pc * PAGE_SIZE / 2 ** 30).toFixed(1)} GiB); this destination holds at most ${Math.floor(MAX_MEMORY / PAGE_SIZE)} (${MAX_MEMORY / 2 ** 30} GiB, one Node Buffer)`);
+    }
     this.pageCount = pc;
     // guest memory is allocated and faulted in before switch-over, as a real destination does
     this.memory = Buffer.allocUnsafeSlow(pc * PAGE_SIZE).fill(0);
