@@ -797,7 +797,13 @@ class Conn {
           m.answerNs += nowNs() - t;
           answered();
         },
-        (err: Error) => { if (this.session === sess) this.fail(new ProtocolError(ErrorCode.Internal, err.message)); },
+        (err: Error) => {
+          if (this.state !== "serving" || this.session !== sess) return;
+          // the faulted page is already out: the migration goes on on demand (predictions are advisory)
+          this.strategyFailed(sess, strat, err);
+          try { this.answer(page, EMPTY, nowNs() - read); } catch (e) { this.fail(e as Error); return; }
+          answered();
+        },
       );
       this.backpressure(this.writer.flush());
       m.faultNs += nowNs() - read;
@@ -819,12 +825,25 @@ class Conn {
     t0 = nowNs();
     let preds: ArrayLike<number>;
     try { preds = strat.onFault(page, stream); } catch (err) {
-      throw new ProtocolError(ErrorCode.Internal, `strategy ${strat.name} failed: ${(err as Error).message}`);
+      // the faulted page is already out: the migration goes on on demand (predictions are advisory)
+      this.strategyFailed(sess, strat, err as Error);
+      preds = EMPTY;
     }
     spent += nowNs() - t0;
     this.answer(page, preds, spent);
     strat.maintain?.(); // the answer is on the wire: the engine's upkeep (a due prune) delays no page of this fault
     m.faultNs += nowNs() - read;
+  }
+
+  /**
+   * The strategy threw or its worker failed: recorded (onError, the error log), disposed, and the
+   * session served on demand from here on; the destination is not told (nothing it did was wrong).
+   */
+  private strategyFailed(sess: Session, strat: SessionStrategy, err: Error): void {
+    if (sess.strategy !== strat) return; // already replaced (a remote strategy's answers fail together)
+    this.c.recordError(new ProtocolError(ErrorCode.Internal, `strategy ${strat.name} failed, serving on demand from here: ${err.message}`), this.sid);
+    sess.strategy = demandStrategy();
+    try { strat.dispose?.(); } catch { /* a failing strategy may fail to dispose too */ }
   }
 
   /** The faulted page, unless already sent, on its own write so that it leaves at once; recorded. */
