@@ -302,6 +302,8 @@ const PUSH_TICK_NS = 1e6;
  * so the link's backpressure alone did not bound the queue of messages to the worker.
  */
 export const MAX_PENDING_ANSWERS = 64;
+/** How long a strategy worker may take to answer one fault before it is taken for failed (its answers take microseconds). */
+export const ANSWER_DEADLINE_MS = 2000;
 
 /** Session ids whose DONE was read, kept to recognise a re-delivery of DONE (at most this many). */
 const COMPLETED_KEPT = 4096;
@@ -784,12 +786,24 @@ class Conn {
       // bounded: an in-flight FAULT writes nothing, so the link's backpressure does not stop a client
       // that sends them; past MAX_PENDING_ANSWERS the connection is not read until answers come back
       if (++this.pendingAnswers >= MAX_PENDING_ANSWERS) this.holdReading(HOLD_ANSWERS);
+      let settled = false;
       const answered = (): void => {
+        settled = true;
+        clearTimeout(deadline);
         if (--this.pendingAnswers < MAX_PENDING_ANSWERS) this.releaseReading(HOLD_ANSWERS);
       };
+      // a worker that does not answer (hung, or starved) must not hold the fault path: past the
+      // deadline the strategy is taken for failed and the session goes on on demand
+      const deadline = setTimeout(() => {
+        if (settled || this.state !== "serving" || this.session !== sess) return;
+        this.strategyFailed(sess, strat, new Error(`no answer within ${ANSWER_DEADLINE_MS} ms`));
+        try { this.answer(page, EMPTY, nowNs() - read); } catch (e) { this.fail(e as Error); return; }
+        answered();
+      }, ANSWER_DEADLINE_MS);
+      deadline.unref();
       strat.fault(page, stream, touches, inflight).then(
         (a) => {
-          if (this.state !== "serving" || this.session !== sess) return;
+          if (settled || this.state !== "serving" || this.session !== sess) return;
           const t = nowNs();
           m.predicts++; m.predictNs += t - read; if (t - read > m.predictMaxNs) m.predictMaxNs = t - read;
           // outside the reader's try: an error here (an image read) must end this connection only
@@ -798,7 +812,7 @@ class Conn {
           answered();
         },
         (err: Error) => {
-          if (this.state !== "serving" || this.session !== sess) return;
+          if (settled || this.state !== "serving" || this.session !== sess) return;
           // the faulted page is already out: the migration goes on on demand (predictions are advisory)
           this.strategyFailed(sess, strat, err);
           try { this.answer(page, EMPTY, nowNs() - read); } catch (e) { this.fail(e as Error); return; }
