@@ -445,6 +445,9 @@ class Conn {
   private pendingAnswers = 0;
   /** When this connection last delivered data (Date.now), for the idle timeout. */
   private lastHeard = Date.now();
+  /** Bytes the kernel has taken from the socket, and when that last grew: a destination that does not read. */
+  private flushedBytes = -1;
+  private flushedAt = Date.now();
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly frameSize: number;
   private pLastData = 0;
@@ -491,7 +494,21 @@ class Conn {
     if (this.state === "closed") return;
     const idle = this.c.idleTimeoutMs;
     const watched = (this.state === "bitmap" || this.state === "serving") && this.hold === 0;
-    if (!watched) return this.armIdle(idle);
+    if (!watched) {
+      // Not read because the destination does not read what we send (backpressure): that silence is
+      // ours, but a destination that reads nothing at all for the idle timeout is gone or stuck (it
+      // would hold its session slot for ever). Progress is what the kernel took from the socket.
+      if (this.hold & HOLD_BACKPRESSURE) {
+        const flushed = this.socket.bytesWritten - this.socket.writableLength;
+        const now = Date.now();
+        if (flushed !== this.flushedBytes) { this.flushedBytes = flushed; this.flushedAt = now; }
+        else if (now - this.flushedAt >= idle) {
+          return this.fail(new ProtocolError(ErrorCode.Idle, `the destination has read nothing for ${now - this.flushedAt} ms (idle timeout ${idle} ms)`));
+        }
+        return this.armIdle(Math.max(1, Math.min(idle, idle - (now - this.flushedAt))));
+      }
+      return this.armIdle(idle);
+    }
     const silent = Date.now() - this.lastHeard;
     if (silent < idle) return this.armIdle(idle - silent);
     // Confirm after the loop's next poll phase: a timer that fires late because this process stalled
@@ -525,6 +542,7 @@ class Conn {
   private backpressure(writable: boolean): void {
     if (writable || (this.hold & HOLD_BACKPRESSURE) || this.state === "closed") return;
     this.c.st.readPauses++;
+    this.flushedBytes = -1; // the destination's reading is watched from here (checkIdle)
     this.holdReading(HOLD_BACKPRESSURE);
     this.link.onDrain(() => this.releaseReading(HOLD_BACKPRESSURE));
   }
