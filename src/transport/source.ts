@@ -825,7 +825,11 @@ class Conn {
           const t = nowNs();
           m.predicts++; m.predictNs += t - read; if (t - read > m.predictMaxNs) m.predictMaxNs = t - read;
           // outside the reader's try: an error here (an image read) must end this connection only
-          try { this.answer(page, inflight ? EMPTY : a.pages, a.ns); } catch (e) { this.fail(e as Error); return; }
+          // while the link is backed up (the destination does not read), an answer goes without its
+          // predicted pages: the queue for a client that does not read stays bounded (predictions are
+          // advisory; those pages come with the push or a fault)
+          const pages = inflight || (this.hold & HOLD_BACKPRESSURE) !== 0 ? EMPTY : a.pages;
+          try { this.answer(page, pages, a.ns); } catch (e) { this.fail(e as Error); return; }
           m.answerNs += nowNs() - t;
           answered();
         },

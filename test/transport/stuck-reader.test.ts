@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { startPageServer } from "../../src/transport/source.js";
 import { FrameType } from "../../src/transport/protocol.js";
-import { helloFrame, emptyFrame, faultFrame } from "./raw.js";
+import { helloFrame, emptyFrame, faultFrame, rawClient } from "./raw.js";
 
 test("a destination that reads nothing while the source has answers for it is dropped after the idle timeout", { timeout: 30_000 }, async () => {
   const errors: Error[] = [];
@@ -30,5 +30,38 @@ test("a destination that reads nothing while the source has answers for it is dr
     assert.ok(Date.now() - t0 < 5000, `within a few idle timeouts (${Date.now() - t0} ms)`);
     for (let i = 0; i < 100 && srv.stats().activeSessions > 0; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(srv.stats().activeSessions, 0, "its slot is free after the TTL");
+  } finally { sock.destroy(); await srv.close(); }
+});
+
+test("with a strategy worker, answers that come back while the destination does not read go without their pages", { timeout: 30_000 }, async () => {
+  const pages = 8192;
+  const srv = await startPageServer({
+    image: Buffer.alloc(4096 * pages, 2), push: "none", idleTimeoutMs: 0,
+    // a worker-like strategy: each answer, 20 ms later, predicts 256 pages
+    strategy: () => ({
+      remote: true as const, name: "wide", trainMs: 0, present: () => {}, dispose: () => {},
+      fault: (p: number) => new Promise((r) => setTimeout(() => r({ pages: Uint32Array.from({ length: 256 }, (_, i) => (p + 1 + i) % pages), ns: 1 }), 20)),
+    }),
+  });
+  const { sock, inbox } = rawClient(srv.port);
+  try {
+    await new Promise<void>((r) => sock.once("connect", () => r()));
+    sock.pause(); // not read for a while: the first answers fill the link, the later ones find it backed up
+    sock.write(helloFrame(9));
+    await new Promise((r) => setTimeout(r, 200));
+    sock.write(emptyFrame(FrameType.Start));
+    sock.write(Buffer.concat(Array.from({ length: 60 }, (_, i) => faultFrame(i * 131))));
+    await new Promise((r) => setTimeout(r, 1500));
+    sock.resume();
+    const dones: number[] = [];
+    for (let i = 0; i < 200 && dones.length < 60; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      dones.length = 0;
+      for (const f of inbox.frames) if (f.type === FrameType.FaultDone) dones.push(f.body.readUInt16LE(4));
+    }
+    assert.equal(dones.length, 60, "every fault answered");
+    const sent = dones.reduce((a, n) => a + n, 0);
+    assert.ok(dones.filter((n) => n === 0).length >= 40, `most answers came back while the link was backed up and went without pages: ${dones}`);
+    assert.ok(sent <= 8 * 256, `the pages queued for a client that does not read stay bounded (${sent} predicted pages sent)`);
   } finally { sock.destroy(); await srv.close(); }
 });
