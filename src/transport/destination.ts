@@ -360,10 +360,7 @@ class Migration {
       // docs/protocol.md, "Errors": a frame found bad here is named to the source in an ERROR frame
       // before the connection closes (best effort; the source closes its side once it has read it);
       // so is a trace that does not fit the image (the source then ends the session at once)
-      sock.end(e instanceof ProtocolError ? encodeError(e.code, e.detail) : encodeError(ErrorCode.OutOfRange, e.message));
-      const t = setTimeout(() => sock.destroy(), 1000);
-      t.unref();
-      sock.once("close", () => clearTimeout(t));
+      endWithError(sock, e instanceof ProtocolError ? e.code : ErrorCode.OutOfRange, e instanceof ProtocolError ? e.detail : e.message);
     } else {
       sock.destroy();
     }
@@ -734,10 +731,7 @@ class Migration {
     if (!sock || !this.serving) return this.complete(false);
     this.socket = null; // this connection ends here (no reconnection): the frame, then FIN
     this.serving = false;
-    sock.end(encodeError(ErrorCode.Digest, `the destination's memory does not match the image digest (sha256 ${this.finalDigest!.toString("hex").slice(0, 16)}...)`));
-    const t = setTimeout(() => sock.destroy(), 1000);
-    t.unref();
-    sock.once("close", () => clearTimeout(t));
+    endWithError(sock, ErrorCode.Digest, `the destination's memory does not match the image digest (sha256 ${this.finalDigest!.toString("hex").slice(0, 16)}...)`);
     this.complete(false);
   }
 
@@ -800,6 +794,14 @@ class Migration {
     this.release();
     this.reject(e);
   }
+}
+
+/** An ERROR frame, then FIN (the source closes its side once it has read it); destroyed after a second at the latest. */
+function endWithError(sock: Socket, code: ErrorCode, detail: string): void {
+  sock.end(encodeError(code, detail));
+  const t = setTimeout(() => sock.destroy(), 1000);
+  t.unref();
+  sock.once("close", () => clearTimeout(t));
 }
 
 /** SHA-256 of a buffer of any size (one update is limited to 2^31 - 1 bytes). */
