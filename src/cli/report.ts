@@ -15,6 +15,10 @@ export interface JsonStrategy {
   name: string;
   layout: string;
   faults: number;
+  /** Requests for pages already on the link (the vCPU waits on them; a real source counts them). */
+  inflightFaults: number;
+  /** faults + inflightFaults: the destination's page requests, what the verdict compares. */
+  requests: number;
   stallMs: number;
   completionMs: number;
   migrationMs: number;
@@ -40,6 +44,8 @@ export function toJson(traceName: string, comps: Comparison[]): { trace: string;
         name: r.strategy,
         layout: c.layout,
         faults: r.faults,
+        inflightFaults: r.inflightFaults,
+        requests: r.faults + r.inflightFaults,
         stallMs: t.stallMs,
         completionMs: t.completionMs,
         migrationMs: t.migrationMs,

@@ -147,11 +147,25 @@ test("compare --json prints only the documented record", async () => {
   assert.equal(j.trace, "seq");
   assert.deepEqual(j.strategies.map((s: { name: string }) => s.name), ["demand", "readahead", "oracle"]);
   for (const s of j.strategies) {
-    for (const k of ["name", "faults", "stallMs", "completionMs", "migrationMs", "pagesSent", "accuracy", "coverage"]) assert.ok(k in s, k);
+    for (const k of ["name", "faults", "inflightFaults", "requests", "stallMs", "completionMs", "migrationMs", "pagesSent", "accuracy", "coverage"]) assert.ok(k in s, k);
     assert.equal(typeof s.faults, "number");
+    assert.equal(s.requests, s.faults + s.inflightFaults);
   }
   assert.equal(j.strategies[0].accuracy, null);
   assert.ok(j.strategies[1].faults < j.strategies[0].faults);
+});
+
+test("compare --json counts requests for pages in flight as simulate does (the verdict's measure)", async () => {
+  const common = ["--workload", "multi", "--accesses", "8000", "--pages", "1024", "--layout", "4k", "--push", "qemu", "--bandwidth-gbps", "1"];
+  const { stdout } = await cli(["compare", ...common, "--strategies", "demand,ppm", "--json"]);
+  const j = JSON.parse(stdout) as { strategies: { name: string; faults: number; inflightFaults: number; requests: number }[] };
+  for (const s of j.strategies) {
+    const one = JSON.parse((await cli(["simulate", ...common, "--strategy", s.name, "--json"])).stdout) as { faults: number; inflightFaults: number };
+    assert.equal(s.faults, one.faults, s.name);
+    assert.equal(s.inflightFaults, one.inflightFaults, s.name);
+    assert.equal(s.requests, one.faults + one.inflightFaults, s.name);
+  }
+  assert.ok(j.strategies.some((s) => s.inflightFaults > 0), "a push over a slow link leaves requests for pages in flight");
 });
 
 test("compare prints a table per layout and writes an SVG chart atomically; simulate shows the detail", async () => {
