@@ -7,8 +7,10 @@
  *   linear  ascending address order
  *   qemu    ascending, but after each fault the scanner jumps to the first page after the faulted one
  *           (QEMU's postcopy spatial hint)
- *   hines   Hines & Gopalan's bubbling: outward from the latest fault, two pages forward for each one
- *           backward, re-centring on every fault; when both edges are exhausted, ascending order
+ *   hines   Hines & Gopalan's bubbling (VEE'09, the single pivot): outward from the latest fault p,
+ *           a page on each side in turn, p-1, p+1, p-2, p+2, ... (each step of the paper's loop grows
+ *           the bubble by its left page, then its right one), re-centring on every fault; when both
+ *           edges are exhausted, ascending order
  */
 import { lowerBound } from "../util/search.js";
 export type PushMode = "none" | "linear" | "qemu" | "hines";
@@ -44,28 +46,32 @@ export function createPush(mode: PushMode, footprint: Uint32Array): PushOrder {
     };
   }
   if (mode === "hines") {
-    let f = n, b = -1, turn = 0;
+    let f = n, b = -1, fwd = false;
     return {
       next(state) {
         for (;;) {
-          const fwd = turn < 2;
           if (fwd && f < n) {
-            turn++;
+            fwd = false;
             const p = footprint[f++];
             if (state[p] === 0) return p;
             continue;
           }
           if (!fwd && b >= 0) {
-            turn = 0;
+            fwd = true;
             const p = footprint[b--];
             if (state[p] === 0) return p;
             continue;
           }
           if (f >= n && b < 0) return fromLow(state);
-          turn = fwd ? 2 : 0; // one side exhausted: use the other
+          fwd = !fwd; // one side exhausted: use the other
         }
       },
-      onFault(page) { const c = lowerBound(footprint, page); f = c; b = c - 1; turn = 0; },
+      onFault(page) {
+        const c = lowerBound(footprint, page);
+        f = c < n && footprint[c] === page ? c + 1 : c; // the pivot itself went with the fault
+        b = c - 1;
+        fwd = false;
+      },
     };
   }
   throw new RangeError(`push must be one of ${PUSH_MODES.join(", ")}, got ${JSON.stringify(mode)}`);

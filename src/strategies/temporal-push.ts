@@ -189,8 +189,8 @@ export class TemporalPush {
    * the credit: a program replaying its history faults just ahead of the stream, one doing something
    * new (a sort merging fresh runs) faults next to its latest fault. Nearness in each side's own
    * order: the stream counts the uncommitted entries between its position and the page; the spatial
-   * push (Hines' bubbling: two pages forward per page back from the latest fault) reaches +d after
-   * about 1.5d of its pushes and -d after 3d, minus those it already made. Pages are an address
+   * push (Hines' bubbling: a page back and a page forward in turn from the latest fault) reaches -d
+   * after about 2d - 1 of its pushes and +d after 2d, minus those it already made. Pages are an address
    * measure for the spatial side, so where memory is scattered (4 KiB) it is nearer only by chance.
    */
   private judge(p: number, from: number, spatialSince: number, state: Uint8Array): void {
@@ -201,7 +201,7 @@ export class TemporalPush {
       if (state[q] === 0) r++;
     }
     const d = p - from;
-    const spaceRank = Math.max(0, (d > 0 ? 1.5 * d : -3 * d) - spatialSince);
+    const spaceRank = Math.max(0, (d > 0 ? 2 * d : -2 * d - 1) - spatialSince);
     this.histCredit *= CREDIT_DECAY;
     this.spaceCredit *= CREDIT_DECAY;
     if (histRank > JUDGE_RANK && spaceRank > JUDGE_RANK) return;

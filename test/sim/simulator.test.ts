@@ -97,7 +97,7 @@ test("the pressure rule: at the nominal 10 Gbit/s the footprint takes exactly th
   assert.ok(Math.abs((prep.footprint.length * 4096 * 8) / link.bitsPerSecond - prep.baselineS) < 1e-12);
 });
 
-test("push orders: linear ascends, qemu jumps after the fault, hines bubbles forward-biased", () => {
+test("push orders: linear ascends, qemu jumps after the fault, hines bubbles a page each side in turn", () => {
   const fp = Uint32Array.from([10, 20, 30, 40, 50, 60, 70, 80]);
   const state = new Uint8Array(100);
   const take = (o: ReturnType<typeof createPush>, n: number) => { const out: number[] = []; for (let i = 0; i < n; i++) { const p = o.next(state); if (p < 0) break; state[p] = 2; out.push(p); } return out; };
@@ -108,8 +108,12 @@ test("push orders: linear ascends, qemu jumps after the fault, hines bubbles for
   assert.deepEqual(take(q, 8), [60, 70, 80, 10, 20, 30, 40, 50]);
   state.fill(0);
   const h = createPush("hines", fp);
-  h.onFault(50);
-  assert.deepEqual(take(h, 8), [50, 60, 40, 70, 80, 30, 20, 10]);
+  h.onFault(50); // the fault took 50 itself: the pivot is not pushed again
+  state[50] = 2;
+  assert.deepEqual(take(h, 7), [40, 60, 30, 70, 20, 80, 10], "p-1, p+1, p-2, p+2, ... (Hines & Gopalan's single pivot)");
+  state.fill(0);
+  h.onFault(75); // a page outside the footprint (a zero page): the bubble starts from its neighbours
+  assert.deepEqual(take(h, 8), [70, 80, 60, 50, 40, 30, 20, 10], "the forward edge exhausted: the backward one alone");
   assert.equal(createPush("none", fp).next(state), -1);
   assert.equal(lowerBound(fp, 45), 4);
 });
