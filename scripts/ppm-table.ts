@@ -6,7 +6,10 @@
  * both); each cell shows the network faults in parentheses. With a push the anchors are qemu, hines,
  * leap and readahead; without one, readahead, leap, next8 and markov1.
  *
- *   node --import tsx scripts/ppm-table.ts [--push qemu|linear|hines|none] [--switch-at F[,F...]] [--seed S] [TRACE...]
+ *   node --import tsx scripts/ppm-table.ts [--push qemu|linear|hines|none] [--switch-at F[,F...]] [--seed S] [--history SRC] [TRACE...]
+ *
+ * `--history` is what ppm trains on (default: compare's, sets:10ms, what a hypervisor can record;
+ * `full` is the upper bound).
  *
  * With several switch-over points (e.g. `--switch-at 0.2,0.25,0.3,0.35,0.4`) it prints, instead of
  * the table, how many of each cell's switch-over points ppm wins, and the totals: a cell won at one
@@ -19,12 +22,13 @@ import { readTrace } from "../src/trace/read.js";
 import { compareStrategies } from "../src/sim/run.js";
 import { anchorsFor } from "../src/cli/report.js";
 import { PUSH_MODES, type PushMode } from "../src/sim/push.js";
+import { DEFAULT_HISTORY, formatHistorySpec, parseHistorySpec, type HistorySpec } from "../src/history/sources.js";
 
 const usage = (why: string): never => { console.error(`ppm-table: ${why}`); process.exit(2); };
 let parsed;
 try {
   parsed = parseArgs({
-    options: { push: { type: "string", default: "qemu" }, "switch-at": { type: "string", default: "0.3" }, seed: { type: "string", default: "1" } },
+    options: { push: { type: "string", default: "qemu" }, "switch-at": { type: "string", default: "0.3" }, seed: { type: "string", default: "1" }, history: { type: "string", default: DEFAULT_HISTORY } },
     allowPositionals: true,
   });
 } catch (e) { usage((e as Error).message); }
@@ -32,6 +36,8 @@ const { values: v, positionals } = parsed!;
 const push = v.push as PushMode;
 if (!PUSH_MODES.includes(push)) usage(`--push must be one of ${PUSH_MODES.join(", ")}, got ${JSON.stringify(v.push)}`);
 if (!/^\d+$/.test(String(v.seed))) usage(`--seed must be a non-negative integer, got ${JSON.stringify(v.seed)}`);
+let history: HistorySpec = { kind: "full" };
+try { history = parseHistorySpec(String(v.history)); } catch (e) { usage(`--history: ${(e as Error).message}`); }
 for (const f of positionals) if (!existsSync(f)) usage(`cannot read trace '${f}': no such file`);
 const switchPoints = String(v["switch-at"]).split(",").map(Number);
 if (switchPoints.some((x) => !(x > 0 && x < 1))) usage(`--switch-at: each point must be in (0, 1), got ${v["switch-at"]}`);
@@ -40,7 +46,7 @@ const files = positionals.length > 0 ? positionals : readdirSync(dir).filter((f)
 const anchors = anchorsFor(push);
 const ms = (s: number) => (s * 1e3).toFixed(1);
 const many = switchPoints.length > 1;
-console.log(`push ${push}, switch-over at ${switchPoints.join(", ")}, seed ${v.seed}; requests (network faults) / stall ms; anchors: ${anchors.join(", ")}\n`);
+console.log(`push ${push}, switch-over at ${switchPoints.join(", ")}, seed ${v.seed}, history ${formatHistorySpec(history)}; requests (network faults) / stall ms; anchors: ${anchors.join(", ")}\n`);
 if (many) {
   console.log(`| trace | layout | switch-over points where ppm is at or under both (of ${switchPoints.length}) | ppm's stall / best anchor's, mean |`);
   console.log("|---|---|---:|---:|");
@@ -57,7 +63,7 @@ for (const f of files) {
     let cellWins = 0, cellRatio = 0;
     for (const switchAt of switchPoints) {
       const names = [...new Set([...anchors, "qemu", "ppm", "oracle"])];
-      const c = await compareStrategies(trace, names, { layout, push, switchAt, seed: Number(v.seed) });
+      const c = await compareStrategies(trace, names, { layout, push, switchAt, seed: Number(v.seed), history });
       const by = new Map(c.results.map((r) => [r.strategy, r]));
       const rs = anchors.map((a) => by.get(a)!);
       const bf = rs.reduce((a, r) => (requests(r) < requests(a) ? r : a)), bs = rs.reduce((a, r) => (r.stallS < a.stallS ? r : a));

@@ -13,7 +13,7 @@ import { STRATEGIES, STRATEGY_NAMES, isStrategyName } from "../strategies/index.
 import { compareStrategies, type Comparison, type RunOptions } from "../sim/run.js";
 import { DEFAULT_PARAMS, QUEUE_POLICIES, type QueuePolicy } from "../sim/simulator.js";
 import { describeComparison, formatSummary, formatTable, formatVerdict, renderSvg, toJson, writeAtomic } from "./report.js";
-import { parseHistorySpec, formatHistorySpec, needsWrites, type HistorySpec } from "../history/sources.js";
+import { parseHistorySpec, formatHistorySpec, needsWrites, DEFAULT_HISTORY, type HistorySpec } from "../history/sources.js";
 import { MAX_GUEST_PAGES, checkAccesses, checkFits, checkInputFile, checkOutputDir, checkSpan, maxPageOf, readTraceFile } from "./input.js";
 
 export const DEFAULT_TRACE = fileURLToPath(new URL("../../traces/sqlite.txt.gz", import.meta.url));
@@ -42,7 +42,8 @@ const USAGE = `usage: ppm-prefetch compare [--trace FILE | --workload NAME] [opt
   --adaptive            adaptive depth from feedback (1..2 x depth)
   --queue POLICY        predicted pages still waiting when a new fault comes: fifo, newest, replace (default fifo)
   --ips N               guest instructions per second (default 1e9)
-  --history SRC         what the strategies train on before the switch-over (default full):
+  --history SRC         what the strategies train on before the switch-over (default ${DEFAULT_HISTORY}:
+                          what access-bit sampling records; no hypervisor records \`full\`):
                           full            every access, in order (the upper bound)
                           first-touch:T   first touch of each page per interval of T guest instructions
                                           (or 10ms, 100us), in order (NUMA-hinting faults, userfaultfd-wp)
@@ -100,7 +101,7 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
   const feedback = choiceOption("feedback", v.feedback, "on", ["on", "off"] as const) === "on";
   let history: HistorySpec;
   try {
-    history = parseHistorySpec(v.history ?? "full", ips);
+    history = parseHistorySpec(v.history ?? DEFAULT_HISTORY, ips);
   } catch (e) {
     throw new UsageError(`--history: ${(e as Error).message}`);
   }
@@ -153,13 +154,15 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
   };
 }
 
-/** One line on what the strategies trained on, unless it is the default (every access). */
+/** One line on what the strategies trained on. */
 export function describeHistory(c: Comparison): string {
-  if (c.history.kind === "full") return "";
-  const what = c.history.kind === "none" ? "nothing (online learning from the faults only)"
+  const what = c.history.kind === "full" ? "every access before the switch-over, in order (the upper bound: no hypervisor records this)"
+    : c.history.kind === "none" ? "nothing (online learning from the faults only)"
     : c.history.kind === "earlier" ? "the faults and feedback of an earlier simulated migration over the pre-switch-over part"
+    : c.history.kind === "sets" ? `${c.historyPages} pages: the pages touched in each interval before the switch-over, unordered (access-bit sampling)`
     : `${c.historyPages} pages derived from the pre-switch-over accesses`;
-  return `history: ${formatHistorySpec(c.history)}: ${what}\n`;
+  const every = c.history.interval === undefined ? "" : ` (every ${Number(((c.history.interval / c.params.ips) * 1e3).toPrecision(3))} ms at ${c.params.ips} guest instructions/s)`;
+  return `history: ${formatHistorySpec(c.history)}${every}: ${what}\n`;
 }
 
 function progressBar(): ((label: string, done: number, total: number) => void) | undefined {
@@ -200,13 +203,12 @@ export async function run(args: string[]): Promise<number> {
   bar?.("", total, total);
   if (setup.json) {
     const j: ReturnType<typeof toJson> & { history?: string } = toJson(trace.name, comps);
-    j.history = formatHistorySpec(opts.history ?? { kind: "full" });
+    j.history = formatHistorySpec(opts.history ?? parseHistorySpec(DEFAULT_HISTORY, opts.ips)); // (parseCompareArgs always sets it)
     if (bandwidths.length > 1) {
       let k = 0;
       for (const c of comps) for (let i = 0; i < c.results.length; i++) (j.strategies[k++] as unknown as Record<string, unknown>).bandwidthGbps = c.bandwidthGbps;
     }
-    // the documented record ({ trace, strategies }) is unchanged with the default history; another history is named
-    process.stdout.write(JSON.stringify(j.history === "full" ? { trace: j.trace, strategies: j.strategies } : { trace: j.trace, history: j.history, strategies: j.strategies }, null, 2) + "\n");
+    process.stdout.write(JSON.stringify({ trace: j.trace, history: j.history, strategies: j.strategies }, null, 2) + "\n");
   } else {
     for (const c of comps) process.stdout.write(`\n${describeComparison(c, opts.rawBandwidth ?? false)}\n${describeHistory(c)}${formatTable(c)}`);
     if (comps.length > 1) process.stdout.write(`\nsummary (${trace.name}): network faults as % of demand paging (waits on pages in flight: the tables above), total stall\n${formatSummary(comps)}`);

@@ -143,8 +143,9 @@ test("quality --train-chunk feeds the history in pieces and gets the one-call fi
 test("compare --json prints only the documented record", async () => {
   const { stdout } = await cli(["compare", "--workload", "seq", "--accesses", "5000", "--pages", "512", "--layout", "2m", "--strategies", "demand,readahead,oracle", "--json"]);
   const j = JSON.parse(stdout);
-  assert.deepEqual(Object.keys(j), ["trace", "strategies"]);
+  assert.deepEqual(Object.keys(j), ["trace", "history", "strategies"]);
   assert.equal(j.trace, "seq");
+  assert.equal(j.history, "sets:1e7", "the default: what access-bit sampling records, every 10 ms at 1e9 instructions/s");
   assert.deepEqual(j.strategies.map((s: { name: string }) => s.name), ["demand", "readahead", "oracle"]);
   for (const s of j.strategies) {
     for (const k of ["name", "faults", "inflightFaults", "requests", "stallMs", "completionMs", "migrationMs", "pagesSent", "accuracy", "coverage"]) assert.ok(k in s, k);
@@ -153,6 +154,21 @@ test("compare --json prints only the documented record", async () => {
   }
   assert.equal(j.strategies[0].accuracy, null);
   assert.ok(j.strategies[1].faults < j.strategies[0].faults);
+});
+
+test("compare and simulate train on a recordable history unless told (sets:10ms), and name it; full only when asked", async () => {
+  const common = ["--trace", "traces/perl.txt.gz", "--layout", "4k", "--strategies", "ppm"];
+  const run = async (extra: string[]) => JSON.parse((await cli(["compare", ...common, ...extra, "--json"])).stdout) as { history: string; strategies: { faults: number; stallMs: number }[] };
+  const byDefault = await run([]), sets = await run(["--history", "sets:10ms"]), full = await run(["--history", "full"]);
+  assert.equal(byDefault.history, "sets:1e7");
+  assert.equal(full.history, "full");
+  assert.deepEqual(byDefault.strategies, sets.strategies);
+  assert.notDeepEqual(byDefault.strategies, full.strategies, "the default is not the full access trace");
+  const text = (await cli(["compare", ...common])).stdout;
+  assert.match(text, /history: sets:1e7 \(every 10 ms at 1000000000 guest instructions\/s\): \d+ pages: the pages touched in each interval/);
+  const one = JSON.parse((await cli(["simulate", "--trace", "traces/perl.txt.gz", "--layout", "4k", "--json"])).stdout) as { history: string; faults: number };
+  assert.equal(one.history, "sets:1e7");
+  assert.equal(one.faults, byDefault.strategies[0].faults);
 });
 
 test("compare --json counts requests for pages in flight as simulate does (the verdict's measure)", async () => {
