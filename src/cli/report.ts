@@ -6,6 +6,7 @@
 import { writeFile, rename, unlink } from "node:fs/promises";
 import type { Comparison } from "../sim/run.js";
 import type { SimResult } from "../sim/metrics.js";
+import { formatHistorySpec } from "../history/sources.js";
 import { nameFile } from "./errors.js";
 import { atomicTarget, trackTempFile, tempPathFor } from "../util/temp-files.js";
 
@@ -164,7 +165,14 @@ export function formatVerdict(comps: (Comparison & { bandwidthGbps?: number })[]
   const named = anchorsFor(comps[0].params.push).filter((a) => ran.has(a)); // only the anchors this run has
   // With a push the anchors run the one given; ppm, as a source that owns its push would, orders its own.
   const how = ownPush ? `, theirs; ppm orders its own: Hines' bubbling with the history's replay. ppm-given-push is ppm on theirs, history-push that order alone` : "";
-  return `\nppm against the best of ${named.join(", ")} (push ${comps[0].params.push}${how}):\n${lines.join("\n")}\n`;
+  // What the strategies trained on: the figures are only as real as the history a hypervisor has.
+  const h = comps[0].history, ips = comps[0].params.ips;
+  const every = h?.interval !== undefined && ips > 0 ? `each ${Number(((h.interval / ips) * 1e3).toPrecision(3))} ms` : "each interval";
+  const trained = h === undefined ? ""
+    : h.kind === "full" ? "; trained on every access before the switch-over (the upper bound: no hypervisor records it)"
+    : h.kind === "sets" ? `; trained on the pages touched in ${every} before the switch-over, unordered, as access-bit sampling records (${formatHistorySpec(h)})`
+    : `; trained on ${formatHistorySpec(h)}`;
+  return `\nppm against the best of ${named.join(", ")} (push ${comps[0].params.push}${how}${trained}):\n${lines.join("\n")}\n`;
 }
 
 /** The detail view of one run (`simulate`). */
