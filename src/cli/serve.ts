@@ -15,7 +15,7 @@ import { statSync } from "node:fs";
 import { createServer } from "node:net";
 import { UsageError, choiceOption, intOption, numberOption } from "./args.js";
 import { startPageServer, demandStrategy, PUSH_MODES, type PushMode, type SessionStrategy } from "../transport/source.js";
-import { deriveHistory, needsWrites, parseHistorySpec, type HistorySpec } from "../history/sources.js";
+import { deriveHistory, needsWrites, parseHistorySpec, DEFAULT_HISTORY, type HistorySpec } from "../history/sources.js";
 import { MAX_IMAGE_BYTES, openImageFile, parseSize, writeImageFile, type PageImage } from "../transport/image.js";
 import { shareHistory, startRemoteStrategy, type StrategySpec, type TrainingHistory } from "../transport/remote-strategy.js";
 import type { Alphabet, EscapeMethod, PredictorOptions } from "../engine/types.js";
@@ -41,9 +41,10 @@ const USAGE = `usage: ppm-prefetch serve --image FILE [options]
   --history TRACE       train each migration's strategy on this trace's first --switch-at fraction
   --switch-at F         fraction of the history trace before switch-over (default 0.3)
   --history-source S    what of that part a hypervisor records and the model trains on (README,
-                        "History sources"): full (default), first-touch:T, sets:T, writes:T,
-                        write-sets:T (T in guest instructions, or 10ms at 1e9 instructions/s), or none
-                        (each migration's model starts empty and learns online)
+                        "History sources"): sets:10ms (default, as compare: what access-bit
+                        sampling records), full (every access: the upper bound), first-touch:T,
+                        sets:T, writes:T, write-sets:T (T in guest instructions, or 10ms at 1e9
+                        instructions/s), or none (each migration's model starts empty and learns online)
   --layout L            guest-physical layout of the trace: virtual, 2m, 4k (default virtual)
   --layout-seed N       seed of the layout (default 1)
   --limit N             read at most N accesses of the history trace
@@ -140,7 +141,7 @@ export async function run(args: string[]): Promise<number> {
   }
   // named even when --history-source none leaves it unread
   if (v.history !== undefined) await checkInputFile("--history", v.history);
-  let source: HistorySpec = { kind: "full" };
+  let source: HistorySpec = parseHistorySpec(DEFAULT_HISTORY);
   if (v["history-source"] !== undefined) {
     try { source = parseHistorySpec(v["history-source"]); } catch (e) { throw new UsageError(`--history-source: ${(e as Error).message}`); }
     if (source.kind === "earlier") throw new UsageError("--history-source earlier is not a serve option: a model carried from an earlier migration is the QEMU proxy's --model FILE");

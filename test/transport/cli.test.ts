@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -60,7 +60,7 @@ test("serve --history-source: each migration's model trains on the recorded hist
     const trained = async (source: string[]): Promise<number> => {
       let resolvePort: (p: number) => void = () => {};
       const port = new Promise<number>((r) => { resolvePort = r; });
-      const serve = cli(["serve", "--image", img, ...(source.length ? [] : ["--generate", "4M"]), "--port", "0", "--strategy", "ppm", "--push", "qemu",
+      const serve = cli(["serve", "--image", img, ...(existsSync(img) ? [] : ["--generate", "4M"]), "--port", "0", "--strategy", "ppm", "--push", "qemu",
         "--history", FIXTURE, "--limit", "100000", ...source, "--exit-after", "1"], (s) => {
         const m = /listening on 127\.0\.0\.1:(\d+)/.exec(s);
         if (m) resolvePort(Number(m[1]));
@@ -74,10 +74,13 @@ test("serve --history-source: each migration's model trains on the recorded hist
       assert.ok(m, s.err);
       return Number(m[1]);
     };
-    const full = await trained([]);
+    const full = await trained(["--history-source", "full"]);
     const ft = await trained(["--history-source", "first-touch:1e6"]);
+    const byDefault = await trained([]), sets = await trained(["--history-source", "sets:10ms"]);
     assert.equal(full, 30000);
     assert.ok(ft > 0 && ft < full / 3, `first touches per 1e6 instructions: ${ft} of ${full}`);
+    assert.equal(byDefault, sets, "the default is compare's: sets:10ms");
+    assert.ok(byDefault > 0 && byDefault < full, `sets per 10 ms: ${byDefault} of ${full}`);
     for (const [args, re] of [
       [["--history-source", "bogus"], /--history-source/],
       [["--history-source", "earlier"], /--model FILE/],

@@ -92,7 +92,7 @@ const imagePath = join(dir, "image.bin");
 
 function serve(strategy: string, generate: boolean, pushMode: PushMode = push): Promise<{ port: number; done: Promise<number> }> {
   const args = ["--image", imagePath, ...(generate ? ["--generate", String(pageCount * 4096)] : []),
-    "--port", "0", "--strategy", strategy, "--push", pushMode, "--history", tracePath, "--layout", layout, "--switch-at", String(switchAt),
+    "--port", "0", "--strategy", strategy, "--push", pushMode, "--history", tracePath, "--history-source", "full", "--layout", layout, "--switch-at", String(switchAt),
     "--depth", String(depth), "--push-window", pushWindow, "--link-queue", linkQueue, "--exit-after", "1", "--quiet", "--delay-us", String(delayUs), "--rate-gbps", String(rateGbps)];
   return spawnServe(args);
 }
