@@ -44,7 +44,7 @@ const USAGE = `usage: ppm-prefetch compare [--trace FILE | --workload NAME] [opt
   --ips N               guest instructions per second (default 1e9)
   --history SRC         what the strategies train on before the switch-over (default ${DEFAULT_HISTORY}:
                           what access-bit sampling records; no hypervisor records \`full\`):
-                          full            every access, in order (the upper bound)
+                          full            every access, in order (more than any hypervisor records)
                           first-touch:T   first touch of each page per interval of T guest instructions
                                           (or 10ms, 100us), in order (NUMA-hinting faults, userfaultfd-wp)
                           sets:T          the pages touched per interval, unordered (access bits, DAMON)
@@ -156,10 +156,10 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
 
 /** One line on what the strategies trained on. */
 export function describeHistory(c: Comparison): string {
-  const what = c.history.kind === "full" ? "every access before the switch-over, in order (the upper bound: no hypervisor records this)"
+  const what = c.history.kind === "full" ? "every access before the switch-over, in order (no hypervisor records this)"
     : c.history.kind === "none" ? "nothing (online learning from the faults only)"
     : c.history.kind === "earlier" ? "the faults and feedback of an earlier simulated migration over the pre-switch-over part"
-    : c.history.kind === "sets" ? `${c.historyPages} pages: the pages touched in each interval before the switch-over, unordered (access-bit sampling)`
+    : c.history.kind === "sets" ? `${c.historyPages} entries (page x interval): the pages touched in each interval before the switch-over, unordered (access-bit sampling)`
     : `${c.historyPages} pages derived from the pre-switch-over accesses`;
   const every = c.history.interval === undefined ? "" : ` (every ${Number(((c.history.interval / c.params.ips) * 1e3).toPrecision(3))} ms at ${c.params.ips} guest instructions/s)`;
   return `history: ${formatHistorySpec(c.history)}${every}: ${what}\n`;

@@ -169,7 +169,7 @@ export function formatVerdict(comps: (Comparison & { bandwidthGbps?: number })[]
   const h = comps[0].history, ips = comps[0].params.ips;
   const every = h?.interval !== undefined && ips > 0 ? `each ${Number(((h.interval / ips) * 1e3).toPrecision(3))} ms` : "each interval";
   const trained = h === undefined ? ""
-    : h.kind === "full" ? "; trained on every access before the switch-over (the upper bound: no hypervisor records it)"
+    : h.kind === "full" ? "; trained on every access before the switch-over, in order (no hypervisor records that)"
     : h.kind === "sets" ? `; trained on the pages touched in ${every} before the switch-over, unordered, as access-bit sampling records (${formatHistorySpec(h)})`
     : `; trained on ${formatHistorySpec(h)}`;
   return `\nppm against the best of ${named.join(", ")} (push ${comps[0].params.push}${how}${trained}):\n${lines.join("\n")}\n`;

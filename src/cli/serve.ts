@@ -80,6 +80,15 @@ const USAGE = `usage: ppm-prefetch serve --image FILE [options]
 /** Predictor flags: any of them turns `--strategy ppm` into the bare engine with those options. */
 const ENGINE_FLAGS = ["order", "alphabet", "escape", "threshold", "max-contexts"] as const;
 
+/**
+ * The bare engine's options for `serve --strategy ppm` with engine flags. A recorded history (any
+ * source but `full`) is already deduplicated: the LRU filter would drop the pages it repeats from one
+ * interval to the next, so it is off, as the ppm strategy turns it off (ppm-policy.ts).
+ */
+export function engineOptions(pageCount: number, predOpts: Omit<PredictorOptions, "pageCount">, source: HistorySpec): PredictorOptions {
+  return { pageCount, ...predOpts, ...(source.kind !== "full" ? { filter: 0 } : {}) };
+}
+
 export async function run(args: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args,
@@ -154,7 +163,7 @@ export async function run(args: string[]): Promise<number> {
   if (strategyName === "demand") {
     spec = null;
   } else if (strategyName === "ppm" && (engineFlags.length > 0 || !reg.isStrategyName("ppm"))) {
-    spec = (pc) => ({ kind: "engine", options: { pageCount: pc, ...predOpts } });
+    spec = (pc) => ({ kind: "engine", options: engineOptions(pc, predOpts, source) });
   } else if (reg.isStrategyName(strategyName) && reg.STRATEGIES[strategyName].simulatorOnly) {
     throw new UsageError(`--strategy ${strategyName} reads the future trace, which only the simulator has (try \`compare\`); serve runs one of ${reg.LIVE_STRATEGY_NAMES.join(", ")}`);
   } else if (reg.isStrategyName(strategyName)) {

@@ -3,7 +3,8 @@
  * from the pre-switch-over part of a recorded trace. Each source gives the sequence (and the vCPU of
  * each entry) that a strategy's `train()` receives.
  *
- *  - `full`            every access, in order (the upper bound; what no hypervisor records).
+ *  - `full`            every access, in order (what no hypervisor records; not a bound on the
+ *                      figures: an exact replay can stream pages too late to beat a coarser one).
  *  - `first-touch:T`   the guest's memory is re-armed every T guest instructions and the first touch of
  *                      each page in each interval is seen, in order, with its vCPU: NUMA-hinting faults,
  *                      userfaultfd write-protect re-armed per interval, KVM's dirty ring / Intel PML (for
@@ -52,8 +53,8 @@ export interface DerivedHistory {
  * What `compare` and `simulate` (and so `npm start`) train on unless told: which pages the guest
  * touched in each 10 ms before the switch-over, unordered, as access-bit sampling (DAMON, idle page
  * tracking) gives a source during precopy. A real migration cannot have `full` (every access in
- * order): the product's figures are judged on what a hypervisor can record. `full` stays the upper
- * bound, by name; `quality` (the engine's own replay table) keeps `full`.
+ * order): the product's figures are judged on what a hypervisor can record. `full` is there by
+ * name; `quality` (the engine's own replay table) keeps it.
  */
 export const DEFAULT_HISTORY = "sets:10ms";
 

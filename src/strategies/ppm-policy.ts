@@ -76,9 +76,10 @@ export interface PpmPolicy {
    * Where our source owns the push: move the history's share of it (from 1 / `historyShare`, between
    * 1/8 and 7/8) toward whichever order each fault's page was nearer in: the history's or Hines'
    * bubbling (temporal-push.ts, `judge`). Over the 11 traces x 3 layouts x 5 switch-over points
-   * (RESULTS.md section 2): mean stall 0.833x QEMU's against 0.838x with the fixed half, the same
-   * 144 of 165 runs at or under the best anchor with QEMU's push (140 against 141 with the linear
-   * one); the 4 KiB layouts gain 1-4 points, the contiguous gcc and json cells lose 1-2.
+   * (RESULTS.md section 2, the full history and the two-forward bubble of then): mean stall 0.833x
+   * QEMU's against 0.838x with the fixed half, the same 144 of 165 runs at or under the best anchor
+   * with QEMU's push (140 against 141 with the linear one); the 4 KiB layouts gain 1-4 points, the
+   * contiguous gcc and json cells lose 1-2.
    */
   adaptiveShare: boolean;
   /**

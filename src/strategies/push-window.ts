@@ -7,8 +7,8 @@
  *           the `size` pages after the latest fault
  *   linear  the scanner walks up from the lowest page: the window is the `size` pages after the
  *           highest page it has pushed so far (pages committed neither by a fault nor a prediction)
- *   hines   bubbling around the latest fault, one forward for one back: half the window after it,
- *           half before it
+ *   hines   bubbling around the latest fault, a page back then a page forward: the window's first
+ *           ceil(size / 2) pages before it, the rest after it
  *   none    no window
  */
 import type { PushMode } from "../sim/push.js";
@@ -28,7 +28,7 @@ export function createPushWindow(mode: PushMode, size: number): PushWindow {
   if (mode === "none" || size <= 0) return none;
   if (mode === "qemu") return { covers: (p) => p >= lo && p <= hi, onFault(p) { lo = p + 1; hi = p + size; }, onPushed: () => undefined };
   if (mode === "hines") {
-    const back = Math.floor(size / 2);
+    const back = Math.ceil(size / 2); // p-1 goes first: an odd window reaches one further back
     return { covers: (p) => p >= lo && p <= hi, onFault(p) { lo = p - back; hi = p + size - back; }, onPushed: () => undefined };
   }
   // linear: the scanner's position is the highest page it pushed.

@@ -165,7 +165,7 @@ test("compare and simulate train on a recordable history unless told (sets:10ms)
   assert.deepEqual(byDefault.strategies, sets.strategies);
   assert.notDeepEqual(byDefault.strategies, full.strategies, "the default is not the full access trace");
   const text = (await cli(["compare", ...common])).stdout;
-  assert.match(text, /history: sets:1e7 \(every 10 ms at 1000000000 guest instructions\/s\): \d+ pages: the pages touched in each interval/);
+  assert.match(text, /history: sets:1e7 \(every 10 ms at 1000000000 guest instructions\/s\): \d+ entries \(page x interval\): the pages touched in each interval/);
   const one = JSON.parse((await cli(["simulate", "--trace", "traces/perl.txt.gz", "--layout", "4k", "--json"])).stdout) as { history: string; faults: number };
   assert.equal(one.history, "sets:1e7");
   assert.equal(one.faults, byDefault.strategies[0].faults);

@@ -18,11 +18,11 @@ test("the verdict names each measure's best anchor and marks a layout where ppm 
   assert.match(lines[2], /4k: requests 143 vs 142 \(qemu\) \+0\.7% .*<- ppm behind$/);
 });
 
-test("the verdict says what the strategies trained on: a recordable history, or the upper bound by name", () => {
+test("the verdict says what the strategies trained on: a recordable history, or the full one named as unrecordable", () => {
   const rows: [string, number, number][] = [["qemu", 41, 0.0272], ["ppm", 36, 0.0254]];
   const withHistory = (history: object) => Object.assign(comp("virtual", "qemu", rows), { history, params: { push: "qemu", ips: 1e9 } });
   assert.match(formatVerdict([withHistory({ kind: "sets", interval: 1e7 })]), /; trained on the pages touched in each 10 ms before the switch-over, unordered, as access-bit sampling records \(sets:1e7\)\):\n/);
-  assert.match(formatVerdict([withHistory({ kind: "full" })]), /; trained on every access before the switch-over \(the upper bound: no hypervisor records it\)\):\n/);
+  assert.match(formatVerdict([withHistory({ kind: "full" })]), /; trained on every access before the switch-over, in order \(no hypervisor records that\)\):\n/);
   assert.match(formatVerdict([withHistory({ kind: "first-touch", interval: 1e6 })]), /; trained on first-touch:1e6\):\n/);
 });
 

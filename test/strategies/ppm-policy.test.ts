@@ -19,6 +19,12 @@ test("the push window: qemu covers the pages after the latest fault, hines aroun
   const h = createPushWindow("hines", 6);
   h.onFault(50);
   assert.deepEqual([46, 47, 53, 54].map((p) => h.covers(p)), [false, true, true, false]); // p-3..p+3: the next 6 pushes
+  const odd = createPushWindow("hines", 5); // the bubble's next 5: p-1, p+1, p-2, p+2, p-3
+  odd.onFault(50);
+  assert.deepEqual([46, 47, 52, 53].map((p) => odd.covers(p)), [false, true, true, false]);
+  const one = createPushWindow("hines", 1);
+  one.onFault(50);
+  assert.deepEqual([49, 51].map((p) => one.covers(p)), [true, false], "a window of one: p-1, the bubble's first page");
   const l = createPushWindow("linear", 3);
   l.onPushed(5); l.onPushed(7); l.onPushed(6);
   assert.deepEqual([7, 8, 10, 11].map((p) => l.covers(p)), [false, true, true, false]);

@@ -212,3 +212,23 @@ test("adaptive share: the option is checked; a fork starts from the prior; fixed
   assert.equal(f.streamShare, 0.5, "a fork (another migration over the same history) judges afresh");
   assert.equal(new TemporalPush(100, { share: 4 }).streamShare, 0.25);
 });
+
+test("adaptive share: a fault is credited to the order that was nearer to pushing it (the bubble: p-1, p+1, p-2, p+2, ...)", () => {
+  // After the fault at 10 the bubble pushed 9; its next pushes are 11, 8, 12, ... The stream after 10
+  // is the history's 20, 21, ... The side with fewer of its own pages still ahead of the fault earns it.
+  const judged = (history: number[], fault: number) => {
+    const t = new TemporalPush(100, { adaptive: true });
+    t.learn(history);
+    const order = t.steer(createPush("hines", footprint));
+    const state = new Uint8Array(100);
+    order.onFault(10); state[10] = 1;
+    const p = order.next(state); state[p] = 1;
+    assert.equal(p, 9, "the bubble's first page");
+    order.onFault(fault);
+    return { hist: t.histCredit, space: t.spaceCredit };
+  };
+  // 8 = p-2: two bubble pushes ahead (11, then 8); four stream pages (20-23) before it in the history
+  assert.deepEqual(judged([10, 20, 21, 22, 23, 8, 30], 8), { hist: 0, space: 1 });
+  // 12 = p+2: three bubble pushes ahead (11, 8, 12); two stream pages (20, 21) before it
+  assert.deepEqual(judged([10, 20, 21, 12, 30], 12), { hist: 1, space: 0 });
+});
