@@ -34,6 +34,20 @@ function install(): void {
   process.on("exit", removeAll);
 }
 
+// A signal that arrived while a file was registered may still wait for the event loop to dispatch
+// it when the last file is unregistered (a Ctrl-C during the final fsync or rename): removing the
+// handlers at once would drop it (Node closes its watcher). So they stay until the loop has polled
+// once more; a signal found then finds no file and re-raises itself (onSignal), as it would have.
+let uninstallDue = false;
+function uninstallSoon(): void {
+  if (uninstallDue) return;
+  uninstallDue = true;
+  setImmediate(() => setImmediate(() => {
+    uninstallDue = false;
+    if (live.size === 0) uninstall();
+  }).unref()).unref();
+}
+
 function uninstall(): void {
   if (!installed) return;
   installed = false;
@@ -88,7 +102,7 @@ export function trackTempFile(path: string): () => void {
   install();
   return () => {
     live.delete(path);
-    if (live.size === 0) uninstall();
+    if (live.size === 0) uninstallSoon();
   };
 }
 

@@ -5,6 +5,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { tempPathFor } from "../../src/util/temp-files.js";
 import { writeAtomic } from "../../src/cli/report.js";
 import { writeTraceFileAtomic } from "../../src/trace/record.js";
@@ -130,4 +132,20 @@ test("convert IN - writes the trace to standard output (no file named -)", async
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("a signal that arrives while a temp file is registered is not lost when the file is unregistered before Node dispatches it", async () => {
+  // The child registers a file, is signalled (the handler is installed: Node queues the signal for its
+  // event loop), and unregisters the file at once, as an atomic write does after its rename. The
+  // signal must still end the process, as it would with no temp file at all.
+  const mod = pathToFileURL(fileURLToPath(new URL("../../src/util/temp-files.ts", import.meta.url))).href;
+  const script = `
+    const { trackTempFile } = await import(${JSON.stringify(mod)});
+    const untrack = trackTempFile("/nonexistent/x.tmp-" + process.pid);
+    process.kill(process.pid, "SIGTERM");
+    untrack();
+    setTimeout(() => { console.log("alive"); }, 500);`;
+  const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
+  assert.equal(r.stdout, "", "the signal was dropped: the process ran on");
+  assert.equal(r.signal, "SIGTERM", `status ${r.status}, stderr ${r.stderr}`);
 });
