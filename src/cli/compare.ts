@@ -13,7 +13,7 @@ import { STRATEGIES, STRATEGY_NAMES, isStrategyName } from "../strategies/index.
 import { compareStrategies, type Comparison, type RunOptions } from "../sim/run.js";
 import { DEFAULT_PARAMS, QUEUE_POLICIES, type QueuePolicy } from "../sim/simulator.js";
 import { describeComparison, formatSummary, formatTable, formatVerdict, renderSvg, toJson, writeAtomic } from "./report.js";
-import { parseHistorySpec, formatHistorySpec, needsWrites, DEFAULT_HISTORY, type HistorySpec } from "../history/sources.js";
+import { parseHistorySpec, formatHistorySpec, needsWrites, intervalMs, DEFAULT_HISTORY, type HistorySpec } from "../history/sources.js";
 import { MAX_GUEST_PAGES, checkAccesses, checkFits, checkInputFile, checkOutputDir, checkSpan, maxPageOf, readTraceFile } from "./input.js";
 
 export const DEFAULT_TRACE = fileURLToPath(new URL("../../traces/sqlite.txt.gz", import.meta.url));
@@ -161,7 +161,8 @@ export function describeHistory(c: Comparison): string {
     : c.history.kind === "earlier" ? "the faults and feedback of an earlier simulated migration over the pre-switch-over part"
     : c.history.kind === "sets" ? `${c.historyPages} entries (page x interval): the pages touched in each interval before the switch-over, unordered (access-bit sampling)`
     : `${c.historyPages} pages derived from the pre-switch-over accesses`;
-  const every = c.history.interval === undefined ? "" : ` (every ${Number(((c.history.interval / c.params.ips) * 1e3).toPrecision(3))} ms at ${c.params.ips} guest instructions/s)`;
+  const t = intervalMs(c.history, c.params.ips);
+  const every = t === undefined ? "" : ` (every ${t} ms at ${c.params.ips} guest instructions/s)`;
   return `history: ${formatHistorySpec(c.history)}${every}: ${what}\n`;
 }
 

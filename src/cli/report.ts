@@ -6,7 +6,7 @@
 import { writeFile, rename, unlink } from "node:fs/promises";
 import type { Comparison } from "../sim/run.js";
 import type { SimResult } from "../sim/metrics.js";
-import { formatHistorySpec } from "../history/sources.js";
+import { formatHistorySpec, intervalMs } from "../history/sources.js";
 import { nameFile } from "./errors.js";
 import { atomicTarget, trackTempFile, tempPathFor } from "../util/temp-files.js";
 
@@ -167,7 +167,8 @@ export function formatVerdict(comps: (Comparison & { bandwidthGbps?: number })[]
   const how = ownPush ? `, theirs; ppm orders its own: Hines' bubbling with the history's replay. ppm-given-push is ppm on theirs, history-push that order alone` : "";
   // What the strategies trained on: the figures are only as real as the history a hypervisor has.
   const h = comps[0].history, ips = comps[0].params.ips;
-  const every = h?.interval !== undefined && ips > 0 ? `each ${Number(((h.interval / ips) * 1e3).toPrecision(3))} ms` : "each interval";
+  const t = h === undefined ? undefined : intervalMs(h, ips);
+  const every = t === undefined ? "each interval" : `each ${t} ms`;
   const trained = h === undefined ? ""
     : h.kind === "full" ? "; trained on every access before the switch-over, in order (no hypervisor records that)"
     : h.kind === "sets" ? `; trained on the pages touched in ${every} before the switch-over, unordered, as access-bit sampling records (${formatHistorySpec(h)})`

@@ -58,6 +58,11 @@ export interface DerivedHistory {
  */
 export const DEFAULT_HISTORY = "sets:10ms";
 
+/** A source's interval in milliseconds of guest time at `ips` (3 significant digits), if it has one. */
+export function intervalMs(spec: HistorySpec, ips: number): number | undefined {
+  return spec.interval === undefined || !(ips > 0) ? undefined : Number(((spec.interval / ips) * 1e3).toPrecision(3));
+}
+
 export const INTERVAL_KINDS: readonly HistoryKind[] = ["first-touch", "sets", "writes", "write-sets"];
 
 export function needsInterval(kind: HistoryKind): boolean {
