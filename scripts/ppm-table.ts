@@ -9,7 +9,7 @@
  *   node --import tsx scripts/ppm-table.ts [--push qemu|linear|hines|none] [--switch-at F[,F...]] [--seed S] [--history SRC] [TRACE...]
  *
  * `--history` is what ppm trains on (default: compare's, sets:10ms, what a hypervisor can record;
- * `full` is the upper bound).
+ * `full`, every access in order, is what none records).
  *
  * With several switch-over points (e.g. `--switch-at 0.2,0.25,0.3,0.35,0.4`) it prints, instead of
  * the table, how many of each cell's switch-over points ppm wins, and the totals: a cell won at one

@@ -42,7 +42,7 @@ const USAGE = `usage: ppm-prefetch serve --image FILE [options]
   --switch-at F         fraction of the history trace before switch-over (default 0.3)
   --history-source S    what of that part a hypervisor records and the model trains on (README,
                         "History sources"): sets:10ms (default, as compare: what access-bit
-                        sampling records), full (every access: the upper bound), first-touch:T,
+                        sampling records), full (every access, in order: none records it), first-touch:T,
                         sets:T, writes:T, write-sets:T (T in guest instructions, or 10ms at 1e9
                         instructions/s), or none (each migration's model starts empty and learns online)
   --layout L            guest-physical layout of the trace: virtual, 2m, 4k (default virtual)
