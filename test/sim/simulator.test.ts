@@ -114,6 +114,19 @@ test("push orders: linear ascends, qemu jumps after the fault, hines bubbles a p
   state.fill(0);
   h.onFault(75); // a page outside the footprint (a zero page): the bubble starts from its neighbours
   assert.deepEqual(take(h, 8), [70, 80, 60, 50, 40, 30, 20, 10], "the forward edge exhausted: the backward one alone");
+  state.fill(0);
+  h.onFault(10); state[10] = 2; // the lowest page: nothing behind it
+  assert.deepEqual(take(h, 3), [20, 30, 40]);
+  state.fill(0);
+  state[40] = state[60] = 2; // a page already sent is skipped and uses up its side's turn, as in the paper's loop
+  h.onFault(50); state[50] = 2;
+  assert.deepEqual(take(h, 4), [30, 70, 20, 80]);
+  assert.equal(createPush("hines", new Uint32Array(0)).next(new Uint8Array(4)), -1, "an empty footprint pushes nothing");
+  const lone = createPush("hines", Uint32Array.of(3));
+  lone.onFault(3);
+  assert.equal(lone.next(Uint8Array.of(0, 0, 0, 2)), -1, "the one page went with the fault");
+  lone.onFault(1);
+  assert.equal(lone.next(new Uint8Array(4)), 3);
   assert.equal(createPush("none", fp).next(state), -1);
   assert.equal(lowerBound(fp, 45), 4);
 });
