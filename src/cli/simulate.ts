@@ -7,13 +7,13 @@
  */
 import { parseCompareArgs, describeHistory } from "./compare.js";
 import { compareStrategies, type Comparison } from "../sim/run.js";
-import { formatHistorySpec } from "../history/sources.js";
+import { formatHistorySpec, DEFAULT_HISTORY } from "../history/sources.js";
 import { describeComparison, formatDetail, msTwins, writeAtomic, renderSvg } from "./report.js";
 
 const USAGE = `usage: ppm-prefetch simulate [--trace FILE | --workload NAME] [--strategy NAME] [--layout virtual|2m|4k|all] [options]
 
 Runs one strategy (default ppm, the product default) in one layout (default virtual; all: each in turn) and prints every metric; the other options are those of \`ppm-prefetch compare --help\`
-(--history SRC among them: full, first-touch:T, sets:T, writes:T, write-sets:T, earlier, none).
+(--history SRC among them, default ${DEFAULT_HISTORY}: full, first-touch:T, sets:T, writes:T, write-sets:T, earlier, none).
 `;
 
 export async function run(args: string[]): Promise<number> {
