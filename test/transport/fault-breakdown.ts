@@ -67,7 +67,7 @@ try {
   for (let i = 0; i < reps; i++) {
     for (const strategy of strategies) {
       const s = await spawnServe(["--image", imagePath, ...(first ? ["--generate", String(span * 4096)] : []), "--port", "0", "--strategy", strategy,
-        "--push", push, "--history", tracePath, "--layout", "virtual", "--switch-at", "0.3", "--depth", "8",
+        "--push", push, "--history", tracePath, "--history-source", "full", "--layout", "virtual", "--switch-at", "0.3", "--depth", "8",
         "--push-window", v["push-window"] ?? "32", "--link-queue", v["link-queue"] ?? "65536", "--exit-after", "1", "--quiet",
         "--delay-us", String(delayUs), "--rate-gbps", String(rateGbps), ...extra]);
       first = false;

@@ -39,7 +39,7 @@ const imagePath = join(tmpdir(), `ppm-transport-${size}.bin`);
 
 function serve(strategy: string, link: { delayUs: number; rateGbps: number }): Promise<{ port: number; done: Promise<number> }> {
   const args = ["--image", imagePath, ...(existsSync(imagePath) ? [] : ["--generate", size]),
-    "--port", "0", "--strategy", strategy, "--push", push, "--push-window", pushWindow, "--history", tracePath, "--layout", layout, "--exit-after", "1", "--quiet",
+    "--port", "0", "--strategy", strategy, "--push", push, "--push-window", pushWindow, "--history", tracePath, "--history-source", "full", "--layout", layout, "--exit-after", "1", "--quiet",
     "--delay-us", String(link.delayUs), "--rate-gbps", String(link.rateGbps)];
   return spawnServe(args);
 }
