@@ -108,7 +108,12 @@ if (isMain) {
   const fatal = (e: unknown) => process.exit(reportError(`ppm-prefetch ${command}`.trimEnd(), e));
   // A reader that stopped early (`| head`) closes the pipe: what is left to print is not wanted, and
   // that is not a failure of the command (the usual tools end quietly there too).
-  process.stdout.on("error", (e: NodeJS.ErrnoException) => { if (e.code === "EPIPE") process.exit(0); });
+  // Any other write failure (a full disk: ENOSPC) loses the output: that is a failure, said in one line.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    process.stderr.write(`${`ppm-prefetch ${command}`.trimEnd()}: cannot write the output: ${e.message}\n`);
+    process.exit(1);
+  });
   process.on("uncaughtException", fatal);
   process.on("unhandledRejection", fatal);
   main(process.argv.slice(2)).then(
