@@ -11,7 +11,7 @@
  * Errors are thrown: src/cli/main.ts prints one line (exit 2 for bad input, 1 for a runtime failure).
  */
 import { parseArgs } from "node:util";
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { UsageError, choiceOption, intOption, numberOption } from "./args.js";
 import { startPageServer, demandStrategy, PUSH_MODES, type PushMode, type SessionStrategy } from "../transport/source.js";
@@ -28,7 +28,8 @@ const USAGE = `usage: ppm-prefetch serve --image FILE [options]
   --image FILE          memory image (pageCount x 4096 bytes, up to 16 GiB), read page by page
   --generate SIZE       write a seeded random image of SIZE (4K..16G, a whole number of 4096-byte pages,
                         e.g. 64M) to FILE (atomically: a temporary file renamed into place), once every
-                        other option, the history and the listening address have been checked
+                        other option, the history and the listening address have been checked; an
+                        existing FILE is replaced only if it could be an image (whole 4096-byte pages)
   --image-seed N        seed of --generate (default 1)
   --host ADDR           listen address (default 127.0.0.1)
   --port N              TCP port (default 7341; 0 picks a free one)
@@ -189,6 +190,12 @@ export async function run(args: string[]): Promise<number> {
         `${Math.floor(bytes / 4096)} pages and ${bytes % 4096} bytes)`);
     }
     await checkOutputDir(v.image, "--image");
+    // Replacing an image is what --generate is for; replacing anything else (a trace named by mistake)
+    // is not: an existing file is overwritten only if it could be an image (whole 4096-byte pages).
+    const old = existsSync(v.image) ? statSync(v.image) : null;
+    if (old && (!old.isFile() || old.size === 0 || old.size % 4096 !== 0)) {
+      throw new UsageError(`--image ${v.image} exists and is not a memory image (${old.isFile() ? `${old.size} bytes, not whole 4096-byte pages` : "not a regular file"}): --generate would overwrite it; remove it or name another file`);
+    }
     generateBytes = bytes;
     pageCount = bytes / 4096;
   } else {

@@ -51,17 +51,28 @@ const REFUSED: Record<string, { extra: () => string[]; code: 1 | 2; match: RegEx
   "--timeline without --json": { extra: () => ["--timeline"], code: 2, match: /--timeline needs --json/ },
 };
 
+const PRECIOUS = Buffer.concat([Buffer.from("precious\n"), Buffer.alloc(4096 - 9, 7)]);
+
 for (const [name, c] of Object.entries(REFUSED)) {
   test(`serve --generate with ${name}: exit ${c.code}, the image is left as it was`, async () => {
     const img = f(`precious-${name.replace(/\W+/g, "-")}.img`);
-    writeFileSync(img, "precious\n");
+    writeFileSync(img, PRECIOUS); // an image (whole pages): --generate may replace it, once every check passed
     const r = await run(["serve", "--image", img, "--generate", "4K", "--port", "0", ...c.extra()]);
     assert.equal(r.code, c.code, r.err);
     assert.match(r.err, typeof c.match === "function" ? c.match() : c.match);
     assert.equal(r.err.trim().split("\n").length, 1, `one line: ${r.err}`);
-    assert.equal(readFileSync(img, "utf8"), "precious\n", "the image was not replaced");
+    assert.deepEqual(readFileSync(img), PRECIOUS, "the image was not replaced");
   });
 }
+
+test("serve --generate does not overwrite a file that is not an image (a trace named by mistake): exit 2, file kept", async () => {
+  const trace = f("precious-trace.txt");
+  writeFileSync(trace, "1 10\n2 10\n3 10\n");
+  const r = await run(["serve", "--image", trace, "--generate", "4K", "--port", "0"]);
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /--image .*precious-trace\.txt exists and is not a memory image \(15 bytes, not whole 4096-byte pages\)/);
+  assert.equal(readFileSync(trace, "utf8"), "1 10\n2 10\n3 10\n");
+});
 
 test("serve --generate refuses a size that is not whole pages, naming it; nothing is written", async () => {
   const img = f("odd.img");
