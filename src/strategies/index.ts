@@ -11,9 +11,9 @@ type Factory = (ctx: SimStrategyContext) => SimStrategy;
 export const STRATEGIES: Record<string, { describe: string; load: () => Promise<Factory>; simulatorOnly?: true }> = {
   demand: { describe: "plain post-copy: only the faulted page", load: async () => (await import("./demand.js")).createDemand },
   qemu: { describe: "QEMU: no prediction, background scanner jumps after each fault", load: async () => (await import("./qemu.js")).createQemu },
-  readahead: { describe: "Linux-style window, grows on sequential faults/hits, shrinks on misses", load: async () => (await import("./readahead.js")).createReadahead },
+  readahead: { describe: "Linux's swap-in readahead (VMA-based): a window sized by the hits since the last fault, after, before or around it", load: async () => (await import("./readahead.js")).createReadahead },
   hines: { describe: "Hines & Gopalan pre-paging: push bubbles outward from the latest fault", load: async () => (await import("./hines.js")).createHines },
-  leap: { describe: "Leap: majority trend over recent fault deltas, else readahead", load: async () => (await import("./leap.js")).createLeap },
+  leap: { describe: "Leap: a majority trend over the last faults and hits, else the aligned block; Linux's hit-sized window", load: async () => (await import("./leap.js")).createLeap },
   next8: { describe: "the next `depth` absent pages after the fault", load: async () => (await import("./next-pages.js")).createNextPages },
   markov1: { describe: "first-order Markov successors", load: async () => (await import("./markov1.js")).createMarkov1 },
   blend: { describe: "windowed-offset and miss-stream co-touch signals, ranked together", load: async () => (await import("./blend.js")).createBlend },

@@ -1,57 +1,79 @@
 /**
- * `leap`: Leap's prefetcher (Al Maruf & Chowdhury, ATC'20). It keeps the last 32 fault deltas and looks
- * for a majority delta (Boyer-Moore vote) in the most recent 8, then 16, then 32 of them. With a trend
- * d it prefetches p+d, p+2d, ... (depth pages, skipping present ones); without one it falls back to
- * readahead. Like Leap, which sees hits in its prefetch cache as well as faults, it records the
- * touched prefetched pages the destination reports (feedback) in its delta history, in the order
- * they come, before the fault that carried them. Without feedback it sees faults only: once it
- * prefetches a stride d, the faults come (depth + 1) x d apart and that is the trend it then follows.
+ * `leap`: Leap's prefetcher (Al Maruf & Chowdhury, ATC'20), as its kernel code does it
+ * (mm/swap_state.c of the Leap patch: `log_swap_trend`, `find_trend`, `swapin_readahead`).
+ *
+ * Every swap-cache lookup is logged in a ring of 32 (page, delta to the previous entry): the faults
+ * and the first touches of prefetched pages (the destination's feedback). The ring starts zeroed, so
+ * until it fills its unused entries count as delta 0. `find_trend` looks for a majority delta
+ * (Boyer-Moore vote, then a count over half) in the newest 8 entries, then 16, then 32.
+ * The window is Linux's swap-in window (swap-window.ts) with Leap's change: always rounded up to a
+ * power of two of at least 4 pages, from the hits since the previous fault (the global counter
+ * starts at 4, as Linux's does). With a trend d the fault reads p + d, p + 2d, ... up to window - 1
+ * pages (a trend of 0 reads nothing: every offset is the faulted page); without one, the aligned
+ * block of `window` pages around the fault (page 0 excepted, Linux's swap header). Pages already
+ * present are skipped, not replaced.
  */
 import type { Strategy, StrategyContext } from "./types.js";
-import { createReadahead } from "./readahead.js";
+import { maxWindowFor, swapinWindow, ReadaheadPages } from "./swap-window.js";
 
 const H = 32;
 
 export function createLeap(ctx: StrategyContext): Strategy & { setDepth(d: number): void } {
   const { pageCount } = ctx;
-  let depth = ctx.depth;
-  const present = new Uint8Array(pageCount);
-  const fallback = createReadahead(ctx, "leap");
-  const deltas = new Float64Array(H);
-  let n = 0, prev = -1;
+  let maxPages = maxWindowFor(ctx.depth);
+  const pages = new ReadaheadPages(pageCount, 4);
+  const delta = new Float64Array(H);
+  const entry = new Float64Array(H);
+  let head = 0, size = 0, prevWin = 0;
 
-  const record = (p: number) => {
-    if (prev >= 0) { deltas[n % H] = p - prev; n++; }
-    prev = p;
+  const log = (p: number) => {
+    const prev = (head + H - 1) % H;
+    delta[head] = size > 0 ? p - entry[prev] : 0;
+    entry[head] = p;
+    head = (head + 1) % H;
+    if (size < H) size++;
   };
 
-  const trend = (): number => {
-    for (let w = 8; w <= H; w *= 2) {
-      const m = Math.min(w, n);
-      let cand = 0, votes = 0;
-      for (let i = 0; i < m; i++) {
-        const d = deltas[(n - 1 - i) % H];
-        if (votes === 0) { cand = d; votes = 1; } else if (d === cand) votes++; else votes--;
-      }
-      let count = 0;
-      for (let i = 0; i < m; i++) if (deltas[(n - 1 - i) % H] === cand) count++;
-      if (m > 0 && count * 2 > m && cand !== 0) return cand;
-      if (m < w) break;
+  /** The majority delta of the newest `n` entries (the ring's order, zeros included), or null. */
+  const majority = (n: number): number | null => {
+    const back = (i: number) => (i + H - 1) % H;
+    let maj = back(head), count = 1;
+    for (let i = back(maj), j = 1; j < n; i = back(i), j++) {
+      if (delta[maj] === delta[i]) count++; else count--;
+      if (count === 0) { maj = i; count = 1; }
     }
-    return 0;
+    const cand = delta[maj];
+    let c = 0;
+    for (let i = back(head), j = 0; j < n; i = back(i), j++) if (delta[i] === cand) c++;
+    return c > Math.floor(n / 2) ? cand : null;
+  };
+
+  const trend = (): number | null => {
+    for (let n = H / 4; n <= H; n *= 2) {
+      const d = majority(n);
+      if (d !== null) return d;
+    }
+    return null;
   };
 
   return {
     name: "leap",
-    setDepth(d) { depth = d; fallback.setDepth(d); },
-    onPresent(p) { if (p < pageCount) present[p] = 1; fallback.onPresent!(p); },
-    onTouch(p, s) { record(p); fallback.onTouch!(p, s); },
-    onFault(p, s) {
-      record(p);
-      const d = trend();
-      if (d === 0) return fallback.onFault(p, s);
+    setDepth(d) { maxPages = maxWindowFor(d); },
+    onPresent: (p) => pages.markPresent(p),
+    onTouch(p) { pages.touched(p); log(p); },
+    onFault(f) {
+      log(f);
+      const win = swapinWindow(0, f, pages.takeHits(), maxPages, prevWin, true);
+      prevWin = win;
+      const mask = win - 1;
       const out: number[] = [];
-      for (let k = 1, q = p + d; out.length < depth && k <= 4 * depth && q >= 0 && q < pageCount; k++, q += d) if (!present[q]) out.push(q);
+      const d = trend();
+      if (d !== null) {
+        for (let k = 1; k <= mask; k++) pages.read(f + k * d, f, out);
+        return out;
+      }
+      const lo = Math.max(1, f - (f % win)), hi = f - (f % win) + mask;
+      for (let q = lo; q <= hi; q++) pages.read(q, f, out);
       return out;
     },
   };

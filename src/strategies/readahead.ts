@@ -1,17 +1,24 @@
 /**
- * `readahead`: a Linux-style readahead window (mm/readahead.c in spirit).
+ * `readahead`: Linux's readahead for page faults on anonymous memory, the VMA-based swap readahead
+ * (mm/swap_state.c: `swap_ra_info`, `swap_vma_readahead`; the default since Linux 4.14). A post-copy
+ * fault is the same event as a swap-in: anonymous guest memory whose page lives elsewhere.
  *
- * State: the last window [start, start + size) sent after a fault. A fault that lands inside that
- * window or right after it means the guest is streaming and the window was too short: the window
- * doubles (up to `depth`). A fault elsewhere is a miss of the sequential guess: the window halves (at
- * least one page). Feedback helps too: when at least half of the last window was touched, the next
- * window doubles even if the fault looks random. The window starts at min(4, depth) pages after the
- * faulted page, skipping pages already present.
+ * At each fault the window (swap-window.ts) comes from the hits since the previous fault: how many
+ * of the pages the previous readaheads brought in were touched (the destination's feedback). Its
+ * place: forward from the fault when the fault is right after the previous one, backward when right
+ * before it, else centred on it ((window - 1) / 2 pages before). It is clamped to the fault's 2 MiB
+ * region (Linux reads the PTEs of one page-table page). Every absent page of it is read; pages
+ * already present cost nothing and are not replaced by others. The first fault starts with 4 hits,
+ * as Linux's VMA state does ("a small window" to start).
  */
 import type { Strategy, StrategyContext } from "./types.js";
+import { maxWindowFor, swapinWindow, ReadaheadPages } from "./swap-window.js";
+
+/** Pages per page-table page (2 MiB of 4 KiB pages): the readahead stays within the fault's. */
+const PMD_PAGES = 512;
 
 export interface Readahead extends Strategy {
-  /** The current window size (for leap's fallback and tests). */
+  /** The window of the latest fault, the faulted page included (for tests). */
   readonly size: number;
   /** Change the most pages per fault (adaptive depth). */
   setDepth(d: number): void;
@@ -19,27 +26,30 @@ export interface Readahead extends Strategy {
 
 export function createReadahead(ctx: StrategyContext, name = "readahead"): Readahead {
   const { pageCount } = ctx;
-  let depth = ctx.depth;
-  const present = new Uint8Array(pageCount);
-  const initial = Math.min(4, depth);
-  let start = -1, size = 0, hits = 0;
+  let maxWin = maxWindowFor(ctx.depth);
+  const pages = new ReadaheadPages(pageCount, 4);
+  let prevFault = 0, prevWin = 0;
   return {
     name,
-    get size() { return size; },
-    setDepth(d) { depth = d; if (size > d) size = d; },
-    onPresent(p) { if (p < pageCount) present[p] = 1; },
-    onTouch(p) { if (p >= start && p < start + size) hits++; },
-    onFault(p) {
-      if (depth === 0) return [];
-      const sequential = start >= 0 && p >= start && p <= start + size;
-      if (size === 0) size = initial;
-      else if (sequential || hits * 2 >= size) size = Math.min(depth, size * 2);
-      else size = Math.max(1, size >> 1);
-      hits = 0;
+    get size() { return prevWin; },
+    setDepth(d) { maxWin = maxWindowFor(d); },
+    onPresent: (p) => pages.markPresent(p),
+    onTouch: (p) => pages.touched(p),
+    onFault(f) {
+      const win = swapinWindow(prevFault, f, pages.takeHits(), maxWin, prevWin, false);
+      const prev = prevFault;
+      prevFault = f;
+      prevWin = win;
       const out: number[] = [];
-      const limit = Math.min(pageCount, p + 1 + 4 * size);
-      for (let q = p + 1; q < limit && out.length < size; q++) if (!present[q]) out.push(q);
-      start = p + 1;
+      if (win <= 1) return out;
+      let lo: number, hi: number;
+      if (f === prev + 1) { lo = f; hi = f + win; }
+      else if (prev === f + 1) { lo = f - win + 1; hi = f + 1; }
+      else { const left = (win - 1) >> 1; lo = f - left; hi = f + win - left; }
+      const pmd = f - (f % PMD_PAGES);
+      lo = Math.max(lo, pmd, 0);
+      hi = Math.min(hi, pmd + PMD_PAGES, pageCount);
+      for (let q = lo; q < hi; q++) pages.read(q, f, out);
       return out;
     },
   };
