@@ -60,11 +60,8 @@ export async function run(args: string[]): Promise<number> {
 
   const valgrind = await which("valgrind");
   if (!valgrind) {
-    process.stderr.write(
-      "ppm-prefetch record: valgrind was not found on PATH; it is needed to trace memory accesses.\n" +
-      "  Install it with your package manager, e.g. `sudo apt-get install valgrind` (Debian/Ubuntu),\n" +
-      "  `sudo dnf install valgrind` (Fedora) or `brew install valgrind` (Linux Homebrew).\n",
-    );
+    // One line, as every refusal of the CLI (README): what is missing and how to get it.
+    process.stderr.write("ppm-prefetch record: valgrind was not found on PATH (it traces the memory accesses); install it, e.g. `apt-get install valgrind`, `dnf install valgrind` or `brew install valgrind`\n");
     return 2;
   }
   // valgrind looks the command up as a shell would (PATH unless it has a slash): a command that is

@@ -11,6 +11,7 @@
  * when the process or worker starts, before the switch-over. It touches no other predictor.
  */
 import { createPredictor } from "./predictor.js";
+import { describeValue } from "../util/describe.js";
 
 let warmed = false;
 
@@ -20,9 +21,9 @@ let warmed = false;
  * milliseconds it took.
  */
 export function warmUp(calls = 3000, force = false): number {
-  if (typeof calls !== "number") throw new TypeError(`calls must be a number, got ${typeof calls} ${JSON.stringify(calls)}`);
+  if (typeof calls !== "number") throw new TypeError(`calls must be a number, got ${describeValue(calls)}`);
   if (!Number.isInteger(calls) || calls < 1 || calls > 1e7) throw new RangeError(`calls must be an integer in [1, 1e7], got ${calls}`);
-  if (typeof force !== "boolean") throw new TypeError(`force must be a boolean, got ${typeof force} ${JSON.stringify(force)}`);
+  if (typeof force !== "boolean") throw new TypeError(`force must be a boolean, got ${describeValue(force)}`);
   if (warmed && !force) return 0;
   const t0 = performance.now();
   const pages = 1 << 16;

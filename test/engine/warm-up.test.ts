@@ -33,4 +33,8 @@ test("warmUp refuses a bad call count or force flag by name and value", () => {
   }
   assert.throws(() => warmUp("10" as unknown as number, true), (e: unknown) => e instanceof TypeError && /calls/.test(e.message) && e.message.includes('"10"'));
   assert.throws(() => warmUp(10, "yes" as unknown as boolean), (e: unknown) => e instanceof TypeError && /force/.test(e.message) && e.message.includes('"yes"'));
+  // values JSON cannot print (a BigInt threw inside the message, a Symbol printed as "undefined")
+  assert.throws(() => warmUp(5n as unknown as number, true), (e: unknown) => e instanceof TypeError && /^calls must be a number, got 5n$/.test(e.message));
+  assert.throws(() => warmUp(Symbol("s") as unknown as number, true), (e: unknown) => e instanceof TypeError && /got Symbol\(s\)$/.test(e.message));
+  assert.throws(() => warmUp(10, 1n as unknown as boolean), (e: unknown) => e instanceof TypeError && /^force must be a boolean, got 1n$/.test(e.message));
 });

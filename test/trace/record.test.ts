@@ -283,6 +283,7 @@ test("record: without valgrind on PATH, says how to install it and exits 2", asy
     assert.equal(r.code, 2);
     assert.match(r.stderr, /valgrind was not found/);
     assert.match(r.stderr, /apt-get install valgrind/);
+    assert.equal(r.stderr.split("\n").filter(Boolean).length, 1, `one line: ${r.stderr}`);
     assert.deepEqual(readdirSync(dir), []);
   } finally {
     rmSync(dir, { recursive: true, force: true });
