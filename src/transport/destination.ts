@@ -317,6 +317,7 @@ class Migration {
     this.link = link;
     this.writer = new FrameWriter(link);
     const reader = new FrameReader((t, b, s, e) => this.onFrame(t, b, s, e));
+    let opening = Buffer.alloc(0); // the connection's first bytes, to name what answered when it is not a source
     sock.on("connect", () => {
       if (this.socket !== sock) return;
       if (this.connectTimer) { clearTimeout(this.connectTimer); this.connectTimer = null; }
@@ -334,7 +335,14 @@ class Migration {
       this.lastHeard = Date.now();
       if (PROBE) { this.pDataAt = nowNs(); this.pChunkStart = this.bytes; this.pChunkLen = chunk.length; this.pPages = 0; probe("d_data", { sid: this.sessionId.toString("hex"), t: this.pDataAt, cum: this.bytes, len: chunk.length, w: waitNs() }); }
       this.bytes += chunk.length;
-      try { reader.push(chunk); } catch (e) {
+      if (opening.length < 24) opening = Buffer.concat([opening, chunk.subarray(0, 24 - opening.length)]);
+      try { reader.push(chunk); } catch (err) {
+        let e = err;
+        // Garbage before any WELCOME: whatever listens there is not a ppm-prefetch source (an HTTP server
+        // reads as a frame of a billion bytes); say that, and what it sent.
+        if (e instanceof ProtocolError && !this.serving && (e.code === ErrorCode.Oversized || e.code === ErrorCode.Malformed)) {
+          e = new ProtocolError(e.code, `${this.host}:${this.o.port} is not a ppm-prefetch source (it sent ${JSON.stringify(opening.toString("latin1"))}...; ${e.detail})`);
+        }
         // a frame the link damaged is a link failure; anything else thrown here is a bug, not worth a retry
         if (e instanceof ProtocolError || e instanceof RemoteError || e instanceof TraceMismatchError) this.onConnError(sock, e);
         else this.fail(e as Error);

@@ -158,3 +158,17 @@ test("serve --generate then migrate: verified, 'accuracy -' without predicted pa
   assert.doesNotMatch(one.out, /DONE not acknowledged/);
   assert.equal(s.code, 0, s.err);
 });
+
+test("migrate --connect to something that is not a ppm-prefetch source (an HTTP server) says so, with what it sent", async () => {
+  const http = net.createServer((c) => { c.on("data", () => undefined); c.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"); });
+  await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));
+  try {
+    const port = (http.address() as net.AddressInfo).port;
+    const r = await run(["migrate", "--connect", `127.0.0.1:${port}`, "--trace", "traces/perl.txt.gz"]);
+    assert.equal(r.code, 1, r.err);
+    assert.match(r.err, new RegExp(`127\\.0\\.0\\.1:${port} is not a ppm-prefetch source \\(it sent "HTTP/1\\.1 400 Bad Request"`));
+    assert.equal(r.err.trim().split("\n").length, 1, r.err);
+  } finally {
+    http.close();
+  }
+});
