@@ -35,7 +35,8 @@ const USAGE = `usage: ppm-prefetch compare [--trace FILE | --workload NAME] [opt
   --depth D             predicted pages per fault (default 8)
   --push MODE           background push: ${PUSH_MODES.join(", ")} (default qemu)
   --layout L            ${LAYOUTS.join(", ")} or all (default all)
-  --vm-pages N          guest size in 4 KiB pages for 2m/4k (default 262144 = 1 GiB; at most 2^28)
+  --vm-pages N          guest size in 4 KiB pages for 2m/4k (default 262144 = 1 GiB, or the trace's span
+                        when larger; at most 2^28)
   --seed S              layout and workload seed (default 1)
   --strategies a,b      subset of: ${STRATEGY_NAMES.join(", ")}
   --feedback on|off     piggybacked feedback of touched prefetched pages (default on)
@@ -93,7 +94,10 @@ export async function parseCompareArgs(args: string[], single = false): Promise<
   const linkQueueBytes = intOption("link-queue", v["link-queue"], 0, 0, 1 << 30);
   const requestOverheadUs = numberOption("request-overhead-us", v["request-overhead-us"], 0, 0, 1e7);
   // adaptive depth goes up to twice --depth, and the engine takes at most 256
-  const depth = intOption("depth", v.depth, 8, 0, v.adaptive ? 128 : 256);
+  let depth: number;
+  try { depth = intOption("depth", v.depth, 8, 0, v.adaptive ? 128 : 256); } catch (e) {
+    throw v.adaptive ? new UsageError(`${(e as Error).message} (with --adaptive, which goes up to twice --depth; 0..256 without it)`) : e;
+  }
   const push = choiceOption<PushMode>("push", v.push, "qemu", PUSH_MODES);
   const vmPages = v["vm-pages"] === undefined ? undefined : intOption("vm-pages", v["vm-pages"], 0, 512, MAX_GUEST_PAGES);
   const ips = numberOption("ips", v.ips, 1e9, 1e3, 1e13);

@@ -118,7 +118,8 @@ function engineOptions(text: string | undefined): Partial<FullPredictorOptions> 
     throw new UsageError(`--engine takes a JSON object of engine options, got ${JSON.stringify(text)}`);
   }
   if (o === null || typeof o !== "object" || Array.isArray(o)) throw new UsageError(`--engine takes a JSON object of engine options, got ${JSON.stringify(text)}`);
-  for (const k of ["pageCount", "depth", "streams"]) if (k in o) throw new UsageError(`--engine: ${k} is set by the replay (use --depth for depth)`);
+  const setBy: Record<string, string> = { pageCount: "the trace's pages", depth: "--depth", streams: "the trace's vCPUs" };
+  for (const [k, by] of Object.entries(setBy)) if (k in o) throw new UsageError(`--engine: ${k} is set by the replay (from ${by}), not by --engine`);
   try {
     // (a memoryBytes budget is sized here for a 1-page guest; a replay's guest needs its bitmap too,
     // and a budget too small for it is refused by that replay, naming the trace)

@@ -65,7 +65,9 @@ function round(x: number, d: number): number {
 }
 
 function fmtBits(bps: number): string {
-  return bps >= 1e9 ? `${(bps / 1e9).toFixed(2)} Gbit/s` : `${(bps / 1e6).toFixed(1)} Mbit/s`;
+  if (bps >= 1e9) return `${(bps / 1e9).toFixed(2)} Gbit/s`;
+  if (bps >= 1e5) return `${(bps / 1e6).toFixed(1)} Mbit/s`;
+  return `${Number((bps / 1e3).toPrecision(3))} kbit/s`; // (a tiny --ips or bandwidth: "0.0 Mbit/s" said nothing)
 }
 
 export function describeComparison(c: Comparison, raw: boolean): string {

@@ -153,7 +153,10 @@ export async function run(args: string[]): Promise<number> {
   if (v.history !== undefined) await checkInputFile("--history", v.history);
   let source: HistorySpec = parseHistorySpec(DEFAULT_HISTORY);
   if (v["history-source"] !== undefined) {
-    try { source = parseHistorySpec(v["history-source"]); } catch (e) { throw new UsageError(`--history-source: ${(e as Error).message}`); }
+    try { source = parseHistorySpec(v["history-source"]); } catch (e) {
+      // (parseHistorySpec lists every source; serve takes all but `earlier`)
+      throw new UsageError(`--history-source: ${(e as Error).message.replace(", earlier,", ",")}`);
+    }
     if (source.kind === "earlier") throw new UsageError("--history-source earlier is not a serve option: a model carried from an earlier migration is the QEMU proxy's --model FILE");
     if (source.kind !== "none" && !v.history) throw new UsageError(`--history-source ${v["history-source"]} needs --history TRACE`);
   }

@@ -61,6 +61,12 @@ test("bad options exit with code 2 and a clear message", async () => {
   const neg = await cli(["compare", "--depth", "-1"]).catch((e) => e);
   assert.equal(neg.code, 2);
   assert.match(neg.stderr, /--depth must be an integer in 0\.\.256, got "-1"/);
+  // A range that depends on another option says which and why; a refused --engine key names what sets it.
+  const ad = await cli(["compare", "--depth", "256", "--adaptive"]).catch((e) => e);
+  assert.equal(ad.code, 2);
+  assert.match(ad.stderr, /--depth must be an integer in 0\.\.128, got "256" \(with --adaptive, which goes up to twice --depth; 0\.\.256 without it\)/);
+  const st = await cli(["quality", "--engine", '{"streams":1}']).catch((e) => e);
+  assert.match(st.stderr, /--engine: streams is set by the replay \(from the trace's vCPUs\), not by --engine/);
 });
 
 test("quality --engine replaces engine defaults and --seed the placement, as the library call does", async () => {
