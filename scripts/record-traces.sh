@@ -10,7 +10,8 @@
 # many recordings run at once, default 1), MAX (replaces every --max-accesses: quick trial runs).
 #
 # Needs valgrind and the recorded programs (Debian 12 packages): python3 (/usr/bin/python3), perl,
-# gcc-12 (cc1), libpng-dev (pngtest.c, its headers), sqlite3, bzip2, mawk, coreutils (tsort, sort).
+# gcc-12 (cc1), libpng-dev (pngtest.c, its headers), sqlite3, bzip2, mawk, coreutils (tsort, sort),
+# zstd, jq, tcl8.6 (tclsh), binutils (objdump) and the sqlite3 binary it disassembles.
 # Every input is generated here from fixed seeds (their md5 sums are in traces/README.md) and the
 # programs' environment is pinned (`env -i`, hash seeds fixed), so a re-recording on the same package
 # versions repeats a trace: valgrind lays out memory deterministically, two runs gave identical files.
@@ -25,7 +26,7 @@ mkdir -p "$WORK" "$OUT"
 PY=/usr/bin/python3
 CC1=$(gcc -print-prog-name=cc1)
 PNGTEST=/usr/share/doc/libpng-dev/examples/pngtest.c
-ALL="python perl gcc sqlite-query bzip2 json tsort awk sort"
+ALL="python perl gcc sqlite-query bzip2 json tsort awk sort zstd jq tcl objdump"
 NAMES=${*:-$ALL}
 
 # ------------------------------------------------------------------------------------------------
@@ -67,6 +68,9 @@ recs = [{"id": i, "name": word(b) + " " + word(b), "score": b(1000), "ratio": b(
          "geo": {"lat": b(180000) / 1000 - 90, "lon": b(360000) / 1000 - 180}} for i in range(60_000)]
 with open(os.path.join(work, "data.json"), "w") as f:
     json.dump(recs, f)
+# small.json: the first 8,000 of those records, ~1.4 MB (jq: parse, filter, sort, all within its N)
+with open(os.path.join(work, "small.json"), "w") as f:
+    json.dump(recs[:8000], f)
 # edges.txt: a random DAG, 60,000 nodes and 240,000 edges "u v" (u < v in a hidden order) (tsort)
 b = rng(5)
 n = 60_000
@@ -121,6 +125,18 @@ BEGIN {
   printf "%.6f\n", s
 }
 AWK
+  # tcl: another interpreter (Tcl 8.6's bytecode engine): a dict of 60,000 keys, sorted, joined, scanned
+  cat > "$WORK/workload.tcl" <<'EOF'
+set d [dict create]
+for {set i 0} {$i < 60000} {incr i} {
+  dict set d k[expr {($i * 7919) % 60013}] [string repeat [format %c [expr {97 + $i % 26}]] [expr {1 + $i % 17}]]
+}
+set keys [lsort [dict keys $d]]
+set total 0
+foreach k $keys { incr total [string length [dict get $d $k]] }
+set words [split [string map {a " " e " "} [join [lrange $keys 0 20000] ""]] " "]
+puts "$total [llength $words] [llength [lsort -unique $words]]"
+EOF
   # perl: word frequencies, regex rewriting and a sort of the text
   cat > "$WORK/workload.pl" <<'EOF'
 my (%freq, %bigram, @out);
@@ -182,8 +198,11 @@ ENV="PATH=/usr/bin:/bin LC_ALL=C HOME=/nonexistent PYTHONHASHSEED=0 PERL_HASH_SE
 rec() {
   name=$1; max=${MAX:-$2}; input=$3; shift 3
   [ "$input" = - ] && input=/dev/null
+  # The held-out traces (recorded to check the defaults, never to tune them: RESULTS.md section 2) go apart.
+  dest=$OUT/$name.txt.gz
+  case $name in zstd|jq|tcl|objdump) mkdir -p "$OUT/held-out"; dest=$OUT/held-out/$name.txt.gz ;; esac
   echo "== $name: --max-accesses $max -- $* < $input" >&2
-  (cd "$WORK" && env -i $ENV $PPM record --out "$OUT/$name.txt.gz" --max-accesses "$max" -- "$@" < "$input" > /dev/null)
+  (cd "$WORK" && env -i $ENV $PPM record --out "$dest" --max-accesses "$max" -- "$@" < "$input" > /dev/null)
 }
 
 record_one() {
@@ -197,6 +216,10 @@ record_one() {
     tsort) rec tsort 20000000 - tsort edges.txt ;;
     awk) rec awk 16000000 - mawk -f numeric.awk ;;
     sort) rec sort 80000000 - sort --parallel=1 -S 64M lines.txt ;;
+    zstd) rec zstd 15000000 - zstd -6 -q -c text.txt ;;
+    jq) rec jq 20000000 - jq -c '[.[] | select(.score > 300) | {id, name, t: (.tags | join(","))}] | sort_by(.name) | length' small.json ;;
+    tcl) rec tcl 20000000 - tclsh workload.tcl ;;
+    objdump) rec objdump 20000000 - objdump -d --no-show-raw-insn /usr/bin/sqlite3 ;;
     *) echo "unknown trace $1 (known: $ALL)" >&2; return 2 ;;
   esac
 }
