@@ -67,13 +67,33 @@ if (values.help) {
   process.stdout.write(HELP);
   process.exit(0);
 }
-const runs = Number(values.runs ?? 3);
-const delayMs = Number(values["delay-ms"] ?? 5);
-const postcopyMbs = Number(values["postcopy-mbs"] ?? 30);
+/** A numeric option, refused (exit 2, naming it and its value) outside [min, max] or not whole when it must be. */
+function num(name: string, def: number | undefined, min: number, max: number, integer: boolean): number | undefined {
+  const raw = values[name as keyof typeof values];
+  if (raw === undefined) return def;
+  const x = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
+  if (!Number.isFinite(x) || x < min || x > max || (integer && !Number.isInteger(x))) {
+    process.stderr.write(`qemu-demo: --${name} must be ${integer ? "an integer" : "a number"} in ${min}..${max}, got ${JSON.stringify(raw)}\n`);
+    process.exit(2);
+  }
+  return x;
+}
+const runs = num("runs", 3, 1, 10000, true)!;
+const delayMs = num("delay-ms", 5, 0, 60000, false)!;
+const postcopyMbs = num("postcopy-mbs", 30, 0.001, 1e6, false)!;
+const hopsOption = num("hops", undefined, 1, 1000, true);
+const memMb = num("mem-mb", 512, 64, 1 << 20, true)!;
+const maxPagesOption = num("max-pages", undefined, 0, 256, true);
+const minConfidenceOption = num("min-confidence", undefined, 0, 1, false);
+const depthOption = num("depth", undefined, 0, 256, true);
+if (values.guest !== undefined && !["md5", "walk", "both"].includes(values.guest)) {
+  process.stderr.write(`qemu-demo: --guest must be md5, walk or both, got ${JSON.stringify(values.guest)}\n`);
+  process.exit(2);
+}
 const REGIMES = ["loopback", "latency-bound", "latency", "bandwidth"];
 const regimes = values.regime === "both" ? ["latency", "bandwidth"] : values.regime === "all" ? REGIMES : (values.regime ?? "loopback,latency-bound").split(",");
 for (const r of regimes) if (!REGIMES.includes(r)) { process.stderr.write(`qemu-demo: unknown regime ${r}\n`); process.exit(2); }
-const returnDelayMs = Number(values["return-delay-ms"] ?? 2);
+const returnDelayMs = num("return-delay-ms", 2, 0, 60000, false)!;
 const precopyMs = Number(values["precopy-ms"] ?? 0);
 if (!Number.isFinite(precopyMs) || precopyMs < 0 || precopyMs > 600000) { process.stderr.write(`qemu-demo: --precopy-ms must be 0..600000, got ${values["precopy-ms"]}\n`); process.exit(2); }
 let configs = (values.configs ?? "proxy,proxy-ppm").split(",");
@@ -142,21 +162,21 @@ for (const k of guestKinds) {
 }
 const all: (RunResult & { regime: string; guest: string; label: string })[] = [];
 const basePolicy: Partial<QemuPolicyOptions> = {
-  ...(values["max-pages"] !== undefined ? { maxPages: Number(values["max-pages"]) } : {}),
-  ...(values["min-confidence"] !== undefined ? { minConfidence: Number(values["min-confidence"]) } : {}),
+  ...(maxPagesOption !== undefined ? { maxPages: maxPagesOption } : {}),
+  ...(minConfidenceOption !== undefined ? { minConfidence: minConfidenceOption } : {}),
 };
 let failed = 0;
 for (const guest of guests) for (const regime of regimes) {
-  const hops = Number(values.hops ?? (guest.kind === "walk" ? 2 : 1));
+  const hops = hopsOption ?? (guest.kind === "walk" ? 2 : 1);
   for (let i = 0; i < runs; i++) {
     for (const label of configs) {
       const config = baseConfig(label);
       const r = await runMigration({
-        guest, config, hops, precopyMs, timeoutMs: 150000 * hops + precopyMs, preempt: !!values.preempt || regime === "latency-bound", memMb: Number(values["mem-mb"] ?? 512), accel: values.accel,
+        guest, config, hops, precopyMs, timeoutMs: 150000 * hops + precopyMs, preempt: !!values.preempt || regime === "latency-bound", memMb, accel: values.accel,
         delayMs: regime === "latency" ? delayMs : 0,
         returnDelayMs: regime === "latency-bound" ? returnDelayMs : undefined,
         postcopyBandwidth: regime === "bandwidth" ? postcopyMbs * 1024 * 1024 : 0,
-        engine: values.depth !== undefined ? { depth: Number(values.depth) } : {},
+        engine: depthOption !== undefined ? { depth: depthOption } : {},
         policy: policyOf(label, basePolicy), scannerReturn: scanReturnOf(label),
         log: values.verbose ? err : undefined,
       });

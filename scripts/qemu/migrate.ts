@@ -102,6 +102,26 @@ async function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+// QEMUs and temporary folders of the runs in progress. A harness killed mid-run (Ctrl-C, a timeout's
+// SIGTERM) must not leave VMs running under init or their sockets and logs in /tmp: the first signal
+// kills what is live, removes the folders, and ends the process as the signal would have.
+const live = { procs: new Set<ChildProcess>(), dirs: new Set<string>() };
+function cleanUpNow(): void {
+  for (const p of live.procs) if (p.exitCode === null && p.signalCode === null) { try { p.kill("SIGKILL"); } catch { /* gone */ } }
+  for (const d of live.dirs) fs.rmSync(d, { recursive: true, force: true });
+  live.procs.clear();
+  live.dirs.clear();
+}
+let handlersInstalled = false;
+function installCleanup(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  process.on("exit", cleanUpNow);
+  for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]] as const) {
+    process.once(sig, () => { cleanUpNow(); process.exit(code); });
+  }
+}
+
 /** `R <i> <kind> <md5>` lines of a serial log. */
 export function readResults(file: string): { i: number; kind: string; sum: string }[] {
   if (!fs.existsSync(file)) return [];
@@ -152,6 +172,8 @@ function startQemu(o: RunOptions, dir: string, name: string, extra: string[]): C
     "-qmp", `unix:${path.join(dir, name + ".qmp")},server=on,wait=off`, ...extra,
   ];
   const p = spawn(qemuBinary() ?? "qemu-system-x86_64", args, { stdio: ["ignore", "ignore", "pipe"] });
+  live.procs.add(p);
+  p.once("exit", () => live.procs.delete(p));
   let err = "";
   p.stderr!.on("data", (d) => { err += d; });
   (p as ChildProcess & { errText: () => string }).errText = () => err;
@@ -160,7 +182,9 @@ function startQemu(o: RunOptions, dir: string, name: string, extra: string[]): C
 
 export async function runMigration(o: RunOptions): Promise<RunResult> {
   const log = o.log ?? (() => {});
+  installCleanup();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ppm-qemu-"));
+  live.dirs.add(dir);
   const preempt = !!o.preempt;
   const deadline = Date.now() + (o.timeoutMs ?? 180000);
   const procs: ChildProcess[] = [];
@@ -353,6 +377,7 @@ export async function runMigration(o: RunOptions): Promise<RunResult> {
     for (const q of qmps) { try { await Promise.race([q.cmd("quit"), sleep(1000)]); } catch { /* gone */ } q.close(); }
     for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
     if (proxy) await (proxy as QemuProxy).close();
+    live.dirs.delete(dir);
     if (!o.keepDir) fs.rmSync(dir, { recursive: true, force: true });
     else log(`logs kept in ${dir}`);
   }
