@@ -70,9 +70,10 @@ const USAGE = `usage: ppm-prefetch serve --image FILE [options]
   --exit-after N        exit once N migrations completed (default 0 = serve until interrupted)
   --quiet               no per-migration log
   --json                stdout carries JSON lines only: once listening {"event":"listening","host",
-                        "port","pages","digest","strategy","push"} (without --json: the line
-                        "listening on HOST:PORT pages=... digest=... strategy=... push=..."), and on exit
-                        one line: the counters, the event loop (delay, utilization, CPU time) and per
+                        "port","pages","digest","strategy","push","order"} (without --json: the line
+                        "listening on HOST:PORT pages=... digest=... strategy=... push=... order=...";
+                        order is what the push runs: ppm's own is hines+history), and on exit one
+                        line: the counters, the event loop (delay, utilization, CPU time) and per
                         migration the source's figures (HELLO to WELCOME, training time, per-fault
                         service time from FAULT read to page written, loop time spent)
   --timeline            with --json (required): also each FAULT's read and written times (monotonic ns)
@@ -298,9 +299,15 @@ export async function run(args: string[]): Promise<number> {
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
     // with --json, stdout carries JSON lines only: this one first, the report on exit last
-    const listening = { host: server.host, port: server.port, pages: pageCount, digest: server.digest.toString("hex"), strategy: strategyName, push };
+    // `push` is what was asked; `order` what the push runs: a strategy that carries its own push (the
+    // `ppm` policy: Hines' bubbling with its history's replay; `qemu`; `hines`) sets the order (source.ts).
+    const trained = v.history !== undefined && source.kind !== "none";
+    const own = spec === null ? undefined : strategyName === "ppm" && engineFlags.length === 0 ? (trained ? "hines+history" : "hines")
+      : strategyName === "qemu" || strategyName === "hines" ? strategyName : undefined;
+    const order = push === "none" ? "none" : own ?? push;
+    const listening = { host: server.host, port: server.port, pages: pageCount, digest: server.digest.toString("hex"), strategy: strategyName, push, order };
     process.stdout.write(v.json ? JSON.stringify({ event: "listening", ...listening }) + "\n"
-      : `listening on ${listening.host}:${listening.port} pages=${listening.pages} digest=${listening.digest} strategy=${listening.strategy} push=${listening.push}\n`);
+      : `listening on ${listening.host}:${listening.port} pages=${listening.pages} digest=${listening.digest} strategy=${listening.strategy} push=${listening.push} order=${listening.order}\n`);
     await finished;
     clearInterval(timer);
     if (v.json) {

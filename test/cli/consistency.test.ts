@@ -46,7 +46,7 @@ test("serve --json: the listening address is a JSON line on stdout (the human li
   const first = srv.out().split("\n")[0];
   assert.doesNotMatch(first, /listening on/);
   const ev = JSON.parse(first) as Record<string, unknown>;
-  assert.deepEqual(Object.keys(ev), ["event", "host", "port", "pages", "digest", "strategy", "push"]);
+  assert.deepEqual(Object.keys(ev), ["event", "host", "port", "pages", "digest", "strategy", "push", "order"]);
   assert.equal(ev.event, "listening");
   assert.equal(ev.host, "127.0.0.1");
   assert.ok(Number.isInteger(ev.port) && (ev.port as number) > 0, `port ${ev.port}`);
@@ -54,6 +54,7 @@ test("serve --json: the listening address is a JSON line on stdout (the human li
   assert.match(ev.digest as string, /^[0-9a-f]{64}$/);
   assert.equal(ev.strategy, "demand");
   assert.equal(ev.push, "none");
+  assert.equal(ev.order, "none");
   // the address and the digest are the served ones: a migration to that port verifies that image
   const mig = await run(["migrate", "--connect", `127.0.0.1:${ev.port}`, "--trace", f("ok.txt")]);
   assert.equal(mig.code, 0, mig.err);
@@ -72,7 +73,13 @@ test("serve --json: the listening address is a JSON line on stdout (the human li
   human.kill("SIGTERM");
   const h = await human.done;
   assert.equal(h.code, 0, h.err);
-  assert.match(h.out, /^listening on 127\.0\.0\.1:\d+ pages=256 digest=[0-9a-f]{64} strategy=demand push=none\n$/);
+  assert.match(h.out, /^listening on 127\.0\.0\.1:\d+ pages=256 digest=[0-9a-f]{64} strategy=demand push=none order=none\n$/);
+  // ppm carries its own push: the line says what runs (Hines' bubbling; with a history, its replay too)
+  const own = cli(["serve", "--image", img, "--port", "0", "--quiet"]);
+  await until(() => own.out().includes("\n"), "serve's first line");
+  own.kill("SIGTERM");
+  const o = await own.done;
+  assert.match(o.out, / strategy=ppm push=linear order=hines\n$/);
 });
 
 // --- --version ---------------------------------------------------------------------------------------
