@@ -12,7 +12,7 @@ import { PUSH_MODES, type PushMode } from "../sim/push.js";
 import { STRATEGIES, STRATEGY_NAMES, isStrategyName } from "../strategies/index.js";
 import { compareStrategies, type Comparison, type RunOptions } from "../sim/run.js";
 import { DEFAULT_PARAMS, QUEUE_POLICIES, type QueuePolicy } from "../sim/simulator.js";
-import { describeComparison, formatSummary, formatTable, formatVerdict, renderSvg, toJson, writeAtomic } from "./report.js";
+import { describeComparison, formatLegend, formatSummary, formatTable, formatVerdict, renderSvg, toJson, writeAtomic } from "./report.js";
 import { parseHistorySpec, formatHistorySpec, needsWrites, intervalMs, DEFAULT_HISTORY, type HistorySpec } from "../history/sources.js";
 import { MAX_GUEST_PAGES, checkAccesses, checkFits, checkInputFile, checkOutputDir, checkSpan, maxPageOf, readTraceFile } from "./input.js";
 
@@ -215,8 +215,9 @@ export async function run(args: string[]): Promise<number> {
     }
     process.stdout.write(JSON.stringify({ trace: j.trace, history: j.history, strategies: j.strategies }, null, 2) + "\n");
   } else {
+    if (comps.length > 0) process.stdout.write(`\n${formatLegend(comps[0].params.push)}`);
     for (const c of comps) process.stdout.write(`\n${describeComparison(c, opts.rawBandwidth ?? false)}\n${describeHistory(c)}${formatTable(c)}`);
-    if (comps.length > 1) process.stdout.write(`\nsummary (${trace.name}): network faults as % of demand paging (waits on pages in flight: the tables above), total stall\n${formatSummary(comps)}`);
+    if (comps.length > 1) process.stdout.write(`\nsummary (${trace.name}): network faults as % of demand paging, and total stall (requests, which add the waits on pages in flight, are in the tables above)\n${formatSummary(comps)}`);
     else process.stdout.write(formatVerdict(comps)); // one layout: no summary table, the verdict still
   }
   if (setup.svg) {

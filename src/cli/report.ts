@@ -82,12 +82,13 @@ export function describeComparison(c: Comparison, raw: boolean): string {
 
 /** One table, strategies as rows. */
 export function formatTable(c: Comparison): string {
-  const head = ["strategy", "faults", "% demand", "in-flight", "stall ms", "p99 us", "completion ms", "slowdown", "migration ms", "fault-path pages", "accuracy", "coverage"];
+  const head = ["strategy", "faults", "% demand", "in-flight", "requests", "stall ms", "p99 us", "completion ms", "slowdown", "migration ms", "fault-path pages", "accuracy", "coverage"];
   const rows = c.results.map((r) => [
     r.strategy,
     String(r.faults),
     pct(r.faults / Math.max(1, r.demandFaults)),
     String(r.inflightFaults),
+    String(r.faults + r.inflightFaults),
     ms(r.stallS).toFixed(2),
     (r.stall.p99 * 1e6).toFixed(0),
     ms(r.completionS).toFixed(2),
@@ -100,6 +101,30 @@ export function formatTable(c: Comparison): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((x, i) => (i === 0 ? x.padEnd(w[i]) : x.padStart(w[i]))).join("  ");
   return [line(head), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(line)].join("\n") + "\n";
+}
+
+/**
+ * What the table's columns and rows are, printed once above the first table: a first-time reader
+ * meets "in-flight", "requests" and rows that read the future before any text explains them.
+ */
+export function formatLegend(push: string): string {
+  const lines = [
+    "columns: faults = network faults (a round trip that sends the page); in-flight = waits on a page already on",
+    "  the wire; requests = both (what the destination sends: the verdict's measure); stall ms = the vCPUs' total wait",
+  ];
+  if (push === "none") {
+    lines.push("rows: no background push, but qemu and hines are push orders and run theirs (QEMU's scanner, Hines' bubbling);",
+      "  oracle* rows read the future (bounds: the true next pages per fault, not a perfect order)");
+  }
+  else {
+    lines.push(
+      `rows: readahead, leap and the other fault-path strategies run the push named (${push}); qemu and hines are push`,
+      "  orders alone (QEMU's scanner, Hines' bubbling); ppm, history-push and oracle-push order their own push;",
+      "  oracle* rows read the future (bounds of one lever each: the true next pages per fault can stall more than a",
+      "  better push order)",
+    );
+  }
+  return lines.join("\n") + "\n";
 }
 
 /** A stall in ms for the summary and the verdict: three significant digits (one decimal from 10 ms on), so sub-ms stalls keep their differences. */

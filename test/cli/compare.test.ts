@@ -194,7 +194,11 @@ test("compare prints a table per layout and writes an SVG chart atomically; simu
   const svg = join(dir, "chart.svg");
   const { stdout } = await cli(["compare", "--workload", "multi", "--accesses", "8000", "--pages", "1024", "--strategies", "demand,qemu,leap", "--svg", svg]);
   for (const l of ["virtual", "2m", "4k"]) assert.match(stdout, new RegExp(`layout ${l}:`));
-  assert.match(stdout, /strategy\s+faults\s+% demand/);
+  assert.match(stdout, /strategy\s+faults\s+% demand\s+in-flight\s+requests\s+stall ms/);
+  // the legend, once, above the first table: what the columns count and which rows run which push
+  assert.equal(stdout.split("columns: faults = network faults").length, 2, "one legend");
+  assert.ok(stdout.indexOf("columns:") < stdout.indexOf("strategy  "), "legend before the first table");
+  assert.match(stdout, /requests = both \(what the destination sends/);
   const text = readFileSync(svg, "utf8");
   assert.match(text, /^<\?xml/);
   assert.match(text, /<svg [^>]*width="\d+"/);
