@@ -89,7 +89,7 @@ export async function run(given: string[]): Promise<number> {
       writes = tr.writes !== undefined;
       kept.set(t, tr);
     }
-    if (writesNeeded && !writes) throw new UsageError(`--history ${formatHistorySpec(history)} needs a trace that records writes (the r/w kind column); ${t} does not`);
+    if (writesNeeded && !writes) throw new UsageError(`--history ${values.history} needs a trace that records writes (the r/w kind column); ${t} does not`);
   }
   const progress = process.stderr.isTTY ? (m: string) => process.stderr.write(`\r\x1b[K${m}`) : undefined;
   const opts = { layouts: layouts as LayoutName[], switchAt, depth, feedback, seed, engine, trainChunk, history, onProgress: progress };

@@ -67,6 +67,12 @@ test("bad options exit with code 2 and a clear message", async () => {
   assert.match(ad.stderr, /--depth must be an integer in 0\.\.128, got "256" \(with --adaptive, which goes up to twice --depth; 0\.\.256 without it\)/);
   const st = await cli(["quality", "--engine", '{"streams":1}']).catch((e) => e);
   assert.match(st.stderr, /--engine: streams is set by the replay \(from the trace's vCPUs\), not by --engine/);
+  // a history the trace cannot give is named as typed (not as its normalised interval, writes:1e7)
+  const plain = join(dir, "no-kind.txt");
+  writeFileSync(plain, "1 10\n2 10\n3 10\n4 10\n");
+  const wr = await cli(["quality", plain, "--history", "writes:10ms"]).catch((e) => e);
+  assert.equal(wr.code, 2);
+  assert.match(wr.stderr, /--history writes:10ms needs a trace that records writes/);
 });
 
 test("quality --engine replaces engine defaults and --seed the placement, as the library call does", async () => {
