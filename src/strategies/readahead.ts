@@ -5,8 +5,9 @@
  *
  * At each fault the window (swap-window.ts) comes from the hits since the previous fault: how many
  * of the pages the previous readaheads brought in were touched (the destination's feedback). Its
- * place: forward from the fault when the fault is right after the previous one, backward when right
- * before it, else centred on it ((window - 1) / 2 pages before). It is clamped to the fault's 2 MiB
+ * place: forward from the fault when the fault is right after the last page looked up (the previous
+ * fault, or the last read-ahead page touched since: Linux moves the readahead's address on every
+ * swap-cache hit), backward when right before it, else centred on it ((window - 1) / 2 pages before). It is clamped to the fault's 2 MiB
  * region (Linux reads the PTEs of one page-table page). Every absent page of it is read; pages
  * already present cost nothing and are not replaced by others. The first fault starts with 4 hits,
  * as Linux's VMA state does ("a small window" to start).
@@ -34,7 +35,9 @@ export function createReadahead(ctx: StrategyContext, name = "readahead"): Reada
     get size() { return prevWin; },
     setDepth(d) { maxWin = maxWindowFor(d); },
     onPresent: (p) => pages.markPresent(p),
-    onTouch: (p) => pages.touched(p),
+    // A touch of a read-ahead page is a swap-cache hit: Linux counts it and moves the readahead's
+    // address to it (`lookup_swap_cache`), so a stream the readahead keeps up with reads forward.
+    onTouch: (p) => { pages.touched(p); if (p >= 0 && p < pageCount) prevFault = p; },
     onFault(f) {
       const win = swapinWindow(prevFault, f, pages.takeHits(), maxWin, prevWin, false);
       const prev = prevFault;
