@@ -83,7 +83,7 @@ const delayMs = num("delay-ms", 5, 0, 60000, false)!;
 const postcopyMbs = num("postcopy-mbs", 30, 0.001, 1e6, false)!;
 const hopsOption = num("hops", undefined, 1, 1000, true);
 const memMb = num("mem-mb", 512, 64, 1 << 20, true)!;
-const maxPagesOption = num("max-pages", undefined, 0, 256, true);
+const maxPagesOption = num("max-pages", undefined, 1, 64, true); // (the proxy's --max-pages range)
 const minConfidenceOption = num("min-confidence", undefined, 0, 1, false);
 const depthOption = num("depth", undefined, 0, 256, true);
 if (values.guest !== undefined && !["md5", "walk", "both"].includes(values.guest)) {
@@ -94,8 +94,7 @@ const REGIMES = ["loopback", "latency-bound", "latency", "bandwidth"];
 const regimes = values.regime === "both" ? ["latency", "bandwidth"] : values.regime === "all" ? REGIMES : (values.regime ?? "loopback,latency-bound").split(",");
 for (const r of regimes) if (!REGIMES.includes(r)) { process.stderr.write(`qemu-demo: unknown regime ${r}\n`); process.exit(2); }
 const returnDelayMs = num("return-delay-ms", 2, 0, 60000, false)!;
-const precopyMs = Number(values["precopy-ms"] ?? 0);
-if (!Number.isFinite(precopyMs) || precopyMs < 0 || precopyMs > 600000) { process.stderr.write(`qemu-demo: --precopy-ms must be 0..600000, got ${values["precopy-ms"]}\n`); process.exit(2); }
+const precopyMs = num("precopy-ms", 0, 0, 600000, false)!;
 let configs = (values.configs ?? "proxy,proxy-ppm").split(",");
 const POLICY_KEYS: Record<string, [keyof QemuPolicyOptions, number, number, boolean]> = {
   "max-pages": ["maxPages", 1, 64, true], "min-confidence": ["minConfidence", 0, 1, false],

@@ -184,7 +184,7 @@ export async function runMigration(o: RunOptions): Promise<RunResult> {
   const log = o.log ?? (() => {});
   installCleanup();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ppm-qemu-"));
-  live.dirs.add(dir);
+  if (!o.keepDir) live.dirs.add(dir); // (a folder asked to be kept is kept, signal or not)
   const preempt = !!o.preempt;
   const deadline = Date.now() + (o.timeoutMs ?? 180000);
   const procs: ChildProcess[] = [];

@@ -72,10 +72,11 @@ const USAGE = `usage: ppm-prefetch serve --image FILE [options]
   --json                stdout carries JSON lines only: once listening {"event":"listening","host",
                         "port","pages","digest","strategy","push","order"} (without --json: the line
                         "listening on HOST:PORT pages=... digest=... strategy=... push=... order=...";
-                        order is what the push runs: ppm's own is hines+history), and on exit one
-                        line: the counters, the event loop (delay, utilization, CPU time) and per
-                        migration the source's figures (HELLO to WELCOME, training time, per-fault
-                        service time from FAULT read to page written, loop time spent)
+                        order is what the push runs: ppm's own is hines, hines+history with a
+                        --history), and on exit one line: the counters, the event loop (delay,
+                        utilization, CPU time) and per migration the source's figures (HELLO to
+                        WELCOME, training time, per-fault service time from FAULT read to page
+                        written, loop time spent)
   --timeline            with --json (required): also each FAULT's read and written times (monotonic ns)
 `;
 
@@ -197,7 +198,7 @@ export async function run(args: string[]): Promise<number> {
     // Replacing an image is what --generate is for; replacing anything else (a trace named by mistake)
     // is not: an existing file is overwritten only if it could be an image (whole 4096-byte pages).
     const old = existsSync(v.image) ? statSync(v.image) : null;
-    if (old && (!old.isFile() || old.size === 0 || old.size % 4096 !== 0)) {
+    if (old && (!old.isFile() || old.size % 4096 !== 0)) { // (an empty file holds nothing to lose)
       throw new UsageError(`--image ${v.image} exists and is not a memory image (${old.isFile() ? `${old.size} bytes, not whole 4096-byte pages` : "not a regular file"}): --generate would overwrite it; remove it or name another file`);
     }
     generateBytes = bytes;

@@ -341,7 +341,7 @@ class Migration {
         // Garbage before any WELCOME: whatever listens there is not a ppm-prefetch source (an HTTP server
         // reads as a frame of a billion bytes); say that, and what it sent.
         if (e instanceof ProtocolError && !this.serving && (e.code === ErrorCode.Oversized || e.code === ErrorCode.Malformed)) {
-          e = new ProtocolError(e.code, `${this.host}:${this.o.port} is not a ppm-prefetch source (it sent ${JSON.stringify(opening.toString("latin1"))}...; ${e.detail})`);
+          e = new ProtocolError(e.code, `${this.host}:${this.o.port} is not a ppm-prefetch source (it sent ${JSON.stringify(opening.toString("latin1"))}${opening.length >= 24 ? "..." : ""}; ${e.detail})`);
         }
         // a frame the link damaged is a link failure; anything else thrown here is a bug, not worth a retry
         if (e instanceof ProtocolError || e instanceof RemoteError || e instanceof TraceMismatchError) this.onConnError(sock, e);

@@ -17,6 +17,8 @@ test("qemu-demo: bad numbers and an unknown guest are refused by name, exit 2, n
     [["--mem-mb", "12.5"], /--mem-mb must be an integer/],
     [["--min-confidence", "2"], /--min-confidence must be a number in 0\.\.1, got "2"/],
     [["--runs", ""], /--runs must be an integer in 1\.\.10000, got ""/],
+    [["--max-pages", "0"], /--max-pages must be an integer in 1\.\.64, got "0"/],
+    [["--precopy-ms", ""], /--precopy-ms must be a number in 0\.\.600000, got ""/],
   ];
   for (const [args, re] of cases) {
     const r = spawnSync(process.execPath, ["--import", "tsx", "scripts/qemu-demo.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
