@@ -115,8 +115,7 @@ export function formatLegend(push: string): string {
   if (push === "none") {
     lines.push("rows: no background push, but qemu and hines are push orders and run theirs (QEMU's scanner, Hines' bubbling);",
       "  oracle* rows read the future (bounds: the true next pages per fault, not a perfect order)");
-  }
-  else {
+  } else {
     lines.push(
       `rows: readahead, leap and the other fault-path strategies run the push named (${push}); qemu and hines are push`,
       "  orders alone (QEMU's scanner, Hines' bubbling); ppm, history-push and oracle-push order their own push;",

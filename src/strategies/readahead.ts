@@ -7,8 +7,8 @@
  * of the pages the previous readaheads brought in were touched (the destination's feedback). Its
  * place: forward from the fault when the fault is right after the last page looked up (the previous
  * fault, or the last read-ahead page touched since: Linux moves the readahead's address on every
- * swap-cache hit), backward when right before it, else centred on it ((window - 1) / 2 pages before). It is clamped to the fault's 2 MiB
- * region (Linux reads the PTEs of one page-table page). Every absent page of it is read; pages
+ * swap-cache hit), backward when right before it, else centred on it ((window - 1) / 2 pages
+ * before). It is clamped to the fault's 2 MiB region (Linux reads the PTEs of one page-table page). Every absent page of it is read; pages
  * already present cost nothing and are not replaced by others. The first fault starts with 4 hits,
  * as Linux's VMA state does ("a small window" to start).
  */

@@ -41,7 +41,7 @@ export function swapinWindow(prevFault: number, fault: number, hits: number, max
 export class ReadaheadPages {
   private readonly present: Uint8Array;
   private readonly flagged: Uint8Array;
-  /** Flagged pages touched since the last take(). */
+  /** Flagged pages touched since the last takeHits(). */
   private hits: number;
 
   constructor(readonly pageCount: number, initialHits: number) {
