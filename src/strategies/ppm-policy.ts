@@ -10,9 +10,10 @@
  *    the faulted page's last occurrence (temporal-push.ts: on a saturated link the order of the push
  *    is what decides the stall), the others are Hines' bubbling around the latest fault (p-1, p+1,
  *    p-2, p+2, ...): the pages next to a fault, on both sides, are the likeliest next ones where
- *    memory is contiguous (over the 11 traces, Hines' push alone is the best spatial anchor in 18 of
- *    the 22 contiguous cells, 14 when it bubbled two forward per one back). Where the push is someone else's (QEMU's own scanner, in the proxy)
- *    the policy plans around it;
+ *    memory is contiguous (over the 11 traces, Hines' push alone has the least stall of the
+ *    spatial anchors in 14 of the 22 contiguous cells, Leap's and Linux's readahead on QEMU's push
+ *    in 7: `node --import tsx scripts/ppm-table.ts`). Where the push is someone else's (QEMU's own
+ *    scanner, in the proxy) the policy plans around it;
  *  - few pages per fault (`pushDepth`, 2): the first pages of a search carry most of its probability;
  *    the later ones are worth less than the push pages they hold back (depth 3 measured no better
  *    over all traces, and deeper batches lose the contiguous layouts: RESULTS.md section 2);
